@@ -1,0 +1,115 @@
+# ngx_http_dingtalk_module
+#
+#   make              the module (build/ngx_http_dingtalk_module.so)
+#   make test         unit tests, then integration tests against Debian's nginx
+#   make unit         GoogleTest unit tests of the C++ core
+#   make integration  pytest suite: real nginx + the module + mock DingTalk
+#   make run          nginx with the module on nginx.conf.example (port 5000)
+#   make format       clang-format every source file
+#   make clean
+#
+# NGINX_SRC names the nginx source tree to build against (default: Debian's nginx-dev tree).
+# It is copied into build/, never written to.
+
+NGINX_SRC ?= /usr/share/nginx/src
+NGINX_BIN ?= /usr/sbin/nginx
+BUILD     ?= build
+PYTHON    ?= /usr/bin/python3
+
+# Debian's own hardening flags, as its nginx binary was built with.
+MODULE_CC_OPT ?= -g -O2 -fstack-protector-strong -Wformat -Werror=format-security -fPIC \
+                 -D_FORTIFY_SOURCE=2
+MODULE_LD_OPT ?= -Wl,-z,relro -Wl,-z,now -fPIC
+
+CXX       ?= g++
+CXXFLAGS  ?= -O2 -g
+CXXFLAGS  += -std=c++17 -Wall -Wextra -Werror -fPIC
+LIBS       = -ljansson -lcurl -lcrypto -ldate-tz -pthread
+
+CORE_SRCS  = src/alert.cpp src/delivery.cpp src/render.cpp src/sender.cpp src/sign.cpp \
+             src/zone.cpp
+CORE_HDRS  = $(wildcard src/*.hpp)
+GLUE_SRCS  = src/ngx_http_dingtalk_module.cpp
+UNIT_SRCS  = $(wildcard t/unit/*.cpp)
+
+NGX_TREE   = $(BUILD)/nginx
+MODULE     = $(BUILD)/ngx_http_dingtalk_module.so
+UNIT_BIN   = $(BUILD)/unit_tests
+CORE_OBJS  = $(CORE_SRCS:src/%.cpp=$(BUILD)/core/%.o)
+
+.PHONY: all module test unit integration run format format-check clean check-nginx-src
+
+all: module
+
+module: $(MODULE)
+
+# --- the nginx module --------------------------------------------------------------------------
+
+check-nginx-src:
+	@test -f "$(NGINX_SRC)/configure" -a -f "$(NGINX_SRC)/auto/module" \
+	      -a -f "$(NGINX_SRC)/src/core/nginx.h" || { \
+	    echo "error: $(NGINX_SRC) is not an nginx source tree (configure, auto/module and"; \
+	    echo "       src/core/nginx.h are needed). Install Debian's nginx-dev, or set"; \
+	    echo "       NGINX_SRC=/path/to/nginx-1.x.y"; exit 1; }
+	@v=$$(sed -n 's/^#define NGINX_VERSION *"\(.*\)"/\1/p' "$(NGINX_SRC)/src/core/nginx.h"); \
+	 case "$$v" in 1.1[89].*|1.[2-9][0-9].*) ;; \
+	   *) echo "error: nginx $$v in $(NGINX_SRC) is too old: 1.18 or newer is needed"; exit 1;; \
+	 esac
+
+# configure once per tree; flags from Debian's conf_flags when present (they match its binary,
+# --with-compat and --with-threads included), else the two flags a dynamic module needs.
+$(NGX_TREE)/objs/Makefile: config | check-nginx-src
+	rm -rf $(NGX_TREE)
+	mkdir -p $(BUILD)
+	cp -a $(NGINX_SRC) $(NGX_TREE)
+	cd $(NGX_TREE) && \
+	  if [ -f conf_flags ]; then . ./conf_flags; else NGX_CONF_FLAGS=(--with-compat --with-threads); fi; \
+	  ./configure "$${NGX_CONF_FLAGS[@]}" $(NGINX_CONFIGURE_EXTRA) \
+	    --with-cc-opt="$(MODULE_CC_OPT)" --with-ld-opt="$(MODULE_LD_OPT)" \
+	    --add-dynamic-module=$(CURDIR) > configure.log 2>&1 || \
+	  { tail -n 20 configure.log; echo "error: nginx configure failed (full log: $(NGX_TREE)/configure.log)"; exit 1; }
+
+$(MODULE): SHELL = /bin/bash
+$(NGX_TREE)/objs/Makefile: SHELL = /bin/bash
+$(MODULE): $(NGX_TREE)/objs/Makefile $(CORE_SRCS) $(GLUE_SRCS) $(CORE_HDRS)
+	$(MAKE) -C $(NGX_TREE) -f objs/Makefile modules
+	cp $(NGX_TREE)/objs/ngx_http_dingtalk_module.so $@
+
+# --- unit tests of the core (no nginx) ---------------------------------------------------------
+
+$(BUILD)/core/%.o: src/%.cpp $(CORE_HDRS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -c $< -o $@
+
+$(UNIT_BIN): $(CORE_OBJS) $(UNIT_SRCS) $(wildcard t/unit/*.hpp)
+	$(CXX) $(CXXFLAGS) -Isrc $(UNIT_SRCS) $(CORE_OBJS) -o $@ -lgtest -lgtest_main $(LIBS)
+
+unit: $(UNIT_BIN)
+	cd t/unit && ../../$(UNIT_BIN) --gtest_brief=1
+
+# --- integration tests: the real nginx binary loading the module --------------------------------
+
+integration: $(MODULE)
+	DINGTALK_MODULE=$(CURDIR)/$(MODULE) NGINX_BIN=$(NGINX_BIN) \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider t/integration $(PYTEST_ARGS)
+
+test: format-check unit integration
+
+# --- running it --------------------------------------------------------------------------------
+
+run: $(MODULE)
+	scripts/run-example.sh
+
+# --- housekeeping ------------------------------------------------------------------------------
+
+FORMAT_FILES = $(wildcard src/*.cpp src/*.hpp t/unit/*.cpp t/unit/*.hpp)
+
+format:
+	clang-format -i $(FORMAT_FILES)
+
+format-check:
+	@clang-format --dry-run --Werror $(FORMAT_FILES) || \
+	  { echo "error: run 'make format' (clang-format) before committing"; exit 1; }
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the Debian packages a make target needs, if they are missing.
+# Usage: scripts/install-deps.sh [all|run|test|bench|...]
+set -euo pipefail
+
+build=(make g++ nginx nginx-dev libjansson-dev libcurl4-openssl-dev libssl-dev
+       libhowardhinnant-date-dev tzdata ca-certificates)
+tests=(libgtest-dev python3 python3-pytest openssl curl clang-format)
+
+case "${1:-all}" in
+  test|check|unit|integration) want=("${build[@]}" "${tests[@]}") ;;
+  *) want=("${build[@]}") ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "Installing from Debian: ${missing[*]}"
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+# nginx's package would start a system nginx on port 80; we run our own instances instead.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+  $sudo chmod +x /usr/sbin/policy-rc.d
+  trap '$sudo rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

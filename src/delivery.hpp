@@ -1,0 +1,92 @@
+// One webhook, start to finish, as the pool thread runs it: parse, render, sign, POST, and read
+// DingTalk's verdict. Knows nothing of nginx; the glue copies everything in and reads the report.
+#pragma once
+
+#include "render.hpp"
+#include "sender.hpp"
+#include "zone.hpp"
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+namespace dingtalk
+{
+
+struct Target {
+    std::string api_url; // https://oapi.dingtalk.com/robot/send
+    std::string token;
+    std::string secret; // "" = no signing
+    std::chrono::milliseconds timeout{10000};
+    bool ssl_verify = true;
+    std::shared_ptr<const std::string> ca_pem; // null = system CAs
+    const Zone *zone = nullptr;
+    Mentions at;
+};
+
+enum class Outcome {
+    delivered,   // DingTalk answered errcode 0
+    bad_request, // the body is not an Alertmanager notification; nothing sent
+    refused,     // DingTalk answered an errcode other than 0 and 130101
+    throttled,   // errcode 130101: over 20 messages a minute
+    unreachable, // no usable answer: connect, TLS, dropped, HTTP error, not DingTalk's JSON
+    timeout,     // no answer within the timeout
+    internal,    // a bug or resource failure on our side
+};
+
+const char *to_string(Outcome o);
+
+struct Report {
+    Outcome outcome = Outcome::internal;
+    int http_status = 500;  // what Alertmanager gets
+    std::string reason;     // one line, no secrets; for the reply and the log
+    long errcode = -1;      // DingTalk's, when it answered with one
+    std::string errmsg;     // DingTalk's, sanitized
+    std::size_t alerts = 0; // in the notification
+    std::size_t shown = 0;  // in the message sent
+    long attempts = 0;
+    long new_connections = 0;
+    std::chrono::milliseconds elapsed{0};
+    bool transient = false; // worth trying again soon
+
+    std::string reply_json() const;
+
+    // One log line (without a prefix): what happened, to how many alerts, and why.
+    std::string summary() const;
+};
+
+// What DingTalk's reply means. `http` is one finished exchange.
+Report interpret(const HttpReply &http);
+
+// Builds the full send URL (token, and signature when a secret is set).
+std::string send_url(const Target &t);
+
+// Removes every occurrence of the secrets from text that may reach a log or a reply.
+std::string redact(std::string text, const Target &t);
+
+class Delivery
+{
+public:
+    Delivery(Target target, std::string body) : target_(std::move(target)), body_(std::move(body))
+    {
+    }
+
+    // Runs in a pool thread. Never throws.
+    void run() noexcept;
+
+    const Report &report() const { return report_; }
+    const Target &target() const { return target_; }
+
+private:
+    void attempt();
+
+    Target target_;
+    std::string body_;
+    std::string request_; // rendered once, re-signed on each attempt
+    Report report_;
+};
+
+// A small JSON reply body for answers the glue gives on its own (405, 503 ...).
+std::string reply_json(bool ok, std::string_view reason);
+
+} // namespace dingtalk

@@ -1,0 +1,45 @@
+// One HTTP POST over libcurl. Each thread keeps its own easy handle, so connections (and TLS
+// sessions) to DingTalk are reused from one delivery to the next.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+namespace dingtalk
+{
+
+struct HttpRequest {
+    std::string url;
+    std::string body;
+    std::chrono::milliseconds timeout{10000}; // the whole exchange, connect included
+    bool ssl_verify = true;
+    std::shared_ptr<const std::string> ca_pem; // trusted CAs (PEM) instead of the system's
+};
+
+enum class Transport {
+    ok,             // an HTTP reply arrived (any status)
+    timeout,        // no complete reply within the timeout
+    connect_failed, // refused, unreachable, DNS
+    tls_failed,     // handshake or certificate verification
+    dropped,        // connection closed or broken mid-exchange
+    other,
+};
+
+struct HttpReply {
+    Transport transport = Transport::other;
+    std::string error; // what went wrong; never holds the URL
+    long status = 0;
+    std::string body;
+    long new_connections = 0; // 0 when an existing connection was reused
+};
+
+HttpReply http_post(const HttpRequest &req);
+
+// Process-wide set-up of libcurl and jansson, before any thread sends. Returns false on failure.
+bool global_init();
+void global_cleanup();
+
+const char *to_string(Transport t);
+
+} // namespace dingtalk

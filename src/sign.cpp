@@ -1,0 +1,70 @@
+#include "sign.hpp"
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <chrono>
+#include <stdexcept>
+
+namespace dingtalk
+{
+
+std::string hmac_sha256(std::string_view key, std::string_view data)
+{
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+             reinterpret_cast<const unsigned char *>(data.data()), data.size(), out,
+             &len) == nullptr) {
+        throw std::runtime_error("HMAC-SHA256 failed");
+    }
+    return std::string(reinterpret_cast<const char *>(out), len);
+}
+
+std::string base64(std::string_view data)
+{
+    std::string out(4 * ((data.size() + 2) / 3) + 1, '\0');
+    const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char *>(out.data()),
+                                  reinterpret_cast<const unsigned char *>(data.data()),
+                                  static_cast<int>(data.size()));
+    out.resize(n < 0 ? 0 : static_cast<std::size_t>(n));
+    return out;
+}
+
+std::string url_encode(std::string_view s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    std::string out;
+    out.reserve(s.size() * 3);
+    for (const char ch : s) {
+        const unsigned char c = static_cast<unsigned char>(ch);
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '_' || c == '.' || c == '~') {
+            out += static_cast<char>(c);
+        } else {
+            out += '%';
+            out += hex[c >> 4];
+            out += hex[c & 0xF];
+        }
+    }
+    return out;
+}
+
+std::string sign(std::string_view secret, std::int64_t timestamp_ms)
+{
+    const std::string to_sign = std::to_string(timestamp_ms) + "\n" + std::string(secret);
+    return url_encode(base64(hmac_sha256(secret, to_sign)));
+}
+
+std::string signed_query(std::string_view secret)
+{
+    if (secret.empty()) {
+        return "";
+    }
+    const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count();
+    return "&timestamp=" + std::to_string(now) + "&sign=" + sign(secret, now);
+}
+
+} // namespace dingtalk

@@ -1,0 +1,31 @@
+// IANA time zones for the times shown in messages, backed by the system tz database.
+#pragma once
+
+#include "alert.hpp"
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace dingtalk
+{
+
+class Zone
+{
+public:
+    // Looks the zone up once (at configuration time). Thread-safe to use afterwards.
+    static std::optional<Zone> find(std::string_view name, std::string &error);
+
+    // "2026-11-24 00:04:05 +08:00", the seed's format.
+    std::string format(TimePoint t) const;
+
+    const std::string &name() const { return name_; }
+
+private:
+    Zone(const void *tz, std::string name) : tz_(tz), name_(std::move(name)) {}
+
+    const void *tz_; // a date::time_zone from the process-wide database; never freed
+    std::string name_;
+};
+
+} // namespace dingtalk
