@@ -1,0 +1,49 @@
+import os
+
+import pytest
+
+from harness import MODULE, NGINX_BIN, SECRET, Certs, MockDingTalk, Nginx
+
+def pytest_configure(config):
+    for path, what in ((NGINX_BIN, "nginx binary"), (MODULE, "built module")):
+        if not os.path.exists(path):
+            raise pytest.UsageError(f"{what} not found at {path}: run 'make integration'")
+
+
+@pytest.fixture(scope="session")
+def certs():
+    return Certs()
+
+
+@pytest.fixture
+def mock():
+    m = MockDingTalk(secret=SECRET)
+    yield m
+    m.close()
+
+
+@pytest.fixture
+def tls_mock(certs):
+    m = MockDingTalk(tls_cert=certs.cert, tls_key=certs.key, secret=SECRET)
+    yield m
+    m.close()
+
+
+@pytest.fixture
+def nginx_factory():
+    """Starts nginx instances; at teardown stops them and fails on unexpected [alert]s."""
+    started = []
+
+    def make(http, start=True, **kw):
+        n = Nginx(http, **kw)
+        started.append(n)
+        return n.start() if start else n
+
+    yield make
+    problems = []
+    for n in started:
+        try:
+            n.stop()
+        finally:
+            problems += n.problems()
+    assert not problems, "unexpected lines in nginx's error log:\n" + "\n".join(problems)

@@ -1,0 +1,454 @@
+"""Test harness: the real nginx binary with the built module, and a mock DingTalk robot API.
+
+Nothing here mocks nginx. Each test writes its own nginx.conf into a fresh prefix directory,
+starts Debian's nginx on loopback, talks to it over real sockets, and stops it with SIGQUIT.
+The mock DingTalk server speaks HTTP or HTTPS (with a CA made at test time), records every
+request, checks signatures, and plays scripted answers (errcodes, HTTP errors, delays, drops).
+"""
+
+import base64
+import collections
+import hashlib
+import hmac
+import http.client
+import http.server
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.parse
+
+TOKEN = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+SECRET = "SEC" + "a1b2c3d4e5f6" * 5 + "a1b2"
+
+NGINX_BIN = os.environ.get("NGINX_BIN", "/usr/sbin/nginx")
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+MODULE = os.environ.get("DINGTALK_MODULE", os.path.join(REPO, "build", "ngx_http_dingtalk_module.so"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def world_readable_tmpdir(prefix):
+    """nginx workers run as nobody when the tests run as root: they must reach these files."""
+    d = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    os.chmod(d, 0o755)
+    return d
+
+
+# ------------------------------------------------------------------------------------------
+# certificates
+
+
+class Certs:
+    """A test CA and a server certificate for 127.0.0.1, plus a second CA nobody trusts."""
+
+    def __init__(self):
+        self.dir = world_readable_tmpdir("dingtalk-certs-")
+        self.ca, self.ca_key = self._ca("trusted")
+        self.cert, self.key = self._leaf("server", self.ca, self.ca_key)
+        rogue_ca, rogue_key = self._ca("rogue")
+        self.rogue_cert, self.rogue_key = self._leaf("rogue-server", rogue_ca, rogue_key)
+        for name in os.listdir(self.dir):
+            os.chmod(os.path.join(self.dir, name), 0o644)
+
+    def _run(self, *args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=self.dir)
+
+    def _ca(self, name):
+        key, crt = f"{name}-ca.key", f"{name}-ca.pem"
+        self._run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                  "-subj", f"/CN=dingtalk test {name} CA", "-keyout", key, "-out", crt,
+                  "-addext", "basicConstraints=critical,CA:TRUE",
+                  "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+        return os.path.join(self.dir, crt), os.path.join(self.dir, key)
+
+    def _leaf(self, name, ca, ca_key):
+        key, csr, crt, ext = f"{name}.key", f"{name}.csr", f"{name}.pem", f"{name}.ext"
+        with open(os.path.join(self.dir, ext), "w") as f:
+            f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                    "extendedKeyUsage=serverAuth\n")
+        self._run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
+                  "-keyout", key, "-out", csr)
+        self._run("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+                  "-days", "2", "-extfile", ext, "-out", crt)
+        return os.path.join(self.dir, crt), os.path.join(self.dir, key)
+
+
+# ------------------------------------------------------------------------------------------
+# mock DingTalk
+
+
+class Received:
+    def __init__(self, path, headers, body):
+        url = urllib.parse.urlsplit(path)
+        self.path = url.path
+        self.raw_query = url.query
+        self.query = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
+        self.headers = headers
+        self.body = body
+        try:
+            self.json = json.loads(body)
+        except ValueError:
+            self.json = None
+        self.answer = None  # what the mock answered (dict), or None for a dropped connection
+        self.sig_ok = None  # True/False when signed, None when not
+
+    @property
+    def title(self):
+        return self.json["markdown"]["title"]
+
+    @property
+    def text(self):
+        return self.json["markdown"]["text"]
+
+
+class MockDingTalk:
+    """DingTalk's robot API as seen by the module: POST /robot/send?access_token=..."""
+
+    OK = {"errcode": 0, "errmsg": "ok"}
+
+    def __init__(self, tls_cert=None, tls_key=None, secret=None):
+        self.secret = secret
+        self.received = []
+        self.script = collections.deque()  # per-request answers, consumed in order
+        self.default = {"status": 200, "body": self.OK, "delay": 0}
+        self.connections = 0
+        self.lock = threading.Lock()
+        mock = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                super().setup()
+                with mock.lock:
+                    mock.connections += 1
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", 0))
+                body = self.rfile.read(n)
+                rec = Received(self.path, dict(self.headers), body)
+                rec.sig_ok = mock._check_signature(rec)
+                with mock.lock:
+                    answer = mock.script.popleft() if mock.script else dict(mock.default)
+                    rec.answer = answer
+                    mock.received.append(rec)
+                if answer.get("delay"):
+                    time.sleep(answer["delay"])
+                if answer.get("drop"):
+                    rec.answer = None
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                out = answer.get("body", mock.OK)
+                out = out if isinstance(out, (bytes, str)) else json.dumps(out)
+                out = out.encode() if isinstance(out, str) else out
+                self.send_response(answer.get("status", 200))
+                self.send_header("Content-Type", answer.get("type", "application/json"))
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *args):
+                pass
+
+        class QuietServer(http.server.ThreadingHTTPServer):
+            def handle_error(self, request, client_address):
+                pass  # clients that time out and hang up are part of the tests
+
+        self.server = QuietServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.scheme = "http"
+        if tls_cert:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(tls_cert, tls_key)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+            self.scheme = "https"
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self):
+        return f"{self.scheme}://127.0.0.1:{self.port}/robot/send"
+
+    def _check_signature(self, rec):
+        if "sign" not in rec.query and "timestamp" not in rec.query:
+            return None
+        if not self.secret:
+            return False
+        ts = rec.query.get("timestamp", "")
+        mac = hmac.new(self.secret.encode(), f"{ts}\n{self.secret}".encode(), hashlib.sha256)
+        expected = base64.b64encode(mac.digest()).decode()
+        fresh = ts.isdigit() and abs(int(ts) - time.time() * 1000) < 3600 * 1000
+        # parse_qsl has already percent-decoded the value; the raw query must be encoded
+        encoded = urllib.parse.quote(expected, safe="")
+        return fresh and rec.query.get("sign") == expected and f"sign={encoded}" in rec.raw_query
+
+    def answer(self, *answers):
+        """Queue answers for the next requests: dicts with status/body/delay/drop."""
+        with self.lock:
+            self.script.extend(answers)
+
+    def accepted(self):
+        """Messages DingTalk would have posted (answered errcode 0)."""
+        with self.lock:
+            return [r for r in self.received
+                    if r.answer and r.answer.get("status", 200) == 200
+                    and isinstance(r.answer.get("body", self.OK), dict)
+                    and r.answer.get("body", self.OK).get("errcode") == 0]
+
+    def wait_for(self, count, timeout=10):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if len(self.received) >= count:
+                return True
+            time.sleep(0.02)
+        return False
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# ------------------------------------------------------------------------------------------
+# nginx
+
+
+class NginxError(Exception):
+    pass
+
+
+class Nginx:
+    """One nginx instance with its own prefix directory, config and logs."""
+
+    def __init__(self, http, main="", workers=1, log_level="info", env=None,
+                 thread_pool="thread_pool dingtalk threads=4 max_queue=1024;"):
+        self.dir = world_readable_tmpdir("dingtalk-nginx-")
+        self.port = free_port()
+        self.env = dict(os.environ, **(env or {}))
+        self.allowed = []  # error log patterns a test expects (e.g. "[alert]" it provokes)
+        self.pid = None
+        user = "user nobody nogroup;" if os.geteuid() == 0 else ""
+        self.conf = f"""
+load_module {MODULE};
+{user}
+worker_processes {workers};
+error_log {self.dir}/error.log {log_level};
+pid {self.dir}/nginx.pid;
+{thread_pool}
+{main}
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {self.dir}/body;
+    proxy_temp_path {self.dir}/proxy;
+    fastcgi_temp_path {self.dir}/fastcgi;
+    uwsgi_temp_path {self.dir}/uwsgi;
+    scgi_temp_path {self.dir}/scgi;
+{http.replace("%PORT%", str(self.port)).replace("%DIR%", self.dir)}
+}}
+"""
+        self.conf_path = os.path.join(self.dir, "nginx.conf")
+        with open(self.conf_path, "w") as f:
+            f.write(self.conf)
+
+    def cmd(self, *args):
+        return [NGINX_BIN, "-p", self.dir + "/", "-c", self.conf_path, "-e",
+                f"{self.dir}/error.log", *args]
+
+    def test_config(self):
+        """nginx -t: (ok, output)."""
+        p = subprocess.run(self.cmd("-t"), capture_output=True, text=True, env=self.env)
+        return p.returncode == 0, p.stdout + p.stderr
+
+    def start(self):
+        p = subprocess.run(self.cmd(), capture_output=True, text=True, env=self.env)
+        if p.returncode != 0:
+            raise NginxError(p.stderr + self.error_log())
+        pidfile = os.path.join(self.dir, "nginx.pid")
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if os.path.exists(pidfile):
+                with open(pidfile) as f:
+                    text = f.read().strip()
+                if text:
+                    self.pid = int(text)
+                    break
+            time.sleep(0.02)
+        else:
+            raise NginxError("nginx did not write its pid file")
+        self.wait_workers()
+        return self
+
+    def workers(self, all_states=False):
+        """Worker pids; by default only those not shutting down."""
+        if self.pid is None:
+            return []
+        out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(self.pid)],
+                             capture_output=True, text=True).stdout
+        return [int(line.split()[0]) for line in out.splitlines()
+                if "worker process" in line and (all_states or "shutting down" not in line)]
+
+    def wait_workers(self, timeout=10):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.workers():
+                return
+            time.sleep(0.02)
+        raise NginxError("no worker process started")
+
+    def signal(self, sig):
+        os.kill(self.pid, sig)
+
+    def reload(self):
+        old = set(self.workers())
+        self.signal(signal.SIGHUP)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            now = set(self.workers())
+            if now and not (now & old):
+                return
+            time.sleep(0.02)
+        raise NginxError("reload did not start new workers")
+
+    def running(self):
+        if self.pid is None:
+            return False
+        try:
+            os.kill(self.pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+
+    def stop(self, timeout=30):
+        if not self.running():
+            return
+        self.signal(signal.SIGQUIT)
+        deadline = time.time() + timeout
+        while time.time() < deadline and self.running():
+            time.sleep(0.05)
+        if self.running():
+            self.signal(signal.SIGKILL)
+            raise NginxError("nginx did not quit within %d s" % timeout)
+
+    def error_log(self):
+        try:
+            with open(os.path.join(self.dir, "error.log"), errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def problems(self):
+        """[alert], [crit] and [emerg] lines the test did not ask for."""
+        bad = []
+        for line in self.error_log().splitlines():
+            if any(tag in line for tag in ("[alert]", "[crit]", "[emerg]")):
+                if not any(a in line for a in self.allowed):
+                    bad.append(line)
+        return bad
+
+    # -- requests -------------------------------------------------------------------------
+
+    def request(self, method, path, body=None, headers=None, timeout=30):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            if isinstance(body, (dict, list)):
+                body = json.dumps(body)
+            if isinstance(body, str):
+                body = body.encode()
+            hdrs = {"Content-Type": "application/json"}
+            hdrs.update(headers or {})
+            conn.request(method, path, body=body, headers=hdrs)
+            resp = conn.getresponse()
+            data = resp.read()
+            return Reply(resp.status, dict(resp.getheaders()), data)
+        finally:
+            conn.close()
+
+    def post(self, path="/", body=None, **kw):
+        return self.request("POST", path, body, **kw)
+
+    def get(self, path="/", **kw):
+        return self.request("GET", path, **kw)
+
+
+class Reply:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = {k.lower(): v for k, v in headers.items()}
+        self.body = body
+
+    @property
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return f"Reply({self.status}, {self.body[:300]!r})"
+
+
+# ------------------------------------------------------------------------------------------
+# payloads
+
+
+def alert(name="KubePodCrashLooping", status="firing", severity="critical", pod="api-0",
+          namespace="kube-ops", message=None, extra_labels=None, starts="2026-11-23T16:04:05Z",
+          ends="0001-01-01T00:00:00Z", fingerprint=None):
+    labels = {"alertname": name, "severity": severity, "namespace": namespace}
+    if pod is not None:
+        labels["pod"] = pod
+    labels.update(extra_labels or {})
+    return {
+        "status": status,
+        "labels": labels,
+        "annotations": {"message": message or f"Pod {namespace}/{pod} is crash looping"},
+        "startsAt": starts,
+        "endsAt": ends,
+        "generatorURL": "http://prometheus.example/graph?g0.expr=up",
+        "fingerprint": fingerprint or hashlib.sha1(json.dumps(labels).encode()).hexdigest()[:16],
+    }
+
+
+def notification(*alerts, group="KubePodCrashLooping", truncated=0):
+    alerts = list(alerts) or [alert()]
+    firing = any(a["status"] == "firing" for a in alerts)
+    return {
+        "version": "4",
+        "groupKey": '{}:{alertname="%s"}' % group,
+        "truncatedAlerts": truncated,
+        "status": "firing" if firing else "resolved",
+        "receiver": "dingtalk",
+        "groupLabels": {"alertname": group},
+        "commonLabels": {"alertname": group},
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager.example:9093",
+        "alerts": alerts,
+    }
+
+
+def webhook(mock, extra="", location="= /"):
+    """An http-block body with one webhook location sending to the mock."""
+    return f"""
+    server {{
+        listen 127.0.0.1:%PORT%;
+        location {location} {{
+            dingtalk;
+            dingtalk_token {TOKEN};
+            dingtalk_api_url {mock.url};
+            dingtalk_thread_pool dingtalk;
+            {extra}
+        }}
+        location = /static {{
+            return 200 "static\\n";
+        }}
+    }}
+"""

@@ -1,0 +1,165 @@
+"""Configuration errors fail `nginx -t` with the directive and file:line; defaults work."""
+
+import re
+
+import pytest
+
+from harness import MockDingTalk, Nginx, TOKEN, notification
+
+
+def location(body, before=""):
+    # the location body starts on line LOC_LINE of the http block, see line_of()
+    return f"""
+    {before}
+    server {{
+        listen 127.0.0.1:%PORT%;
+        location = / {{
+{body}
+        }}
+    }}
+"""
+
+
+def line_of(ngx, needle):
+    for n, text in enumerate(open(ngx.conf_path).read().splitlines(), start=1):
+        if needle in text:
+            return n
+    raise AssertionError(needle)
+
+
+BAD = [
+    ("dingtalk_api_url ftp://oapi.dingtalk.com/robot/send;", "dingtalk_api_url",
+     "http:// or https://"),
+    ("dingtalk_api_url https:///robot/send;", "dingtalk_api_url", "no host"),
+    ("dingtalk_api_url https://x/send?access_token=abc;", "dingtalk_api_url", "dingtalk_token"),
+    ("dingtalk_timezone Mars/Olympus_Mons;", "dingtalk_timezone", "unknown time zone"),
+    ("dingtalk_token https://oapi.dingtalk.com/robot/send?access_token=abc;", "dingtalk_token",
+     "not the whole URL"),
+    ("dingtalk_token abc-def;", "dingtalk_token", "letters and digits"),
+    ("dingtalk_secret notasecret;", "dingtalk_secret", "SEC"),
+    ("dingtalk_timeout soon;", "dingtalk_timeout", "invalid value"),
+    ("dingtalk_ssl_verify maybe;", "dingtalk_ssl_verify", "invalid value"),
+    ("dingtalk_ssl_trusted_certificate /nonexistent/ca.pem;", "dingtalk_ssl_trusted_certificate",
+     "cannot open"),
+    ("dingtalk_ssl_trusted_certificate /etc/hostname;", "dingtalk_ssl_trusted_certificate",
+     "no PEM certificate"),
+    ("dingtalk_token a b;", "dingtalk_token", "invalid number of arguments"),
+    ("dingtalk_frobnicate on;", "dingtalk_frobnicate", "unknown directive"),
+]
+
+
+@pytest.mark.parametrize("directive,name,why", BAD, ids=[b[1] + ":" + b[2] for b in BAD])
+def test_bad_directive_fails_nginx_t_with_file_and_line(directive, name, why):
+    token = "" if directive.startswith("dingtalk_token") else f"dingtalk_token {TOKEN};"
+    ngx = Nginx(location(f"""            dingtalk;
+            {token}
+            {directive}"""))
+    ok, out = ngx.test_config()
+    assert not ok, out
+    assert name in out and why in out, out
+    assert f"{ngx.conf_path}:{line_of(ngx, directive)}" in out, out
+    assert TOKEN not in out
+
+
+def test_dingtalk_is_only_allowed_in_a_location():
+    ngx = Nginx("dingtalk;\n" + location(f"dingtalk; dingtalk_token {TOKEN};"))
+    ok, out = ngx.test_config()
+    assert not ok and '"dingtalk" directive is not allowed here' in out, out
+
+
+def test_zero_timeout_is_refused():
+    ngx = Nginx(location(f"dingtalk; dingtalk_token {TOKEN}; dingtalk_timeout 0;"))
+    ok, out = ngx.test_config()
+    assert not ok and "dingtalk_timeout must be more than 0" in out, out
+
+
+def test_no_token_anywhere_fails_naming_dingtalk_token_and_line():
+    ngx = Nginx(location("            dingtalk;"), env={"ROBOT_TOKEN": TOKEN})
+    ok, out = ngx.test_config()
+    assert not ok, out
+    assert "dingtalk_token" in out and "env ROBOT_TOKEN" in out, out
+    assert re.search(re.escape(ngx.conf_path) + r":\d+", out), out
+    assert f"{ngx.conf_path}:{line_of(ngx, 'dingtalk;')}" in out, out
+
+
+def test_robot_token_from_the_environment(nginx_factory):
+    mock = MockDingTalk()
+    try:
+        ngx = nginx_factory(location(f"dingtalk; dingtalk_api_url {mock.url};"),
+                            main="env ROBOT_TOKEN;", env={"ROBOT_TOKEN": "envtoken123"})
+        assert ngx.post("/", notification()).status == 200
+        assert mock.received[0].query["access_token"] == "envtoken123"
+        # a reload keeps resolving it from nginx's environment
+        ngx.reload()
+        assert ngx.post("/", notification()).status == 200
+        assert mock.received[1].query["access_token"] == "envtoken123"
+    finally:
+        mock.close()
+
+
+def test_robot_token_declared_but_empty_fails():
+    ngx = Nginx(location("dingtalk;"), main="env ROBOT_TOKEN;", env={"ROBOT_TOKEN": ""})
+    ok, out = ngx.test_config()
+    assert not ok and "ROBOT_TOKEN is empty" in out, out
+
+
+def test_robot_token_with_a_value_in_the_env_directive(nginx_factory):
+    ngx = nginx_factory(location("dingtalk;"), main="env ROBOT_TOKEN=fromconf42;")
+    assert ngx.get("/").status == 200
+
+
+def test_directives_inherit_from_http_and_server(nginx_factory):
+    mock = MockDingTalk()
+    try:
+        ngx = nginx_factory(f"""
+    dingtalk_token {TOKEN};
+    dingtalk_timezone UTC;
+    server {{
+        listen 127.0.0.1:%PORT%;
+        dingtalk_api_url {mock.url};
+        location = /a {{ dingtalk; }}
+        location = /b {{ dingtalk; dingtalk_timezone Asia/Tokyo; }}
+    }}
+""")
+        assert ngx.post("/a", notification()).status == 200
+        assert ngx.post("/b", notification()).status == 200
+        assert "2026-11-23 16:04:05 +00:00" in mock.received[0].text
+        assert "2026-11-24 01:04:05 +09:00" in mock.received[1].text
+    finally:
+        mock.close()
+
+
+def test_default_thread_pool_is_used_when_none_is_named(nginx_factory):
+    mock = MockDingTalk()
+    try:
+        ngx = nginx_factory(location(f"dingtalk; dingtalk_token {TOKEN}; "
+                                     f"dingtalk_api_url {mock.url};"), thread_pool="")
+        assert ngx.post("/", notification()).status == 200
+    finally:
+        mock.close()
+
+
+def test_unknown_thread_pool_fails_nginx_t():
+    ngx = Nginx(location(f"dingtalk; dingtalk_token {TOKEN}; dingtalk_thread_pool nosuch;"))
+    ok, out = ngx.test_config()
+    assert not ok and 'unknown thread pool "nosuch"' in out, out
+
+
+def test_the_example_config_passes_nginx_t():
+    import os
+    import shutil
+    import subprocess
+
+    from harness import MODULE, NGINX_BIN, REPO, world_readable_tmpdir
+
+    d = world_readable_tmpdir("dingtalk-example-")
+    conf = open(os.path.join(REPO, "nginx.conf.example")).read()
+    conf = conf.replace("modules/ngx_http_dingtalk_module.so", MODULE)
+    os.mkdir(os.path.join(d, "logs"))
+    path = os.path.join(d, "nginx.conf")
+    with open(path, "w") as f:
+        f.write(conf)
+    p = subprocess.run([NGINX_BIN, "-t", "-p", d + "/", "-c", path, "-e", d + "/error.log"],
+                       capture_output=True, text=True, env=dict(os.environ, ROBOT_TOKEN=TOKEN))
+    shutil.rmtree(d, ignore_errors=True)
+    assert p.returncode == 0, p.stderr

@@ -1,0 +1,184 @@
+"""Every reply Alertmanager can get, with the reason it can log. 5xx means "retry"."""
+
+import json
+import threading
+
+from harness import MockDingTalk, TOKEN, alert, notification, webhook
+
+
+def test_get_is_a_health_check(nginx_factory, mock):
+    ngx = nginx_factory(webhook(mock))
+    r = ngx.get("/")
+    assert r.status == 200 and r.json["ok"] is True
+    assert ngx.request("HEAD", "/").status == 200
+    assert mock.received == []
+
+
+def test_other_methods_get_405_with_allow(nginx_factory, mock):
+    ngx = nginx_factory(webhook(mock))
+    for method in ("PUT", "DELETE", "PATCH"):
+        r = ngx.request(method, "/", "{}")
+        assert r.status == 405, r
+        assert r.headers["allow"] == "GET, HEAD, POST"
+        assert r.json["ok"] is False and "POST" in r.json["reason"]
+    assert mock.received == []
+
+
+def test_bad_bodies_get_400_and_nothing_is_sent(nginx_factory, mock):
+    ngx = nginx_factory(webhook(mock))
+    cases = {
+        b"": "empty body",
+        b"{not json": "invalid JSON",
+        b"[1,2]": "JSON object",
+        b'{"status":"firing"}': "alerts",
+        b'{"alerts":{}}': "alerts must be an array",
+        b'{"alerts":[]}': "alerts is empty",
+        b'{"alerts":[{"labels":{"severity":3}}]}': "alerts[0].labels.severity",
+        b'{"alerts":[{"startsAt":"yesterday"}]}': "startsAt",
+        b'{"alerts":[{"status":"burning"}]}': "status",
+        b'{"alerts":[{"labels":{"a":"\xff\xfe"}}]}': "invalid JSON",  # not UTF-8
+    }
+    for body, reason in cases.items():
+        r = ngx.post("/", body)
+        assert r.status == 400, (body, r)
+        assert r.json["ok"] is False
+        assert reason in r.json["reason"], (body, r.json["reason"])
+    assert mock.received == []
+    assert "not an Alertmanager notification" in ngx.error_log()
+
+
+def test_delivered_is_200_only_on_errcode_0(nginx_factory, mock):
+    ngx = nginx_factory(webhook(mock))
+    mock.answer({"status": 200, "body": {"errcode": 0, "errmsg": "ok"}})
+    r = ngx.post("/", notification())
+    assert r.status == 200 and r.json == {"ok": True, "reason": "delivered to DingTalk",
+                                          "alerts": 1, "shown": 1, "errcode": 0, "errmsg": "ok"}
+
+
+def test_dingtalk_refusal_is_502_with_errcode(nginx_factory, mock):
+    ngx = nginx_factory(webhook(mock))
+    mock.answer({"body": {"errcode": 310000, "errmsg": "keywords not in content"}},
+                {"body": {"errcode": 300001, "errmsg": "token is not exist"}})
+    r = ngx.post("/", notification())
+    assert r.status == 502, r
+    assert r.json["errcode"] == 310000 and r.json["errmsg"] == "keywords not in content"
+    assert "security settings" in r.json["reason"]
+    r = ngx.post("/", notification())
+    assert r.status == 502 and r.json["errcode"] == 300001
+    assert "errcode 310000" in ngx.error_log()
+
+
+def test_throttled_is_503_with_retry_after(nginx_factory, mock):
+    ngx = nginx_factory(webhook(mock))
+    mock.answer({"body": {"errcode": 130101, "errmsg": "send too fast, exceed 20 times per minute"}})
+    r = ngx.post("/", notification())
+    assert r.status == 503, r
+    assert int(r.headers["retry-after"]) > 0
+    assert r.json["errcode"] == 130101
+
+
+def test_http_error_or_foreign_reply_is_not_success(nginx_factory, mock):
+    ngx = nginx_factory(webhook(mock))
+    mock.answer({"status": 500, "body": "<html>oops</html>", "type": "text/html"},
+                {"status": 200, "body": "<html>captive portal</html>", "type": "text/html"},
+                {"status": 200, "body": {"ok": True}})
+    for expected in ("HTTP 500", "no errcode", "no errcode"):
+        r = ngx.post("/", notification())
+        assert r.status == 502, r
+        assert expected in r.json["reason"]
+
+
+def test_unreachable_dingtalk_is_502(nginx_factory):
+    dead = MockDingTalk()
+    dead.close()  # the port is now closed: connection refused
+    ngx = nginx_factory(webhook(dead))
+    r = ngx.post("/", notification())
+    assert r.status == 502, r
+    assert "cannot reach DingTalk" in r.json["reason"]
+
+
+def test_dropped_connection_is_502(nginx_factory, mock):
+    ngx = nginx_factory(webhook(mock))
+    mock.answer({"drop": True})
+    r = ngx.post("/", notification())
+    assert r.status == 502, r
+
+
+def test_slow_dingtalk_times_out_with_502(nginx_factory, mock):
+    ngx = nginx_factory(webhook(mock, "dingtalk_timeout 1s;"))
+    mock.answer({"delay": 3})
+    r = ngx.post("/", notification())
+    assert r.status == 502, r
+    assert "in time" in r.json["reason"]
+
+
+def test_full_thread_pool_queue_is_503(nginx_factory, mock):
+    ngx = nginx_factory(webhook(mock), thread_pool="thread_pool dingtalk threads=1 max_queue=1;")
+    mock.default = {"status": 200, "body": MockDingTalk.OK, "delay": 1.5}
+    results = []
+
+    def send():
+        results.append(ngx.post("/", notification()))
+
+    threads = [threading.Thread(target=send) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    statuses = sorted(r.status for r in results)
+    assert statuses.count(200) >= 2 and 503 in statuses, statuses
+    busy = [r for r in results if r.status == 503]
+    assert all(int(r.headers["retry-after"]) > 0 for r in busy)
+    assert 'thread pool "dingtalk" queue is full' in ngx.error_log()
+    assert len(mock.accepted()) == statuses.count(200), "200 only for what DingTalk took"
+
+
+def test_body_over_client_max_body_size_is_413(nginx_factory, mock):
+    ngx = nginx_factory(webhook(mock, "client_max_body_size 1k;"))
+    r = ngx.post("/", notification(*[alert(pod=f"p{i}") for i in range(20)]))
+    assert r.status == 413, r
+    assert mock.received == []
+
+
+def test_empty_token_from_a_variable_is_404(nginx_factory, mock):
+    ngx = nginx_factory(f"""
+    map $http_x_team $robot {{ ops {TOKEN}; }}
+    server {{
+        listen 127.0.0.1:%PORT%;
+        location = / {{
+            dingtalk;
+            dingtalk_token $robot;
+            dingtalk_api_url {mock.url};
+        }}
+    }}
+""")
+    r = ngx.post("/", notification(), headers={"X-Team": "unknown"})
+    assert r.status == 404, r
+    assert "no DingTalk robot" in r.json["reason"]
+    assert mock.received == []
+
+
+def test_token_with_foreign_characters_is_refused_and_never_used(nginx_factory, mock):
+    ngx = nginx_factory(f"""
+    server {{
+        listen 127.0.0.1:%PORT%;
+        location = / {{
+            dingtalk;
+            dingtalk_token $http_x_token;
+            dingtalk_api_url {mock.url};
+        }}
+    }}
+""", log_level="debug")
+    for bad in ("abc&sign=evil", "abc def", "abc%26x", "../../x"):
+        r = ngx.post("/", notification(), headers={"X-Token": bad})
+        assert r.status == 500, (bad, r)
+        assert "not a valid robot token" in r.json["reason"]
+    assert mock.received == []
+    assert "holds characters DingTalk never issues" in ngx.error_log()
+
+
+def test_replies_are_json_with_a_reason(nginx_factory, mock):
+    ngx = nginx_factory(webhook(mock))
+    for r in (ngx.post("/", b"{"), ngx.get("/"), ngx.request("PUT", "/")):
+        assert r.headers["content-type"] == "application/json"
+        assert isinstance(json.loads(r.body)["reason"], str)

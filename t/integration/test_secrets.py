@@ -1,0 +1,38 @@
+"""The robot token and signing secret never reach a log line or a reply, at any log level."""
+
+from harness import MockDingTalk, SECRET, TOKEN, notification, webhook
+
+
+def test_no_token_or_secret_in_debug_log_or_replies(nginx_factory, mock, certs):
+    rogue = MockDingTalk(tls_cert=certs.rogue_cert, tls_key=certs.rogue_key)
+    dead = MockDingTalk()
+    dead.close()
+    try:
+        ngx = nginx_factory(f"""
+    server {{
+        listen 127.0.0.1:%PORT%;
+        dingtalk_token {TOKEN};
+        dingtalk_secret {SECRET};
+        dingtalk_timeout 1s;
+        location = /ok {{ dingtalk; dingtalk_api_url {mock.url}; }}
+        location = /tls {{ dingtalk; dingtalk_api_url {rogue.url}; }}
+        location = /dead {{ dingtalk; dingtalk_api_url {dead.url}; }}
+    }}
+""", log_level="debug")
+        mock.answer({}, {"body": {"errcode": 310000, "errmsg": f"sign not match {TOKEN}"}},
+                    {"status": 500, "body": f"error for access_token={TOKEN}"},
+                    {"delay": 2})
+        replies = [ngx.post("/ok", notification()) for _ in range(4)]
+        replies += [ngx.post("/tls", notification()), ngx.post("/dead", notification()),
+                    ngx.post("/ok", b"{broken")]
+        assert [r.status for r in replies] == [200, 502, 502, 502, 502, 502, 400]
+        # the token did reach DingTalk: the check below is not vacuous
+        assert mock.received[0].query["access_token"] == TOKEN
+        log = ngx.error_log()
+        assert "[debug]" in log, "the check must run at debug level"
+        for r in replies:
+            assert TOKEN.encode() not in r.body and SECRET.encode() not in r.body, r
+        assert TOKEN not in log and SECRET not in log
+        assert TOKEN[:16] not in log, "not even a prefix of the token"
+    finally:
+        rogue.close()
