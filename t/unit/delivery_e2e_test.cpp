@@ -1,0 +1,218 @@
+// Delivery::run end to end, without the internet: a bad body, a port nobody listens on, and a
+// mock DingTalk on 127.0.0.1.
+#include "delivery.hpp"
+
+#include "json.hpp"
+#include "mock_dingtalk.hpp"
+#include "sign.hpp"
+#include "test_util.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <regex>
+#include <string>
+
+using namespace dingtalk;
+using dingtalk_test::MockDingTalk;
+
+namespace
+{
+
+const std::string kToken = "7a6b5c4d3e2f10017a6b5c4d3e2f10017a6b5c4d3e2f10017a6b5c4d3e2f1001";
+const std::string kSecret = "SECfeedfacecafebeef0123456789abcdeffeedfacecafebeef0123456789abcd";
+
+bool contains(const std::string &hay, const std::string &needle)
+{
+    return hay.find(needle) != std::string::npos;
+}
+
+class DeliveryRun : public ::testing::Test
+{
+protected:
+    static void SetUpTestSuite() { ASSERT_TRUE(global_init()); }
+
+    static Target target(const std::string &api_url, bool with_secret = true)
+    {
+        Target t;
+        t.api_url = api_url;
+        t.token = kToken;
+        t.secret = with_secret ? kSecret : "";
+        t.timeout = std::chrono::milliseconds(3000);
+        t.zone = &dingtalk_test::zone("Asia/Shanghai");
+        return t;
+    }
+
+    static Report deliver(const Target &t, const std::string &body)
+    {
+        Delivery d(t, body);
+        d.run(t.timeout);
+        return d.report();
+    }
+
+    static void expect_no_secrets(const Report &r)
+    {
+        for (const std::string &text : {r.reason, r.summary(), r.reply_json(), r.errmsg}) {
+            EXPECT_FALSE(contains(text, kToken)) << text;
+            EXPECT_FALSE(contains(text, kSecret)) << text;
+        }
+    }
+};
+
+} // namespace
+
+TEST_F(DeliveryRun, BadBodyIsA400AndNothingIsSent)
+{
+    const Report r = deliver(target("http://127.0.0.1:1/robot/send"), R"({"alerts":[]})");
+    EXPECT_EQ(r.outcome, Outcome::bad_request);
+    EXPECT_EQ(r.http_status, 400);
+    EXPECT_EQ(r.attempts, 0);
+    EXPECT_TRUE(contains(r.reason, "alerts is empty")) << r.reason;
+    EXPECT_TRUE(contains(r.summary(), "400 bad request")) << r.summary();
+}
+
+TEST_F(DeliveryRun, SecretsInABadBodyAreRedactedFromTheReason)
+{
+    // The error names the offending label, and here the label's name is the token.
+    const Report r = deliver(target("http://127.0.0.1:1/robot/send"),
+                             R"({"alerts":[{"labels":{")" + kToken + R"(":1}}]})");
+    EXPECT_EQ(r.outcome, Outcome::bad_request);
+    EXPECT_TRUE(contains(r.reason, "must be a string")) << r.reason;
+    expect_no_secrets(r);
+}
+
+TEST_F(DeliveryRun, BadBodyReasonIsOneLine)
+{
+    // A label name holding a line break must not forge a second line in the log.
+    const Report r = deliver(target("http://127.0.0.1:1/robot/send"),
+                             R"({"alerts":[{"labels":{"a\n2026/11/24 [alert] forged":1}}]})");
+    EXPECT_EQ(r.outcome, Outcome::bad_request);
+    EXPECT_EQ(r.reason.find_first_of("\r\n"), std::string::npos) << r.reason;
+    EXPECT_EQ(r.summary().find_first_of("\r\n"), std::string::npos) << r.summary();
+}
+
+TEST_F(DeliveryRun, NothingListeningIsUnreachableQuickly)
+{
+    const auto start = std::chrono::steady_clock::now();
+    const Report r =
+        deliver(target("http://127.0.0.1:1/robot/send"), dingtalk_test::fixture_text("firing"));
+    const auto took = std::chrono::steady_clock::now() - start;
+    EXPECT_EQ(r.outcome, Outcome::unreachable);
+    EXPECT_EQ(r.http_status, 502);
+    EXPECT_TRUE(r.transient);
+    EXPECT_EQ(r.attempts, 1);
+    EXPECT_EQ(r.alerts, 3u);
+    EXPECT_EQ(r.shown, 3u);
+    EXPECT_FALSE(r.reason.empty());
+    EXPECT_LT(took, std::chrono::seconds(2));
+    expect_no_secrets(r);
+}
+
+TEST_F(DeliveryRun, RunningAgainCountsAttempts)
+{
+    Delivery d(target("http://127.0.0.1:1/robot/send"), dingtalk_test::fixture_text("mixed"));
+    d.run(std::chrono::milliseconds(1000));
+    d.run(std::chrono::milliseconds(1000));
+    EXPECT_EQ(d.report().attempts, 2);
+    EXPECT_EQ(d.report().alerts, 4u) << "the rendered message is kept for the next attempt";
+    EXPECT_EQ(d.report().outcome, Outcome::unreachable);
+    EXPECT_TRUE(contains(d.report().summary(), "2 attempts")) << d.report().summary();
+}
+
+TEST_F(DeliveryRun, DeliveredWithSignedUrlAndTheRenderedBody)
+{
+    MockDingTalk mock(MockDingTalk::json_reply(200, R"({"errcode":0,"errmsg":"ok"})"));
+    ASSERT_NE(mock.port(), 0);
+    const std::string body = dingtalk_test::fixture_text("firing");
+    const Report r = deliver(target(mock.url()), body);
+    EXPECT_EQ(r.outcome, Outcome::delivered) << r.reason;
+    EXPECT_EQ(r.http_status, 200);
+    EXPECT_EQ(r.errcode, 0);
+    EXPECT_EQ(r.attempts, 1);
+    EXPECT_EQ(r.shown, 3u);
+    expect_no_secrets(r);
+
+    const std::string req = mock.request();
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(req, m,
+                                  std::regex("^POST /robot/send\\?access_token=" + kToken +
+                                             "&timestamp=(\\d{13})&sign=([A-Za-z0-9%]+) HTTP/1.1"
+                                             "\r\n")))
+        << req;
+    EXPECT_EQ(m[2].str(), sign(kSecret, std::stoll(m[1].str())));
+    EXPECT_TRUE(contains(req, "\r\nContent-Type: application/json")) << req;
+
+    const std::string sent = req.substr(req.find("\r\n\r\n") + 4);
+    const Message expected = dingtalk_test::render(dingtalk_test::fixture("firing"));
+    EXPECT_EQ(sent, expected.request_body);
+}
+
+TEST_F(DeliveryRun, RefusedKeepsDingTalksWordsWithoutSecrets)
+{
+    // A gateway in front of the robot API may echo the URL it was called with.
+    MockDingTalk mock(MockDingTalk::json_reply(
+        200, R"({"errcode":310000,"errmsg":"sign not match for /robot/send?access_token=)" +
+                 kToken + "\"}"));
+    const Report r = deliver(target(mock.url(), false), dingtalk_test::fixture_text("resolved"));
+    EXPECT_EQ(r.outcome, Outcome::refused);
+    EXPECT_EQ(r.http_status, 502);
+    EXPECT_EQ(r.errcode, 310000);
+    EXPECT_TRUE(contains(r.reason, "sign not match")) << r.reason;
+    expect_no_secrets(r);
+}
+
+TEST_F(DeliveryRun, ThrottledIs503)
+{
+    MockDingTalk mock(MockDingTalk::json_reply(
+        200, R"({"errcode":130101,"errmsg":"send too fast, exceed 20 times per minute"})"));
+    const Report r = deliver(target(mock.url()), dingtalk_test::fixture_text("mixed"));
+    EXPECT_EQ(r.outcome, Outcome::throttled);
+    EXPECT_EQ(r.http_status, 503);
+    EXPECT_EQ(r.alerts, 4u);
+}
+
+TEST_F(DeliveryRun, HtmlErrorPageIsUnreachable)
+{
+    MockDingTalk mock("HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nContent-Length: "
+                      "19\r\nConnection: close\r\n\r\n<h1>Bad Gateway</h1");
+    const Report r = deliver(target(mock.url()), dingtalk_test::fixture_text("firing"));
+    EXPECT_EQ(r.outcome, Outcome::unreachable);
+    EXPECT_EQ(r.http_status, 502);
+    EXPECT_TRUE(r.transient);
+    EXPECT_TRUE(contains(r.reason, "502")) << r.reason;
+}
+
+TEST_F(DeliveryRun, SilentServerTimesOut)
+{
+    MockDingTalk mock("");
+    Target t = target(mock.url());
+    t.timeout = std::chrono::milliseconds(300);
+    const auto start = std::chrono::steady_clock::now();
+    const Report r = deliver(t, dingtalk_test::fixture_text("firing"));
+    EXPECT_EQ(r.outcome, Outcome::timeout);
+    EXPECT_EQ(r.http_status, 502);
+    EXPECT_TRUE(r.transient);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+    expect_no_secrets(r);
+}
+
+TEST_F(DeliveryRun, BudgetBoundsTheAttempt)
+{
+    MockDingTalk mock("");
+    Target t = target(mock.url());
+    t.timeout = std::chrono::milliseconds(20000);
+    Delivery d(t, dingtalk_test::fixture_text("firing"));
+    const auto start = std::chrono::steady_clock::now();
+    d.run(std::chrono::milliseconds(300)); // what is left of the delivery's time
+    EXPECT_EQ(d.report().outcome, Outcome::timeout);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+}
+
+TEST_F(DeliveryRun, HugeReplyIsRefusedNotBuffered)
+{
+    MockDingTalk mock(MockDingTalk::json_reply(200, R"({"errcode":0,"errmsg":")" +
+                                                        std::string(100 * 1024, 'x') + "\"}"));
+    const Report r = deliver(target(mock.url()), dingtalk_test::fixture_text("firing"));
+    EXPECT_EQ(r.outcome, Outcome::unreachable);
+    EXPECT_TRUE(contains(r.reason, "64 KiB")) << r.reason;
+}

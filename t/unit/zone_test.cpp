@@ -1,0 +1,119 @@
+// Zone: IANA lookups and the "YYYY-MM-DD HH:mm:ss +hh:mm" format, daylight saving included.
+// Expected local times computed with python3's zoneinfo, e.g.
+//   datetime.fromisoformat("2026-01-15T12:00:00+00:00").astimezone(ZoneInfo("America/New_York"))
+#include "zone.hpp"
+
+#include "alert.hpp"
+
+#include <gtest/gtest.h>
+
+#include <regex>
+#include <string>
+
+using namespace dingtalk;
+
+namespace
+{
+
+TimePoint utc(const char *rfc3339)
+{
+    const std::optional<TimePoint> t = parse_rfc3339(rfc3339);
+    EXPECT_TRUE(t.has_value()) << rfc3339;
+    return t.value_or(TimePoint{});
+}
+
+std::string show(const char *zone, const char *rfc3339)
+{
+    std::string error;
+    const std::optional<Zone> z = Zone::find(zone, error);
+    EXPECT_TRUE(z.has_value()) << zone << ": " << error;
+    return z ? z->format(utc(rfc3339)) : "no zone " + std::string(zone);
+}
+
+} // namespace
+
+TEST(Zone, FindsShanghaiAndUtc)
+{
+    std::string error;
+    const std::optional<Zone> sh = Zone::find("Asia/Shanghai", error);
+    ASSERT_TRUE(sh.has_value()) << error;
+    EXPECT_EQ(sh->name(), "Asia/Shanghai");
+    EXPECT_TRUE(error.empty()) << error;
+    const std::optional<Zone> u = Zone::find("UTC", error);
+    ASSERT_TRUE(u.has_value()) << error;
+    EXPECT_EQ(u->name(), "UTC");
+}
+
+TEST(Zone, UnknownZoneIsAnErrorNamingIt)
+{
+    for (const char *name : {"Mars/Olympus_Mons", "asia/shanghai_x", "", "../../etc/passwd"}) {
+        std::string error;
+        EXPECT_FALSE(Zone::find(name, error).has_value()) << name;
+        EXPECT_NE(error.find("unknown time zone"), std::string::npos) << error;
+        EXPECT_NE(error.find("\"" + std::string(name) + "\""), std::string::npos) << error;
+    }
+}
+
+TEST(Zone, ShanghaiFormatMatchesTheSeed)
+{
+    EXPECT_EQ(show("Asia/Shanghai", "2026-11-23T16:04:05.123456789Z"),
+              "2026-11-24 00:04:05 +08:00");
+    // Fractions are dropped, never rounded up into the next second.
+    EXPECT_EQ(show("Asia/Shanghai", "2026-11-23T15:59:59.999999999Z"),
+              "2026-11-23 23:59:59 +08:00");
+    EXPECT_EQ(show("Asia/Shanghai", "2026-12-31T16:00:00Z"), "2027-01-01 00:00:00 +08:00");
+    const std::string s = show("Asia/Shanghai", "2026-03-05T01:02:03Z");
+    EXPECT_TRUE(std::regex_match(s, std::regex(R"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d\d:\d\d)")))
+        << s;
+    EXPECT_EQ(s, "2026-03-05 09:02:03 +08:00");
+}
+
+TEST(Zone, Utc)
+{
+    EXPECT_EQ(show("UTC", "2026-11-23T16:04:05Z"), "2026-11-23 16:04:05 +00:00");
+    EXPECT_EQ(show("UTC", "1970-01-01T00:00:00Z"), "1970-01-01 00:00:00 +00:00");
+    EXPECT_EQ(show("UTC", "1969-12-31T23:59:59.5Z"), "1969-12-31 23:59:59 +00:00");
+    EXPECT_EQ(show("UTC", "2026-11-24T00:04:05+08:00"), "2026-11-23 16:04:05 +00:00");
+}
+
+TEST(Zone, NewYorkDaylightSaving)
+{
+    EXPECT_EQ(show("America/New_York", "2026-01-15T12:00:00Z"), "2026-01-15 07:00:00 -05:00");
+    EXPECT_EQ(show("America/New_York", "2026-07-15T12:00:00Z"), "2026-07-15 08:00:00 -04:00");
+    // The switch on 2026-03-08: 01:59:59 EST is followed by 03:00:00 EDT.
+    EXPECT_EQ(show("America/New_York", "2026-03-08T06:59:59Z"), "2026-03-08 01:59:59 -05:00");
+    EXPECT_EQ(show("America/New_York", "2026-03-08T07:00:00Z"), "2026-03-08 03:00:00 -04:00");
+}
+
+TEST(Zone, BerlinDaylightSaving)
+{
+    EXPECT_EQ(show("Europe/Berlin", "2026-01-15T12:00:00Z"), "2026-01-15 13:00:00 +01:00");
+    EXPECT_EQ(show("Europe/Berlin", "2026-07-15T12:00:00Z"), "2026-07-15 14:00:00 +02:00");
+    EXPECT_EQ(show("Europe/Berlin", "2026-03-29T00:59:59Z"), "2026-03-29 01:59:59 +01:00");
+    EXPECT_EQ(show("Europe/Berlin", "2026-03-29T01:00:00Z"), "2026-03-29 03:00:00 +02:00");
+}
+
+TEST(Zone, NegativeHalfHourOffset)
+{
+    EXPECT_EQ(show("America/St_Johns", "2026-01-15T12:00:00Z"), "2026-01-15 08:30:00 -03:30");
+    EXPECT_EQ(show("America/St_Johns", "2026-07-15T12:00:00Z"), "2026-07-15 09:30:00 -02:30");
+    // Local time falls on the previous day.
+    EXPECT_EQ(show("America/St_Johns", "2026-01-15T02:00:00Z"), "2026-01-14 22:30:00 -03:30");
+}
+
+TEST(Zone, PositiveHalfAndQuarterHourOffsets)
+{
+    EXPECT_EQ(show("Asia/Kolkata", "2026-01-15T12:00:00Z"), "2026-01-15 17:30:00 +05:30");
+    EXPECT_EQ(show("Asia/Kolkata", "2026-01-15T20:00:00Z"), "2026-01-16 01:30:00 +05:30");
+    EXPECT_EQ(show("Asia/Kathmandu", "2026-01-15T12:00:00Z"), "2026-01-15 17:45:00 +05:45");
+}
+
+TEST(Zone, CopiesFormatTheSame)
+{
+    std::string error;
+    const std::optional<Zone> z = Zone::find("Europe/Berlin", error);
+    ASSERT_TRUE(z.has_value()) << error;
+    const Zone copy = *z;
+    EXPECT_EQ(copy.format(utc("2026-07-15T12:00:00Z")), "2026-07-15 14:00:00 +02:00");
+    EXPECT_EQ(copy.name(), "Europe/Berlin");
+}
