@@ -4,6 +4,7 @@
 
 #include "json.hpp"
 
+#include <algorithm>
 #include <memory>
 
 namespace dingtalk
@@ -171,19 +172,19 @@ std::optional<TimePoint> parse_rfc3339(std::string_view s)
     }
 
     std::size_t pos = 19;
-    std::int64_t nanos = 0;
+    std::int64_t micros = 0;
     if (pos < s.size() && s[pos] == '.') {
         std::size_t n = 0;
         for (++pos; pos < s.size() && s[pos] >= '0' && s[pos] <= '9'; ++pos, ++n) {
-            if (n < 9) {
-                nanos = nanos * 10 + (s[pos] - '0');
+            if (n < 6) {
+                micros = micros * 10 + (s[pos] - '0');
             }
         }
         if (n == 0) {
             return std::nullopt;
         }
-        for (; n < 9; ++n) {
-            nanos *= 10;
+        for (; n < 6; ++n) {
+            micros *= 10;
         }
     }
 
@@ -210,7 +211,7 @@ std::optional<TimePoint> parse_rfc3339(std::string_view s)
     // A leap second (:60) is shown as the second before it; nobody reads alerts that closely.
     const auto t = TimePoint(date::sys_days(ymd)) + std::chrono::hours(hour) +
                    std::chrono::minutes(minute) + std::chrono::seconds(second > 59 ? 59 : second) +
-                   std::chrono::nanoseconds(nanos) - offset;
+                   std::chrono::microseconds(micros) - offset;
     return t;
 }
 
@@ -255,7 +256,8 @@ ParseResult parse_notification(std::string_view body)
             result.error = "truncatedAlerts must be a non-negative integer";
             return result;
         }
-        n.truncated_alerts = json_integer_value(truncated);
+        // Alertmanager counts alerts here; anything near 2^63 is nonsense, keep sums safe
+        n.truncated_alerts = std::min<json_int_t>(json_integer_value(truncated), 1000000000);
     }
 
     const json_t *alerts = json_object_get(o, "alerts");

@@ -17,7 +17,9 @@ namespace dingtalk
 {
 
 using Labels = std::map<std::string, std::string>;
-using TimePoint = std::chrono::time_point<std::chrono::system_clock, std::chrono::nanoseconds>;
+// Microseconds: 64 bits of them reach from year 1 (Go's zero time) far past any alert; finer
+// digits are dropped (messages show seconds).
+using TimePoint = std::chrono::time_point<std::chrono::system_clock, std::chrono::microseconds>;
 
 enum class Status { firing, resolved };
 

@@ -5,6 +5,7 @@
 
 #include "json.hpp"
 
+#include <algorithm>
 #include <exception>
 #include <memory>
 
@@ -14,13 +15,13 @@ namespace dingtalk
 namespace
 {
 
-// DingTalk's errmsg is foreign text: keep it short and on one line.
-std::string sanitize(std::string_view s)
+// Foreign text (DingTalk's errmsg, label names quoted in parse errors) on one line, capped.
+std::string one_line(std::string_view s, std::size_t max)
 {
     std::string out;
     for (const char ch : s) {
         const unsigned char c = static_cast<unsigned char>(ch);
-        if (out.size() >= 200 && (c & 0xC0) != 0x80) {
+        if (out.size() >= max && (c & 0xC0) != 0x80) {
             out += "...";
             break;
         }
@@ -107,7 +108,7 @@ Report interpret(const HttpReply &http)
 
     r.errcode = static_cast<long>(json_integer_value(code));
     const json_t *msg = json_object_get(root.get(), "errmsg");
-    r.errmsg = json_is_string(msg) ? sanitize(json_string_value(msg)) : "";
+    r.errmsg = json_is_string(msg) ? one_line(json_string_value(msg), 200) : "";
     if (r.errcode == 0) {
         r.outcome = Outcome::delivered;
         r.http_status = 200;
@@ -143,35 +144,66 @@ std::string redact(std::string text, const Target &t)
             continue;
         }
         for (std::size_t pos = text.find(*secret); pos != std::string::npos;
-             pos = text.find(*secret, pos)) {
+             pos = text.find(*secret, pos + 3)) {
             text.replace(pos, secret->size(), "***");
         }
     }
     return text;
 }
 
-void Delivery::run() noexcept
+std::optional<std::chrono::milliseconds> retry_delay(const Report &last,
+                                                     std::chrono::milliseconds elapsed,
+                                                     std::chrono::milliseconds timeout)
 {
-    const auto start = std::chrono::steady_clock::now();
+    using std::chrono::milliseconds;
+    constexpr int kMaxAttempts = 8;
+    constexpr milliseconds kFirstDelay{100}, kMaxDelay{2000}, kShortestAttempt{300};
+    if (!last.transient || last.attempts >= kMaxAttempts) {
+        return std::nullopt;
+    }
+    milliseconds delay = kFirstDelay * (1 << (last.attempts > 0 ? last.attempts - 1 : 0));
+    delay = std::min(delay, kMaxDelay);
+    if (elapsed + delay + kShortestAttempt > timeout) {
+        return std::nullopt;
+    }
+    return delay;
+}
+
+std::chrono::milliseconds attempt_budget(std::chrono::milliseconds remaining)
+{
+    constexpr std::chrono::milliseconds kEnough{3000}; // DingTalk answers in well under a second
+    if (remaining <= kEnough) {
+        return remaining;
+    }
+    return std::max(kEnough, remaining / 2);
+}
+
+bool Delivery::prepare()
+{
+    ParseResult parsed = parse_notification(body_);
+    if (!parsed.notification) {
+        report_.outcome = Outcome::bad_request;
+        report_.http_status = 400;
+        report_.reason = "not an Alertmanager notification: " + parsed.error;
+        return false;
+    }
+    RenderOptions opt;
+    opt.zone = target_.zone;
+    opt.at = target_.at;
+    Message m = render_message(*parsed.notification, opt);
+    request_ = std::move(m.request_body);
+    report_.alerts = parsed.notification->alerts.size();
+    report_.shown = m.shown;
+    std::string().swap(body_); // the raw body can be large; it is no longer needed
+    return true;
+}
+
+void Delivery::run(std::chrono::milliseconds budget) noexcept
+{
     try {
-        if (request_.empty()) {
-            ParseResult parsed = parse_notification(body_);
-            if (!parsed.notification) {
-                report_.outcome = Outcome::bad_request;
-                report_.http_status = 400;
-                report_.reason = "not an Alertmanager notification: " + parsed.error;
-                return;
-            }
-            RenderOptions opt;
-            opt.zone = target_.zone;
-            opt.at = target_.at;
-            Message m = render_message(*parsed.notification, opt);
-            request_ = std::move(m.request_body);
-            report_.alerts = parsed.notification->alerts.size();
-            report_.shown = m.shown;
-            std::string().swap(body_); // the raw body can be large; it is no longer needed
+        if (!request_.empty() || prepare()) {
+            attempt(budget);
         }
-        attempt();
     } catch (const std::exception &e) {
         report_.outcome = Outcome::internal;
         report_.http_status = 500;
@@ -183,18 +215,22 @@ void Delivery::run() noexcept
         report_.reason = "internal error";
         report_.transient = false;
     }
-    report_.reason = redact(std::move(report_.reason), target_);
-    report_.errmsg = redact(std::move(report_.errmsg), target_);
-    report_.elapsed += std::chrono::duration_cast<std::chrono::milliseconds>(
-        std::chrono::steady_clock::now() - start);
+    // Everything that leaves here goes to a log line or a reply: one line, no secrets.
+    try {
+        report_.reason = one_line(redact(std::move(report_.reason), target_), 1024);
+        report_.errmsg = one_line(redact(std::move(report_.errmsg), target_), 200);
+    } catch (...) {
+        report_.reason = "internal error";
+        report_.errmsg.clear();
+    }
 }
 
-void Delivery::attempt()
+void Delivery::attempt(std::chrono::milliseconds budget)
 {
     HttpRequest req;
     req.url = send_url(target_);
     req.body = request_;
-    req.timeout = target_.timeout;
+    req.timeout = std::min(budget, target_.timeout);
     req.ssl_verify = target_.ssl_verify;
     req.ca_pem = target_.ca_pem;
 

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace dingtalk
@@ -64,6 +65,16 @@ std::string send_url(const Target &t);
 // Removes every occurrence of the secrets from text that may reach a log or a reply.
 std::string redact(std::string text, const Target &t);
 
+// When to try again after a failed attempt, or nothing when the failure is permanent or the
+// time left (timeout minus elapsed, counted from the first attempt) is too short to try.
+std::optional<std::chrono::milliseconds> retry_delay(const Report &last,
+                                                     std::chrono::milliseconds elapsed,
+                                                     std::chrono::milliseconds timeout);
+
+// How long one attempt may take, given what is left of the delivery timeout: not all of it
+// while a lot is left, so that a DingTalk that hangs once still leaves time for a retry.
+std::chrono::milliseconds attempt_budget(std::chrono::milliseconds remaining);
+
 class Delivery
 {
 public:
@@ -71,14 +82,19 @@ public:
     {
     }
 
-    // Runs in a pool thread. Never throws.
-    void run() noexcept;
+    // Runs in a pool thread; never throws. The first run parses and renders; every run makes
+    // one attempt, bounded by `budget` (what is left of the delivery timeout).
+    void run(std::chrono::milliseconds budget) noexcept;
+
+    // The whole time the request took, holds and retries included (the caller's clock).
+    void set_elapsed(std::chrono::milliseconds total) { report_.elapsed = total; }
 
     const Report &report() const { return report_; }
     const Target &target() const { return target_; }
 
 private:
-    void attempt();
+    bool prepare(); // parse and render; false (and a 400 report) for a bad body
+    void attempt(std::chrono::milliseconds budget);
 
     Target target_;
     std::string body_;

@@ -150,7 +150,7 @@ std::string alertmanager_link(const Notification &n)
 
 std::string omitted_line(const Notification &n, std::size_t omitted)
 {
-    const std::int64_t total = static_cast<std::int64_t>(omitted) + n.truncated_alerts;
+    const std::uint64_t total = omitted + static_cast<std::uint64_t>(n.truncated_alerts);
     if (total == 0) {
         return "";
     }
