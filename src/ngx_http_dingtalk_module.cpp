@@ -1,429 +1,27 @@
-// nginx glue: directives, the content handler, the hand-off to nginx's thread pool, and the reply.
-// Everything DingTalk- or Alertmanager-specific lives in the C++ core (delivery.hpp and below).
-//
-// Request flow: handler -> read body -> body handler (evaluate variables, copy what the thread
-// needs into a Delivery, post a task; request marked blocked with a deadline timer) -> pool
-// thread runs Delivery::run() -> completion event in this worker's loop -> reply, finalize.
+// nginx glue, part 1: directives, configuration, and the module itself. The request flow is in
+// ngx_http_dingtalk_handler.cpp, the shared zone in ngx_http_dingtalk_zone.cpp; everything
+// DingTalk- or Alertmanager-specific is in the C++ core (delivery.hpp and below).
 
-#include "ngx.hpp"
+#include "ngx_http_dingtalk.hpp"
 
-#include "delivery.hpp"
-#include "zone.hpp"
+#include "sender.hpp"
+#include "sign.hpp"
 
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
-#include <memory>
-#include <new>
 #include <string>
-
-extern "C" {
-extern ngx_module_t ngx_http_dingtalk_module;
-}
 
 namespace
 {
 
 const char *const kDefaultZone = "Asia/Shanghai";
+const ngx_str_t kZoneName = ngx_string("ngx_http_dingtalk_module");
 
-// The thread may run a little past the delivery timeout (DNS, closing); the deadline timer only
-// has to keep the worker alive until the completion event arrives.
-const ngx_msec_t kDeadlineSlack = 5000;
-
-struct ngx_http_dingtalk_loc_conf_t {
-    ngx_flag_t enable;
-    ngx_http_complex_value_t *token;
-    ngx_http_complex_value_t *secret;
-    ngx_str_t env_token; // ROBOT_TOKEN, when no dingtalk_token applies
-    ngx_str_t api_url;
-    ngx_str_t thread_pool_name;
-    ngx_thread_pool_t *thread_pool;
-    ngx_msec_t timeout;
-    const dingtalk::Zone *zone;
-    ngx_flag_t ssl_verify;
-    ngx_str_t ssl_trusted_certificate;
-    std::shared_ptr<const std::string> *ca_pem; // the CA file, read at configuration time
-
-    // where "dingtalk;" stands, for errors found when the whole configuration is known
-    ngx_str_t file;
-    ngx_uint_t line;
-};
-
-struct ngx_http_dingtalk_ctx_t {
-    ngx_event_t deadline; // keeps a shutting-down worker alive while the thread works
-    ngx_http_request_t *r;
-    dingtalk::Delivery *delivery;
-    unsigned done : 1;
-};
-
-// ---------------------------------------------------------------------------------------------
-// helpers
-
-std::string_view view(const ngx_str_t &s)
+char *conf_error()
 {
-    return std::string_view(reinterpret_cast<const char *>(s.data), s.len);
+    return static_cast<char *>(NGX_CONF_ERROR);
 }
-
-bool is_token(std::string_view t)
-{
-    if (t.empty()) {
-        return false;
-    }
-    for (const char c : t) {
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))) {
-            return false;
-        }
-    }
-    return true;
-}
-
-bool is_secret(std::string_view s)
-{
-    if (s.size() < 4 || s.substr(0, 3) != "SEC") {
-        return false;
-    }
-    for (const char c : s.substr(3)) {
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
-            return false;
-        }
-    }
-    return true;
-}
-
-template <class T> void destroy_object(void *data) noexcept
-{
-    static_cast<T *>(data)->~T();
-}
-
-// A C++ object whose lifetime is the pool's: constructed in pool-cleanup storage, destroyed when
-// the pool is. For a request pool that is after the thread is done: `blocked` keeps it alive.
-template <class T, class... Args> T *pool_new(ngx_pool_t *pool, Args &&...args)
-{
-    ngx_pool_cleanup_t *cln = ngx_pool_cleanup_add(pool, sizeof(T));
-    if (cln == nullptr) {
-        return nullptr;
-    }
-    T *obj = new (cln->data) T(std::forward<Args>(args)...);
-    cln->handler = destroy_object<T>;
-    return obj;
-}
-
-ngx_int_t send_json(ngx_http_request_t *r, ngx_uint_t status, const std::string &body,
-                    ngx_uint_t retry_after = 0, bool allow = false)
-{
-    r->headers_out.status = status;
-    r->headers_out.content_length_n = static_cast<off_t>(body.size());
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-    r->headers_out.content_type_lowcase = nullptr;
-
-    if (retry_after > 0 || allow) {
-        ngx_table_elt_t *h = static_cast<ngx_table_elt_t *>(ngx_list_push(&r->headers_out.headers));
-        if (h == nullptr) {
-            return NGX_ERROR;
-        }
-        h->hash = 1;
-#if (nginx_version >= 1023000)
-        h->next = nullptr;
-#endif
-        if (allow) {
-            ngx_str_set(&h->key, "Allow");
-            ngx_str_set(&h->value, "GET, HEAD, POST");
-        } else {
-            ngx_str_set(&h->key, "Retry-After");
-            h->value.data = static_cast<u_char *>(ngx_pnalloc(r->pool, NGX_INT_T_LEN));
-            if (h->value.data == nullptr) {
-                return NGX_ERROR;
-            }
-            h->value.len = ngx_sprintf(h->value.data, "%ui", retry_after) - h->value.data;
-        }
-    }
-
-    ngx_int_t rc = ngx_http_send_header(r);
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    ngx_buf_t *b = ngx_create_temp_buf(r->pool, body.size());
-    if (b == nullptr) {
-        return NGX_ERROR;
-    }
-    b->last = ngx_cpymem(b->last, body.data(), body.size());
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
-    ngx_chain_t out;
-    out.buf = b;
-    out.next = nullptr;
-    return ngx_http_output_filter(r, &out);
-}
-
-void finish(ngx_http_request_t *r, ngx_uint_t status, const std::string &reason,
-            ngx_uint_t retry_after = 0)
-{
-    ngx_http_finalize_request(
-        r, send_json(r, status, dingtalk::reply_json(status < 300, reason), retry_after));
-}
-
-// The whole body as one string, from memory buffers and from the temp file nginx spilled it to.
-bool read_body(ngx_http_request_t *r, std::string &out)
-{
-    if (r->request_body == nullptr) {
-        return true;
-    }
-    for (ngx_chain_t *cl = r->request_body->bufs; cl != nullptr; cl = cl->next) {
-        ngx_buf_t *b = cl->buf;
-        if (b->in_file) {
-            const off_t size = b->file_last - b->file_pos;
-            const std::size_t at = out.size();
-            out.resize(at + static_cast<std::size_t>(size));
-            ssize_t n = ngx_read_file(b->file, reinterpret_cast<u_char *>(&out[at]),
-                                      static_cast<size_t>(size), b->file_pos);
-            if (n != static_cast<ssize_t>(size)) {
-                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                              "dingtalk: short read of the request body temp file \"%V\"",
-                              &b->file->name);
-                return false;
-            }
-        } else {
-            out.append(reinterpret_cast<const char *>(b->pos), b->last - b->pos);
-        }
-    }
-    return true;
-}
-
-// ---------------------------------------------------------------------------------------------
-// the thread and the way back
-
-void thread_handler(void *data, ngx_log_t *) noexcept
-{
-    // Only the Delivery's own memory is touched here: no pools, no logs, no request.
-    (*static_cast<dingtalk::Delivery **>(data))->run();
-}
-
-void log_outcome(ngx_http_request_t *r, const dingtalk::Report &rep) noexcept
-{
-    ngx_http_core_loc_conf_t *clcf = static_cast<ngx_http_core_loc_conf_t *>(
-        ngx_http_get_module_loc_conf(r, ngx_http_core_module));
-    const ngx_uint_t level = rep.outcome == dingtalk::Outcome::delivered     ? NGX_LOG_INFO
-                             : rep.outcome == dingtalk::Outcome::bad_request ? NGX_LOG_WARN
-                                                                             : NGX_LOG_ERR;
-    try {
-        const std::string line = rep.summary(); // the core already removed token and secret
-        ngx_log_error(level, r->connection->log, 0, "dingtalk \"%V\": %*s", &clcf->name,
-                      line.size(), line.data());
-    } catch (...) {
-        ngx_log_error(level, r->connection->log, 0, "dingtalk \"%V\": status %i", &clcf->name,
-                      static_cast<ngx_int_t>(rep.http_status));
-    }
-}
-
-void resume(ngx_http_request_t *r) noexcept
-{
-    auto *ctx = static_cast<ngx_http_dingtalk_ctx_t *>(
-        ngx_http_get_module_ctx(r, ngx_http_dingtalk_module));
-    if (ctx == nullptr || !ctx->done) {
-        return; // a write event while the thread still works: nothing to send yet
-    }
-    r->write_event_handler = ngx_http_request_empty_handler;
-
-    try {
-        const dingtalk::Report &rep = ctx->delivery->report();
-        const ngx_uint_t retry_after = rep.outcome == dingtalk::Outcome::throttled ? 60 : 0;
-        ngx_http_finalize_request(r, send_json(r, static_cast<ngx_uint_t>(rep.http_status),
-                                               rep.reply_json(), retry_after));
-    } catch (...) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-    }
-}
-
-void thread_done(ngx_event_t *ev) noexcept
-{
-    auto *ctx = static_cast<ngx_http_dingtalk_ctx_t *>(ev->data);
-    ngx_http_request_t *r = ctx->r;
-    ngx_connection_t *c = r->connection;
-
-    r->main->blocked--;
-    r->aio = 0;
-    if (ctx->deadline.timer_set) {
-        ngx_del_timer(&ctx->deadline);
-    }
-    ctx->done = 1;
-    log_outcome(r, ctx->delivery->report());
-
-    // Either our resume(), or nginx's finalizer if the request was terminated meanwhile.
-    r->write_event_handler(r);
-    ngx_http_run_posted_requests(c);
-}
-
-void deadline_handler(ngx_event_t *ev) noexcept
-{
-    // A curl call is bounded by its own timeout, so this only fires if the pool is backed up.
-    // Finalizing here would free memory the thread still uses: wait for it instead.
-    ngx_log_error(NGX_LOG_WARN, ev->log, 0,
-                  "dingtalk: delivery still waiting for a thread past its deadline; "
-                  "is the thread pool too small?");
-    ngx_add_timer(ev, 1000);
-}
-
-// ---------------------------------------------------------------------------------------------
-// request handling
-
-bool evaluate(ngx_http_request_t *r, ngx_http_complex_value_t *cv, std::string &out)
-{
-    ngx_str_t v;
-    if (ngx_http_complex_value(r, cv, &v) != NGX_OK) {
-        return false;
-    }
-    out.assign(reinterpret_cast<const char *>(v.data), v.len);
-    return true;
-}
-
-void body_handler(ngx_http_request_t *r) noexcept
-{
-    try {
-        auto *lcf = static_cast<ngx_http_dingtalk_loc_conf_t *>(
-            ngx_http_get_module_loc_conf(r, ngx_http_dingtalk_module));
-        auto *ctx = static_cast<ngx_http_dingtalk_ctx_t *>(
-            ngx_http_get_module_ctx(r, ngx_http_dingtalk_module));
-
-        if (r->connection->error) {
-            ngx_http_finalize_request(r, NGX_HTTP_CLIENT_CLOSED_REQUEST);
-            return;
-        }
-
-        std::string body;
-        if (!read_body(r, body)) {
-            finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR, "could not read the request body");
-            return;
-        }
-
-        dingtalk::Target target;
-        if (lcf->token != nullptr) {
-            if (!evaluate(r, lcf->token, target.token)) {
-                finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR, "could not evaluate dingtalk_token");
-                return;
-            }
-        } else {
-            target.token.assign(view(lcf->env_token));
-        }
-        if (target.token.empty()) {
-            finish(r, NGX_HTTP_NOT_FOUND,
-                   "no DingTalk robot for this request (dingtalk_token is empty)");
-            return;
-        }
-        if (!is_token(target.token)) {
-            // Never spliced into a URL, never logged: only that it was refused.
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "dingtalk: the token from dingtalk_token holds characters DingTalk "
-                          "never issues (letters and digits only); refused");
-            finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR, "dingtalk_token is not a valid robot token");
-            return;
-        }
-        if (lcf->secret != nullptr && !evaluate(r, lcf->secret, target.secret)) {
-            finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR, "could not evaluate dingtalk_secret");
-            return;
-        }
-        if (!target.secret.empty() && !is_secret(target.secret)) {
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "dingtalk: the secret from dingtalk_secret is not \"SEC\" followed by "
-                          "hex digits; refused");
-            finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                   "dingtalk_secret is not a valid signing secret");
-            return;
-        }
-
-        target.api_url.assign(view(lcf->api_url));
-        target.timeout = std::chrono::milliseconds(lcf->timeout);
-        target.ssl_verify = lcf->ssl_verify != 0;
-        if (lcf->ca_pem != nullptr) {
-            target.ca_pem = *lcf->ca_pem;
-        }
-        target.zone = lcf->zone;
-
-        ctx->delivery = pool_new<dingtalk::Delivery>(r->pool, std::move(target), std::move(body));
-        ngx_thread_task_t *task = ngx_thread_task_alloc(r->pool, sizeof(dingtalk::Delivery *));
-        if (ctx->delivery == nullptr || task == nullptr) {
-            finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-            return;
-        }
-        *static_cast<dingtalk::Delivery **>(task->ctx) = ctx->delivery;
-        task->handler = thread_handler;
-        task->event.handler = thread_done;
-        task->event.data = ctx;
-
-        if (ngx_thread_task_post(lcf->thread_pool, task) != NGX_OK) {
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "dingtalk: thread pool \"%V\" queue is full; raise max_queue (or "
-                          "threads) in its \"thread_pool\" directive",
-                          &lcf->thread_pool_name);
-            finish(r, NGX_HTTP_SERVICE_UNAVAILABLE, "busy: the delivery queue is full, retry later",
-                   5);
-            return;
-        }
-
-        // As nginx's own threaded I/O does: the request cannot be freed while the task runs.
-        r->main->blocked++;
-        r->aio = 1;
-        r->write_event_handler = resume;
-
-        ctx->deadline.handler = deadline_handler;
-        ctx->deadline.data = r->connection; // timer debug logging reads data as a connection
-        ctx->deadline.log = r->connection->log;
-        ngx_add_timer(&ctx->deadline, lcf->timeout + kDeadlineSlack);
-    } catch (...) {
-        finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR, "internal error");
-    }
-}
-
-ngx_int_t content_handler(ngx_http_request_t *r) noexcept
-{
-    try {
-        if (r != r->main) {
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "dingtalk: a webhook location cannot serve a subrequest");
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        if (r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD)) {
-            ngx_int_t rc = ngx_http_discard_request_body(r);
-            if (rc != NGX_OK) {
-                return rc;
-            }
-            return send_json(r, NGX_HTTP_OK,
-                             dingtalk::reply_json(true, "ngx_http_dingtalk_module is ready: POST "
-                                                        "Alertmanager webhooks here"));
-        }
-
-        if (!(r->method & NGX_HTTP_POST)) {
-            ngx_int_t rc = ngx_http_discard_request_body(r);
-            if (rc != NGX_OK) {
-                return rc;
-            }
-            return send_json(r, NGX_HTTP_NOT_ALLOWED,
-                             dingtalk::reply_json(false, "method not allowed: POST Alertmanager "
-                                                         "webhooks, GET for health"),
-                             0, true);
-        }
-
-        auto *ctx = static_cast<ngx_http_dingtalk_ctx_t *>(
-            ngx_pcalloc(r->pool, sizeof(ngx_http_dingtalk_ctx_t)));
-        if (ctx == nullptr) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-        ctx->r = r;
-        ngx_http_set_ctx(r, ctx, ngx_http_dingtalk_module);
-
-        ngx_int_t rc = ngx_http_read_client_request_body(r, body_handler);
-        if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-            return rc;
-        }
-        return NGX_DONE;
-    } catch (...) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// configuration
 
 char *set_dingtalk(ngx_conf_t *cf, ngx_command_t *, void *conf) noexcept
 {
@@ -437,7 +35,7 @@ char *set_dingtalk(ngx_conf_t *cf, ngx_command_t *, void *conf) noexcept
 
     auto *clcf = static_cast<ngx_http_core_loc_conf_t *>(
         ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module));
-    clcf->handler = content_handler;
+    clcf->handler = ngx_http_dingtalk_handler;
     return NGX_CONF_OK;
 }
 
@@ -451,13 +49,13 @@ char *set_token(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept
     if (dlcf->token->lengths != nullptr) {
         return NGX_CONF_OK; // variables: checked per request
     }
-    const std::string_view t = view(dlcf->token->value);
+    const std::string_view t = ngx_http_dingtalk_view(dlcf->token->value);
     if (t.find("access_token=") != std::string_view::npos ||
         t.find("://") != std::string_view::npos) {
         return const_cast<char *>("takes the access_token value from the robot's webhook URL, "
                                   "not the whole URL");
     }
-    if (!is_token(t)) {
+    if (!dingtalk::valid_token(t)) {
         return const_cast<char *>("is not a DingTalk robot token (letters and digits only)");
     }
     return NGX_CONF_OK;
@@ -470,7 +68,8 @@ char *set_secret(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept
         return rv;
     }
     auto *dlcf = static_cast<ngx_http_dingtalk_loc_conf_t *>(conf);
-    if (dlcf->secret->lengths == nullptr && !is_secret(view(dlcf->secret->value))) {
+    if (dlcf->secret->lengths == nullptr &&
+        !dingtalk::valid_secret(ngx_http_dingtalk_view(dlcf->secret->value))) {
         return const_cast<char *>("is not a DingTalk signing secret (\"SEC\" followed by hex "
                                   "digits, as the robot's security settings show it)");
     }
@@ -484,7 +83,7 @@ char *set_api_url(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept
         return rv;
     }
     auto *dlcf = static_cast<ngx_http_dingtalk_loc_conf_t *>(conf);
-    std::string_view url = view(dlcf->api_url);
+    std::string_view url = ngx_http_dingtalk_view(dlcf->api_url);
     std::size_t host_at;
     if (url.size() > 7 && ngx_strncasecmp(dlcf->api_url.data, (u_char *)"http://", 7) == 0) {
         host_at = 7;
@@ -518,15 +117,15 @@ char *set_timezone(ngx_conf_t *cf, ngx_command_t *, void *conf) noexcept
     ngx_str_t *value = static_cast<ngx_str_t *>(cf->args->elts);
     try {
         std::string error;
-        auto zone = dingtalk::Zone::find(view(value[1]), error);
+        auto zone = dingtalk::Zone::find(ngx_http_dingtalk_view(value[1]), error);
         if (!zone) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "dingtalk_timezone: %s", error.c_str());
-            return static_cast<char *>(NGX_CONF_ERROR);
+            return conf_error();
         }
-        dlcf->zone = pool_new<dingtalk::Zone>(cf->pool, *zone);
-        return dlcf->zone ? NGX_CONF_OK : static_cast<char *>(NGX_CONF_ERROR);
+        dlcf->zone = ngx_http_dingtalk_pool_new<dingtalk::Zone>(cf->pool, *zone);
+        return dlcf->zone ? NGX_CONF_OK : conf_error();
     } catch (...) {
-        return static_cast<char *>(NGX_CONF_ERROR);
+        return conf_error();
     }
 }
 
@@ -551,16 +150,16 @@ char *set_trusted_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) no
     }
     auto *dlcf = static_cast<ngx_http_dingtalk_loc_conf_t *>(conf);
     if (ngx_conf_full_name(cf->cycle, &dlcf->ssl_trusted_certificate, 1) != NGX_OK) {
-        return static_cast<char *>(NGX_CONF_ERROR);
+        return conf_error();
     }
     try {
-        std::string path(view(dlcf->ssl_trusted_certificate));
+        std::string path(ngx_http_dingtalk_view(dlcf->ssl_trusted_certificate));
         std::FILE *f = std::fopen(path.c_str(), "rb");
         if (f == nullptr) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
                                "dingtalk_ssl_trusted_certificate: cannot open \"%s\"",
                                path.c_str());
-            return static_cast<char *>(NGX_CONF_ERROR);
+            return conf_error();
         }
         std::string pem;
         char buf[8192];
@@ -573,14 +172,122 @@ char *set_trusted_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) no
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "dingtalk_ssl_trusted_certificate: no PEM certificate in \"%s\"",
                                path.c_str());
-            return static_cast<char *>(NGX_CONF_ERROR);
+            return conf_error();
         }
-        dlcf->ca_pem = pool_new<std::shared_ptr<const std::string>>(
+        dlcf->ca_pem = ngx_http_dingtalk_pool_new<std::shared_ptr<const std::string>>(
             cf->pool, std::make_shared<const std::string>(std::move(pem)));
-        return dlcf->ca_pem ? NGX_CONF_OK : static_cast<char *>(NGX_CONF_ERROR);
+        return dlcf->ca_pem ? NGX_CONF_OK : conf_error();
     } catch (...) {
-        return static_cast<char *>(NGX_CONF_ERROR);
+        return conf_error();
     }
+}
+
+// dingtalk_rate_limit off | COUNT/PERIOD [hold=TIME] [cooldown=TIME]
+char *set_rate_limit(ngx_conf_t *cf, ngx_command_t *, void *conf) noexcept
+{
+    auto *dlcf = static_cast<ngx_http_dingtalk_loc_conf_t *>(conf);
+    if (dlcf->rate_limit != NGX_CONF_UNSET) {
+        return const_cast<char *>("is duplicate");
+    }
+    auto *value = static_cast<ngx_str_t *>(cf->args->elts);
+    if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
+        dlcf->rate_limit = 0;
+        return NGX_CONF_OK;
+    }
+
+    dingtalk::RateLimit rate;
+    u_char *slash =
+        static_cast<u_char *>(ngx_strlchr(value[1].data, value[1].data + value[1].len, '/'));
+    ngx_int_t count = ngx_atoi(value[1].data, slash ? slash - value[1].data : value[1].len);
+    if (slash == nullptr || count < 1 || count > static_cast<ngx_int_t>(dingtalk::kMaxRateCount)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "dingtalk_rate_limit: \"%V\" is not COUNT/PERIOD with a COUNT from 1 "
+                           "to %uD, as in 20/60s (DingTalk's limit)",
+                           &value[1], dingtalk::kMaxRateCount);
+        return conf_error();
+    }
+    ngx_str_t period{static_cast<size_t>(value[1].data + value[1].len - slash - 1), slash + 1};
+    ngx_msec_t window = ngx_parse_time(&period, 0);
+    if (window == static_cast<ngx_msec_t>(NGX_ERROR) || window == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "dingtalk_rate_limit: invalid period \"%V\"",
+                           &period);
+        return conf_error();
+    }
+    rate.count = static_cast<uint32_t>(count);
+    rate.window_ms = window;
+    rate.guard_ms = std::min<uint64_t>(rate.guard_ms, window / 60);
+
+    for (ngx_uint_t i = 2; i < cf->args->nelts; ++i) {
+        ngx_str_t v = value[i];
+        uint64_t *target = nullptr;
+        if (ngx_strncmp(v.data, "hold=", 5) == 0) {
+            target = &rate.hold_ms;
+            v.data += 5;
+            v.len -= 5;
+        } else if (ngx_strncmp(v.data, "cooldown=", 9) == 0) {
+            target = &rate.cooldown_ms;
+            v.data += 9;
+            v.len -= 9;
+        }
+        ngx_msec_t ms = target ? ngx_parse_time(&v, 0) : static_cast<ngx_msec_t>(NGX_ERROR);
+        if (ms == static_cast<ngx_msec_t>(NGX_ERROR)) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "dingtalk_rate_limit: invalid parameter \"%V\" (hold=TIME or "
+                               "cooldown=TIME)",
+                               &value[i]);
+            return conf_error();
+        }
+        *target = ms;
+    }
+    dlcf->rate_limit = 1;
+    dlcf->rate = rate;
+    return NGX_CONF_OK;
+}
+
+void *create_main_conf(ngx_conf_t *cf) noexcept
+{
+    auto *mcf = static_cast<ngx_http_dingtalk_main_conf_t *>(
+        ngx_pcalloc(cf->pool, sizeof(ngx_http_dingtalk_main_conf_t)));
+    if (mcf == nullptr) {
+        return nullptr;
+    }
+    mcf->zone_size = NGX_CONF_UNSET_SIZE;
+    return mcf;
+}
+
+char *init_main_conf(ngx_conf_t *cf, void *conf) noexcept
+{
+    auto *mcf = static_cast<ngx_http_dingtalk_main_conf_t *>(conf);
+    ngx_conf_init_size_value(mcf->zone_size, 1024 * 1024);
+    if (mcf->zone_size < 8 * ngx_pagesize) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "dingtalk_zone_size must be at least %uz",
+                      8 * ngx_pagesize);
+        return conf_error();
+    }
+    return NGX_CONF_OK;
+}
+
+// After every location is merged: the shared zone exists only when some location sends.
+ngx_int_t postconfiguration(ngx_conf_t *cf) noexcept
+{
+    auto *mcf = static_cast<ngx_http_dingtalk_main_conf_t *>(
+        ngx_http_conf_get_module_main_conf(cf, ngx_http_dingtalk_module));
+    if (!mcf->used) {
+        return NGX_OK;
+    }
+    ngx_str_t name = kZoneName;
+    mcf->zone = ngx_shared_memory_add(cf, &name, mcf->zone_size, &ngx_http_dingtalk_module);
+    if (mcf->zone == nullptr) {
+        return NGX_ERROR;
+    }
+    if (mcf->zone->data == nullptr) {
+        mcf->zone->data = ngx_http_dingtalk_zone_ctx(cf);
+        if (mcf->zone->data == nullptr) {
+            return NGX_ERROR;
+        }
+    }
+    mcf->zone->init = ngx_http_dingtalk_init_zone;
+    return NGX_OK;
 }
 
 void *create_loc_conf(ngx_conf_t *cf) noexcept
@@ -597,6 +304,8 @@ void *create_loc_conf(ngx_conf_t *cf) noexcept
     conf->secret = static_cast<ngx_http_complex_value_t *>(NGX_CONF_UNSET_PTR);
     conf->timeout = NGX_CONF_UNSET_MSEC;
     conf->ssl_verify = NGX_CONF_UNSET;
+    conf->rate_limit = NGX_CONF_UNSET;
+    conf->rate = dingtalk::RateLimit(); // DingTalk's limit: 20 a minute
     return conf;
 }
 
@@ -612,7 +321,7 @@ char *resolve_env_token(ngx_conf_t *cf, ngx_http_dingtalk_loc_conf_t *conf)
     auto *vars = static_cast<ngx_str_t *>(ccf->env.elts);
     for (ngx_uint_t i = 0; i < ccf->env.nelts; ++i) {
         // "env NAME=value;" is stored as the name, with "=value" still after it in memory
-        if (view(vars[i]) != name) {
+        if (ngx_http_dingtalk_view(vars[i]) != name) {
             continue;
         }
         declared = true;
@@ -631,19 +340,19 @@ char *resolve_env_token(ngx_conf_t *cf, ngx_http_dingtalk_loc_conf_t *conf)
     } else if (value.empty()) {
         problem = "no robot token: \"dingtalk_token\" is not set and ROBOT_TOKEN is empty or "
                   "not in nginx's environment";
-    } else if (!is_token(value)) {
+    } else if (!dingtalk::valid_token(value)) {
         problem = "ROBOT_TOKEN is not a DingTalk robot token (letters and digits only); "
                   "set the access_token value from the robot's webhook URL";
     }
     if (problem != nullptr) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "\"dingtalk\" in %V:%ui: %s", &conf->file,
                       conf->line, problem);
-        return static_cast<char *>(NGX_CONF_ERROR);
+        return conf_error();
     }
     conf->env_token.len = value.size();
     conf->env_token.data = static_cast<u_char *>(ngx_pnalloc(cf->pool, value.size()));
     if (conf->env_token.data == nullptr) {
-        return static_cast<char *>(NGX_CONF_ERROR);
+        return conf_error();
     }
     ngx_memcpy(conf->env_token.data, value.data(), value.size());
     return NGX_CONF_OK;
@@ -669,6 +378,10 @@ char *merge_loc_conf(ngx_conf_t *cf, void *parent, void *child) noexcept
         if (conf->zone == nullptr) {
             conf->zone = prev->zone;
         }
+        if (conf->rate_limit == NGX_CONF_UNSET) {
+            conf->rate_limit = prev->rate_limit == NGX_CONF_UNSET ? 1 : prev->rate_limit;
+            conf->rate = prev->rate;
+        }
 
         if (!conf->enable) {
             return NGX_CONF_OK;
@@ -678,7 +391,7 @@ char *merge_loc_conf(ngx_conf_t *cf, void *parent, void *child) noexcept
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                           "\"dingtalk\" in %V:%ui: dingtalk_timeout must be more than 0",
                           &conf->file, conf->line);
-            return static_cast<char *>(NGX_CONF_ERROR);
+            return conf_error();
         }
         if (conf->zone == nullptr) {
             std::string error;
@@ -686,11 +399,11 @@ char *merge_loc_conf(ngx_conf_t *cf, void *parent, void *child) noexcept
             if (!zone) {
                 ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "\"dingtalk\" in %V:%ui: %s", &conf->file,
                               conf->line, error.c_str());
-                return static_cast<char *>(NGX_CONF_ERROR);
+                return conf_error();
             }
-            conf->zone = pool_new<dingtalk::Zone>(cf->pool, *zone);
+            conf->zone = ngx_http_dingtalk_pool_new<dingtalk::Zone>(cf->pool, *zone);
             if (conf->zone == nullptr) {
-                return static_cast<char *>(NGX_CONF_ERROR);
+                return conf_error();
             }
         }
         if (conf->token == nullptr) {
@@ -699,13 +412,16 @@ char *merge_loc_conf(ngx_conf_t *cf, void *parent, void *child) noexcept
                 return rv;
             }
         }
+        auto *mcf = static_cast<ngx_http_dingtalk_main_conf_t *>(
+            ngx_http_conf_get_module_main_conf(cf, ngx_http_dingtalk_module));
+        mcf->used = 1;
         conf->thread_pool = ngx_thread_pool_add(cf, &conf->thread_pool_name);
         if (conf->thread_pool == nullptr) {
-            return static_cast<char *>(NGX_CONF_ERROR);
+            return conf_error();
         }
         return NGX_CONF_OK;
     } catch (...) {
-        return static_cast<char *>(NGX_CONF_ERROR);
+        return conf_error();
     }
 }
 
@@ -754,17 +470,22 @@ ngx_command_t ngx_http_dingtalk_commands[] = {
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
      set_trusted_certificate, NGX_HTTP_LOC_CONF_OFFSET,
      offsetof(ngx_http_dingtalk_loc_conf_t, ssl_trusted_certificate), nullptr},
+    {ngx_string("dingtalk_rate_limit"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE123, set_rate_limit,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("dingtalk_zone_size"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1, ngx_conf_set_size_slot,
+     NGX_HTTP_MAIN_CONF_OFFSET, offsetof(ngx_http_dingtalk_main_conf_t, zone_size), nullptr},
     ngx_null_command};
 
 ngx_http_module_t ngx_http_dingtalk_module_ctx = {
-    nullptr,         // preconfiguration
-    nullptr,         // postconfiguration
-    nullptr,         // create main configuration
-    nullptr,         // init main configuration
-    nullptr,         // create server configuration
-    nullptr,         // merge server configuration
-    create_loc_conf, // create location configuration
-    merge_loc_conf,  // merge location configuration
+    nullptr,           // preconfiguration
+    postconfiguration, // postconfiguration
+    create_main_conf,  // create main configuration
+    init_main_conf,    // init main configuration
+    nullptr,           // create server configuration
+    nullptr,           // merge server configuration
+    create_loc_conf,   // create location configuration
+    merge_loc_conf,    // merge location configuration
 };
 
 } // namespace

@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <algorithm>
 #include <chrono>
 #include <stdexcept>
 
@@ -54,6 +55,33 @@ std::string sign(std::string_view secret, std::int64_t timestamp_ms)
 {
     const std::string to_sign = std::to_string(timestamp_ms) + "\n" + std::string(secret);
     return url_encode(base64(hmac_sha256(secret, to_sign)));
+}
+
+bool valid_token(std::string_view t)
+{
+    return !t.empty() && std::all_of(t.begin(), t.end(), [](char c) {
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+    });
+}
+
+bool valid_secret(std::string_view s)
+{
+    return s.size() > 3 && s.substr(0, 3) == "SEC" &&
+           std::all_of(s.begin() + 3, s.end(), [](char c) {
+               return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+           });
+}
+
+std::array<unsigned char, 16> robot_key(std::string_view token)
+{
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (EVP_Digest(token.data(), token.size(), digest, &len, EVP_sha256(), nullptr) != 1) {
+        throw std::runtime_error("SHA-256 failed");
+    }
+    std::array<unsigned char, 16> key{};
+    std::copy(digest, digest + key.size(), key.begin());
+    return key;
 }
 
 std::string signed_query(std::string_view secret)

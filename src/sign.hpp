@@ -2,6 +2,7 @@
 // base64, then URL-encoded for the query string.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -15,6 +16,15 @@ std::string url_encode(std::string_view s); // RFC 3986 unreserved kept, all els
 
 // The "sign" query value for a timestamp in milliseconds since the epoch.
 std::string sign(std::string_view secret, std::int64_t timestamp_ms);
+
+// What DingTalk issues: tokens are letters and digits; secrets are "SEC" and hex digits.
+// Anything else is refused before it can reach a URL.
+bool valid_token(std::string_view token);
+bool valid_secret(std::string_view secret);
+
+// A robot's identity for bookkeeping (rate limits, metrics): the first 16 bytes of the token's
+// SHA-256. The token itself never leaves the request.
+std::array<unsigned char, 16> robot_key(std::string_view token);
 
 // "&timestamp=...&sign=..." for now, or "" without a secret.
 std::string signed_query(std::string_view secret);

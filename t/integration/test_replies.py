@@ -78,14 +78,18 @@ def test_throttled_is_503_with_retry_after(nginx_factory, mock):
 
 
 def test_http_error_or_foreign_reply_is_not_success(nginx_factory, mock):
-    ngx = nginx_factory(webhook(mock))
-    mock.answer({"status": 500, "body": "<html>oops</html>", "type": "text/html"},
-                {"status": 200, "body": "<html>captive portal</html>", "type": "text/html"},
-                {"status": 200, "body": {"ok": True}})
-    for expected in ("HTTP 500", "no errcode", "no errcode"):
+    ngx = nginx_factory(webhook(mock, "dingtalk_timeout 2s;"))
+    answers = [({"status": 500, "body": "<html>oops</html>", "type": "text/html"}, "HTTP 500"),
+               ({"status": 200, "body": "<html>captive portal</html>", "type": "text/html"},
+                "no errcode"),
+               ({"status": 200, "body": {"ok": True}}, "no errcode")]
+    for answer, expected in answers:
+        mock.default = answer  # every attempt, retries included, gets this answer
+        before = len(mock.received)
         r = ngx.post("/", notification())
         assert r.status == 502, r
         assert expected in r.json["reason"]
+        assert len(mock.received) - before >= 2, "a transient failure is retried"
 
 
 def test_unreachable_dingtalk_is_502(nginx_factory):
@@ -98,10 +102,11 @@ def test_unreachable_dingtalk_is_502(nginx_factory):
 
 
 def test_dropped_connection_is_502(nginx_factory, mock):
-    ngx = nginx_factory(webhook(mock))
-    mock.answer({"drop": True})
+    ngx = nginx_factory(webhook(mock, "dingtalk_timeout 2s;"))
+    mock.default = {"drop": True}
     r = ngx.post("/", notification())
     assert r.status == 502, r
+    assert "cannot reach DingTalk" in r.json["reason"]
 
 
 def test_slow_dingtalk_times_out_with_502(nginx_factory, mock):

@@ -19,10 +19,12 @@ def test_no_token_or_secret_in_debug_log_or_replies(nginx_factory, mock, certs):
         location = /dead {{ dingtalk; dingtalk_api_url {dead.url}; }}
     }}
 """, log_level="debug")
-        mock.answer({}, {"body": {"errcode": 310000, "errmsg": f"sign not match {TOKEN}"}},
-                    {"status": 500, "body": f"error for access_token={TOKEN}"},
-                    {"delay": 2})
-        replies = [ngx.post("/ok", notification()) for _ in range(4)]
+        replies = []
+        for answer in ({}, {"body": {"errcode": 310000, "errmsg": f"sign not match {TOKEN}"}},
+                       {"status": 500, "body": f"error for access_token={TOKEN}"},
+                       {"delay": 2}):
+            mock.default = dict(answer)  # retries of a failure get the same answer
+            replies.append(ngx.post("/ok", notification()))
         replies += [ngx.post("/tls", notification()), ngx.post("/dead", notification()),
                     ngx.post("/ok", b"{broken")]
         assert [r.status for r in replies] == [200, 502, 502, 502, 502, 502, 400]

@@ -1,0 +1,88 @@
+// What the three glue files share: configuration structs, the request handler, the zone.
+//   ngx_http_dingtalk_module.cpp   directives, configuration, module definition
+//   ngx_http_dingtalk_handler.cpp  request flow: body, rate limit, thread task, retries, reply
+//   ngx_http_dingtalk_zone.cpp     shared memory: per-robot send windows across workers
+#pragma once
+
+#include "ngx.hpp"
+
+#include "ratelimit.hpp"
+#include "zone.hpp"
+
+#include <memory>
+#include <new>
+#include <string>
+#include <string_view>
+#include <utility>
+
+extern "C" {
+extern ngx_module_t ngx_http_dingtalk_module;
+}
+
+struct ngx_http_dingtalk_main_conf_t {
+    ngx_shm_zone_t *zone; // per-robot send windows, shared by all workers
+    size_t zone_size;
+    ngx_flag_t used; // some location has "dingtalk"
+};
+
+struct ngx_http_dingtalk_loc_conf_t {
+    ngx_flag_t enable;
+    ngx_http_complex_value_t *token;
+    ngx_http_complex_value_t *secret;
+    ngx_str_t env_token; // ROBOT_TOKEN, when no dingtalk_token applies
+    ngx_str_t api_url;
+    ngx_str_t thread_pool_name;
+    ngx_thread_pool_t *thread_pool;
+    ngx_msec_t timeout;
+    const dingtalk::Zone *zone;
+    ngx_flag_t ssl_verify;
+    ngx_str_t ssl_trusted_certificate;
+    std::shared_ptr<const std::string> *ca_pem; // the CA file, read at configuration time
+
+    ngx_flag_t rate_limit; // NGX_CONF_UNSET until set; 0 = off
+    dingtalk::RateLimit rate;
+
+    // where "dingtalk;" stands, for errors found once the whole configuration is known
+    ngx_str_t file;
+    ngx_uint_t line;
+};
+
+// helpers
+
+inline std::string_view ngx_http_dingtalk_view(const ngx_str_t &s)
+{
+    return std::string_view(reinterpret_cast<const char *>(s.data), s.len);
+}
+
+template <class T> void ngx_http_dingtalk_destroy(void *data) noexcept
+{
+    static_cast<T *>(data)->~T();
+}
+
+// A C++ object whose lifetime is the pool's: constructed in pool-cleanup storage, destroyed
+// when the pool is. For a request pool that is after any thread is done with it: the request
+// is "blocked" while a task runs, and nginx frees nothing of a blocked request.
+template <class T, class... Args> T *ngx_http_dingtalk_pool_new(ngx_pool_t *pool, Args &&...args)
+{
+    ngx_pool_cleanup_t *cln = ngx_pool_cleanup_add(pool, sizeof(T));
+    if (cln == nullptr) {
+        return nullptr;
+    }
+    T *obj = new (cln->data) T(std::forward<Args>(args)...);
+    cln->handler = ngx_http_dingtalk_destroy<T>;
+    return obj;
+}
+
+// handler
+ngx_int_t ngx_http_dingtalk_handler(ngx_http_request_t *r) noexcept;
+
+// zone
+constexpr size_t kRobotKeySize = 16;
+
+void *ngx_http_dingtalk_zone_ctx(ngx_conf_t *cf); // shm_zone->data for a new zone
+ngx_int_t ngx_http_dingtalk_init_zone(ngx_shm_zone_t *shm_zone, void *data) noexcept;
+dingtalk::Reservation ngx_http_dingtalk_reserve(ngx_shm_zone_t *zone, const u_char *key,
+                                                const dingtalk::RateLimit &limit, ngx_log_t *log);
+void ngx_http_dingtalk_release(ngx_shm_zone_t *zone, const u_char *key, uint64_t at_ms);
+void ngx_http_dingtalk_throttle(ngx_shm_zone_t *zone, const u_char *key,
+                                const dingtalk::RateLimit &limit);
