@@ -5,7 +5,8 @@ set -euo pipefail
 
 build=(make g++ nginx nginx-dev libjansson-dev libcurl4-openssl-dev libssl-dev
        libhowardhinnant-date-dev tzdata ca-certificates)
-tests=(libgtest-dev python3 python3-pytest openssl curl clang-format)
+tests=(libgtest-dev python3 python3-pytest openssl curl clang-format valgrind clang
+       libclang-rt-14-dev procps)
 
 case "${1:-all}" in
   test|check|unit|integration) want=("${build[@]}" "${tests[@]}") ;;

@@ -5,6 +5,7 @@ import pytest
 from harness import MODULE, NGINX_BIN, SECRET, Certs, MockDingTalk, Nginx
 
 def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: minutes of wall time (DingTalk's real rate limit)")
     for path, what in ((NGINX_BIN, "nginx binary"), (MODULE, "built module")):
         if not os.path.exists(path):
             raise pytest.UsageError(f"{what} not found at {path}: run 'make integration'")

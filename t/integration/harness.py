@@ -100,6 +100,7 @@ class Received:
         except ValueError:
             self.json = None
         self.answer = None  # what the mock answered (dict), or None for a dropped connection
+        self.at = None  # when it arrived (time.time())
         self.sig_ok = None  # True/False when signed, None when not
 
     @property
@@ -116,13 +117,17 @@ class MockDingTalk:
 
     OK = {"errcode": 0, "errmsg": "ok"}
 
-    def __init__(self, tls_cert=None, tls_key=None, secret=None):
+    def __init__(self, tls_cert=None, tls_key=None, secret=None, port=0):
         self.secret = secret
         self.received = []
         self.script = collections.deque()  # per-request answers, consumed in order
         self.default = {"status": 200, "body": self.OK, "delay": 0}
         self.connections = 0
         self.lock = threading.Lock()
+        # Like DingTalk: (count, seconds) per robot token, over which it answers 130101.
+        self.dingtalk_limit = None
+        self.over_limit = 0  # times the limit was hit: the module should make this impossible
+        self.chaos = None  # (probability, random.Random): fail attempts at random
         mock = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -140,7 +145,10 @@ class MockDingTalk:
                 rec.sig_ok = mock._check_signature(rec)
                 with mock.lock:
                     answer = mock.script.popleft() if mock.script else dict(mock.default)
+                    answer = mock._chaos(answer)
+                    answer = mock._limit(rec, answer)
                     rec.answer = answer
+                    rec.at = time.time()
                     mock.received.append(rec)
                 if answer.get("delay"):
                     time.sleep(answer["delay"])
@@ -165,7 +173,7 @@ class MockDingTalk:
             def handle_error(self, request, client_address):
                 pass  # clients that time out and hang up are part of the tests
 
-        self.server = QuietServer(("127.0.0.1", 0), Handler)
+        self.server = QuietServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.scheme = "http"
         if tls_cert:
@@ -193,6 +201,40 @@ class MockDingTalk:
         # parse_qsl has already percent-decoded the value; the raw query must be encoded
         encoded = urllib.parse.quote(expected, safe="")
         return fresh and rec.query.get("sign") == expected and f"sign={encoded}" in rec.raw_query
+
+    FAILURES = (
+        {"status": 500, "body": "<html>internal error</html>", "type": "text/html"},
+        {"status": 502, "body": "bad gateway", "type": "text/plain"},
+        {"drop": True},
+        {"status": 200, "body": "<html>maintenance</html>", "type": "text/html"},
+        {"status": 504, "body": "timeout", "type": "text/plain", "delay": 4},
+    )
+
+    def _chaos(self, answer):
+        if self.chaos is None:
+            return answer
+        probability, rng = self.chaos
+        if rng.random() < probability:
+            return dict(rng.choice(self.FAILURES), injected=True)
+        return answer
+
+    def _limit(self, rec, answer):
+        body = answer.get("body", self.OK)
+        if self.dingtalk_limit is None or not isinstance(body, dict) or body.get("errcode") != 0:
+            return answer
+        count, window = self.dingtalk_limit
+        now = time.time()
+        token = rec.query.get("access_token")
+        recent = [r for r in self.received
+                  if r.query.get("access_token") == token and r.answer
+                  and isinstance(r.answer.get("body", self.OK), dict)
+                  and r.answer.get("body", self.OK).get("errcode") == 0
+                  and now - r.at < window]
+        if len(recent) >= count:
+            self.over_limit += 1
+            return {"body": {"errcode": 130101,
+                             "errmsg": "send too fast, exceed 20 times per minute"}}
+        return answer
 
     def answer(self, *answers):
         """Queue answers for the next requests: dicts with status/body/delay/drop."""
@@ -236,6 +278,8 @@ class Nginx:
         self.dir = world_readable_tmpdir("dingtalk-nginx-")
         self.port = free_port()
         self.env = dict(os.environ, **(env or {}))
+        if os.environ.get("DINGTALK_NGINX_PRELOAD"):  # sanitizer runtimes, for nginx only
+            self.env["LD_PRELOAD"] = os.environ["DINGTALK_NGINX_PRELOAD"]
         self.allowed = []  # error log patterns a test expects (e.g. "[alert]" it provokes)
         self.pid = None
         user = "user nobody nogroup;" if os.geteuid() == 0 else ""
@@ -348,11 +392,14 @@ http {{
         except FileNotFoundError:
             return ""
 
+    PROBLEMS = ("[alert]", "[crit]", "[emerg]", "AddressSanitizer", "LeakSanitizer",
+                "runtime error:")
+
     def problems(self):
-        """[alert], [crit] and [emerg] lines the test did not ask for."""
+        """[alert], [crit], [emerg] and sanitizer lines the test did not ask for."""
         bad = []
         for line in self.error_log().splitlines():
-            if any(tag in line for tag in ("[alert]", "[crit]", "[emerg]")):
+            if any(tag in line for tag in self.PROBLEMS):
                 if not any(a in line for a in self.allowed):
                     bad.append(line)
         return bad

@@ -44,6 +44,12 @@ BAD = [
     ("dingtalk_ssl_trusted_certificate /etc/hostname;", "dingtalk_ssl_trusted_certificate",
      "no PEM certificate"),
     ("dingtalk_token a b;", "dingtalk_token", "invalid number of arguments"),
+    ("dingtalk_rate_limit 0/60s;", "dingtalk_rate_limit", "COUNT/PERIOD"),
+    ("dingtalk_rate_limit 20;", "dingtalk_rate_limit", "COUNT/PERIOD"),
+    ("dingtalk_rate_limit 65/60s;", "dingtalk_rate_limit", "from 1 to 64"),
+    ("dingtalk_rate_limit 20/soon;", "dingtalk_rate_limit", "invalid period"),
+    ("dingtalk_rate_limit 20/60s burst=5;", "dingtalk_rate_limit", "invalid parameter"),
+    ("dingtalk_rate_limit 20/60s hold=later;", "dingtalk_rate_limit", "invalid parameter"),
     ("dingtalk_frobnicate on;", "dingtalk_frobnicate", "unknown directive"),
 ]
 
@@ -159,7 +165,10 @@ def test_the_example_config_passes_nginx_t():
     path = os.path.join(d, "nginx.conf")
     with open(path, "w") as f:
         f.write(conf)
+    env = dict(os.environ, ROBOT_TOKEN=TOKEN)
+    if os.environ.get("DINGTALK_NGINX_PRELOAD"):
+        env["LD_PRELOAD"] = os.environ["DINGTALK_NGINX_PRELOAD"]
     p = subprocess.run([NGINX_BIN, "-t", "-p", d + "/", "-c", path, "-e", d + "/error.log"],
-                       capture_output=True, text=True, env=dict(os.environ, ROBOT_TOKEN=TOKEN))
+                       capture_output=True, text=True, env=env)
     shutil.rmtree(d, ignore_errors=True)
     assert p.returncode == 0, p.stderr
