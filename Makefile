@@ -31,7 +31,7 @@ CXXFLAGS  += -std=c++17 -Wall -Wextra -Werror -fPIC
 LIBS       = -ljansson -lcurl -lcrypto -ldate-tz -pthread
 
 CORE_SRCS  = src/alert.cpp src/delivery.cpp src/ratelimit.cpp src/render.cpp src/sender.cpp \
-             src/sign.cpp src/zone.cpp
+             src/sign.cpp src/template.cpp src/view.cpp src/zone.cpp
 CORE_HDRS  = $(wildcard src/*.hpp)
 GLUE_SRCS  = $(wildcard src/ngx_http_dingtalk*.cpp)
 UNIT_SRCS  = $(wildcard t/unit/*.cpp)

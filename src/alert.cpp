@@ -1,6 +1,7 @@
 #include "alert.hpp"
 
 #include "date_lib.hpp"
+#include "view.hpp"
 
 #include "json.hpp"
 
@@ -215,7 +216,10 @@ std::optional<TimePoint> parse_rfc3339(std::string_view s)
     return t;
 }
 
-ParseResult parse_notification(std::string_view body)
+namespace
+{
+
+ParseResult parse(std::string_view body)
 {
     ParseResult result;
     if (body.empty()) {
@@ -224,7 +228,9 @@ ParseResult parse_notification(std::string_view body)
     }
 
     json_error_t jerr;
-    JsonPtr root(json_loadb(body.data(), body.size(), JSON_REJECT_DUPLICATES, &jerr));
+    // NUL is allowed in values (\u0000 is valid JSON; Go writes it so): it prints as a space.
+    JsonPtr root(
+        json_loadb(body.data(), body.size(), JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr));
     if (!root) {
         result.error = "invalid JSON at line " + std::to_string(jerr.line) + " column " +
                        std::to_string(jerr.column) + ": " + jerr.text;
@@ -286,6 +292,17 @@ ParseResult parse_notification(std::string_view body)
     n.status = n.count(Status::firing) > 0 ? Status::firing : Status::resolved;
     result.notification = std::move(n);
     return result;
+}
+
+} // namespace
+
+ParseResult parse_notification(std::string_view body)
+{
+    ParseResult r = parse(body);
+    // The error quotes input (label names, jansson's "near '...'" with cut characters): one
+    // line of valid UTF-8, since it goes into a JSON reply and a log line.
+    r.error = plain_line(r.error, 1024);
+    return r;
 }
 
 } // namespace dingtalk

@@ -2,6 +2,7 @@
 
 #include "alert.hpp"
 #include "sign.hpp"
+#include "view.hpp"
 
 #include "json.hpp"
 
@@ -15,19 +16,11 @@ namespace dingtalk
 namespace
 {
 
-// Foreign text (DingTalk's errmsg, label names quoted in parse errors) on one line, capped.
+// Foreign text (DingTalk's errmsg, jansson's error quoting the bad bytes) on one line, valid
+// UTF-8, capped: it goes into a JSON reply and a log line.
 std::string one_line(std::string_view s, std::size_t max)
 {
-    std::string out;
-    for (const char ch : s) {
-        const unsigned char c = static_cast<unsigned char>(ch);
-        if (out.size() >= max && (c & 0xC0) != 0x80) {
-            out += "...";
-            break;
-        }
-        out += c < 0x20 || c == 0x7F ? ' ' : static_cast<char>(c);
-    }
-    return out;
+    return plain_line(s, max);
 }
 
 const char *hint(long errcode)

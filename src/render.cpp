@@ -2,9 +2,7 @@
 
 #include "json.hpp"
 
-#include <cctype>
-#include <cstdlib>
-#include <memory>
+#include <algorithm>
 
 namespace dingtalk
 {
@@ -12,177 +10,27 @@ namespace dingtalk
 namespace
 {
 
-// Caps per value keep one alert well under the message limit, so at least one always fits.
-constexpr std::size_t kMaxValue = 512;
-constexpr std::size_t kMaxDetail = 2048;
-constexpr std::size_t kMaxOtherLabels = 1024;
-constexpr std::size_t kMaxUrl = 2048;
-constexpr std::size_t kMaxTitle = 128;
-
-const std::string kNone = "-";
-
-bool is_continuation(unsigned char c)
+std::string builtin_block(const AlertView &v)
 {
-    return (c & 0xC0) == 0x80;
-}
-
-const std::string *find(const Labels &m, const char *key)
-{
-    auto it = m.find(key);
-    return it == m.end() || it->second.empty() ? nullptr : &it->second;
-}
-
-std::string label_or_none(const Labels &m, const char *key, const char *fallback = nullptr)
-{
-    const std::string *v = find(m, key);
-    if (v == nullptr && fallback != nullptr) {
-        v = find(m, fallback);
-    }
-    return v ? escape_markdown(*v, kMaxValue) : kNone;
-}
-
-// Plain text for the title: one line, cut to a few words' worth.
-std::string plain_line(std::string_view in, std::size_t max_bytes)
-{
-    std::string out;
-    for (std::size_t i = 0; i < in.size(); ++i) {
-        const unsigned char c = static_cast<unsigned char>(in[i]);
-        const bool space = c < 0x20 || c == 0x7F;
-        if (out.size() >= max_bytes && !is_continuation(c)) {
-            out += "…";
-            break;
-        }
-        if (space) {
-            if (!out.empty() && out.back() != ' ') {
-                out += ' ';
-            }
-        } else {
-            out += static_cast<char>(c);
-        }
-    }
-    return out;
-}
-
-std::string title_of(const Notification &n)
-{
-    const std::size_t firing = n.count(Status::firing), resolved = n.count(Status::resolved);
-    std::string t = "[";
-    if (firing > 0) {
-        t += "FIRING:" + std::to_string(firing);
-    }
-    if (resolved > 0) {
-        t += firing > 0 ? ", " : "";
-        t += "RESOLVED:" + std::to_string(resolved);
-    }
-    t += "] ";
-
-    std::string names;
-    for (const auto &kv : n.group_labels) {
-        if (!kv.second.empty()) {
-            names += names.empty() ? "" : " ";
-            names += kv.second;
-        }
-    }
-    if (names.empty()) {
-        const std::string *alertname = find(n.common_labels, "alertname");
-        names = alertname ? *alertname : "Alertmanager";
-    }
-    return plain_line(t + names, kMaxTitle);
-}
-
-bool is_shown_elsewhere(const std::string &label)
-{
-    return label == "alertname" || label == "severity" || label == "pod" || label == "pod_name" ||
-           label == "namespace";
-}
-
-std::string alert_block(const Alert &a, const Zone &zone)
-{
-    const std::string *detail = find(a.annotations, "message");
-    if (detail == nullptr) {
-        detail = find(a.annotations, "description");
-    }
-    if (detail == nullptr) {
-        detail = find(a.annotations, "summary");
-    }
-
     std::string b;
-    b += "**告警级别**: " + label_or_none(a.labels, "severity") + "\n\n";
-    b += "**告警类型**: " + label_or_none(a.labels, "alertname") + "\n\n";
-    b += "**故障pod**: " + label_or_none(a.labels, "pod", "pod_name") + "\n\n";
-    b += "**故障namespace**: " + label_or_none(a.labels, "namespace") + "\n\n";
-    b += "**告警详情**: " + (detail ? escape_markdown(*detail, kMaxDetail) : kNone) + "\n\n";
-    b += "**告警状态**: " + std::string(to_string(a.status)) + "\n\n";
-    b += "**触发时间**: " + (a.starts_at ? zone.format(*a.starts_at) : kNone) + "\n\n";
-    if (a.status == Status::resolved) {
-        b += "**结束时间**: " + (a.ends_at ? zone.format(*a.ends_at) : kNone) + "\n\n";
+    b.reserve(256 + v.detail.size() + v.other_labels.size() + v.link.size());
+    b += "**告警级别**: " + v.severity + "\n\n";
+    b += "**告警类型**: " + v.alertname + "\n\n";
+    b += "**故障pod**: " + v.pod + "\n\n";
+    b += "**故障namespace**: " + v.namespace_ + "\n\n";
+    b += "**告警详情**: " + v.detail + "\n\n";
+    b += "**告警状态**: " + std::string(to_string(v.alert->status)) + "\n\n";
+    b += "**触发时间**: " + v.starts_at + "\n\n";
+    if (v.alert->status == Status::resolved) {
+        b += "**结束时间**: " + v.ends_at + "\n\n";
     }
-
-    std::string others;
-    for (const auto &kv : a.labels) {
-        if (!is_shown_elsewhere(kv.first)) {
-            others += others.empty() ? "" : ", ";
-            others += kv.first + "=" + kv.second;
-        }
+    if (!v.other_labels.empty()) {
+        b += "**其他标签**: " + v.other_labels + "\n\n";
     }
-    if (!others.empty()) {
-        b += "**其他标签**: " + escape_markdown(others, kMaxOtherLabels) + "\n\n";
-    }
-
-    const std::string link = safe_link_url(a.generator_url);
-    if (!link.empty()) {
-        b += "[查看图表](" + link + ")\n\n";
+    if (!v.link.empty()) {
+        b += "[查看图表](" + v.link + ")\n\n";
     }
     return b;
-}
-
-std::string alertmanager_link(const Notification &n)
-{
-    std::string url = safe_link_url(n.external_url);
-    if (url.empty()) {
-        return "";
-    }
-    while (!url.empty() && url.back() == '/') {
-        url.pop_back();
-    }
-    return url + "/#/alerts";
-}
-
-std::string omitted_line(const Notification &n, std::size_t omitted)
-{
-    const std::uint64_t total = omitted + static_cast<std::uint64_t>(n.truncated_alerts);
-    if (total == 0) {
-        return "";
-    }
-    std::string line = "**另有 " + std::to_string(total) + " 条告警未显示**";
-    if (omitted > 0 && n.truncated_alerts > 0) {
-        line += "（" + std::to_string(omitted) + " 条超出钉钉消息长度限制，" +
-                std::to_string(n.truncated_alerts) + " 条被 Alertmanager max_alerts 截断）";
-    } else if (omitted > 0) {
-        line += "（超出钉钉消息长度限制）";
-    } else {
-        line += "（被 Alertmanager max_alerts 截断）";
-    }
-    const std::string link = alertmanager_link(n);
-    if (!link.empty()) {
-        line += "，[在 Alertmanager 中查看全部](" + link + ")";
-    }
-    return line + "\n\n";
-}
-
-std::string mention_line(const Mentions &at)
-{
-    std::string line;
-    for (const auto &m : at.mobiles) {
-        line += (line.empty() ? "@" : " @") + m;
-    }
-    for (const auto &u : at.user_ids) {
-        line += (line.empty() ? "@" : " @") + u;
-    }
-    if (at.all && line.empty()) {
-        line = "@所有人";
-    }
-    return line.empty() ? "" : line + "\n\n";
 }
 
 json_t *string_array(const std::vector<std::string> &v)
@@ -212,35 +60,180 @@ std::string request_body(const std::string &title, const std::string &text, cons
     return json_dump(root.get());
 }
 
-// Assembles the text from the first `shown` alerts of the ordered list.
-std::string assemble(const Notification &n, const std::vector<const Alert *> &order,
-                     const std::vector<std::string> &blocks, std::size_t shown,
-                     const std::string &header, const std::string &tail)
+// DingTalk highlights a mention only when the text names it too: make sure it does, whatever
+// a template printed.
+std::string with_mentions(std::string text, const Mentions &at)
 {
-    std::string text = header;
-    bool firing_header = false, resolved_header = false;
-    for (std::size_t i = 0; i < shown; ++i) {
-        const Status s = order[i]->status;
-        if (s == Status::firing && !firing_header) {
-            text += "#### 告警中 (" + std::to_string(n.count(Status::firing)) + ")\n\n";
-            firing_header = true;
-        } else if (s == Status::resolved && !resolved_header) {
-            text += "#### 已恢复 (" + std::to_string(n.count(Status::resolved)) + ")\n\n";
-            resolved_header = true;
-        } else {
-            text += "---\n\n";
+    // Blank lines collapse into one (markdown gives them no meaning, and template lines that
+    // hold only a section tag leave them); no blank lines at either end.
+    std::string tidy;
+    tidy.reserve(text.size());
+    std::size_t newlines = 0;
+    for (const char c : text) {
+        newlines = c == '\n' ? newlines + 1 : 0;
+        if (newlines <= 2 && !(c == '\n' && tidy.empty())) {
+            tidy += c;
         }
-        text += blocks[i];
     }
-    text += omitted_line(n, order.size() - shown);
-    text += tail;
-    while (!text.empty() && text.back() == '\n') {
+    text.swap(tidy);
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) {
         text.pop_back();
+    }
+    bool missing = at.all && at.mobiles.empty() && at.user_ids.empty() &&
+                   text.find("@所有人") == std::string::npos;
+    for (const auto *list : {&at.mobiles, &at.user_ids}) {
+        for (const auto &m : *list) {
+            missing = missing || text.find("@" + m) == std::string::npos;
+        }
+    }
+    if (missing) {
+        text += "\n\n" + mention_line(at);
     }
     return text;
 }
 
+// Cuts text so that its JSON-escaped size is at most `budget`, at a UTF-8 boundary. A last
+// resort for templates whose fixed part alone is too large.
+std::string cut_to_fit(const std::string &text, std::size_t budget)
+{
+    const std::string ellipsis = "…";
+    std::size_t used = json_escaped_size(ellipsis), end = 0;
+    while (end < text.size()) {
+        std::size_t next = end + 1;
+        while (next < text.size() && (static_cast<unsigned char>(text[next]) & 0xC0) == 0x80) {
+            ++next;
+        }
+        const std::size_t cost = json_escaped_size(std::string_view(text).substr(end, next - end));
+        if (used + cost > budget) {
+            break;
+        }
+        used += cost;
+        end = next;
+    }
+    return text.substr(0, end) + (end < text.size() ? ellipsis : "");
+}
+
+class Composer
+{
+public:
+    Composer(const Notification &n, const RenderOptions &opt) : n_(n), opt_(opt)
+    {
+        // Firing first: when space runs out, what is still burning matters most.
+        order_.reserve(n.alerts.size());
+        for (const Status s : {Status::firing, Status::resolved}) {
+            for (const auto &a : n.alerts) {
+                if (a.status == s) {
+                    order_.push_back(&a);
+                }
+            }
+        }
+        header_ = "### " + escape_markdown(plain_title(n), kMaxTitle * 2) + "\n\n";
+        views_.reserve(order_.size()); // views are handed out by address: never reallocate
+    }
+
+    std::size_t total() const { return order_.size(); }
+
+    // Text with the first k alerts of the order.
+    std::string text(std::size_t k)
+    {
+        if (opt_.text_template) {
+            std::vector<const AlertView *> shown;
+            shown.reserve(k);
+            for (std::size_t i = 0; i < k; ++i) {
+                shown.push_back(&view(i));
+            }
+            return with_mentions(opt_.text_template->render_text(n_, shown, total() - k, opt_.at),
+                                 opt_.at);
+        }
+        std::string t = header_;
+        for (std::size_t i = 0; i < k; ++i) {
+            const Status s = order_[i]->status;
+            if (i == 0 || s != order_[i - 1]->status) {
+                t += s == Status::firing
+                         ? "#### 告警中 (" + std::to_string(n_.count(Status::firing)) + ")\n\n"
+                         : "#### 已恢复 (" + std::to_string(n_.count(Status::resolved)) + ")\n\n";
+            } else {
+                t += "---\n\n";
+            }
+            t += block(i);
+        }
+        const std::string more = omitted_line(n_, total() - k);
+        t += more.empty() ? "" : more + "\n\n";
+        return with_mentions(std::move(t), opt_.at);
+    }
+
+    // How many alerts could fit at most, judging by their blocks alone (built-in layout).
+    std::size_t upper_bound(std::size_t budget)
+    {
+        if (opt_.text_template) {
+            return total();
+        }
+        std::size_t used = json_escaped_size(header_), k = 0;
+        while (k < total()) {
+            used += json_escaped_size(block(k));
+            if (used > budget) {
+                break;
+            }
+            ++k;
+        }
+        return k;
+    }
+
+private:
+    const AlertView &view(std::size_t i)
+    {
+        while (views_.size() <= i) {
+            views_.push_back(make_view(*order_[views_.size()], *opt_.zone));
+        }
+        return views_[i];
+    }
+
+    const std::string &block(std::size_t i)
+    {
+        while (blocks_.size() <= i) {
+            blocks_.push_back(builtin_block(view(blocks_.size())));
+        }
+        return blocks_[i];
+    }
+
+    const Notification &n_;
+    const RenderOptions &opt_;
+    std::vector<const Alert *> order_;
+    std::vector<AlertView> views_; // built as needed: a 1000-alert group shows a few dozen
+    std::vector<std::string> blocks_;
+    std::string header_;
+};
+
 } // namespace
+
+Mentions resolve_mentions(const std::vector<MentionRule> &rules, const Notification &n)
+{
+    Mentions at;
+    for (const auto &rule : rules) {
+        bool applies = rule.severities.empty();
+        for (const auto &a : n.alerts) {
+            auto sev = a.labels.find("severity");
+            applies = applies || (a.status == Status::firing && sev != a.labels.end() &&
+                                  std::find(rule.severities.begin(), rule.severities.end(),
+                                            sev->second) != rule.severities.end());
+        }
+        if (!applies) {
+            continue;
+        }
+        for (const auto &m : rule.mobiles) {
+            if (std::find(at.mobiles.begin(), at.mobiles.end(), m) == at.mobiles.end()) {
+                at.mobiles.push_back(m);
+            }
+        }
+        for (const auto &u : rule.user_ids) {
+            if (std::find(at.user_ids.begin(), at.user_ids.end(), u) == at.user_ids.end()) {
+                at.user_ids.push_back(u);
+            }
+        }
+        at.all = at.all || rule.all;
+    }
+    return at;
+}
 
 std::size_t json_escaped_size(std::string_view s)
 {
@@ -259,134 +252,52 @@ std::size_t json_escaped_size(std::string_view s)
     return n;
 }
 
-std::string escape_markdown(std::string_view in, std::size_t max_bytes)
-{
-    std::string out;
-    out.reserve(in.size() < max_bytes ? in.size() + 16 : max_bytes + 8);
-    for (std::size_t i = 0; i < in.size(); ++i) {
-        const unsigned char c = static_cast<unsigned char>(in[i]);
-        if (out.size() >= max_bytes && !is_continuation(c)) {
-            out += "…";
-            break;
-        }
-        if (c < 0x20 || c == 0x7F) {
-            if (!out.empty() && out.back() != ' ') {
-                out += ' ';
-            }
-            continue;
-        }
-        switch (c) {
-        case '\\':
-        case '`':
-        case '*':
-        case '_':
-        case '[':
-        case ']':
-        case '~':
-            out += '\\';
-            out += static_cast<char>(c);
-            break;
-        case '<':
-            out += "&lt;";
-            break;
-        case '>':
-            out += "&gt;";
-            break;
-        case '&':
-            out += "&amp;";
-            break;
-        default:
-            out += static_cast<char>(c);
-        }
-    }
-    return out;
-}
-
-std::string safe_link_url(std::string_view url)
-{
-    auto starts_with_ci = [&](std::string_view prefix) {
-        if (url.size() < prefix.size()) {
-            return false;
-        }
-        for (std::size_t i = 0; i < prefix.size(); ++i) {
-            if (std::tolower(static_cast<unsigned char>(url[i])) != prefix[i]) {
-                return false;
-            }
-        }
-        return true;
-    };
-    if (url.size() > kMaxUrl || !(starts_with_ci("http://") || starts_with_ci("https://"))) {
-        return "";
-    }
-    static const char hex[] = "0123456789ABCDEF";
-    std::string out;
-    for (const char ch : url) {
-        const unsigned char c = static_cast<unsigned char>(ch);
-        if (c <= 0x20 || c >= 0x7F || c == '(' || c == ')' || c == '<' || c == '>' || c == '"' ||
-            c == '\\' || c == '`') {
-            out += '%';
-            out += hex[c >> 4];
-            out += hex[c & 0xF];
-        } else {
-            out += static_cast<char>(c);
-        }
-    }
-    return out.size() > kMaxUrl ? "" : out;
-}
-
 Message render_message(const Notification &n, const RenderOptions &opt)
 {
     Message m;
-    m.title = title_of(n);
-
-    // Firing first: when space runs out, what is still burning matters most.
-    std::vector<const Alert *> order;
-    order.reserve(n.alerts.size());
-    for (const auto &a : n.alerts) {
-        if (a.status == Status::firing) {
-            order.push_back(&a);
-        }
+    if (opt.title_template) {
+        m.title = opt.title_template->render_title(n, opt.at);
     }
-    for (const auto &a : n.alerts) {
-        if (a.status == Status::resolved) {
-            order.push_back(&a);
-        }
+    if (m.title.empty()) {
+        m.title = plain_title(n);
     }
 
-    const std::string header = "### " + escape_markdown(m.title, kMaxTitle * 2) + "\n\n";
-    const std::string tail = mention_line(opt.at);
-
-    // Fixed cost: the JSON around the text, the header, the tail, and the longest possible
-    // "N more" line (its link and digits do not depend on how many fit).
-    const std::size_t fixed = request_body(m.title, "", opt.at).size() + json_escaped_size(header) +
-                              json_escaped_size(tail) +
-                              json_escaped_size(omitted_line(n, n.alerts.size())) + 64;
-
-    std::vector<std::string> blocks;
-    std::size_t used = fixed, shown = 0;
-    for (const Alert *a : order) {
-        std::string block = alert_block(*a, *opt.zone);
-        // section heading or separator, at most this long
-        const std::size_t cost = json_escaped_size(block) + 48;
-        if (used + cost > opt.max_request_bytes && shown > 0) {
-            break;
-        }
-        used += cost;
-        blocks.push_back(std::move(block));
-        ++shown;
-    }
-
-    // The estimate above is conservative; the exact size decides, dropping alerts if needed.
-    for (;;) {
-        m.text = assemble(n, order, blocks, shown, header, tail);
+    Composer c(n, opt);
+    const std::size_t max = opt.max_request_bytes;
+    auto attempt = [&](std::size_t k) {
+        m.text = c.text(k);
         m.request_body = request_body(m.title, m.text, opt.at);
-        if (m.request_body.size() <= opt.max_request_bytes || shown <= 1) {
-            break;
-        }
-        --shown;
+        m.shown = k;
+        return m.request_body.size() <= max;
+    };
+
+    // Usually everything fits. If not, find the most alerts that do: the size grows with every
+    // alert shown (the "N more" line changes by a digit at most), so a binary search is exact.
+    const std::size_t bound = c.upper_bound(max);
+    if (bound >= c.total() && attempt(c.total())) {
+        m.omitted = 0;
+        return m;
     }
-    m.shown = shown;
-    m.omitted = order.size() - shown;
+    std::size_t lo = 1, hi = std::min(bound, c.total() - 1), best = 0;
+    while (lo <= hi) {
+        const std::size_t mid = lo + (hi - lo) / 2;
+        if (attempt(mid)) {
+            best = mid;
+            lo = mid + 1;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    if (best == 0 || !attempt(best)) {
+        // Not even one alert fits (a template's fixed text, a huge mention list): cut the text.
+        attempt(1);
+        const std::size_t overhead = request_body(m.title, "", opt.at).size();
+        m.text = cut_to_fit(m.text, max > overhead ? max - overhead : 0);
+        m.request_body = request_body(m.title, m.text, opt.at);
+        best = 1;
+    }
+    m.shown = best;
+    m.omitted = c.total() - best;
     return m;
 }
 

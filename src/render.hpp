@@ -1,10 +1,14 @@
-// Notification -> one DingTalk markdown message that always fits DingTalk's size limit.
+// Notification -> one DingTalk markdown message that always fits DingTalk's size limit, from
+// the built-in layout or a mustache template.
 #pragma once
 
 #include "alert.hpp"
+#include "template.hpp"
+#include "view.hpp"
 #include "zone.hpp"
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,10 +28,23 @@ struct Mentions {
     bool empty() const { return mobiles.empty() && user_ids.empty() && !all; }
 };
 
+// dingtalk_at_mobiles / dingtalk_at_user_ids / dingtalk_at_all, each optionally only for some
+// severities: the rule applies when a firing alert has one of them.
+struct MentionRule {
+    std::vector<std::string> mobiles;
+    std::vector<std::string> user_ids;
+    bool all = false;
+    std::vector<std::string> severities; // empty: always
+};
+
+Mentions resolve_mentions(const std::vector<MentionRule> &rules, const Notification &n);
+
 struct RenderOptions {
     const Zone *zone = nullptr; // required
     Mentions at;
     std::size_t max_request_bytes = kMaxRequestBytes;
+    std::shared_ptr<const Template> text_template;  // null: the built-in layout
+    std::shared_ptr<const Template> title_template; // null: "[FIRING:3] group labels"
 };
 
 struct Message {
@@ -39,13 +56,6 @@ struct Message {
 };
 
 Message render_message(const Notification &n, const RenderOptions &opt);
-
-// Markdown-safe text for one value: control characters and line breaks become spaces, markdown
-// and HTML specials are escaped, and the result is cut at a UTF-8 boundary to max_bytes.
-std::string escape_markdown(std::string_view in, std::size_t max_bytes);
-
-// A link target DingTalk can render, or "" when the URL is not http(s) or too long.
-std::string safe_link_url(std::string_view url);
 
 // Bytes the string takes inside a JSON string literal as jansson writes it.
 std::size_t json_escaped_size(std::string_view s);

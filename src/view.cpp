@@ -1,0 +1,326 @@
+#include "view.hpp"
+
+#include "render.hpp"
+#include "sign.hpp"
+
+#include <cctype>
+
+namespace dingtalk
+{
+
+namespace
+{
+
+const std::string kNone = "-";
+const char *const kReplacement = "\xEF\xBF\xBD"; // U+FFFD
+
+bool is_continuation(unsigned char c)
+{
+    return (c & 0xC0) == 0x80;
+}
+
+// Line breaks and controls of every kind, Unicode's too (NEL, C1 controls, LS, PS): in a value
+// they become spaces, so no value can start a markdown line of its own.
+bool is_break_or_control(char32_t cp)
+{
+    return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029;
+}
+
+const std::string *find(const Labels &m, const char *key)
+{
+    auto it = m.find(key);
+    return it == m.end() || it->second.empty() ? nullptr : &it->second;
+}
+
+std::string label_or_none(const Labels &m, const char *key, const char *fallback = nullptr)
+{
+    const std::string *v = find(m, key);
+    if (v == nullptr && fallback != nullptr) {
+        v = find(m, fallback);
+    }
+    return v ? escape_markdown(*v, kMaxValue) : kNone;
+}
+
+bool is_shown_elsewhere(const std::string &label)
+{
+    return label == "alertname" || label == "severity" || label == "pod" || label == "pod_name" ||
+           label == "namespace";
+}
+
+std::string external_base(const Notification &n)
+{
+    std::string url = safe_link_url(n.external_url);
+    while (!url.empty() && url.back() == '/') {
+        url.pop_back();
+    }
+    return url;
+}
+
+} // namespace
+
+std::size_t utf8_length(std::string_view s, std::size_t i, char32_t &cp)
+{
+    const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
+    const unsigned char c = byte(0);
+    std::size_t len;
+    char32_t min;
+    if (c < 0x80) {
+        cp = c;
+        return 1;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+        len = 2, cp = c & 0x1F, min = 0x80;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3, cp = c & 0x0F, min = 0x800;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4, cp = c & 0x07, min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (i + len > s.size()) {
+        return 0;
+    }
+    for (std::size_t k = 1; k < len; ++k) {
+        if (!is_continuation(byte(k))) {
+            return 0;
+        }
+        cp = (cp << 6) | (byte(k) & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+        return 0; // overlong, out of range, or a surrogate
+    }
+    return len;
+}
+
+AlertView make_view(const Alert &a, const Zone &zone)
+{
+    AlertView v;
+    v.alert = &a;
+    v.severity = label_or_none(a.labels, "severity");
+    v.alertname = label_or_none(a.labels, "alertname");
+    v.pod = label_or_none(a.labels, "pod", "pod_name");
+    v.namespace_ = label_or_none(a.labels, "namespace");
+
+    const std::string *detail = find(a.annotations, "message");
+    if (detail == nullptr) {
+        detail = find(a.annotations, "description");
+    }
+    if (detail == nullptr) {
+        detail = find(a.annotations, "summary");
+    }
+    v.detail = detail ? escape_markdown(*detail, kMaxDetail) : kNone;
+    v.starts_at = a.starts_at ? zone.format(*a.starts_at) : kNone;
+    v.ends_at = a.status == Status::resolved && a.ends_at ? zone.format(*a.ends_at) : kNone;
+
+    std::string others;
+    for (const auto &kv : a.labels) {
+        if (!is_shown_elsewhere(kv.first)) {
+            others += others.empty() ? "" : ", ";
+            others += kv.first + "=" + kv.second;
+        }
+    }
+    v.other_labels = escape_markdown(others, kMaxOtherLabels);
+    v.link = safe_link_url(a.generator_url);
+    return v;
+}
+
+std::string plain_title(const Notification &n)
+{
+    const std::size_t firing = n.count(Status::firing), resolved = n.count(Status::resolved);
+    std::string t = "[";
+    if (firing > 0) {
+        t += "FIRING:" + std::to_string(firing);
+    }
+    if (resolved > 0) {
+        t += firing > 0 ? ", " : "";
+        t += "RESOLVED:" + std::to_string(resolved);
+    }
+    t += "] ";
+
+    std::string names;
+    for (const auto &kv : n.group_labels) {
+        if (!kv.second.empty()) {
+            names += names.empty() ? "" : " ";
+            names += kv.second;
+        }
+    }
+    if (names.empty()) {
+        const std::string *alertname = find(n.common_labels, "alertname");
+        names = alertname ? *alertname : "Alertmanager";
+    }
+    return plain_line(t + names, kMaxTitle);
+}
+
+std::string alertmanager_link(const Notification &n)
+{
+    const std::string base = external_base(n);
+    return base.empty() ? "" : base + "/#/alerts";
+}
+
+std::string silence_link(const Notification &n, const Labels &matchers)
+{
+    const std::string base = external_base(n);
+    if (base.empty() || matchers.empty()) {
+        return "";
+    }
+    std::string filter = "{";
+    for (const auto &kv : matchers) {
+        filter += filter.size() > 1 ? "," : "";
+        filter += kv.first + "=\"";
+        for (const char c : kv.second) {
+            filter += c == '"' || c == '\\' ? std::string("\\") + c : std::string(1, c);
+        }
+        filter += "\"";
+    }
+    filter += "}";
+    const std::string link = safe_link_url(base + "/#/silences/new?filter=" + url_encode(filter));
+    return link;
+}
+
+std::string omitted_line(const Notification &n, std::size_t omitted)
+{
+    const std::uint64_t total = omitted + static_cast<std::uint64_t>(n.truncated_alerts);
+    if (total == 0) {
+        return "";
+    }
+    std::string line = "**另有 " + std::to_string(total) + " 条告警未显示**";
+    if (omitted > 0 && n.truncated_alerts > 0) {
+        line += "（" + std::to_string(omitted) + " 条超出钉钉消息长度限制，" +
+                std::to_string(n.truncated_alerts) + " 条被 Alertmanager max_alerts 截断）";
+    } else if (omitted > 0) {
+        line += "（超出钉钉消息长度限制）";
+    } else {
+        line += "（被 Alertmanager max_alerts 截断）";
+    }
+    const std::string link = alertmanager_link(n);
+    if (!link.empty()) {
+        line += "，[在 Alertmanager 中查看全部](" + link + ")";
+    }
+    return line;
+}
+
+std::string mention_line(const Mentions &at)
+{
+    std::string line;
+    for (const auto &m : at.mobiles) {
+        line += (line.empty() ? "@" : " @") + m;
+    }
+    for (const auto &u : at.user_ids) {
+        line += (line.empty() ? "@" : " @") + u;
+    }
+    if (at.all && line.empty()) {
+        line = "@所有人";
+    }
+    return line;
+}
+
+std::string plain_line(std::string_view in, std::size_t max_bytes)
+{
+    std::string out;
+    for (std::size_t i = 0; i < in.size();) {
+        char32_t cp = 0;
+        const std::size_t len = utf8_length(in, i, cp);
+        if (out.size() >= max_bytes) {
+            out += "…";
+            break;
+        }
+        if (len == 0) {
+            out += kReplacement; // not UTF-8: shown as such, never passed on broken
+            ++i;
+            continue;
+        }
+        if (is_break_or_control(cp)) {
+            if (!out.empty() && out.back() != ' ') {
+                out += ' ';
+            }
+        } else {
+            out.append(in.substr(i, len));
+        }
+        i += len;
+    }
+    return out;
+}
+
+std::string escape_markdown(std::string_view in, std::size_t max_bytes)
+{
+    std::string out;
+    out.reserve(in.size() < max_bytes ? in.size() + 16 : max_bytes + 8);
+    for (std::size_t i = 0; i < in.size();) {
+        char32_t cp = 0;
+        const std::size_t len = utf8_length(in, i, cp);
+        if (out.size() >= max_bytes) {
+            out += "…";
+            break;
+        }
+        if (len == 0) {
+            out += kReplacement;
+            ++i;
+            continue;
+        }
+        if (is_break_or_control(cp)) {
+            if (!out.empty() && out.back() != ' ') {
+                out += ' ';
+            }
+            i += len;
+            continue;
+        }
+        switch (cp) {
+        case '\\':
+        case '`':
+        case '*':
+        case '_':
+        case '[':
+        case ']':
+        case '~':
+            out += '\\';
+            out += static_cast<char>(cp);
+            break;
+        case '<':
+            out += "&lt;";
+            break;
+        case '>':
+            out += "&gt;";
+            break;
+        case '&':
+            out += "&amp;";
+            break;
+        default:
+            out.append(in.substr(i, len));
+        }
+        i += len;
+    }
+    return out;
+}
+
+std::string safe_link_url(std::string_view url)
+{
+    auto starts_with_ci = [&](std::string_view prefix) {
+        if (url.size() < prefix.size()) {
+            return false;
+        }
+        for (std::size_t i = 0; i < prefix.size(); ++i) {
+            if (std::tolower(static_cast<unsigned char>(url[i])) != prefix[i]) {
+                return false;
+            }
+        }
+        return true;
+    };
+    if (url.size() > kMaxUrl || !(starts_with_ci("http://") || starts_with_ci("https://"))) {
+        return "";
+    }
+    static const char hex[] = "0123456789ABCDEF";
+    std::string out;
+    for (const char ch : url) {
+        const unsigned char c = static_cast<unsigned char>(ch);
+        if (c <= 0x20 || c >= 0x7F || c == '(' || c == ')' || c == '<' || c == '>' || c == '"' ||
+            c == '\\' || c == '`') {
+            out += '%';
+            out += hex[c >> 4];
+            out += hex[c & 0xF];
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out.size() > kMaxUrl ? "" : out;
+}
+
+} // namespace dingtalk

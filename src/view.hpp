@@ -1,0 +1,68 @@
+// What a message shows of a notification, as ready-to-print text: the built-in renderer and the
+// templates both take their values from here, so a template sees exactly what the built-in
+// message shows (escaped, cut, times in the configured zone).
+#pragma once
+
+#include "alert.hpp"
+#include "zone.hpp"
+
+#include <string>
+#include <vector>
+
+namespace dingtalk
+{
+
+struct Mentions;
+
+// One alert, every text markdown-safe.
+struct AlertView {
+    const Alert *alert = nullptr;
+    std::string severity;     // or "-"
+    std::string alertname;    // or "-"
+    std::string pod;          // pod, else pod_name, or "-"
+    std::string namespace_;   // or "-"
+    std::string detail;       // annotation message, else description, else summary, or "-"
+    std::string starts_at;    // in the zone, or "-"
+    std::string ends_at;      // resolved alerts only; "-" when unknown or firing
+    std::string other_labels; // "k=v, k=v" of the labels not shown above, or ""
+    std::string link;         // generatorURL when http(s), or ""
+};
+
+AlertView make_view(const Alert &a, const Zone &zone);
+
+// "[FIRING:3] KubePodCrashLooping": plain text, one line.
+std::string plain_title(const Notification &n);
+
+// Alertmanager's alert list and new-silence page for the group, or "" without externalURL.
+std::string alertmanager_link(const Notification &n);
+std::string silence_link(const Notification &n, const Labels &matchers);
+
+// "**另有 N 条告警未显示**（...）" when alerts are left out, else "". No trailing newline.
+std::string omitted_line(const Notification &n, std::size_t omitted);
+
+// "@13800000000 @user1" (or "@所有人") for the text, else "". No trailing newline.
+std::string mention_line(const Mentions &at);
+
+// Markdown-safe text for one value: control characters and line breaks become spaces, markdown
+// and HTML specials are escaped, and the result is cut at a UTF-8 boundary to max_bytes.
+std::string escape_markdown(std::string_view in, std::size_t max_bytes);
+
+// Length of the well-formed UTF-8 character at s[i] (its code point in cp), or 0 when the bytes
+// there are not one.
+std::size_t utf8_length(std::string_view s, std::size_t i, char32_t &cp);
+
+// One line of plain text (no escaping), cut at a UTF-8 boundary to max_bytes. Invalid UTF-8
+// becomes U+FFFD, so the result is always safe to put in JSON.
+std::string plain_line(std::string_view in, std::size_t max_bytes);
+
+// A link target DingTalk can render, or "" when the URL is not http(s) or too long.
+std::string safe_link_url(std::string_view url);
+
+// Caps per value keep one alert well under the message limit, so at least one always fits.
+constexpr std::size_t kMaxValue = 512;
+constexpr std::size_t kMaxDetail = 2048;
+constexpr std::size_t kMaxOtherLabels = 1024;
+constexpr std::size_t kMaxUrl = 2048;
+constexpr std::size_t kMaxTitle = 128;
+
+} // namespace dingtalk

@@ -1,0 +1,208 @@
+// Mustache templates: the shipped default reproduces the built-in message byte for byte, bad
+// templates are refused with a line number, and size limits apply to templates too.
+#include "render.hpp"
+#include "template.hpp"
+
+#include "test_util.hpp"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+
+using namespace dingtalk;
+using dingtalk_test::fixture;
+using dingtalk_test::make_alert;
+using dingtalk_test::make_notification;
+using dingtalk_test::occurrences;
+using dingtalk_test::read_file;
+
+namespace
+{
+
+std::shared_ptr<const Template> load(const std::string &path, Template::Kind kind)
+{
+    std::string error;
+    auto t = Template::parse(read_file(path), kind, error);
+    EXPECT_TRUE(t) << path << ": " << error;
+    return t;
+}
+
+std::shared_ptr<const Template> compile(const std::string &src, Template::Kind kind,
+                                        std::string &error)
+{
+    return Template::parse(src, kind, error);
+}
+
+Message render_with(const Notification &n, std::shared_ptr<const Template> text,
+                    std::shared_ptr<const Template> title = nullptr, Mentions at = {})
+{
+    RenderOptions opt;
+    opt.zone = &dingtalk_test::zone("Asia/Shanghai");
+    opt.text_template = std::move(text);
+    opt.title_template = std::move(title);
+    opt.at = std::move(at);
+    return render_message(n, opt);
+}
+
+Notification big_group(std::size_t count)
+{
+    std::vector<Alert> alerts;
+    for (std::size_t i = 0; i < count; ++i) {
+        alerts.push_back(make_alert(i % 3 ? Status::firing : Status::resolved,
+                                    {{"alertname", "KubePodCrashLooping"},
+                                     {"severity", "critical"},
+                                     {"namespace", "kube-ops"},
+                                     {"pod", "api-" + std::to_string(i)},
+                                     {"instance", "10.0.0." + std::to_string(i % 250)}},
+                                    {{"message", std::string(300, 'x')}}));
+    }
+    Notification n = make_notification(alerts);
+    n.truncated_alerts = 4;
+    return n;
+}
+
+} // namespace
+
+TEST(Template, DefaultTemplateIsTheBuiltInMessage)
+{
+    const auto tmpl = load("../../templates/default.mustache", Template::Kind::text);
+    ASSERT_TRUE(tmpl);
+    Mentions at;
+    at.mobiles = {"13800000000"};
+    for (const char *name : {"firing", "resolved", "mixed"}) {
+        SCOPED_TRACE(name);
+        const Notification n = fixture(name);
+        const Message builtin = dingtalk_test::render(n);
+        const Message templated = render_with(n, tmpl);
+        EXPECT_EQ(templated.text, builtin.text);
+        EXPECT_EQ(templated.request_body, builtin.request_body);
+        const Message with_at = render_with(n, tmpl, nullptr, at);
+        EXPECT_EQ(with_at.text, dingtalk_test::render(n, at).text);
+    }
+    // cut to fit: the same alerts shown, the same "N more" line
+    const Notification n = big_group(400);
+    const Message builtin = dingtalk_test::render(n);
+    const Message templated = render_with(n, tmpl);
+    ASSERT_LT(builtin.shown, 400u);
+    EXPECT_EQ(templated.shown, builtin.shown);
+    EXPECT_EQ(templated.text, builtin.text);
+    EXPECT_LE(templated.request_body.size(), kMaxRequestBytes);
+}
+
+TEST(Template, ShippedExamplesParseAndRender)
+{
+    const Notification n = fixture("mixed");
+    for (const char *path :
+         {"../../templates/compact.mustache", "../../templates/english.mustache"}) {
+        SCOPED_TRACE(path);
+        const auto tmpl = load(path, Template::Kind::text);
+        ASSERT_TRUE(tmpl);
+        const Message m = render_with(n, tmpl);
+        EXPECT_EQ(m.shown, n.alerts.size());
+        EXPECT_NE(m.text.find("KubePodCrashLooping"), std::string::npos);
+        EXPECT_EQ(m.text.find("{{"), std::string::npos);
+    }
+    const Message en =
+        render_with(n, load("../../templates/english.mustache", Template::Kind::text));
+    EXPECT_NE(en.text.find("#### Firing (2)"), std::string::npos);
+    EXPECT_NE(en.text.find("**Ended**: "), std::string::npos);
+    const Message compact =
+        render_with(n, load("../../templates/compact.mustache", Template::Kind::text));
+    EXPECT_EQ(occurrences(compact.text, "\n- "), n.alerts.size());
+}
+
+TEST(Template, ValuesAreEscapedOnceWhateverTheBraces)
+{
+    std::string error;
+    const auto tmpl = compile("{{#alerts}}[{{labels.pod}}|{{{labels.pod}}}]{{/alerts}}",
+                              Template::Kind::text, error);
+    ASSERT_TRUE(tmpl) << error;
+    const Notification n =
+        make_notification({make_alert(Status::firing, {{"pod", "a*b_<c>"}, {"alertname", "X"}})});
+    EXPECT_EQ(render_with(n, tmpl).text, "[a\\*b\\_&lt;c&gt;|a\\*b\\_&lt;c&gt;]");
+}
+
+TEST(Template, TitleTemplateIsPlainText)
+{
+    std::string error;
+    const auto title = compile("{{status_upper}} {{group_labels.alertname}} *{{firing_count}}*",
+                               Template::Kind::title, error);
+    ASSERT_TRUE(title) << error;
+    Notification n = fixture("firing");
+    n.group_labels["alertname"] = "Kube_Pod";
+    const Message m = render_with(n, nullptr, title);
+    EXPECT_EQ(m.title, "FIRING Kube_Pod *3*");
+    // the text keeps its own heading
+    EXPECT_EQ(m.text.rfind("### \\[FIRING:3\\] Kube\\_Pod", 0), 0u) << m.text.substr(0, 80);
+
+    EXPECT_FALSE(compile("{{#alerts}}{{pod}}{{/alerts}}", Template::Kind::title, error));
+    EXPECT_NE(error.find("unknown name \"alerts\""), std::string::npos) << error;
+}
+
+TEST(Template, ErrorsNameTheLine)
+{
+    struct Case {
+        const char *src;
+        const char *expected;
+    };
+    const Case cases[] = {
+        {"ok\n{{#alerts}}\n{{pod}}\n", "line 2: Unclosed section \"alerts\""},
+        {"a\nb\n{{/alerts}}", "line 3: Unopened section \"alerts\""},
+        {"a\n\n\n{{title", "line 4: Unclosed tag"},
+        {"{{title}}\n{{titel}}", "line 2: unknown name \"titel\""},
+        {"{{#alerts}}\n{{> header}}\n{{/alerts}}", "line 2: partials are not supported"},
+    };
+    for (const Case &c : cases) {
+        SCOPED_TRACE(c.src);
+        std::string error;
+        EXPECT_FALSE(compile(c.src, Template::Kind::text, error));
+        EXPECT_NE(error.find(c.expected), std::string::npos) << error;
+    }
+}
+
+TEST(Template, HugeFixedTextIsCutToFit)
+{
+    std::string error;
+    const auto tmpl = compile(std::string(30000, 'y') + "{{title}}", Template::Kind::text, error);
+    ASSERT_TRUE(tmpl) << error;
+    const Message m = render_with(fixture("firing"), tmpl);
+    EXPECT_LE(m.request_body.size(), kMaxRequestBytes);
+    EXPECT_EQ(m.shown, 1u);
+}
+
+TEST(Template, MentionsAreAddedWhenTheTemplateForgetsThem)
+{
+    std::string error;
+    const auto tmpl = compile("{{title}}", Template::Kind::text, error);
+    Mentions at;
+    at.mobiles = {"13800000000"};
+    at.user_ids = {"manager_1"};
+    const Message m = render_with(fixture("firing"), tmpl, nullptr, at);
+    EXPECT_NE(m.text.find("@13800000000 @manager_1"), std::string::npos) << m.text;
+    const auto with = compile("{{title}} {{mentions}}", Template::Kind::text, error);
+    const Message m2 = render_with(fixture("firing"), with, nullptr, at);
+    EXPECT_EQ(occurrences(m2.text, "@13800000000"), 1u) << m2.text;
+}
+
+TEST(Mentions, RulesApplyByFiringSeverity)
+{
+    const std::vector<MentionRule> rules = {
+        {{"13800000000"}, {}, false, {}},
+        {{}, {"oncall"}, false, {"critical"}},
+        {{}, {}, true, {"critical"}},
+    };
+    const Notification warning =
+        make_notification({make_alert(Status::firing, {{"severity", "warning"}}),
+                           make_alert(Status::resolved, {{"severity", "critical"}})});
+    Mentions at = resolve_mentions(rules, warning);
+    EXPECT_EQ(at.mobiles, std::vector<std::string>{"13800000000"});
+    EXPECT_TRUE(at.user_ids.empty()) << "a resolved critical alert wakes nobody";
+    EXPECT_FALSE(at.all);
+
+    const Notification critical =
+        make_notification({make_alert(Status::firing, {{"severity", "critical"}})});
+    at = resolve_mentions(rules, critical);
+    EXPECT_EQ(at.user_ids, std::vector<std::string>{"oncall"});
+    EXPECT_TRUE(at.all);
+}
