@@ -4,7 +4,7 @@
 set -euo pipefail
 
 build=(make g++ nginx nginx-dev libjansson-dev libcurl4-openssl-dev libssl-dev
-       libhowardhinnant-date-dev tzdata ca-certificates)
+       libhowardhinnant-date-dev libkainjow-mustache-dev tzdata ca-certificates)
 tests=(libgtest-dev python3 python3-pytest openssl curl clang-format valgrind clang
        libclang-rt-14-dev procps)
 

@@ -182,7 +182,11 @@ bool Delivery::prepare()
     }
     RenderOptions opt;
     opt.zone = target_.zone;
-    opt.at = target_.at;
+    if (target_.mentions) {
+        opt.at = resolve_mentions(*target_.mentions, *parsed.notification);
+    }
+    opt.text_template = target_.text_template;
+    opt.title_template = target_.title_template;
     Message m = render_message(*parsed.notification, opt);
     request_ = std::move(m.request_body);
     report_.alerts = parsed.notification->alerts.size();

@@ -6,7 +6,11 @@
 
 #include "ngx.hpp"
 
+#include "delivery.hpp"
+#include "metrics.hpp"
 #include "ratelimit.hpp"
+#include "render.hpp"
+#include "template.hpp"
 #include "zone.hpp"
 
 #include <memory>
@@ -42,6 +46,12 @@ struct ngx_http_dingtalk_loc_conf_t {
     ngx_flag_t rate_limit; // NGX_CONF_UNSET until set; 0 = off
     dingtalk::RateLimit rate;
 
+    std::shared_ptr<const dingtalk::Template> *text_template;  // dingtalk_template
+    std::shared_ptr<const dingtalk::Template> *title_template; // dingtalk_title_template
+    // dingtalk_at_*: the rules set at this level (null: inherited as a whole)
+    std::shared_ptr<std::vector<dingtalk::MentionRule>> *mentions;
+    ngx_http_complex_value_t *robot_name; // the robot's name in metrics and logs
+
     // where "dingtalk;" stands, for errors found once the whole configuration is known
     ngx_str_t file;
     ngx_uint_t line;
@@ -73,8 +83,12 @@ template <class T, class... Args> T *ngx_http_dingtalk_pool_new(ngx_pool_t *pool
     return obj;
 }
 
-// handler
+// handlers
 ngx_int_t ngx_http_dingtalk_handler(ngx_http_request_t *r) noexcept;
+ngx_int_t ngx_http_dingtalk_metrics_handler(ngx_http_request_t *r) noexcept;
+ngx_int_t ngx_http_dingtalk_send_json(ngx_http_request_t *r, ngx_uint_t status,
+                                      const std::string &body, ngx_uint_t retry_after = 0,
+                                      bool allow = false);
 
 // zone
 constexpr size_t kRobotKeySize = 16;
@@ -86,3 +100,14 @@ dingtalk::Reservation ngx_http_dingtalk_reserve(ngx_shm_zone_t *zone, const u_ch
 void ngx_http_dingtalk_release(ngx_shm_zone_t *zone, const u_char *key, uint64_t at_ms);
 void ngx_http_dingtalk_throttle(ngx_shm_zone_t *zone, const u_char *key,
                                 const dingtalk::RateLimit &limit);
+
+// metrics, summed over all workers in the same zone
+enum class ngx_http_dingtalk_gauge_e { tasks_in_flight, waiting };
+void ngx_http_dingtalk_count_ending(ngx_shm_zone_t *zone, dingtalk::Ending ending);
+void ngx_http_dingtalk_count_delivery(ngx_shm_zone_t *zone, const u_char *key,
+                                      const std::string &robot, const dingtalk::Report &rep,
+                                      dingtalk::Ending ending, ngx_msec_t duration_ms);
+void ngx_http_dingtalk_count_retry(ngx_shm_zone_t *zone);
+void ngx_http_dingtalk_count_held(ngx_shm_zone_t *zone);
+void ngx_http_dingtalk_gauge(ngx_shm_zone_t *zone, ngx_http_dingtalk_gauge_e which, int delta);
+dingtalk::MetricsSnapshot ngx_http_dingtalk_snapshot(ngx_shm_zone_t *zone);

@@ -36,20 +36,25 @@ struct ngx_http_dingtalk_ctx_t {
     ngx_http_dingtalk_loc_conf_t *lcf;
     dingtalk::Delivery *delivery;
     ngx_thread_task_t *task;
-    ngx_shm_zone_t *zone; // null: rate limiting off
+    ngx_shm_zone_t *zone;  // null: rate limiting off
+    ngx_shm_zone_t *stats; // metrics (the same zone, always there)
     u_char robot[kRobotKeySize];
+    std::string *robot_name; // dingtalk_robot_name, or a hash of the token
     ngx_msec_t received;      // body read
     ngx_msec_t first_attempt; // first task posted; the delivery timeout counts from here
     uint64_t reserved_at;     // the rate slot of the attempt in flight
     bool has_reservation;
+    bool counted_waiting; // in dingtalk_requests_waiting
     State state;
 };
 
 // ---------------------------------------------------------------------------------------------
 // replies
 
-ngx_int_t send_json(ngx_http_request_t *r, ngx_uint_t status, const std::string &body,
-                    ngx_uint_t retry_after = 0, bool allow = false)
+} // namespace
+
+ngx_int_t ngx_http_dingtalk_send_json(ngx_http_request_t *r, ngx_uint_t status,
+                                      const std::string &body, ngx_uint_t retry_after, bool allow)
 {
     r->headers_out.status = status;
     r->headers_out.content_length_n = static_cast<off_t>(body.size());
@@ -98,11 +103,50 @@ ngx_int_t send_json(ngx_http_request_t *r, ngx_uint_t status, const std::string 
     return ngx_http_output_filter(r, &out);
 }
 
-void finish(ngx_http_request_t *r, ngx_uint_t status, const std::string &reason,
-            ngx_uint_t retry_after = 0)
+namespace
 {
+
+// An answer the glue gives on its own, before or instead of a delivery; counted in metrics.
+void finish(ngx_http_request_t *r, ngx_uint_t status, const std::string &reason,
+            dingtalk::Ending ending, ngx_uint_t retry_after = 0)
+{
+    auto *mcf = static_cast<ngx_http_dingtalk_main_conf_t *>(
+        ngx_http_get_module_main_conf(r, ngx_http_dingtalk_module));
+    if (mcf->zone != nullptr) {
+        ngx_http_dingtalk_count_ending(mcf->zone, ending);
+    }
     ngx_http_finalize_request(
-        r, send_json(r, status, dingtalk::reply_json(status < 300, reason), retry_after));
+        r, ngx_http_dingtalk_send_json(r, status, dingtalk::reply_json(status < 300, reason), retry_after));
+}
+
+dingtalk::Ending ending_of(dingtalk::Outcome o)
+{
+    switch (o) {
+    case dingtalk::Outcome::delivered:
+        return dingtalk::Ending::delivered;
+    case dingtalk::Outcome::bad_request:
+        return dingtalk::Ending::bad_request;
+    case dingtalk::Outcome::refused:
+        return dingtalk::Ending::refused;
+    case dingtalk::Outcome::throttled:
+        return dingtalk::Ending::throttled;
+    case dingtalk::Outcome::unreachable:
+        return dingtalk::Ending::unreachable;
+    case dingtalk::Outcome::timeout:
+        return dingtalk::Ending::timeout;
+    case dingtalk::Outcome::internal:
+        break;
+    }
+    return dingtalk::Ending::internal;
+}
+
+// Waiting on a timer (hold or backoff) shows in dingtalk_requests_waiting.
+void set_waiting(ngx_http_dingtalk_ctx_t *ctx, bool waiting)
+{
+    if (ctx->counted_waiting != waiting) {
+        ngx_http_dingtalk_gauge(ctx->stats, ngx_http_dingtalk_gauge_e::waiting, waiting ? 1 : -1);
+        ctx->counted_waiting = waiting;
+    }
 }
 
 ngx_uint_t seconds_up(uint64_t ms)
@@ -113,7 +157,8 @@ ngx_uint_t seconds_up(uint64_t ms)
 // ---------------------------------------------------------------------------------------------
 // the way back
 
-void log_outcome(ngx_http_request_t *r, const dingtalk::Report &rep) noexcept
+void log_outcome(ngx_http_request_t *r, const std::string &robot,
+                 const dingtalk::Report &rep) noexcept
 {
     auto *clcf = static_cast<ngx_http_core_loc_conf_t *>(
         ngx_http_get_module_loc_conf(r, ngx_http_core_module));
@@ -122,8 +167,8 @@ void log_outcome(ngx_http_request_t *r, const dingtalk::Report &rep) noexcept
                                                                              : NGX_LOG_ERR;
     try {
         const std::string line = rep.summary(); // the core already removed token and secret
-        ngx_log_error(level, r->connection->log, 0, "dingtalk \"%V\": %*s", &clcf->name,
-                      line.size(), line.data());
+        ngx_log_error(level, r->connection->log, 0, "dingtalk \"%V\" robot %*s: %*s",
+                      &clcf->name, robot.size(), robot.data(), line.size(), line.data());
     } catch (...) {
         ngx_log_error(level, r->connection->log, 0, "dingtalk \"%V\": status %i", &clcf->name,
                       static_cast<ngx_int_t>(rep.http_status));
@@ -144,7 +189,7 @@ void resume(ngx_http_request_t *r) noexcept
         const ngx_uint_t retry_after = rep.outcome == dingtalk::Outcome::throttled
                                            ? seconds_up(ctx->lcf->rate.cooldown_ms)
                                            : 0;
-        ngx_http_finalize_request(r, send_json(r, static_cast<ngx_uint_t>(rep.http_status),
+        ngx_http_finalize_request(r, ngx_http_dingtalk_send_json(r, static_cast<ngx_uint_t>(rep.http_status),
                                                rep.reply_json(), retry_after));
     } catch (...) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -158,8 +203,13 @@ void conclude(ngx_http_dingtalk_ctx_t *ctx)
     ngx_http_request_t *r = ctx->r;
     ngx_connection_t *c = r->connection;
     ctx->state = State::done;
-    ctx->delivery->set_elapsed(std::chrono::milliseconds(ngx_current_msec - ctx->received));
-    log_outcome(r, ctx->delivery->report());
+    set_waiting(ctx, false);
+    const ngx_msec_t took = ngx_current_msec - ctx->received;
+    ctx->delivery->set_elapsed(std::chrono::milliseconds(took));
+    const dingtalk::Report &rep = ctx->delivery->report();
+    ngx_http_dingtalk_count_delivery(ctx->stats, ctx->robot, *ctx->robot_name, rep,
+                                     ending_of(rep.outcome), took);
+    log_outcome(r, *ctx->robot_name, rep);
     r->write_event_handler(r);
     ngx_http_run_posted_requests(c);
 }
@@ -212,7 +262,9 @@ void post(ngx_http_dingtalk_ctx_t *ctx)
             return;
         }
         ctx->state = State::done;
-        finish(r, NGX_HTTP_SERVICE_UNAVAILABLE, "busy: the delivery queue is full, retry later", 5);
+        set_waiting(ctx, false);
+        finish(r, NGX_HTTP_SERVICE_UNAVAILABLE, "busy: the delivery queue is full, retry later",
+               dingtalk::Ending::queue_full, 5);
         return;
     }
 
@@ -220,6 +272,8 @@ void post(ngx_http_dingtalk_ctx_t *ctx)
     r->main->blocked++;
     r->aio = 1;
     ctx->state = State::running;
+    set_waiting(ctx, false);
+    ngx_http_dingtalk_gauge(ctx->stats, ngx_http_dingtalk_gauge_e::tasks_in_flight, 1);
     ngx_add_timer(&ctx->timer, td->budget + kDeadlineSlack);
 }
 
@@ -230,6 +284,7 @@ void thread_done(ngx_event_t *ev) noexcept
 
     r->main->blocked--;
     r->aio = 0;
+    ngx_http_dingtalk_gauge(ctx->stats, ngx_http_dingtalk_gauge_e::tasks_in_flight, -1);
     if (ctx->timer.timer_set) {
         ngx_del_timer(&ctx->timer);
     }
@@ -254,6 +309,8 @@ void thread_done(ngx_event_t *ev) noexcept
         if (auto delay =
                 dingtalk::retry_delay(rep, spent, std::chrono::milliseconds(ctx->lcf->timeout))) {
             ctx->state = State::backoff;
+            set_waiting(ctx, true);
+            ngx_http_dingtalk_count_retry(ctx->stats);
             ngx_add_timer(&ctx->timer, static_cast<ngx_msec_t>(delay->count()));
             return;
         }
@@ -318,6 +375,8 @@ void schedule(ngx_http_dingtalk_ctx_t *ctx)
             post(ctx);
         } else {
             ctx->state = State::holding;
+            set_waiting(ctx, true);
+            ngx_http_dingtalk_count_held(ctx->stats);
             ngx_add_timer(&ctx->timer, static_cast<ngx_msec_t>(
                                            res.at_ms - static_cast<uint64_t>(ngx_current_msec)));
         }
@@ -340,12 +399,13 @@ void schedule(ngx_http_dingtalk_ctx_t *ctx)
                   throttled ? res.retry_after_ms : static_cast<uint64_t>(limit.count),
                   limit.window_ms, res.retry_after_ms);
     ctx->state = State::done;
+    set_waiting(ctx, false);
     finish(ctx->r, NGX_HTTP_SERVICE_UNAVAILABLE,
            throttled
                ? "DingTalk throttled this robot recently (errcode 130101); retry later"
                : "over DingTalk's limit of " + std::to_string(limit.count) + " messages per " +
                      std::to_string(limit.window_ms / 1000) + " s for this robot; retry later",
-           seconds_up(res.retry_after_ms));
+           dingtalk::Ending::rate_limited, seconds_up(res.retry_after_ms));
 }
 
 // The request pool is freed: a timer still armed (a request terminated while holding or
@@ -355,6 +415,9 @@ void cleanup_timer(void *data) noexcept
     auto *ctx = static_cast<ngx_http_dingtalk_ctx_t *>(data);
     if (ctx->timer.timer_set) {
         ngx_del_timer(&ctx->timer);
+    }
+    if (ctx->stats != nullptr) {
+        set_waiting(ctx, false);
     }
 }
 
@@ -414,14 +477,16 @@ void body_handler(ngx_http_request_t *r) noexcept
 
         std::string body;
         if (!read_body(r, body)) {
-            finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR, "could not read the request body");
+            finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR, "could not read the request body",
+                   dingtalk::Ending::internal);
             return;
         }
 
         dingtalk::Target target;
         if (lcf->token != nullptr) {
             if (!evaluate(r, lcf->token, target.token)) {
-                finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR, "could not evaluate dingtalk_token");
+                finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR, "could not evaluate dingtalk_token",
+                       dingtalk::Ending::internal);
                 return;
             }
         } else {
@@ -429,7 +494,8 @@ void body_handler(ngx_http_request_t *r) noexcept
         }
         if (target.token.empty()) {
             finish(r, NGX_HTTP_NOT_FOUND,
-                   "no DingTalk robot for this request (dingtalk_token is empty)");
+                   "no DingTalk robot for this request (dingtalk_token is empty)",
+                   dingtalk::Ending::no_robot);
             return;
         }
         if (!dingtalk::valid_token(target.token)) {
@@ -437,11 +503,13 @@ void body_handler(ngx_http_request_t *r) noexcept
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                           "dingtalk: the token from dingtalk_token holds characters DingTalk "
                           "never issues (letters and digits only); refused");
-            finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR, "dingtalk_token is not a valid robot token");
+            finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR, "dingtalk_token is not a valid robot token",
+                   dingtalk::Ending::bad_token);
             return;
         }
         if (lcf->secret != nullptr && !evaluate(r, lcf->secret, target.secret)) {
-            finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR, "could not evaluate dingtalk_secret");
+            finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR, "could not evaluate dingtalk_secret",
+                   dingtalk::Ending::internal);
             return;
         }
         if (!target.secret.empty() && !dingtalk::valid_secret(target.secret)) {
@@ -449,7 +517,7 @@ void body_handler(ngx_http_request_t *r) noexcept
                           "dingtalk: the secret from dingtalk_secret is not \"SEC\" followed by "
                           "hex digits; refused");
             finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                   "dingtalk_secret is not a valid signing secret");
+                   "dingtalk_secret is not a valid signing secret", dingtalk::Ending::bad_token);
             return;
         }
 
@@ -462,13 +530,39 @@ void body_handler(ngx_http_request_t *r) noexcept
             target.ca_pem = *lcf->ca_pem;
         }
         target.zone = lcf->zone;
+        if (lcf->mentions != nullptr) {
+            target.mentions = *lcf->mentions;
+        }
+        if (lcf->text_template != nullptr) {
+            target.text_template = *lcf->text_template;
+        }
+        if (lcf->title_template != nullptr) {
+            target.title_template = *lcf->title_template;
+        }
+
+        std::string name;
+        if (lcf->robot_name != nullptr && !evaluate(r, lcf->robot_name, name)) {
+            finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR, "could not evaluate dingtalk_robot_name",
+                   dingtalk::Ending::internal);
+            return;
+        }
+        if (name.empty()) {
+            static const char hex[] = "0123456789abcdef";
+            name = "robot-";
+            for (std::size_t i = 0; i < 4; ++i) {
+                name += hex[key[i] >> 4];
+                name += hex[key[i] & 0xF];
+            }
+        }
+        ctx->robot_name = ngx_http_dingtalk_pool_new<std::string>(r->pool, dingtalk::robot_name(name));
 
         ngx_pool_cleanup_t *cln = ngx_pool_cleanup_add(r->pool, 0);
         ctx->delivery = ngx_http_dingtalk_pool_new<dingtalk::Delivery>(r->pool, std::move(target),
                                                                        std::move(body));
         ctx->task = ngx_thread_task_alloc(r->pool, sizeof(task_data_t));
-        if (cln == nullptr || ctx->delivery == nullptr || ctx->task == nullptr) {
-            finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        if (cln == nullptr || ctx->delivery == nullptr || ctx->task == nullptr ||
+            ctx->robot_name == nullptr) {
+            finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR, "out of memory", dingtalk::Ending::internal);
             return;
         }
         cln->handler = cleanup_timer;
@@ -485,11 +579,12 @@ void body_handler(ngx_http_request_t *r) noexcept
 
         ctx->lcf = lcf;
         ctx->zone = lcf->rate_limit ? mcf->zone : nullptr;
+        ctx->stats = mcf->zone;
         ctx->received = ngx_current_msec;
         r->write_event_handler = resume;
         schedule(ctx);
     } catch (...) {
-        finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR, "internal error");
+        finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR, "internal error", dingtalk::Ending::internal);
     }
 }
 
@@ -509,7 +604,7 @@ ngx_int_t ngx_http_dingtalk_handler(ngx_http_request_t *r) noexcept
             if (rc != NGX_OK) {
                 return rc;
             }
-            return send_json(r, NGX_HTTP_OK,
+            return ngx_http_dingtalk_send_json(r, NGX_HTTP_OK,
                              dingtalk::reply_json(true, "ngx_http_dingtalk_module is ready: POST "
                                                         "Alertmanager webhooks here"));
         }
@@ -519,7 +614,7 @@ ngx_int_t ngx_http_dingtalk_handler(ngx_http_request_t *r) noexcept
             if (rc != NGX_OK) {
                 return rc;
             }
-            return send_json(r, NGX_HTTP_NOT_ALLOWED,
+            return ngx_http_dingtalk_send_json(r, NGX_HTTP_NOT_ALLOWED,
                              dingtalk::reply_json(false, "method not allowed: POST Alertmanager "
                                                          "webhooks, GET for health"),
                              0, true);
@@ -541,6 +636,45 @@ ngx_int_t ngx_http_dingtalk_handler(ngx_http_request_t *r) noexcept
             return rc;
         }
         return NGX_DONE;
+    } catch (...) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
+
+// dingtalk_metrics: Prometheus text format, from the shared zone (all workers).
+ngx_int_t ngx_http_dingtalk_metrics_handler(ngx_http_request_t *r) noexcept
+{
+    try {
+        if (!(r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD))) {
+            return NGX_HTTP_NOT_ALLOWED;
+        }
+        ngx_int_t rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+        auto *mcf = static_cast<ngx_http_dingtalk_main_conf_t *>(
+            ngx_http_get_module_main_conf(r, ngx_http_dingtalk_module));
+        const std::string text = dingtalk::to_prometheus(
+            mcf->zone ? ngx_http_dingtalk_snapshot(mcf->zone) : dingtalk::MetricsSnapshot());
+
+        r->headers_out.status = NGX_HTTP_OK;
+        r->headers_out.content_length_n = static_cast<off_t>(text.size());
+        ngx_str_set(&r->headers_out.content_type, "text/plain; version=0.0.4; charset=utf-8");
+        r->headers_out.content_type_len = r->headers_out.content_type.len;
+        r->headers_out.content_type_lowcase = nullptr;
+        rc = ngx_http_send_header(r);
+        if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+            return rc;
+        }
+        ngx_buf_t *b = ngx_create_temp_buf(r->pool, text.size());
+        if (b == nullptr) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+        b->last = ngx_cpymem(b->last, text.data(), text.size());
+        b->last_buf = 1;
+        b->last_in_chain = 1;
+        ngx_chain_t out{b, nullptr};
+        return ngx_http_output_filter(r, &out);
     } catch (...) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }

@@ -7,6 +7,8 @@
 #include "sender.hpp"
 #include "sign.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -21,6 +23,36 @@ const ngx_str_t kZoneName = ngx_string("ngx_http_dingtalk_module");
 char *conf_error()
 {
     return static_cast<char *>(NGX_CONF_ERROR);
+}
+
+// Reads a file named by a directive (relative names from nginx's prefix), in the master at
+// configuration time: the workers' user need not be able to read it. Errors name the
+// directive and the file; nginx adds the configuration file and line.
+bool read_conf_file(ngx_conf_t *cf, const char *directive, ngx_str_t name, std::string &out)
+{
+    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
+        return false;
+    }
+    const std::string path(ngx_http_dingtalk_view(name));
+    std::FILE *f = std::fopen(path.c_str(), "rb");
+    if (f == nullptr) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno, "%s: cannot open \"%s\"", directive,
+                           path.c_str());
+        return false;
+    }
+    char buf[8192];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0 && out.size() < 16 * 1024 * 1024) {
+        out.append(buf, n);
+    }
+    const bool failed = std::ferror(f) != 0;
+    std::fclose(f);
+    if (failed) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno, "%s: cannot read \"%s\"", directive,
+                           path.c_str());
+        return false;
+    }
+    return true;
 }
 
 char *set_dingtalk(ngx_conf_t *cf, ngx_command_t *, void *conf) noexcept
@@ -153,21 +185,12 @@ char *set_trusted_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) no
         return conf_error();
     }
     try {
-        std::string path(ngx_http_dingtalk_view(dlcf->ssl_trusted_certificate));
-        std::FILE *f = std::fopen(path.c_str(), "rb");
-        if (f == nullptr) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                               "dingtalk_ssl_trusted_certificate: cannot open \"%s\"",
-                               path.c_str());
+        std::string pem;
+        if (!read_conf_file(cf, "dingtalk_ssl_trusted_certificate", dlcf->ssl_trusted_certificate,
+                            pem)) {
             return conf_error();
         }
-        std::string pem;
-        char buf[8192];
-        std::size_t n;
-        while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) {
-            pem.append(buf, n);
-        }
-        std::fclose(f);
+        const std::string path(ngx_http_dingtalk_view(dlcf->ssl_trusted_certificate));
         if (pem.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "dingtalk_ssl_trusted_certificate: no PEM certificate in \"%s\"",
@@ -244,6 +267,173 @@ char *set_rate_limit(ngx_conf_t *cf, ngx_command_t *, void *conf) noexcept
     return NGX_CONF_OK;
 }
 
+// dingtalk_token_file FILE: the token from a file (a Kubernetes secret mounted as a volume),
+// read now; a changed file takes effect on reload.
+char *set_token_file(ngx_conf_t *cf, ngx_command_t *, void *conf) noexcept
+{
+    auto *dlcf = static_cast<ngx_http_dingtalk_loc_conf_t *>(conf);
+    if (dlcf->token != NGX_CONF_UNSET_PTR) {
+        return const_cast<char *>("is duplicate (dingtalk_token or dingtalk_token_file is set)");
+    }
+    try {
+        auto *value = static_cast<ngx_str_t *>(cf->args->elts);
+        std::string token;
+        if (!read_conf_file(cf, "dingtalk_token_file", value[1], token)) {
+            return conf_error();
+        }
+        while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) {
+            token.pop_back();
+        }
+        if (!dingtalk::valid_token(token)) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "dingtalk_token_file: \"%V\" does not hold a DingTalk robot token "
+                               "(letters and digits only, on one line)",
+                               &value[1]);
+            return conf_error();
+        }
+        auto *cv = static_cast<ngx_http_complex_value_t *>(
+            ngx_pcalloc(cf->pool, sizeof(ngx_http_complex_value_t)));
+        u_char *data = static_cast<u_char *>(ngx_pnalloc(cf->pool, token.size()));
+        if (cv == nullptr || data == nullptr) {
+            return conf_error();
+        }
+        ngx_memcpy(data, token.data(), token.size());
+        cv->value.data = data; // a literal: lengths stays NULL
+        cv->value.len = token.size();
+        dlcf->token = cv;
+        return NGX_CONF_OK;
+    } catch (...) {
+        return conf_error();
+    }
+}
+
+// dingtalk_template FILE / dingtalk_title_template "TEMPLATE": parsed and checked now, so a
+// broken template fails "nginx -t" with the file and line of the mistake.
+char *set_template(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept
+{
+    auto *dlcf = static_cast<ngx_http_dingtalk_loc_conf_t *>(conf);
+    const bool title = cmd->offset == 1;
+    auto **slot = title ? &dlcf->title_template : &dlcf->text_template;
+    if (*slot != nullptr) {
+        return const_cast<char *>("is duplicate");
+    }
+    try {
+        auto *value = static_cast<ngx_str_t *>(cf->args->elts);
+        std::string source;
+        if (title) {
+            source.assign(ngx_http_dingtalk_view(value[1]));
+        } else if (!read_conf_file(cf, "dingtalk_template", value[1], source)) {
+            return conf_error();
+        }
+        std::string error;
+        auto tmpl = dingtalk::Template::parse(
+            std::move(source), title ? dingtalk::Template::Kind::title : dingtalk::Template::Kind::text,
+            error);
+        if (!tmpl) {
+            if (title) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "dingtalk_title_template: %s",
+                                   error.c_str());
+            } else {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "dingtalk_template: \"%V\" %s",
+                                   &value[1], error.c_str());
+            }
+            return conf_error();
+        }
+        *slot = ngx_http_dingtalk_pool_new<std::shared_ptr<const dingtalk::Template>>(
+            cf->pool, std::move(tmpl));
+        return *slot ? NGX_CONF_OK : conf_error();
+    } catch (...) {
+        return conf_error();
+    }
+}
+
+// dingtalk_at_mobiles / dingtalk_at_user_ids VALUE... [severity=S1,S2]
+// dingtalk_at_all on|off [severity=S1,S2]
+char *set_mention(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept
+{
+    auto *dlcf = static_cast<ngx_http_dingtalk_loc_conf_t *>(conf);
+    try {
+        if (dlcf->mentions == nullptr) {
+            dlcf->mentions = ngx_http_dingtalk_pool_new<
+                std::shared_ptr<std::vector<dingtalk::MentionRule>>>(
+                cf->pool, std::make_shared<std::vector<dingtalk::MentionRule>>());
+            if (dlcf->mentions == nullptr) {
+                return conf_error();
+            }
+        }
+        auto *value = static_cast<ngx_str_t *>(cf->args->elts);
+        const char *directive = reinterpret_cast<const char *>(cmd->name.data);
+        dingtalk::MentionRule rule;
+        for (ngx_uint_t i = 1; i < cf->args->nelts; ++i) {
+            std::string_view v = ngx_http_dingtalk_view(value[i]);
+            if (v.substr(0, 9) == "severity=") {
+                std::string list(v.substr(9));
+                for (std::size_t pos = 0; pos <= list.size();) {
+                    const std::size_t comma = std::min(list.find(',', pos), list.size());
+                    if (comma > pos) {
+                        rule.severities.push_back(list.substr(pos, comma - pos));
+                    }
+                    pos = comma + 1;
+                }
+                if (rule.severities.empty()) {
+                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s: empty \"severity=\"", directive);
+                    return conf_error();
+                }
+                continue;
+            }
+            if (cmd->offset == 2) { // at_all
+                if (v != "on" && v != "off") {
+                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                       "%s: \"%V\" is not on, off or severity=...", directive,
+                                       &value[i]);
+                    return conf_error();
+                }
+                rule.all = v == "on";
+                continue;
+            }
+            const bool mobile = cmd->offset == 0;
+            const bool ok = !v.empty() && v.size() <= 64 &&
+                            std::all_of(v.begin(), v.end(), [&](char c) {
+                                return (c >= '0' && c <= '9') ||
+                                       (mobile ? c == '+' || c == '-'
+                                               : (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                                                     c == '_' || c == '-' || c == '.');
+                            });
+            if (!ok) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s: \"%V\" is not %s", directive,
+                                   &value[i],
+                                   mobile ? "a mobile number (digits, + and -)"
+                                          : "a DingTalk user id (letters, digits, _ - .)");
+                return conf_error();
+            }
+            (mobile ? rule.mobiles : rule.user_ids).emplace_back(v);
+        }
+        if (cmd->offset != 2 && rule.mobiles.empty() && rule.user_ids.empty()) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s: nobody to mention", directive);
+            return conf_error();
+        }
+        if ((*dlcf->mentions)->size() >= 32 || rule.mobiles.size() + rule.user_ids.size() > 64) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s: too many mentions", directive);
+            return conf_error();
+        }
+        (*dlcf->mentions)->push_back(std::move(rule));
+        return NGX_CONF_OK;
+    } catch (...) {
+        return conf_error();
+    }
+}
+
+char *set_metrics(ngx_conf_t *cf, ngx_command_t *, void *) noexcept
+{
+    auto *clcf = static_cast<ngx_http_core_loc_conf_t *>(
+        ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module));
+    clcf->handler = ngx_http_dingtalk_metrics_handler;
+    auto *mcf = static_cast<ngx_http_dingtalk_main_conf_t *>(
+        ngx_http_conf_get_module_main_conf(cf, ngx_http_dingtalk_module));
+    mcf->used = 1; // the zone the counters live in
+    return NGX_CONF_OK;
+}
+
 void *create_main_conf(ngx_conf_t *cf) noexcept
 {
     auto *mcf = static_cast<ngx_http_dingtalk_main_conf_t *>(
@@ -306,6 +496,7 @@ void *create_loc_conf(ngx_conf_t *cf) noexcept
     conf->ssl_verify = NGX_CONF_UNSET;
     conf->rate_limit = NGX_CONF_UNSET;
     conf->rate = dingtalk::RateLimit(); // DingTalk's limit: 20 a minute
+    conf->robot_name = static_cast<ngx_http_complex_value_t *>(NGX_CONF_UNSET_PTR);
     return conf;
 }
 
@@ -377,6 +568,16 @@ char *merge_loc_conf(ngx_conf_t *cf, void *parent, void *child) noexcept
         }
         if (conf->zone == nullptr) {
             conf->zone = prev->zone;
+        }
+        ngx_conf_merge_ptr_value(conf->robot_name, prev->robot_name, nullptr);
+        if (conf->text_template == nullptr) {
+            conf->text_template = prev->text_template;
+        }
+        if (conf->title_template == nullptr) {
+            conf->title_template = prev->title_template;
+        }
+        if (conf->mentions == nullptr) {
+            conf->mentions = prev->mentions; // the rules of one level, never mixed
         }
         if (conf->rate_limit == NGX_CONF_UNSET) {
             conf->rate_limit = prev->rate_limit == NGX_CONF_UNSET ? 1 : prev->rate_limit;
@@ -470,6 +671,30 @@ ngx_command_t ngx_http_dingtalk_commands[] = {
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
      set_trusted_certificate, NGX_HTTP_LOC_CONF_OFFSET,
      offsetof(ngx_http_dingtalk_loc_conf_t, ssl_trusted_certificate), nullptr},
+    {ngx_string("dingtalk_token_file"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_token_file,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("dingtalk_template"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_template,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("dingtalk_title_template"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_template,
+     NGX_HTTP_LOC_CONF_OFFSET, 1, nullptr},
+    {ngx_string("dingtalk_at_mobiles"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_1MORE, set_mention,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("dingtalk_at_user_ids"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_1MORE, set_mention,
+     NGX_HTTP_LOC_CONF_OFFSET, 1, nullptr},
+    {ngx_string("dingtalk_at_all"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE12, set_mention,
+     NGX_HTTP_LOC_CONF_OFFSET, 2, nullptr},
+    {ngx_string("dingtalk_robot_name"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+     ngx_http_set_complex_value_slot, NGX_HTTP_LOC_CONF_OFFSET,
+     offsetof(ngx_http_dingtalk_loc_conf_t, robot_name), nullptr},
+    {ngx_string("dingtalk_metrics"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS, set_metrics,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("dingtalk_rate_limit"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE123, set_rate_limit,
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},

@@ -5,6 +5,9 @@
 
 #include "ngx_http_dingtalk.hpp"
 
+#include <algorithm>
+#include <vector>
+
 namespace
 {
 
@@ -16,12 +19,28 @@ struct robot_node_t {
     ngx_queue_t lru;
     u_char key[kRobotKeySize];
     dingtalk::RateWindow window;
+    char name[64]; // for metrics: dingtalk_robot_name or a hash of the token
+    uint64_t sent;
+    uint64_t failed;
+};
+
+// Counters every worker adds to without a lock (as stub_status does).
+struct zone_metrics_t {
+    ngx_atomic_t endings[dingtalk::kEndings];
+    ngx_atomic_t errcodes[dingtalk::kErrcodeSlots];
+    ngx_atomic_t duration[dingtalk::kDurationBuckets.size() + 1];
+    ngx_atomic_t duration_sum_ms;
+    ngx_atomic_t retries;
+    ngx_atomic_t held;
+    ngx_atomic_t tasks_in_flight;
+    ngx_atomic_t waiting;
 };
 
 struct zone_shared_t {
     ngx_rbtree_t rbtree;
     ngx_rbtree_node_t sentinel;
     ngx_queue_t lru; // most recently used first
+    zone_metrics_t metrics;
 };
 
 struct zone_ctx_t {
@@ -128,6 +147,9 @@ robot_node_t *find_or_add(zone_ctx_t *ctx, const u_char *key, bool create)
     rn->node.key = hash;
     ngx_memcpy(rn->key, key, kRobotKeySize);
     dingtalk::init(rn->window);
+    rn->name[0] = '\0';
+    rn->sent = 0;
+    rn->failed = 0;
     ngx_rbtree_insert(&ctx->sh->rbtree, &rn->node);
     ngx_queue_insert_head(&ctx->sh->lru, &rn->lru);
     return rn;
@@ -158,7 +180,7 @@ ngx_int_t ngx_http_dingtalk_init_zone(ngx_shm_zone_t *shm_zone, void *data) noex
         return NGX_OK;
     }
 
-    ctx->sh = static_cast<zone_shared_t *>(ngx_slab_alloc(ctx->shpool, sizeof(zone_shared_t)));
+    ctx->sh = static_cast<zone_shared_t *>(ngx_slab_calloc(ctx->shpool, sizeof(zone_shared_t)));
     if (ctx->sh == nullptr) {
         return NGX_ERROR;
     }
@@ -221,4 +243,127 @@ void ngx_http_dingtalk_throttle(ngx_shm_zone_t *zone, const u_char *key,
         dingtalk::throttle(rn->window, limit, now_ms());
     }
     ngx_shmtx_unlock(&ctx->shpool->mutex);
+}
+
+// ---------------------------------------------------------------------------------------------
+// metrics
+
+namespace {
+
+zone_metrics_t *metrics_of(ngx_shm_zone_t *zone) { return &ctx_of(zone)->sh->metrics; }
+
+void add(ngx_atomic_t *counter, ngx_atomic_int_t n) { (void) ngx_atomic_fetch_add(counter, n); }
+
+} // namespace
+
+void ngx_http_dingtalk_count_ending(ngx_shm_zone_t *zone, dingtalk::Ending ending)
+{
+    add(&metrics_of(zone)->endings[static_cast<std::size_t>(ending)], 1);
+}
+
+void ngx_http_dingtalk_count_delivery(ngx_shm_zone_t *zone, const u_char *key,
+                                      const std::string &robot, const dingtalk::Report &rep,
+                                      dingtalk::Ending ending, ngx_msec_t duration_ms)
+{
+    zone_metrics_t *m = metrics_of(zone);
+    add(&m->endings[static_cast<std::size_t>(ending)], 1);
+    if (rep.errcode >= 0) {
+        add(&m->errcodes[dingtalk::errcode_slot(rep.errcode)], 1);
+    }
+    add(&m->duration[dingtalk::duration_slot(duration_ms)], 1);
+    add(&m->duration_sum_ms, static_cast<ngx_atomic_int_t>(duration_ms));
+    if (rep.outcome == dingtalk::Outcome::bad_request) {
+        return; // nothing was sent: no robot to count
+    }
+
+    zone_ctx_t *ctx = ctx_of(zone);
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+    if (robot_node_t *rn = find_or_add(ctx, key, true)) {
+        const std::size_t n = std::min(robot.size(), sizeof(rn->name) - 1);
+        ngx_memcpy(rn->name, robot.data(), n);
+        rn->name[n] = '\0';
+        (rep.outcome == dingtalk::Outcome::delivered ? rn->sent : rn->failed) += 1;
+    }
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+}
+
+void ngx_http_dingtalk_count_retry(ngx_shm_zone_t *zone) { add(&metrics_of(zone)->retries, 1); }
+
+void ngx_http_dingtalk_count_held(ngx_shm_zone_t *zone) { add(&metrics_of(zone)->held, 1); }
+
+void ngx_http_dingtalk_gauge(ngx_shm_zone_t *zone, ngx_http_dingtalk_gauge_e which, int delta)
+{
+    zone_metrics_t *m = metrics_of(zone);
+    add(which == ngx_http_dingtalk_gauge_e::tasks_in_flight ? &m->tasks_in_flight : &m->waiting,
+        delta);
+}
+
+dingtalk::MetricsSnapshot ngx_http_dingtalk_snapshot(ngx_shm_zone_t *zone)
+{
+    dingtalk::MetricsSnapshot s;
+    const zone_metrics_t *m = metrics_of(zone);
+    for (std::size_t i = 0; i < dingtalk::kEndings; ++i) {
+        s.endings[i] = m->endings[i];
+    }
+    for (std::size_t i = 0; i < dingtalk::kErrcodeSlots; ++i) {
+        s.errcodes[i] = m->errcodes[i];
+    }
+    for (std::size_t i = 0; i < s.duration.size(); ++i) {
+        s.duration[i] = m->duration[i];
+    }
+    s.duration_sum_ms = m->duration_sum_ms;
+    s.retries = m->retries;
+    s.held = m->held;
+    // A worker killed mid-delivery never gives its gauge back; never show a wrapped value.
+    s.tasks_in_flight = static_cast<int64_t>(m->tasks_in_flight) > 0 ? m->tasks_in_flight : 0;
+    s.waiting = static_cast<int64_t>(m->waiting) > 0 ? m->waiting : 0;
+
+    // Copied out under the lock into plain storage, so nothing can throw while it is held.
+    struct copied {
+        char name[sizeof(robot_node_t::name)];
+        uint64_t sent, failed;
+    };
+    zone_ctx_t *ctx = ctx_of(zone);
+    std::vector<copied> robots;
+    for (;;) {
+        ngx_shmtx_lock(&ctx->shpool->mutex);
+        std::size_t count = 0;
+        for (ngx_queue_t *q = ngx_queue_head(&ctx->sh->lru);
+             q != ngx_queue_sentinel(&ctx->sh->lru); q = ngx_queue_next(q)) {
+            ++count;
+        }
+        if (count <= robots.capacity()) {
+            robots.resize(count); // no allocation: capacity suffices
+            std::size_t i = 0;
+            for (ngx_queue_t *q = ngx_queue_head(&ctx->sh->lru);
+                 q != ngx_queue_sentinel(&ctx->sh->lru); q = ngx_queue_next(q), ++i) {
+                const robot_node_t *rn = ngx_queue_data(q, robot_node_t, lru);
+                ngx_memcpy(robots[i].name, rn->name, sizeof(rn->name));
+                robots[i].sent = rn->sent;
+                robots[i].failed = rn->failed;
+            }
+            ngx_shmtx_unlock(&ctx->shpool->mutex);
+            break;
+        }
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+        robots.reserve(count + 16);
+    }
+
+    // one series per name: two tokens may share a name (and a rotated token keeps its name)
+    for (const copied &c : robots) {
+        if (c.name[0] == '\0') {
+            continue; // known to the rate limiter only, nothing delivered yet
+        }
+        auto it = std::find_if(s.robots.begin(), s.robots.end(),
+                               [&](const dingtalk::RobotStats &r) { return r.name == c.name; });
+        if (it == s.robots.end()) {
+            s.robots.push_back({c.name, c.sent, c.failed});
+        } else {
+            it->sent += c.sent;
+            it->failed += c.failed;
+        }
+    }
+    std::sort(s.robots.begin(), s.robots.end(),
+              [](const auto &a, const auto &b) { return a.name < b.name; });
+    return s;
 }

@@ -1,0 +1,142 @@
+#include "metrics.hpp"
+
+#include <algorithm>
+#include <cstdio>
+
+namespace dingtalk
+{
+
+namespace
+{
+
+const char *const kEndingLabels[kEndings] = {
+    "delivered",    "bad_request", "no_robot", "bad_token",   "rate_limited", "queue_full",
+    "refused",      "throttled",   "unreachable", "timeout",  "internal",
+};
+
+void header(std::string &out, const char *name, const char *type, const char *help)
+{
+    out += "# HELP ";
+    out += name;
+    out += ' ';
+    out += help;
+    out += "\n# TYPE ";
+    out += name;
+    out += ' ';
+    out += type;
+    out += '\n';
+}
+
+void sample(std::string &out, const char *name, const std::string &labels, std::uint64_t value)
+{
+    out += name;
+    if (!labels.empty()) {
+        out += '{' + labels + '}';
+    }
+    out += ' ' + std::to_string(value) + '\n';
+}
+
+std::string seconds(double s)
+{
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%g", s);
+    return buf;
+}
+
+} // namespace
+
+const char *to_label(Ending e) { return kEndingLabels[static_cast<std::size_t>(e)]; }
+
+std::size_t errcode_slot(long errcode)
+{
+    const auto it = std::find(kKnownErrcodes.begin(), kKnownErrcodes.end(), errcode);
+    return static_cast<std::size_t>(it - kKnownErrcodes.begin()); // "other" when not found
+}
+
+std::size_t duration_slot(std::uint64_t ms)
+{
+    std::size_t i = 0;
+    while (i < kDurationBuckets.size() && static_cast<double>(ms) > kDurationBuckets[i] * 1000) {
+        ++i;
+    }
+    return i;
+}
+
+std::string robot_name(std::string_view wanted)
+{
+    std::string out;
+    for (const char c : wanted.substr(0, 63)) {
+        const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                        c == '_' || c == '.' || c == ':' || c == '-';
+        out += ok ? c : '_';
+    }
+    return out;
+}
+
+std::string to_prometheus(const MetricsSnapshot &m)
+{
+    std::string out;
+    out.reserve(4096 + m.robots.size() * 128);
+
+    header(out, "dingtalk_notifications_total", "counter",
+           "Alertmanager notifications received, by how they ended.");
+    for (std::size_t i = 0; i < kEndings; ++i) {
+        sample(out, "dingtalk_notifications_total",
+               std::string("outcome=\"") + kEndingLabels[i] + '"', m.endings[i]);
+    }
+
+    header(out, "dingtalk_messages_sent_total", "counter",
+           "Messages DingTalk accepted (errcode 0), by robot.");
+    for (const auto &r : m.robots) {
+        sample(out, "dingtalk_messages_sent_total", "robot=\"" + r.name + '"', r.sent);
+    }
+    header(out, "dingtalk_messages_failed_total", "counter",
+           "Deliveries that ended without DingTalk taking the message, by robot.");
+    for (const auto &r : m.robots) {
+        sample(out, "dingtalk_messages_failed_total", "robot=\"" + r.name + '"', r.failed);
+    }
+
+    header(out, "dingtalk_errcode_total", "counter", "DingTalk's answers, by errcode.");
+    for (std::size_t i = 0; i < kErrcodeSlots; ++i) {
+        const std::string code =
+            i < kKnownErrcodes.size() ? std::to_string(kKnownErrcodes[i]) : "other";
+        sample(out, "dingtalk_errcode_total", "errcode=\"" + code + '"', m.errcodes[i]);
+    }
+
+    header(out, "dingtalk_retries_total", "counter",
+           "Attempts retried after a transient failure.");
+    sample(out, "dingtalk_retries_total", "", m.retries);
+    header(out, "dingtalk_held_total", "counter",
+           "Webhooks held on a timer until the robot's rate limit had a free slot.");
+    sample(out, "dingtalk_held_total", "", m.held);
+    header(out, "dingtalk_throttled_replies_total", "counter",
+           "503 replies because of DingTalk's rate limit (ours, its 130101, or a cool-down).");
+    sample(out, "dingtalk_throttled_replies_total", "",
+           m.endings[static_cast<std::size_t>(Ending::rate_limited)] +
+               m.endings[static_cast<std::size_t>(Ending::throttled)]);
+
+    header(out, "dingtalk_delivery_duration_seconds", "histogram",
+           "From the webhook's body to the reply, holds and retries included.");
+    std::uint64_t cumulative = 0;
+    for (std::size_t i = 0; i <= kDurationBuckets.size(); ++i) {
+        cumulative += m.duration[i];
+        const std::string le = i < kDurationBuckets.size() ? seconds(kDurationBuckets[i]) : "+Inf";
+        sample(out, "dingtalk_delivery_duration_seconds_bucket", "le=\"" + le + '"', cumulative);
+    }
+    out += "dingtalk_delivery_duration_seconds_sum " +
+           seconds(static_cast<double>(m.duration_sum_ms) / 1000) + '\n';
+    sample(out, "dingtalk_delivery_duration_seconds_count", "", cumulative);
+
+    header(out, "dingtalk_tasks_in_flight", "gauge",
+           "Deliveries queued or running in nginx thread pools, all workers (nginx does not "
+           "expose a pool's own queue).");
+    sample(out, "dingtalk_tasks_in_flight", "", m.tasks_in_flight);
+    header(out, "dingtalk_requests_waiting", "gauge",
+           "Webhooks waiting on a timer: a rate-limit hold or a retry backoff.");
+    sample(out, "dingtalk_requests_waiting", "", m.waiting);
+    header(out, "dingtalk_robots", "gauge", "Robots tracked in the shared zone.");
+    sample(out, "dingtalk_robots", "", m.robots.size());
+    return out;
+}
+
+} // namespace dingtalk

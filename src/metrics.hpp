@@ -1,0 +1,66 @@
+// What the module counts, and its Prometheus text exposition. The counters themselves live in
+// nginx's shared memory (the glue); this is the vocabulary and the formatting, so both can be
+// tested without nginx.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace dingtalk
+{
+
+// How a webhook ended, as dingtalk_notifications_total{outcome=...} counts it.
+enum class Ending {
+    delivered,
+    bad_request,
+    no_robot,     // dingtalk_token empty for this request (404)
+    bad_token,    // a token or secret DingTalk never issues (500)
+    rate_limited, // 503 from our rate limit or a 130101 cool-down, nothing sent
+    queue_full,   // 503: the thread pool queue was full
+    refused,
+    throttled, // DingTalk answered 130101
+    unreachable,
+    timeout,
+    internal,
+};
+constexpr std::size_t kEndings = 11;
+const char *to_label(Ending e);
+
+// DingTalk errcodes worth their own series; anything else is counted as "other".
+constexpr std::array<long, 8> kKnownErrcodes = {0, 130101, 310000, 300001, 300005, 400013, 460101,
+                                                101002};
+constexpr std::size_t kErrcodeSlots = kKnownErrcodes.size() + 1;
+std::size_t errcode_slot(long errcode);
+
+// Upper bounds (seconds) of the delivery duration histogram; +Inf is implied.
+constexpr std::array<double, 10> kDurationBuckets = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+std::size_t duration_slot(std::uint64_t ms); // kDurationBuckets.size() for +Inf
+
+struct RobotStats {
+    std::string name; // dingtalk_robot_name, or a hash of the token: never the token
+    std::uint64_t sent = 0;
+    std::uint64_t failed = 0;
+};
+
+struct MetricsSnapshot {
+    std::array<std::uint64_t, kEndings> endings{};
+    std::array<std::uint64_t, kErrcodeSlots> errcodes{};
+    std::array<std::uint64_t, kDurationBuckets.size() + 1> duration{}; // per slot, not cumulative
+    std::uint64_t duration_sum_ms = 0;
+    std::uint64_t retries = 0;
+    std::uint64_t held = 0;
+    std::uint64_t tasks_in_flight = 0;
+    std::uint64_t waiting = 0;
+    std::vector<RobotStats> robots;
+};
+
+std::string to_prometheus(const MetricsSnapshot &m);
+
+// A robot name fit for a label value and a log line: [A-Za-z0-9_.:-], at most 63 bytes.
+std::string robot_name(std::string_view wanted);
+
+} // namespace dingtalk
