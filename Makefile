@@ -1,6 +1,6 @@
 # ngx_http_dingtalk_module
 #
-#   make              the module (build/ngx_http_dingtalk_module.so)
+#   make              the module (build/ngx_http_dingtalk_module.so) and build/dingtalk-render
 #   make test         unit tests, then integration tests against Debian's nginx
 #   make unit         GoogleTest unit tests of the C++ core
 #   make integration  pytest suite: real nginx + the module + mock DingTalk
@@ -41,12 +41,20 @@ MODULE     = $(BUILD)/ngx_http_dingtalk_module.so
 UNIT_BIN   = $(BUILD)/unit_tests
 CORE_OBJS  = $(CORE_SRCS:src/%.cpp=$(BUILD)/core/%.o)
 
-.PHONY: all module test unit integration run format format-check clean check-nginx-src \
+.PHONY: all module tools test unit integration run format format-check clean check-nginx-src \
         asan integration-asan valgrind fuzz
 
-all: module
+TOOL       = $(BUILD)/dingtalk-render
+
+all: module tools
 
 module: $(MODULE)
+
+tools: $(TOOL)
+
+# dingtalk-render: the module's renderer on the command line (same core objects)
+$(TOOL): tools/dingtalk-render.cpp $(CORE_OBJS) $(CORE_HDRS)
+	$(CXX) $(CXXFLAGS) -Isrc tools/dingtalk-render.cpp $(CORE_OBJS) -o $@ $(LIBS)
 
 # --- the nginx module --------------------------------------------------------------------------
 
@@ -94,7 +102,7 @@ unit: $(UNIT_BIN)
 
 # --- integration tests: the real nginx binary loading the module --------------------------------
 
-integration: $(MODULE)
+integration: $(MODULE) $(TOOL)
 	DINGTALK_MODULE=$(CURDIR)/$(MODULE) NGINX_BIN=$(NGINX_BIN) \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider t/integration $(PYTEST_ARGS)
 
@@ -137,7 +145,7 @@ run: $(MODULE)
 
 # --- housekeeping ------------------------------------------------------------------------------
 
-FORMAT_FILES = $(wildcard src/*.cpp src/*.hpp t/unit/*.cpp t/unit/*.hpp)
+FORMAT_FILES = $(wildcard src/*.cpp src/*.hpp t/unit/*.cpp t/unit/*.hpp tools/*.cpp t/fuzz/*.cpp)
 
 format:
 	clang-format -i $(FORMAT_FILES)

@@ -23,9 +23,9 @@ struct Target {
     bool ssl_verify = true;
     std::shared_ptr<const std::string> ca_pem; // null = system CAs
     const Zone *zone = nullptr;
-    std::shared_ptr<const std::vector<MentionRule>> mentions;  // null = nobody
-    std::shared_ptr<const Template> text_template;  // null = built-in layout
-    std::shared_ptr<const Template> title_template; // null = built-in title
+    std::shared_ptr<const std::vector<MentionRule>> mentions; // null = nobody
+    std::shared_ptr<const Template> text_template;            // null = built-in layout
+    std::shared_ptr<const Template> title_template;           // null = built-in title
 };
 
 enum class Outcome {

@@ -10,8 +10,8 @@ namespace
 {
 
 const char *const kEndingLabels[kEndings] = {
-    "delivered",    "bad_request", "no_robot", "bad_token",   "rate_limited", "queue_full",
-    "refused",      "throttled",   "unreachable", "timeout",  "internal",
+    "delivered", "bad_request", "no_robot",    "bad_token", "rate_limited", "queue_full",
+    "refused",   "throttled",   "unreachable", "timeout",   "internal",
 };
 
 void header(std::string &out, const char *name, const char *type, const char *help)
@@ -45,7 +45,10 @@ std::string seconds(double s)
 
 } // namespace
 
-const char *to_label(Ending e) { return kEndingLabels[static_cast<std::size_t>(e)]; }
+const char *to_label(Ending e)
+{
+    return kEndingLabels[static_cast<std::size_t>(e)];
+}
 
 std::size_t errcode_slot(long errcode)
 {
@@ -66,8 +69,8 @@ std::string robot_name(std::string_view wanted)
 {
     std::string out;
     for (const char c : wanted.substr(0, 63)) {
-        const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                        c == '_' || c == '.' || c == ':' || c == '-';
+        const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                        (c >= '0' && c <= '9') || c == '_' || c == '.' || c == ':' || c == '-';
         out += ok ? c : '_';
     }
     return out;
@@ -103,8 +106,7 @@ std::string to_prometheus(const MetricsSnapshot &m)
         sample(out, "dingtalk_errcode_total", "errcode=\"" + code + '"', m.errcodes[i]);
     }
 
-    header(out, "dingtalk_retries_total", "counter",
-           "Attempts retried after a transient failure.");
+    header(out, "dingtalk_retries_total", "counter", "Attempts retried after a transient failure.");
     sample(out, "dingtalk_retries_total", "", m.retries);
     header(out, "dingtalk_held_total", "counter",
            "Webhooks held on a timer until the robot's rate limit had a free slot.");

@@ -31,8 +31,8 @@ constexpr std::size_t kEndings = 11;
 const char *to_label(Ending e);
 
 // DingTalk errcodes worth their own series; anything else is counted as "other".
-constexpr std::array<long, 8> kKnownErrcodes = {0, 130101, 310000, 300001, 300005, 400013, 460101,
-                                                101002};
+constexpr std::array<long, 8> kKnownErrcodes = {0,      130101, 310000, 300001,
+                                                300005, 400013, 460101, 101002};
 constexpr std::size_t kErrcodeSlots = kKnownErrcodes.size() + 1;
 std::size_t errcode_slot(long errcode);
 

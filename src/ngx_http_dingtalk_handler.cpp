@@ -39,7 +39,7 @@ struct ngx_http_dingtalk_ctx_t {
     ngx_shm_zone_t *zone;  // null: rate limiting off
     ngx_shm_zone_t *stats; // metrics (the same zone, always there)
     u_char robot[kRobotKeySize];
-    std::string *robot_name; // dingtalk_robot_name, or a hash of the token
+    std::string *robot_name;  // dingtalk_robot_name, or a hash of the token
     ngx_msec_t received;      // body read
     ngx_msec_t first_attempt; // first task posted; the delivery timeout counts from here
     uint64_t reserved_at;     // the rate slot of the attempt in flight
@@ -116,7 +116,8 @@ void finish(ngx_http_request_t *r, ngx_uint_t status, const std::string &reason,
         ngx_http_dingtalk_count_ending(mcf->zone, ending);
     }
     ngx_http_finalize_request(
-        r, ngx_http_dingtalk_send_json(r, status, dingtalk::reply_json(status < 300, reason), retry_after));
+        r, ngx_http_dingtalk_send_json(r, status, dingtalk::reply_json(status < 300, reason),
+                                       retry_after));
 }
 
 dingtalk::Ending ending_of(dingtalk::Outcome o)
@@ -167,8 +168,8 @@ void log_outcome(ngx_http_request_t *r, const std::string &robot,
                                                                              : NGX_LOG_ERR;
     try {
         const std::string line = rep.summary(); // the core already removed token and secret
-        ngx_log_error(level, r->connection->log, 0, "dingtalk \"%V\" robot %*s: %*s",
-                      &clcf->name, robot.size(), robot.data(), line.size(), line.data());
+        ngx_log_error(level, r->connection->log, 0, "dingtalk \"%V\" robot %*s: %*s", &clcf->name,
+                      robot.size(), robot.data(), line.size(), line.data());
     } catch (...) {
         ngx_log_error(level, r->connection->log, 0, "dingtalk \"%V\": status %i", &clcf->name,
                       static_cast<ngx_int_t>(rep.http_status));
@@ -189,8 +190,9 @@ void resume(ngx_http_request_t *r) noexcept
         const ngx_uint_t retry_after = rep.outcome == dingtalk::Outcome::throttled
                                            ? seconds_up(ctx->lcf->rate.cooldown_ms)
                                            : 0;
-        ngx_http_finalize_request(r, ngx_http_dingtalk_send_json(r, static_cast<ngx_uint_t>(rep.http_status),
-                                               rep.reply_json(), retry_after));
+        ngx_http_finalize_request(
+            r, ngx_http_dingtalk_send_json(r, static_cast<ngx_uint_t>(rep.http_status),
+                                           rep.reply_json(), retry_after));
     } catch (...) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
     }
@@ -554,7 +556,8 @@ void body_handler(ngx_http_request_t *r) noexcept
                 name += hex[key[i] & 0xF];
             }
         }
-        ctx->robot_name = ngx_http_dingtalk_pool_new<std::string>(r->pool, dingtalk::robot_name(name));
+        ctx->robot_name =
+            ngx_http_dingtalk_pool_new<std::string>(r->pool, dingtalk::robot_name(name));
 
         ngx_pool_cleanup_t *cln = ngx_pool_cleanup_add(r->pool, 0);
         ctx->delivery = ngx_http_dingtalk_pool_new<dingtalk::Delivery>(r->pool, std::move(target),
@@ -604,9 +607,10 @@ ngx_int_t ngx_http_dingtalk_handler(ngx_http_request_t *r) noexcept
             if (rc != NGX_OK) {
                 return rc;
             }
-            return ngx_http_dingtalk_send_json(r, NGX_HTTP_OK,
-                             dingtalk::reply_json(true, "ngx_http_dingtalk_module is ready: POST "
-                                                        "Alertmanager webhooks here"));
+            return ngx_http_dingtalk_send_json(
+                r, NGX_HTTP_OK,
+                dingtalk::reply_json(true, "ngx_http_dingtalk_module is ready: POST "
+                                           "Alertmanager webhooks here"));
         }
 
         if (!(r->method & NGX_HTTP_POST)) {
@@ -614,10 +618,11 @@ ngx_int_t ngx_http_dingtalk_handler(ngx_http_request_t *r) noexcept
             if (rc != NGX_OK) {
                 return rc;
             }
-            return ngx_http_dingtalk_send_json(r, NGX_HTTP_NOT_ALLOWED,
-                             dingtalk::reply_json(false, "method not allowed: POST Alertmanager "
-                                                         "webhooks, GET for health"),
-                             0, true);
+            return ngx_http_dingtalk_send_json(
+                r, NGX_HTTP_NOT_ALLOWED,
+                dingtalk::reply_json(false, "method not allowed: POST Alertmanager "
+                                            "webhooks, GET for health"),
+                0, true);
         }
 
         // The timer event must be the first member: timer_handler gets back to ctx from it.

@@ -327,15 +327,15 @@ char *set_template(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept
         }
         std::string error;
         auto tmpl = dingtalk::Template::parse(
-            std::move(source), title ? dingtalk::Template::Kind::title : dingtalk::Template::Kind::text,
-            error);
+            std::move(source),
+            title ? dingtalk::Template::Kind::title : dingtalk::Template::Kind::text, error);
         if (!tmpl) {
             if (title) {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "dingtalk_title_template: %s",
                                    error.c_str());
             } else {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "dingtalk_template: \"%V\" %s",
-                                   &value[1], error.c_str());
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "dingtalk_template: \"%V\" %s", &value[1],
+                                   error.c_str());
             }
             return conf_error();
         }
@@ -354,9 +354,9 @@ char *set_mention(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept
     auto *dlcf = static_cast<ngx_http_dingtalk_loc_conf_t *>(conf);
     try {
         if (dlcf->mentions == nullptr) {
-            dlcf->mentions = ngx_http_dingtalk_pool_new<
-                std::shared_ptr<std::vector<dingtalk::MentionRule>>>(
-                cf->pool, std::make_shared<std::vector<dingtalk::MentionRule>>());
+            dlcf->mentions =
+                ngx_http_dingtalk_pool_new<std::shared_ptr<std::vector<dingtalk::MentionRule>>>(
+                    cf->pool, std::make_shared<std::vector<dingtalk::MentionRule>>());
             if (dlcf->mentions == nullptr) {
                 return conf_error();
             }
@@ -392,13 +392,13 @@ char *set_mention(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept
                 continue;
             }
             const bool mobile = cmd->offset == 0;
-            const bool ok = !v.empty() && v.size() <= 64 &&
-                            std::all_of(v.begin(), v.end(), [&](char c) {
-                                return (c >= '0' && c <= '9') ||
-                                       (mobile ? c == '+' || c == '-'
-                                               : (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                                                     c == '_' || c == '-' || c == '.');
-                            });
+            const bool ok =
+                !v.empty() && v.size() <= 64 && std::all_of(v.begin(), v.end(), [&](char c) {
+                    return (c >= '0' && c <= '9') ||
+                           (mobile ? c == '+' || c == '-'
+                                   : (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' ||
+                                         c == '-' || c == '.');
+                });
             if (!ok) {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s: \"%V\" is not %s", directive,
                                    &value[i],

@@ -248,11 +248,18 @@ void ngx_http_dingtalk_throttle(ngx_shm_zone_t *zone, const u_char *key,
 // ---------------------------------------------------------------------------------------------
 // metrics
 
-namespace {
+namespace
+{
 
-zone_metrics_t *metrics_of(ngx_shm_zone_t *zone) { return &ctx_of(zone)->sh->metrics; }
+zone_metrics_t *metrics_of(ngx_shm_zone_t *zone)
+{
+    return &ctx_of(zone)->sh->metrics;
+}
 
-void add(ngx_atomic_t *counter, ngx_atomic_int_t n) { (void) ngx_atomic_fetch_add(counter, n); }
+void add(ngx_atomic_t *counter, ngx_atomic_int_t n)
+{
+    (void)ngx_atomic_fetch_add(counter, n);
+}
 
 } // namespace
 
@@ -287,9 +294,15 @@ void ngx_http_dingtalk_count_delivery(ngx_shm_zone_t *zone, const u_char *key,
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 }
 
-void ngx_http_dingtalk_count_retry(ngx_shm_zone_t *zone) { add(&metrics_of(zone)->retries, 1); }
+void ngx_http_dingtalk_count_retry(ngx_shm_zone_t *zone)
+{
+    add(&metrics_of(zone)->retries, 1);
+}
 
-void ngx_http_dingtalk_count_held(ngx_shm_zone_t *zone) { add(&metrics_of(zone)->held, 1); }
+void ngx_http_dingtalk_count_held(ngx_shm_zone_t *zone)
+{
+    add(&metrics_of(zone)->held, 1);
+}
 
 void ngx_http_dingtalk_gauge(ngx_shm_zone_t *zone, ngx_http_dingtalk_gauge_e which, int delta)
 {
@@ -328,8 +341,8 @@ dingtalk::MetricsSnapshot ngx_http_dingtalk_snapshot(ngx_shm_zone_t *zone)
     for (;;) {
         ngx_shmtx_lock(&ctx->shpool->mutex);
         std::size_t count = 0;
-        for (ngx_queue_t *q = ngx_queue_head(&ctx->sh->lru);
-             q != ngx_queue_sentinel(&ctx->sh->lru); q = ngx_queue_next(q)) {
+        for (ngx_queue_t *q = ngx_queue_head(&ctx->sh->lru); q != ngx_queue_sentinel(&ctx->sh->lru);
+             q = ngx_queue_next(q)) {
             ++count;
         }
         if (count <= robots.capacity()) {

@@ -1,0 +1,51 @@
+"""dingtalk-render prints exactly what the module sends, and --send delivers it."""
+
+import json
+import os
+import subprocess
+
+from harness import REPO, SECRET, TOKEN, MockDingTalk, webhook
+
+TOOL = os.environ.get("DINGTALK_RENDER", os.path.join(REPO, "build", "dingtalk-render"))
+FIXTURES = os.path.join(REPO, "t", "fixtures")
+
+
+def run(*args, stdin=None):
+    return subprocess.run([TOOL, *args], input=stdin, capture_output=True, timeout=30)
+
+
+def test_prints_exactly_what_the_module_sends(nginx_factory, mock):
+    template = os.path.join(REPO, "templates", "english.mustache")
+    ngx = nginx_factory(webhook(mock, f"dingtalk_template {template}; "
+                                      "dingtalk_at_mobiles 13800000000;"))
+    for name in ("firing", "resolved", "mixed"):
+        payload = open(os.path.join(FIXTURES, name + ".json"), "rb").read()
+        assert ngx.post("/", payload).status == 200
+        out = run("--template", template, "--at-mobiles", "13800000000", stdin=payload)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.rstrip(b"\n") == mock.received[-1].body, name
+
+
+def test_text_zone_and_errors():
+    payload = os.path.join(FIXTURES, "firing.json")
+    out = run("--text", "--zone", "UTC", payload)
+    assert out.returncode == 0 and b"2026-11-23 16:04:05 +00:00" in out.stdout
+    assert not out.stdout.startswith(b"{")
+    bad = run(stdin=b'{"alerts": 3}')
+    assert bad.returncode == 1 and b"alerts must be an array" in bad.stderr
+    assert run("--zone", "Mars/Base", payload).returncode == 2
+    assert run("--frobnicate").returncode == 2
+    broken = run("--title-template", "{{#oops}}", payload)
+    assert broken.returncode == 1 and b"line 1" in broken.stderr
+
+
+def test_send_signs_and_never_prints_the_token(mock):
+    url = f"{mock.url}?access_token={TOKEN}"
+    out = run("--send", url, "--secret", SECRET, os.path.join(FIXTURES, "firing.json"))
+    assert out.returncode == 0, out.stderr
+    assert mock.received[0].sig_ok is True
+    assert json.loads(mock.received[0].body)["msgtype"] == "markdown"
+    mock.answer({"body": {"errcode": 310000, "errmsg": f"keywords not in content {TOKEN}"}})
+    out = run("--send", url, os.path.join(FIXTURES, "firing.json"))
+    assert out.returncode == 3 and b"310000" in out.stderr
+    assert TOKEN.encode() not in out.stderr + out.stdout
