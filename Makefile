@@ -9,6 +9,7 @@
 #   make integration-asan   the integration suite against that build
 #   make valgrind     the unit tests under valgrind (no leaks, no invalid accesses)
 #   make fuzz         libFuzzer over parse + render for FUZZ_SECONDS (default 60)
+#   make install      into Debian's nginx layout (DESTDIR= for a staging root)
 #   make format       clang-format every source file
 #   make clean
 #
@@ -41,7 +42,7 @@ MODULE     = $(BUILD)/ngx_http_dingtalk_module.so
 UNIT_BIN   = $(BUILD)/unit_tests
 CORE_OBJS  = $(CORE_SRCS:src/%.cpp=$(BUILD)/core/%.o)
 
-.PHONY: all module tools test unit integration run format format-check clean check-nginx-src \
+.PHONY: all module tools install uninstall test unit integration run format format-check clean check-nginx-src \
         asan integration-asan valgrind fuzz
 
 TOOL       = $(BUILD)/dingtalk-render
@@ -142,6 +143,33 @@ test: format-check unit valgrind integration integration-asan
 
 run: $(MODULE)
 	scripts/run-example.sh
+
+# --- installing, Debian's way ------------------------------------------------------------------
+# The module where Debian's nginx looks for modules, and a load snippet in the layout Debian's
+# libnginx-mod-* packages use, so the stock /etc/nginx/nginx.conf (which includes
+# modules-enabled/*.conf) loads it.
+
+PREFIX      ?= /usr
+MODULES_DIR  = /usr/lib/nginx/modules
+SNIPPET      = /usr/share/nginx/modules-available/mod-http-dingtalk.conf
+ENABLED      = /etc/nginx/modules-enabled/50-mod-http-dingtalk.conf
+DATA_DIR     = /usr/share/ngx-dingtalk
+
+install: $(MODULE) $(TOOL)
+	install -D -m 0644 $(MODULE) $(DESTDIR)$(MODULES_DIR)/ngx_http_dingtalk_module.so
+	install -d $(DESTDIR)$(dir $(SNIPPET)) $(DESTDIR)$(dir $(ENABLED))
+	echo 'load_module modules/ngx_http_dingtalk_module.so;' > $(DESTDIR)$(SNIPPET)
+	chmod 0644 $(DESTDIR)$(SNIPPET)
+	ln -sfn $(SNIPPET) $(DESTDIR)$(ENABLED)
+	install -D -m 0755 $(TOOL) $(DESTDIR)$(PREFIX)/bin/dingtalk-render
+	install -d $(DESTDIR)$(DATA_DIR)/templates
+	install -m 0644 templates/*.mustache $(DESTDIR)$(DATA_DIR)/templates/
+	install -m 0644 nginx.conf.example $(DESTDIR)$(DATA_DIR)/nginx.conf.example
+
+uninstall:
+	rm -f $(DESTDIR)$(MODULES_DIR)/ngx_http_dingtalk_module.so $(DESTDIR)$(SNIPPET) \
+	      $(DESTDIR)$(ENABLED) $(DESTDIR)$(PREFIX)/bin/dingtalk-render
+	rm -rf $(DESTDIR)$(DATA_DIR)
 
 # --- housekeeping ------------------------------------------------------------------------------
 
