@@ -29,7 +29,7 @@ FROM debian:${DEBIAN}-slim
 COPY --from=build /nginx.version /tmp/nginx.version
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      "nginx=$(cat /tmp/nginx.version)" libjansson4 libcurl4 libssl3 libdate-tz3 tzdata \
+      "nginx=$(cat /tmp/nginx.version)" libjansson4 libsimdjson14 libcurl4 libssl3 libdate-tz3 tzdata \
       ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* /etc/nginx/sites-enabled/default
 COPY --from=build /staging/ /

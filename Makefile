@@ -9,6 +9,7 @@
 #   make integration-asan   the integration suite against that build
 #   make valgrind     the unit tests under valgrind (no leaks, no invalid accesses)
 #   make fuzz         libFuzzer over parse + render for FUZZ_SECONDS (default 60)
+#   make bench        every benchmark scenario; writes bench/results.md
 #   make install      into Debian's nginx layout (DESTDIR= for a staging root)
 #   make format       clang-format every source file
 #   make clean
@@ -29,7 +30,7 @@ MODULE_LD_OPT ?= -Wl,-z,relro -Wl,-z,now -fPIC
 CXX       ?= g++
 CXXFLAGS  ?= -O2 -g
 CXXFLAGS  += -std=c++17 -Wall -Wextra -Werror -fPIC
-LIBS       = -ljansson -lcurl -lcrypto -ldate-tz -pthread
+LIBS       = -lsimdjson -ljansson -lcurl -lcrypto -ldate-tz -pthread
 
 CORE_SRCS  = src/alert.cpp src/delivery.cpp src/metrics.cpp src/ratelimit.cpp src/render.cpp src/sender.cpp \
              src/sign.cpp src/template.cpp src/view.cpp src/zone.cpp
@@ -43,7 +44,7 @@ UNIT_BIN   = $(BUILD)/unit_tests
 CORE_OBJS  = $(CORE_SRCS:src/%.cpp=$(BUILD)/core/%.o)
 
 .PHONY: all module tools install uninstall test unit integration run format format-check clean check-nginx-src \
-        asan integration-asan valgrind fuzz
+        asan integration-asan valgrind fuzz bench
 
 TOOL       = $(BUILD)/dingtalk-render
 
@@ -131,6 +132,16 @@ integration-asan: $(ASAN_MODULE)
 valgrind: $(UNIT_BIN)
 	cd t/unit && valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect \
 	  --error-exitcode=1 ../../$(UNIT_BIN) --gtest_brief=1
+
+# --- benchmarks ---------------------------------------------------------------------------------
+
+RENDER_BENCH = $(BUILD)/render_bench
+
+$(RENDER_BENCH): bench/render_bench.cpp $(CORE_OBJS) $(CORE_HDRS)
+	$(CXX) $(CXXFLAGS) -Isrc bench/render_bench.cpp $(CORE_OBJS) -o $@ -lbenchmark $(LIBS)
+
+bench: $(MODULE) $(RENDER_BENCH)
+	$(PYTHON) bench/run.py $(BENCH_ARGS)
 
 FUZZ_SECONDS ?= 60
 fuzz:

@@ -4,12 +4,15 @@
 set -euo pipefail
 
 build=(make g++ nginx nginx-dev libjansson-dev libcurl4-openssl-dev libssl-dev
-       libhowardhinnant-date-dev libkainjow-mustache-dev tzdata ca-certificates)
+       libhowardhinnant-date-dev libkainjow-mustache-dev libsimdjson-dev tzdata ca-certificates)
 tests=(libgtest-dev python3 python3-pytest openssl curl clang-format valgrind clang
        libclang-rt-14-dev procps)
 
+bench=(wrk libnginx-mod-http-echo libbenchmark-dev python3 openssl procps)
+
 case "${1:-all}" in
   test|check|unit|integration) want=("${build[@]}" "${tests[@]}") ;;
+  bench) want=("${build[@]}" "${bench[@]}") ;;
   *) want=("${build[@]}") ;;
 esac
 

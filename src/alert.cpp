@@ -5,8 +5,11 @@
 
 #include "json.hpp"
 
+#include <simdjson.h>
+
 #include <algorithm>
 #include <memory>
+#include <vector>
 
 namespace dingtalk
 {
@@ -14,61 +17,91 @@ namespace dingtalk
 namespace
 {
 
-// Collects the first error; every reader returns false once one is set.
+namespace sj = simdjson;
+
+// Where a value sits, for error messages; built into text only when something is wrong.
+struct Where {
+    long alert = -1; // index in "alerts", or -1 for the top level
+
+    std::string path(std::string_view key, std::string_view sub = {}) const
+    {
+        std::string p = alert < 0 ? "" : "alerts[" + std::to_string(alert) + "].";
+        p.append(key);
+        if (!sub.empty()) {
+            p.append(".").append(sub);
+        }
+        return p;
+    }
+};
+
+// Reads the typed fields out of simdjson's DOM. Collects the first error; every reader returns
+// false once one is set.
 class Reader
 {
 public:
     std::string error;
 
-    bool fail(const std::string &path, const char *what)
+    bool fail(std::string path, const char *what)
     {
         if (error.empty()) {
-            error = path + " " + what;
+            error = std::move(path) + " " + what;
         }
         return false;
     }
 
-    // A JSON null counts as absent: Go marshals an empty map or string that way in places.
-    static bool absent(const json_t *v) { return v == nullptr || json_is_null(v); }
-
-    bool string_field(const json_t *obj, const char *key, const std::string &path, std::string &out)
+    // Absent or JSON null: Go marshals an empty map or string as null in places.
+    static bool get(const sj::dom::object &obj, std::string_view key, sj::dom::element &out)
     {
-        const json_t *v = json_object_get(obj, key);
-        if (absent(v)) {
+        return !obj.at_key(key).get(out) && !out.is_null();
+    }
+
+    bool string_field(const sj::dom::object &obj, std::string_view key, Where w,
+                      std::string_view &out)
+    {
+        sj::dom::element v;
+        if (!get(obj, key, v)) {
             return true;
         }
-        if (!json_is_string(v)) {
-            return fail(path + key, "must be a string");
+        if (v.get_string().get(out)) {
+            return fail(w.path(key), "must be a string");
         }
-        out.assign(json_string_value(v), json_string_length(v));
         return true;
     }
 
-    bool labels_field(const json_t *obj, const char *key, const std::string &path, Labels &out)
+    bool string_field(const sj::dom::object &obj, std::string_view key, Where w, std::string &out)
     {
-        const json_t *v = json_object_get(obj, key);
-        if (absent(v)) {
+        std::string_view v;
+        if (!string_field(obj, key, w, v)) {
+            return false;
+        }
+        out.assign(v);
+        return true;
+    }
+
+    bool labels_field(const sj::dom::object &obj, std::string_view key, Where w, Labels &out)
+    {
+        sj::dom::element v;
+        if (!get(obj, key, v)) {
             return true;
         }
-        if (!json_is_object(v)) {
-            return fail(path + key, "must be an object of strings");
+        sj::dom::object labels;
+        if (v.get_object().get(labels)) {
+            return fail(w.path(key), "must be an object of strings");
         }
-        const char *name;
-        json_t *value;
-        json_object_foreach(const_cast<json_t *>(v), name, value)
-        {
-            if (!json_is_string(value)) {
-                return fail(path + key + "." + name, "must be a string");
+        for (const sj::dom::key_value_pair field : labels) {
+            std::string_view value;
+            if (field.value.get_string().get(value)) {
+                return fail(w.path(key, field.key), "must be a string");
             }
-            out.emplace(name, std::string(json_string_value(value), json_string_length(value)));
+            out.emplace_hint(out.end(), field.key, value);
         }
         return true;
     }
 
-    bool status_field(const json_t *obj, const std::string &path, std::optional<Status> &out)
+    bool status_field(const sj::dom::object &obj, Where w, std::optional<Status> &out)
     {
-        std::string s;
-        if (!string_field(obj, "status", path, s)) {
+        std::string_view s;
+        if (!string_field(obj, "status", w, s)) {
             return false;
         }
         if (s.empty()) {
@@ -79,16 +112,16 @@ public:
         } else if (s == "resolved") {
             out = Status::resolved;
         } else {
-            return fail(path + "status", "must be \"firing\" or \"resolved\"");
+            return fail(w.path("status"), "must be \"firing\" or \"resolved\"");
         }
         return true;
     }
 
-    bool time_field(const json_t *obj, const char *key, const std::string &path,
+    bool time_field(const sj::dom::object &obj, std::string_view key, Where w,
                     std::optional<TimePoint> &out)
     {
-        std::string s;
-        if (!string_field(obj, key, path, s)) {
+        std::string_view s;
+        if (!string_field(obj, key, w, s)) {
             return false;
         }
         if (s.empty()) {
@@ -96,7 +129,7 @@ public:
         }
         auto t = parse_rfc3339(s);
         if (!t) {
-            return fail(path + key, "is not an RFC 3339 time");
+            return fail(w.path(key), "is not an RFC 3339 time");
         }
         // Go's zero time.Time (year 1) means "not known": Alertmanager's endsAt while firing.
         if (*t > TimePoint(date::sys_days(date::year(2) / 1 / 1))) {
@@ -105,25 +138,86 @@ public:
         return true;
     }
 
-    bool alert(const json_t *v, std::size_t index, std::optional<Status> group_status, Alert &out)
+    bool alert(const sj::dom::element &v, long index, std::optional<Status> group_status,
+               Alert &out)
     {
-        const std::string path = "alerts[" + std::to_string(index) + "].";
-        if (!json_is_object(v)) {
-            return fail(path.substr(0, path.size() - 1), "must be an object");
+        const Where w{index};
+        sj::dom::object obj;
+        if (v.get_object().get(obj)) {
+            return fail("alerts[" + std::to_string(index) + "]", "must be an object");
         }
         std::optional<Status> status;
-        if (!status_field(v, path, status) || !labels_field(v, "labels", path, out.labels) ||
-            !labels_field(v, "annotations", path, out.annotations) ||
-            !time_field(v, "startsAt", path, out.starts_at) ||
-            !time_field(v, "endsAt", path, out.ends_at) ||
-            !string_field(v, "generatorURL", path, out.generator_url) ||
-            !string_field(v, "fingerprint", path, out.fingerprint)) {
+        if (!status_field(obj, w, status) || !labels_field(obj, "labels", w, out.labels) ||
+            !labels_field(obj, "annotations", w, out.annotations) ||
+            !time_field(obj, "startsAt", w, out.starts_at) ||
+            !time_field(obj, "endsAt", w, out.ends_at) ||
+            !string_field(obj, "generatorURL", w, out.generator_url) ||
+            !string_field(obj, "fingerprint", w, out.fingerprint)) {
             return false;
         }
         out.status = status.value_or(group_status.value_or(Status::firing));
         return true;
     }
 };
+
+// simdjson accepts what jansson (and JSON's object model) would not: the same key twice in an
+// object, and NUL in a key. Both are refused, anywhere in the document.
+bool keys_are_sound(const sj::dom::element &e)
+{
+    sj::dom::object obj;
+    sj::dom::array arr;
+    if (!e.get_object().get(obj)) {
+        // Objects are small (a dozen labels): compare pairwise on the stack; sort the rare big
+        // one.
+        std::string_view small[32];
+        std::vector<std::string_view> big;
+        std::size_t n = 0;
+        for (const sj::dom::key_value_pair field : obj) {
+            if (field.key.find('\0') != std::string_view::npos || !keys_are_sound(field.value)) {
+                return false;
+            }
+            if (n < 32) {
+                for (std::size_t k = 0; k < n; ++k) {
+                    if (small[k] == field.key) {
+                        return false;
+                    }
+                }
+                small[n] = field.key;
+            } else {
+                if (big.empty()) {
+                    big.assign(small, small + 32);
+                }
+                big.push_back(field.key);
+            }
+            ++n;
+        }
+        std::sort(big.begin(), big.end());
+        return std::adjacent_find(big.begin(), big.end()) == big.end();
+    }
+    if (!e.get_array().get(arr)) {
+        for (const sj::dom::element item : arr) {
+            if (!keys_are_sound(item)) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+// Why a body is not JSON, as jansson says it (with line and column); simdjson's own error
+// codes say less. Only on the error path.
+std::string json_error(std::string_view body, sj::error_code code)
+{
+    json_error_t jerr;
+    JsonPtr root(
+        json_loadb(body.data(), body.size(), JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr));
+    if (!root) {
+        return "invalid JSON at line " + std::to_string(jerr.line) + " column " +
+               std::to_string(jerr.column) + ": " + jerr.text;
+    }
+    return std::string("invalid JSON: ") +
+           (code ? sj::error_message(code) : "a key appears twice in one object or holds NUL");
+}
 
 int digits(std::string_view s, std::size_t pos, std::size_t n)
 {
@@ -226,66 +320,84 @@ ParseResult parse(std::string_view body)
         result.error = "empty body: expected an Alertmanager webhook notification (JSON)";
         return result;
     }
-
-    json_error_t jerr;
-    // NUL is allowed in values (\u0000 is valid JSON; Go writes it so): it prints as a space.
-    JsonPtr root(
-        json_loadb(body.data(), body.size(), JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr));
-    if (!root) {
-        result.error = "invalid JSON at line " + std::to_string(jerr.line) + " column " +
-                       std::to_string(jerr.column) + ": " + jerr.text;
+    if (body.substr(0, 3) == "\xEF\xBB\xBF") {
+        result.error = json_error(body, sj::SUCCESS); // JSON has no byte order mark
         return result;
     }
-    if (!json_is_object(root.get())) {
-        result.error = "body must be a JSON object (an Alertmanager webhook notification)";
+
+    // simdjson, because parsing is most of the cost of a delivery (jansson took 60-70% of
+    // parse + render; measured in bench/results.md). A parser per thread keeps its buffers for
+    // the next body; a huge body gets its own, so a storm does not pin its memory in a thread.
+    thread_local sj::dom::parser shared;
+    sj::dom::parser own;
+    sj::dom::parser &parser = body.size() <= (1u << 20) ? shared : own;
+    const sj::padded_string padded(body.data(), body.size());
+    sj::dom::element root;
+    if (const sj::error_code code = parser.parse(padded).get(root); code) {
+        result.error = json_error(body, code);
+        return result;
+    }
+    if (!keys_are_sound(root)) {
+        result.error = json_error(body, sj::SUCCESS);
+        return result;
+    }
+    sj::dom::object o;
+    if (root.get_object().get(o)) {
+        result.error = root.is_array()
+                           ? "body must be a JSON object (an Alertmanager webhook notification)"
+                           : json_error(body, sj::SUCCESS); // a bare scalar is not a document
         return result;
     }
 
     Reader rd;
     Notification n;
-    const json_t *o = root.get();
     std::optional<Status> status;
-    if (!rd.string_field(o, "version", "", n.version) ||
-        !rd.string_field(o, "groupKey", "", n.group_key) || !rd.status_field(o, "", status) ||
-        !rd.string_field(o, "receiver", "", n.receiver) ||
-        !rd.labels_field(o, "groupLabels", "", n.group_labels) ||
-        !rd.labels_field(o, "commonLabels", "", n.common_labels) ||
-        !rd.labels_field(o, "commonAnnotations", "", n.common_annotations) ||
-        !rd.string_field(o, "externalURL", "", n.external_url)) {
+    const Where top;
+    if (!rd.string_field(o, "version", top, n.version) ||
+        !rd.string_field(o, "groupKey", top, n.group_key) || !rd.status_field(o, top, status) ||
+        !rd.string_field(o, "receiver", top, n.receiver) ||
+        !rd.labels_field(o, "groupLabels", top, n.group_labels) ||
+        !rd.labels_field(o, "commonLabels", top, n.common_labels) ||
+        !rd.labels_field(o, "commonAnnotations", top, n.common_annotations) ||
+        !rd.string_field(o, "externalURL", top, n.external_url)) {
         result.error = rd.error;
         return result;
     }
 
-    const json_t *truncated = json_object_get(o, "truncatedAlerts");
-    if (!Reader::absent(truncated)) {
-        if (!json_is_integer(truncated) || json_integer_value(truncated) < 0) {
+    sj::dom::element truncated;
+    if (Reader::get(o, "truncatedAlerts", truncated)) {
+        int64_t value = 0;
+        if (!truncated.is_int64() || truncated.get_int64().get(value) || value < 0) {
             result.error = "truncatedAlerts must be a non-negative integer";
             return result;
         }
         // Alertmanager counts alerts here; anything near 2^63 is nonsense, keep sums safe
-        n.truncated_alerts = std::min<json_int_t>(json_integer_value(truncated), 1000000000);
+        n.truncated_alerts = std::min<int64_t>(value, 1000000000);
     }
 
-    const json_t *alerts = json_object_get(o, "alerts");
-    if (alerts == nullptr) {
+    sj::dom::element alerts_value;
+    if (o.at_key("alerts").get(alerts_value)) {
         result.error = "no \"alerts\" array: not an Alertmanager webhook notification";
         return result;
     }
-    if (!json_is_array(alerts)) {
+    sj::dom::array alerts;
+    if (alerts_value.get_array().get(alerts)) {
         result.error = "alerts must be an array";
         return result;
     }
-    if (json_array_size(alerts) == 0) {
+    if (alerts.size() == 0) {
         result.error = "alerts is empty: nothing to send";
         return result;
     }
 
-    n.alerts.resize(json_array_size(alerts));
-    for (std::size_t i = 0; i < n.alerts.size(); ++i) {
-        if (!rd.alert(json_array_get(alerts, i), i, status, n.alerts[i])) {
+    n.alerts.resize(alerts.size());
+    long i = 0;
+    for (const sj::dom::element a : alerts) {
+        if (!rd.alert(a, i, status, n.alerts[static_cast<std::size_t>(i)])) {
             result.error = rd.error;
             return result;
         }
+        ++i;
     }
 
     // The group is firing while any alert fires, whatever a hand-written body claims.

@@ -244,50 +244,77 @@ std::string escape_markdown(std::string_view in, std::size_t max_bytes)
 {
     std::string out;
     out.reserve(in.size() < max_bytes ? in.size() + 16 : max_bytes + 8);
+    std::size_t run = 0; // start of bytes copied through unchanged, appended in one go
+    auto flush = [&](std::size_t to) { out.append(in.data() + run, to - run); };
     for (std::size_t i = 0; i < in.size();) {
-        char32_t cp = 0;
-        const std::size_t len = utf8_length(in, i, cp);
-        if (out.size() >= max_bytes) {
+        const unsigned char c = static_cast<unsigned char>(in[i]);
+        if (out.size() + (i - run) >= max_bytes) {
+            flush(i);
             out += "…";
-            break;
+            return out;
         }
-        if (len == 0) {
-            out += kReplacement;
-            ++i;
-            continue;
-        }
-        if (is_break_or_control(cp)) {
-            if (!out.empty() && out.back() != ' ') {
-                out += ' ';
+        const char *special = nullptr;
+        std::size_t len = 1;
+        if (c >= 0x20 && c < 0x7F) {
+            switch (c) {
+            case '\\':
+                special = "\\\\";
+                break;
+            case '`':
+                special = "\\`";
+                break;
+            case '*':
+                special = "\\*";
+                break;
+            case '_':
+                special = "\\_";
+                break;
+            case '[':
+                special = "\\[";
+                break;
+            case ']':
+                special = "\\]";
+                break;
+            case '~':
+                special = "\\~";
+                break;
+            case '<':
+                special = "&lt;";
+                break;
+            case '>':
+                special = "&gt;";
+                break;
+            case '&':
+                special = "&amp;";
+                break;
+            default:
+                ++i; // the common case: plain ASCII stays in the run
+                continue;
             }
-            i += len;
-            continue;
+        } else {
+            char32_t cp = 0;
+            len = c < 0x80 ? 1 : utf8_length(in, i, cp);
+            if (c < 0x80) {
+                cp = c;
+            }
+            if (len == 0) {
+                special = kReplacement; // not UTF-8: shown as such, never passed on broken
+                len = 1;
+            } else if (is_break_or_control(cp)) {
+                special = (!out.empty() || i > run) && (i == run ? out.back() : in[i - 1]) != ' '
+                              ? " "
+                              : "";
+            } else {
+                i += len; // valid multi-byte character: part of the run
+                continue;
+            }
         }
-        switch (cp) {
-        case '\\':
-        case '`':
-        case '*':
-        case '_':
-        case '[':
-        case ']':
-        case '~':
-            out += '\\';
-            out += static_cast<char>(cp);
-            break;
-        case '<':
-            out += "&lt;";
-            break;
-        case '>':
-            out += "&gt;";
-            break;
-        case '&':
-            out += "&amp;";
-            break;
-        default:
-            out.append(in.substr(i, len));
-        }
+        flush(i);
+        out += special;
         i += len;
+        run = i;
     }
+    flush(in.size());
     return out;
 }
 
