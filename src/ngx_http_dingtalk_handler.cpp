@@ -548,6 +548,10 @@ void body_handler(ngx_http_request_t *r) noexcept
                    dingtalk::Ending::internal);
             return;
         }
+        if (name.find(target.token) != std::string::npos ||
+            (!target.secret.empty() && name.find(target.secret) != std::string::npos)) {
+            name.clear(); // dingtalk_robot_name must never print the token: use the hash
+        }
         if (name.empty()) {
             static const char hex[] = "0123456789abcdef";
             name = "robot-";

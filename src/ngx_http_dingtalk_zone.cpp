@@ -20,6 +20,7 @@ struct robot_node_t {
     u_char key[kRobotKeySize];
     dingtalk::RateWindow window;
     char name[64]; // for metrics: dingtalk_robot_name or a hash of the token
+    uint64_t last_used;
     uint64_t sent;
     uint64_t failed;
 };
@@ -84,9 +85,7 @@ uint64_t now_ms()
 
 bool idle(const robot_node_t *rn, uint64_t now)
 {
-    const dingtalk::RateWindow &w = rn->window;
-    const uint64_t newest = w.count ? w.times[(w.head + w.count - 1) % dingtalk::kMaxRateCount] : 0;
-    return w.throttled_until <= now && newest + kIdleMs <= now;
+    return rn->window.throttled_until <= now && rn->last_used + kIdleMs <= now;
 }
 
 robot_node_t *lookup(zone_ctx_t *ctx, const u_char *key, uint32_t hash)
@@ -125,17 +124,19 @@ void evict_idle(zone_ctx_t *ctx, uint64_t now, int max)
 robot_node_t *find_or_add(zone_ctx_t *ctx, const u_char *key, bool create)
 {
     const uint32_t hash = ngx_crc32_short(const_cast<u_char *>(key), kRobotKeySize);
+    const uint64_t now = now_ms();
     robot_node_t *rn = lookup(ctx, key, hash);
     if (rn != nullptr) {
         ngx_queue_remove(&rn->lru);
         ngx_queue_insert_head(&ctx->sh->lru, &rn->lru);
+        rn->last_used = now;
         return rn;
     }
     if (!create) {
         return nullptr;
     }
-    const uint64_t now = now_ms();
-    evict_idle(ctx, now, 2); // a little housekeeping on every new robot
+    // Robots are evicted only when the zone is full, and only those unused for a while: their
+    // counters are metrics, which should not reset while there is room to keep them.
     rn = static_cast<robot_node_t *>(ngx_slab_alloc_locked(ctx->shpool, sizeof(robot_node_t)));
     if (rn == nullptr) {
         evict_idle(ctx, now, 64);
@@ -148,6 +149,7 @@ robot_node_t *find_or_add(zone_ctx_t *ctx, const u_char *key, bool create)
     ngx_memcpy(rn->key, key, kRobotKeySize);
     dingtalk::init(rn->window);
     rn->name[0] = '\0';
+    rn->last_used = now;
     rn->sent = 0;
     rn->failed = 0;
     ngx_rbtree_insert(&ctx->sh->rbtree, &rn->node);

@@ -52,8 +52,10 @@ Reservation reserve(RateWindow &w, const RateLimit &limit, std::uint64_t now_ms)
         // the n-th most recent send must be a whole window (plus guard) before this one
         t = std::max(t, at(w, w.count - n) + limit.window_ms + limit.guard_ms);
     }
-    if (w.count > 0) {
-        t = std::max(t, at(w, w.count - 1)); // first come, first served
+    if (t > now_ms && w.count > 0) {
+        // waiting anyway: queue behind those already waiting, first come, first served (when
+        // there is room, now is taken as is: another worker's clock may lag a millisecond)
+        t = std::max(t, at(w, w.count - 1));
     }
     if (t - now_ms > limit.hold_ms) {
         return {Reservation::rejected, 0, t - now_ms};
