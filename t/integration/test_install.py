@@ -106,7 +106,9 @@ def test_docker_runtime_config_passes_nginx_t():
     from harness import MODULE
 
     conf = conf.replace("modules/ngx_http_dingtalk_module.so", MODULE)
-    conf = conf.replace("/etc/nginx/dingtalk.d", d + "/dingtalk.d").replace("/tmp/", d + "/")
+    conf = re.sub(r"/tmp/|/etc/nginx/dingtalk\.d/", lambda m: d + "/" + (
+        "dingtalk.d/" if "dingtalk" in m.group(0) else ""), conf)  # one pass: no double rewrite
+    assert f"include {d}/dingtalk.d/*.conf;" in conf
     os.mkdir(os.path.join(d, "dingtalk.d"))
     with open(os.path.join(d, "nginx.conf"), "w") as f:
         f.write(conf)
@@ -116,6 +118,12 @@ def test_docker_runtime_config_passes_nginx_t():
     p = subprocess.run([NGINX_BIN, "-t", "-p", d + "/", "-c", d + "/nginx.conf", "-e",
                         d + "/error.log"], capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stderr
+    # the included secret is really read: a bad one fails
+    with open(os.path.join(d, "dingtalk.d", "secret.conf"), "w") as f:
+        f.write("dingtalk_secret notasecret;\n")
+    p = subprocess.run([NGINX_BIN, "-t", "-p", d + "/", "-c", d + "/nginx.conf", "-e",
+                        d + "/error.log"], capture_output=True, text=True, env=env)
+    assert p.returncode != 0 and "dingtalk_secret" in p.stderr
     shutil.rmtree(d, ignore_errors=True)
 
 
@@ -141,4 +149,13 @@ def test_entrypoint_turns_env_into_configuration():
     p = subprocess.run(["sh", path, "true"], capture_output=True, text=True,
                        env={"PATH": os.environ["PATH"]})
     assert p.returncode == 1 and "ROBOT_TOKEN" in p.stderr
+    # a Secret with a trailing newline still works; values that could inject config do not
+    p = subprocess.run(["sh", path, "sh", "-c", 'echo "[$ROBOT_TOKEN]"'], capture_output=True,
+                       text=True, env={"PATH": os.environ["PATH"], "ROBOT_TOKEN": TOKEN + "\n"})
+    assert p.returncode == 0 and p.stdout.strip() == f"[{TOKEN}]", p.stderr
+    for bad in ({"ROBOT_TOKEN": "abc;def"}, {"ROBOT_TOKEN": TOKEN,
+                                             "ROBOT_SECRET": "SEC00; dingtalk_api_url http://x/"}):
+        p = subprocess.run(["sh", path, "true"], capture_output=True, text=True,
+                           env=dict(bad, PATH=os.environ["PATH"]))
+        assert p.returncode == 1, bad
     shutil.rmtree(d, ignore_errors=True)
