@@ -88,7 +88,8 @@ $(MODULE): SHELL = /bin/bash
 $(NGX_TREE)/objs/Makefile: SHELL = /bin/bash
 $(MODULE): $(NGX_TREE)/objs/Makefile $(CORE_SRCS) $(GLUE_SRCS) $(CORE_HDRS)
 	$(MAKE) -C $(NGX_TREE) -f objs/Makefile modules
-	cp $(NGX_TREE)/objs/ngx_http_dingtalk_module.so $@
+	# replace, never overwrite in place: a running nginx has the old file mapped
+	cp $(NGX_TREE)/objs/ngx_http_dingtalk_module.so $@.tmp && mv -f $@.tmp $@
 
 # --- unit tests of the core (no nginx) ---------------------------------------------------------
 

@@ -5,14 +5,15 @@ set -euo pipefail
 
 build=(make g++ nginx nginx-dev libjansson-dev libcurl4-openssl-dev libssl-dev
        libhowardhinnant-date-dev libkainjow-mustache-dev libsimdjson-dev tzdata ca-certificates)
-tests=(libgtest-dev python3 python3-pytest openssl curl clang-format valgrind clang
-       libclang-rt-14-dev procps)
+tests=(libgtest-dev python3 python3-pytest python3-yaml openssl curl clang-format valgrind clang
+       libclang-rt-14-dev procps util-linux prometheus prometheus-alertmanager)
 
 bench=(wrk libnginx-mod-http-echo libbenchmark-dev python3 openssl procps)
 
 case "${1:-all}" in
   test|check|unit|integration) want=("${build[@]}" "${tests[@]}") ;;
   bench) want=("${build[@]}" "${bench[@]}") ;;
+  run) want=("${build[@]}" python3 curl) ;;
   *) want=("${build[@]}") ;;
 esac
 
