@@ -366,12 +366,14 @@ http {{
         raise NginxError("reload did not start new workers")
 
     def running(self):
+        """The master is alive. A daemon's master is reparented to init once it exits, and
+        stays a zombie until init reaps it: that counts as gone."""
         if self.pid is None:
             return False
         try:
-            os.kill(self.pid, 0)
-            return True
-        except ProcessLookupError:
+            with open(f"/proc/{self.pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except (FileNotFoundError, ProcessLookupError):
             return False
 
     def stop(self, timeout=30):

@@ -2,6 +2,7 @@
 
 import json
 import threading
+import time
 
 from harness import MockDingTalk, TOKEN, alert, notification, webhook
 
@@ -95,10 +96,12 @@ def test_http_error_or_foreign_reply_is_not_success(nginx_factory, mock):
 def test_unreachable_dingtalk_is_502(nginx_factory):
     dead = MockDingTalk()
     dead.close()  # the port is now closed: connection refused
-    ngx = nginx_factory(webhook(dead))
+    ngx = nginx_factory(webhook(dead, "dingtalk_timeout 2s;"))
+    t = time.time()
     r = ngx.post("/", notification())
     assert r.status == 502, r
     assert "cannot reach DingTalk" in r.json["reason"]
+    assert 0.5 < time.time() - t < 3, "retried within dingtalk_timeout, then given up"
 
 
 def test_dropped_connection_is_502(nginx_factory, mock):
