@@ -51,18 +51,18 @@ struct ngx_http_dingtalk_ctx_t {
 // ---------------------------------------------------------------------------------------------
 // replies
 
-} // namespace
-
-ngx_int_t ngx_http_dingtalk_send_json(ngx_http_request_t *r, ngx_uint_t status,
-                                      const std::string &body, ngx_uint_t retry_after, bool allow)
+// Sends a whole small response: status, Content-Type, optional extra header, body.
+ngx_int_t send_body(ngx_http_request_t *r, ngx_uint_t status, const ngx_str_t &type,
+                    const std::string &body, const ngx_str_t *header = nullptr,
+                    const ngx_str_t *value = nullptr)
 {
     r->headers_out.status = status;
     r->headers_out.content_length_n = static_cast<off_t>(body.size());
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type = type;
+    r->headers_out.content_type_len = type.len;
     r->headers_out.content_type_lowcase = nullptr;
 
-    if (retry_after > 0 || allow) {
+    if (header != nullptr) {
         auto *h = static_cast<ngx_table_elt_t *>(ngx_list_push(&r->headers_out.headers));
         if (h == nullptr) {
             return NGX_ERROR;
@@ -71,17 +71,8 @@ ngx_int_t ngx_http_dingtalk_send_json(ngx_http_request_t *r, ngx_uint_t status,
 #if (nginx_version >= 1023000)
         h->next = nullptr;
 #endif
-        if (allow) {
-            ngx_str_set(&h->key, "Allow");
-            ngx_str_set(&h->value, "GET, HEAD, POST");
-        } else {
-            ngx_str_set(&h->key, "Retry-After");
-            h->value.data = static_cast<u_char *>(ngx_pnalloc(r->pool, NGX_INT_T_LEN));
-            if (h->value.data == nullptr) {
-                return NGX_ERROR;
-            }
-            h->value.len = ngx_sprintf(h->value.data, "%ui", retry_after) - h->value.data;
-        }
+        h->key = *header;
+        h->value = *value;
     }
 
     ngx_int_t rc = ngx_http_send_header(r);
@@ -101,6 +92,30 @@ ngx_int_t ngx_http_dingtalk_send_json(ngx_http_request_t *r, ngx_uint_t status,
     out.buf = b;
     out.next = nullptr;
     return ngx_http_output_filter(r, &out);
+}
+
+} // namespace
+
+ngx_int_t ngx_http_dingtalk_send_json(ngx_http_request_t *r, ngx_uint_t status,
+                                      const std::string &body, ngx_uint_t retry_after, bool allow)
+{
+    static const ngx_str_t json = ngx_string("application/json");
+    static const ngx_str_t allow_header = ngx_string("Allow"),
+                           allow_value = ngx_string("GET, HEAD, POST"),
+                           retry_header = ngx_string("Retry-After");
+    if (allow) {
+        return send_body(r, status, json, body, &allow_header, &allow_value);
+    }
+    if (retry_after > 0) {
+        ngx_str_t value;
+        value.data = static_cast<u_char *>(ngx_pnalloc(r->pool, NGX_INT_T_LEN));
+        if (value.data == nullptr) {
+            return NGX_ERROR;
+        }
+        value.len = ngx_sprintf(value.data, "%ui", retry_after) - value.data;
+        return send_body(r, status, json, body, &retry_header, &value);
+    }
+    return send_body(r, status, json, body);
 }
 
 namespace
@@ -665,25 +680,8 @@ ngx_int_t ngx_http_dingtalk_metrics_handler(ngx_http_request_t *r) noexcept
             ngx_http_get_module_main_conf(r, ngx_http_dingtalk_module));
         const std::string text = dingtalk::to_prometheus(
             mcf->zone ? ngx_http_dingtalk_snapshot(mcf->zone) : dingtalk::MetricsSnapshot());
-
-        r->headers_out.status = NGX_HTTP_OK;
-        r->headers_out.content_length_n = static_cast<off_t>(text.size());
-        ngx_str_set(&r->headers_out.content_type, "text/plain; version=0.0.4; charset=utf-8");
-        r->headers_out.content_type_len = r->headers_out.content_type.len;
-        r->headers_out.content_type_lowcase = nullptr;
-        rc = ngx_http_send_header(r);
-        if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-            return rc;
-        }
-        ngx_buf_t *b = ngx_create_temp_buf(r->pool, text.size());
-        if (b == nullptr) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-        b->last = ngx_cpymem(b->last, text.data(), text.size());
-        b->last_buf = 1;
-        b->last_in_chain = 1;
-        ngx_chain_t out{b, nullptr};
-        return ngx_http_output_filter(r, &out);
+        static const ngx_str_t type = ngx_string("text/plain; version=0.0.4; charset=utf-8");
+        return send_body(r, NGX_HTTP_OK, type, text);
     } catch (...) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }

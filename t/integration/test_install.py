@@ -105,9 +105,10 @@ def test_docker_runtime_config_passes_nginx_t():
     conf = open(os.path.join(REPO, "deploy/docker/nginx.conf")).read()
     from harness import MODULE
 
-    conf = conf.replace("modules/ngx_http_dingtalk_module.so", MODULE)
     conf = re.sub(r"/tmp/|/etc/nginx/dingtalk\.d/", lambda m: d + "/" + (
         "dingtalk.d/" if "dingtalk" in m.group(0) else ""), conf)  # one pass: no double rewrite
+    # after the rewrite: the module itself may live under /tmp (a clone there)
+    conf = conf.replace("modules/ngx_http_dingtalk_module.so", MODULE)
     assert f"include {d}/dingtalk.d/*.conf;" in conf
     os.mkdir(os.path.join(d, "dingtalk.d"))
     with open(os.path.join(d, "nginx.conf"), "w") as f:
