@@ -443,7 +443,9 @@ def report(b, started):
            "- Everything on loopback in one nginx: the webhook location, a DingTalk stand-in "
            "server block answering `{\"errcode\":0,\"errmsg\":\"ok\"}`, and the reference "
            "`proxy_pass` of the same POST to the same stand-in (upstream keepalive), so the "
-           "load generator, the stand-in and nginx share the same 2 cores in both cases.", ""]
+           "load generator, the stand-in and nginx share the same 2 cores in both cases.",
+           "- What the profiles showed and what was changed, with before/after figures: "
+           "[PROFILE.md](PROFILE.md).", ""]
 
     t = b.results.get("throughput")
     if t:
@@ -473,9 +475,10 @@ def report(b, started):
                 "on the measured worker) answers after 1 s; 200 connections keep 200 deliveries "
                 "in flight while 4 connections fetch a static location on the same worker. With "
                 "nginx's default pool of 32 threads, 32 deliveries are sending and the rest wait "
-                "in the pool's queue; with 256 threads all 200 are sending at once.", "",
+                "in the pool's queue (which carries over from one run to the next, hence fewer answered); "
+                "with 256 threads all 200 are sending at once.", "",
                 "| thread pool | static p50 ms idle / busy | static p99 ms idle / busy | "
-                "p99 busy / idle | static r/s idle / busy | deliveries done per run |",
+                "p99 busy / idle | static r/s idle / busy | webhooks answered per run |",
                 "| --- | --- | --- | --- | --- | --- |"]
         for row in nb:
             idle, busy = row["idle"], row["busy"]
