@@ -25,7 +25,8 @@ struct robot_node_t {
     uint64_t failed;
 };
 
-// Counters every worker adds to without a lock (as stub_status does).
+// Counters every worker adds to without a lock, with atomic adds (as nginx's status module
+// keeps its own).
 struct zone_metrics_t {
     ngx_atomic_t endings[dingtalk::kEndings];
     ngx_atomic_t errcodes[dingtalk::kErrcodeSlots];

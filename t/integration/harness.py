@@ -484,6 +484,14 @@ def notification(*alerts, group="KubePodCrashLooping", truncated=0):
     }
 
 
+def line_of(ngx, needle):
+    """The line of ngx's nginx.conf that holds needle (for file:line checks)."""
+    for n, text in enumerate(open(ngx.conf_path).read().splitlines(), start=1):
+        if needle in text:
+            return n
+    raise AssertionError(needle)
+
+
 def webhook(mock, extra="", location="= /"):
     """An http-block body with one webhook location sending to the mock."""
     return f"""

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from harness import MockDingTalk, Nginx, TOKEN, notification
+from harness import MockDingTalk, Nginx, TOKEN, notification, line_of
 
 
 def location(body, before=""):
@@ -18,13 +18,6 @@ def location(body, before=""):
         }}
     }}
 """
-
-
-def line_of(ngx, needle):
-    for n, text in enumerate(open(ngx.conf_path).read().splitlines(), start=1):
-        if needle in text:
-            return n
-    raise AssertionError(needle)
 
 
 BAD = [

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from harness import TOKEN, Nginx, alert, notification, world_readable_tmpdir
+from harness import TOKEN, Nginx, alert, notification, world_readable_tmpdir, line_of
 
 TOKEN_DB = "feedface00112233feedface00112233"
 TOKEN_B = "b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0"
@@ -23,13 +23,6 @@ def write(text, mode=0o644):
         f.write(text)
     os.chmod(path, mode)
     return path
-
-
-def line_of(ngx, needle):
-    for n, text in enumerate(open(ngx.conf_path).read().splitlines(), start=1):
-        if needle in text:
-            return n
-    raise AssertionError(needle)
 
 
 def server(mock, locations, outer="", token=True):

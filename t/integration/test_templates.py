@@ -8,7 +8,7 @@ import urllib.parse
 
 import pytest
 
-from harness import REPO, TOKEN, Nginx, alert, notification, world_readable_tmpdir
+from harness import REPO, TOKEN, Nginx, alert, notification, world_readable_tmpdir, line_of
 
 TEMPLATES = os.path.join(REPO, "templates")
 AM = "http://alertmanager.example:9093"
@@ -39,13 +39,6 @@ def server(mock, locations):
         {body}
     }}
 """
-
-
-def line_of(ngx, needle):
-    for n, text in enumerate(open(ngx.conf_path).read().splitlines(), start=1):
-        if needle in text:
-            return n
-    raise AssertionError(needle)
 
 
 def silence(labels):
