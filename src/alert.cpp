@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 namespace dingtalk
@@ -34,11 +35,28 @@ struct Where {
     }
 };
 
+// s, or when it is longer than max bytes its longest prefix that fits with "…" after it and
+// does not end inside a UTF-8 sequence (the JSON parser has already checked that s is UTF-8).
+std::string cut(std::string_view s, std::size_t max)
+{
+    if (s.size() <= max) {
+        return std::string(s);
+    }
+    std::size_t end = max - 3; // "…"
+    while (end > 0 && (static_cast<unsigned char>(s[end]) & 0xC0) == 0x80) {
+        --end;
+    }
+    return std::string(s.substr(0, end)) + "…";
+}
+
 // Reads the typed fields out of simdjson's DOM. Collects the first error; every reader returns
-// false once one is set.
+// false once one is set. A null output means "check, do not keep": alerts past the cap are
+// read that way, so a wrong type anywhere is still an error, at no cost in memory.
 class Reader
 {
 public:
+    explicit Reader(const ParseLimits &limits) : limits_(limits) {}
+
     std::string error;
 
     bool fail(std::string path, const char *what)
@@ -55,35 +73,28 @@ public:
         return !obj.at_key(key).get(out) && !out.is_null();
     }
 
-    bool string_field(const sj::dom::object &obj, std::string_view key, Where w,
+    // The readers below take a value that is there and not null, and the key it is under.
+
+    bool string_value(const sj::dom::element &v, std::string_view key, Where w,
                       std::string_view &out)
     {
-        sj::dom::element v;
-        if (!get(obj, key, v)) {
-            return true;
-        }
-        if (v.get_string().get(out)) {
-            return fail(w.path(key), "must be a string");
-        }
-        return true;
+        return !v.get_string().get(out) || fail(w.path(key), "must be a string");
     }
 
-    bool string_field(const sj::dom::object &obj, std::string_view key, Where w, std::string &out)
+    bool string_value(const sj::dom::element &v, std::string_view key, Where w, std::string *out)
     {
-        std::string_view v;
-        if (!string_field(obj, key, w, v)) {
+        std::string_view s;
+        if (!string_value(v, key, w, s)) {
             return false;
         }
-        out.assign(v);
+        if (out != nullptr) {
+            *out = cut(s, limits_.max_value_bytes);
+        }
         return true;
     }
 
-    bool labels_field(const sj::dom::object &obj, std::string_view key, Where w, Labels &out)
+    bool labels_value(const sj::dom::element &v, std::string_view key, Where w, Labels *out)
     {
-        sj::dom::element v;
-        if (!get(obj, key, v)) {
-            return true;
-        }
         sj::dom::object labels;
         if (v.get_object().get(labels)) {
             return fail(w.path(key), "must be an object of strings");
@@ -93,35 +104,35 @@ public:
             if (field.value.get_string().get(value)) {
                 return fail(w.path(key, field.key), "must be a string");
             }
-            out.emplace_hint(out.end(), field.key, value);
+            if (out != nullptr && out->size() < limits_.max_pairs) {
+                out->emplace(cut(field.key, limits_.max_name_bytes),
+                             cut(value, limits_.max_value_bytes));
+            }
         }
         return true;
     }
 
-    bool status_field(const sj::dom::object &obj, Where w, std::optional<Status> &out)
+    bool status_value(const sj::dom::element &v, Where w, std::optional<Status> &out)
     {
         std::string_view s;
-        if (!string_field(obj, "status", w, s)) {
+        if (!string_value(v, "status", w, s)) {
             return false;
-        }
-        if (s.empty()) {
-            return true;
         }
         if (s == "firing") {
             out = Status::firing;
         } else if (s == "resolved") {
             out = Status::resolved;
-        } else {
+        } else if (!s.empty()) {
             return fail(w.path("status"), "must be \"firing\" or \"resolved\"");
         }
         return true;
     }
 
-    bool time_field(const sj::dom::object &obj, std::string_view key, Where w,
+    bool time_value(const sj::dom::element &v, std::string_view key, Where w,
                     std::optional<TimePoint> &out)
     {
         std::string_view s;
-        if (!string_field(obj, key, w, s)) {
+        if (!string_value(v, key, w, s)) {
             return false;
         }
         if (s.empty()) {
@@ -138,8 +149,33 @@ public:
         return true;
     }
 
+    // One field of an alert; unknown ones are ignored. Kept in out when keep is set.
+    bool alert_field(std::string_view key, const sj::dom::element &v, Where w, Alert &out,
+                     bool keep, std::optional<Status> &status)
+    {
+        if (key == "status") {
+            return status_value(v, w, status);
+        }
+        if (key == "labels" || key == "annotations") {
+            Labels *into = !keep ? nullptr : key == "labels" ? &out.labels : &out.annotations;
+            return labels_value(v, key, w, into);
+        }
+        if (key == "startsAt" || key == "endsAt") {
+            return time_value(v, key, w, key == "startsAt" ? out.starts_at : out.ends_at);
+        }
+        if (key == "generatorURL" || key == "fingerprint") {
+            std::string *into = !keep                  ? nullptr
+                                : key == "fingerprint" ? &out.fingerprint
+                                                       : &out.generator_url;
+            return string_value(v, key, w, into);
+        }
+        return true;
+    }
+
+    // One alert into out, or only checked when keep is false; in one pass over its fields
+    // (keys are known to be unique). Its status is in out either way.
     bool alert(const sj::dom::element &v, long index, std::optional<Status> group_status,
-               Alert &out)
+               Alert &out, bool keep)
     {
         const Where w{index};
         sj::dom::object obj;
@@ -147,52 +183,144 @@ public:
             return fail("alerts[" + std::to_string(index) + "]", "must be an object");
         }
         std::optional<Status> status;
-        if (!status_field(obj, w, status) || !labels_field(obj, "labels", w, out.labels) ||
-            !labels_field(obj, "annotations", w, out.annotations) ||
-            !time_field(obj, "startsAt", w, out.starts_at) ||
-            !time_field(obj, "endsAt", w, out.ends_at) ||
-            !string_field(obj, "generatorURL", w, out.generator_url) ||
-            !string_field(obj, "fingerprint", w, out.fingerprint)) {
-            return false;
+        for (const sj::dom::key_value_pair field : obj) {
+            if (!field.value.is_null() &&
+                !alert_field(field.key, field.value, w, out, keep, status)) {
+                return false;
+            }
         }
         out.status = status.value_or(group_status.value_or(Status::firing));
         return true;
     }
+
+    // A top-level field read with one of the readers above, when it is there.
+    template <class Read> bool top(const sj::dom::object &o, std::string_view key, Read read)
+    {
+        sj::dom::element v;
+        return !get(o, key, v) || read(v, key, Where{});
+    }
+
+    // The top-level fields other than "alerts".
+    bool header(const sj::dom::object &o, Notification &n, std::optional<Status> &status)
+    {
+        auto text = [&](std::string *into) {
+            return [this, into](const sj::dom::element &v, std::string_view k, Where w) {
+                return string_value(v, k, w, into);
+            };
+        };
+        auto labels = [&](Labels *into) {
+            return [this, into](const sj::dom::element &v, std::string_view k, Where w) {
+                return labels_value(v, k, w, into);
+            };
+        };
+        auto status_read = [&](const sj::dom::element &v, std::string_view, Where w) {
+            return status_value(v, w, status);
+        };
+        return top(o, "version", text(&n.version)) && top(o, "groupKey", text(&n.group_key)) &&
+               top(o, "status", status_read) && top(o, "receiver", text(&n.receiver)) &&
+               top(o, "groupLabels", labels(&n.group_labels)) &&
+               top(o, "commonLabels", labels(&n.common_labels)) &&
+               top(o, "commonAnnotations", labels(&n.common_annotations)) &&
+               top(o, "externalURL", text(&n.external_url)) && truncated(o, n);
+    }
+
+    bool truncated(const sj::dom::object &o, Notification &n)
+    {
+        sj::dom::element truncated;
+        if (!get(o, "truncatedAlerts", truncated)) {
+            return true;
+        }
+        int64_t value = 0;
+        if (!truncated.is_int64() || truncated.get_int64().get(value) || value < 0) {
+            return fail("truncatedAlerts", "must be a non-negative integer");
+        }
+        // Alertmanager counts alerts here; anything near 2^63 is nonsense, keep sums safe
+        n.truncated_alerts = std::min<int64_t>(value, 1000000000);
+        return true;
+    }
+
+    // Every alert is checked and counted; the first max_alerts firing ones are kept, and
+    // resolved ones while there is room (firing first: what still burns matters most). At
+    // most twice the cap is held at once, whatever the body.
+    bool alerts(const sj::dom::array &list, std::optional<Status> group_status, Notification &n)
+    {
+        const std::size_t cap = limits_.max_alerts;
+        std::size_t kept_resolved = 0;
+        long i = 0;
+        for (const sj::dom::element v : list) {
+            Alert a;
+            if (!alert(v, i, group_status, a, false)) {
+                return false;
+            }
+            const bool firing = a.status == Status::firing;
+            const bool keep = firing ? n.firing_total < cap : kept_resolved < cap;
+            (firing ? n.firing_total : n.resolved_total) += 1;
+            if (keep) {
+                Alert &kept = n.alerts.emplace_back();
+                alert(v, i, group_status, kept, true);
+                kept_resolved += !firing;
+            }
+            ++i;
+        }
+        // Resolved alerts only fill what firing ones left of the cap.
+        std::size_t room = cap - std::min(cap, n.firing_total);
+        std::vector<Alert> kept;
+        kept.reserve(n.alerts.size());
+        for (Alert &a : n.alerts) {
+            if (a.status == Status::firing || room > 0) {
+                room -= a.status == Status::resolved;
+                kept.push_back(std::move(a));
+            }
+        }
+        n.alerts.swap(kept);
+        return true;
+    }
+
+private:
+    const ParseLimits &limits_;
 };
 
 // simdjson accepts what jansson (and JSON's object model) would not: the same key twice in an
 // object, and NUL in a key. Both are refused, anywhere in the document.
+bool keys_are_sound(const sj::dom::element &e);
+
+// No NUL in a key, no key twice. Objects are small (a dozen labels): compared pairwise, with no
+// storage at all; the rare big one is sorted.
+bool object_is_sound(const sj::dom::object &obj)
+{
+    std::size_t n = 0;
+    for (const sj::dom::key_value_pair field : obj) {
+        if (field.key.find('\0') != std::string_view::npos || !keys_are_sound(field.value)) {
+            return false;
+        }
+        ++n;
+    }
+    if (n <= 16) {
+        for (auto a = obj.begin(); a != obj.end(); ++a) {
+            auto b = a;
+            for (++b; b != obj.end(); ++b) {
+                if (a.key() == b.key()) {
+                    return false;
+                }
+            }
+        }
+        return true;
+    }
+    std::vector<std::string_view> keys;
+    keys.reserve(n);
+    for (const sj::dom::key_value_pair field : obj) {
+        keys.push_back(field.key);
+    }
+    std::sort(keys.begin(), keys.end());
+    return std::adjacent_find(keys.begin(), keys.end()) == keys.end();
+}
+
 bool keys_are_sound(const sj::dom::element &e)
 {
     sj::dom::object obj;
     sj::dom::array arr;
     if (!e.get_object().get(obj)) {
-        // Objects are small (a dozen labels): compare pairwise on the stack; sort the rare big
-        // one.
-        std::string_view small[32];
-        std::vector<std::string_view> big;
-        std::size_t n = 0;
-        for (const sj::dom::key_value_pair field : obj) {
-            if (field.key.find('\0') != std::string_view::npos || !keys_are_sound(field.value)) {
-                return false;
-            }
-            if (n < 32) {
-                for (std::size_t k = 0; k < n; ++k) {
-                    if (small[k] == field.key) {
-                        return false;
-                    }
-                }
-                small[n] = field.key;
-            } else {
-                if (big.empty()) {
-                    big.assign(small, small + 32);
-                }
-                big.push_back(field.key);
-            }
-            ++n;
-        }
-        std::sort(big.begin(), big.end());
-        return std::adjacent_find(big.begin(), big.end()) == big.end();
+        return object_is_sound(obj);
     }
     if (!e.get_array().get(arr)) {
         for (const sj::dom::element item : arr) {
@@ -236,13 +364,12 @@ int digits(std::string_view s, std::size_t pos, std::size_t n)
 
 } // namespace
 
-std::size_t Notification::count(Status s) const
+void Notification::count_alerts()
 {
-    std::size_t n = 0;
+    firing_total = resolved_total = 0;
     for (const auto &a : alerts) {
-        n += a.status == s;
+        (a.status == Status::firing ? firing_total : resolved_total) += 1;
     }
-    return n;
 }
 
 const char *to_string(Status s)
@@ -313,104 +440,125 @@ std::optional<TimePoint> parse_rfc3339(std::string_view s)
 namespace
 {
 
-ParseResult parse(std::string_view body)
+// simdjson's parsers keep their buffers (about 14 bytes per byte of the largest body parsed) for
+// the next body. A few are kept for small bodies, shared by all threads; a larger body gets a
+// parser of its own, freed with it, so no thread holds on to a storm's memory.
+class ParserPool
 {
-    ParseResult result;
-    if (body.empty()) {
-        result.error = "empty body: expected an Alertmanager webhook notification (JSON)";
-        return result;
-    }
-    if (body.substr(0, 3) == "\xEF\xBB\xBF") {
-        result.error = json_error(body, sj::SUCCESS); // JSON has no byte order mark
-        return result;
+public:
+    static constexpr std::size_t kReusedUpTo = 64 * 1024;
+    static constexpr std::size_t kKept = 4;
+
+    std::unique_ptr<sj::dom::parser> take(std::size_t size)
+    {
+        if (size <= kReusedUpTo) {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (!free_.empty()) {
+                auto p = std::move(free_.back());
+                free_.pop_back();
+                return p;
+            }
+        }
+        return std::make_unique<sj::dom::parser>();
     }
 
-    // simdjson, because parsing is most of the cost of a delivery (jansson took 60-70% of
-    // parse + render; measured in bench/results.md). A parser per thread keeps its buffers for
-    // the next body; a huge body gets its own, so a storm does not pin its memory in a thread.
-    thread_local sj::dom::parser shared;
-    sj::dom::parser own;
-    sj::dom::parser &parser = body.size() <= (1u << 20) ? shared : own;
+    void give_back(std::unique_ptr<sj::dom::parser> p)
+    {
+        if (p->capacity() > kReusedUpTo) {
+            return;
+        }
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (free_.size() < kKept) {
+            free_.push_back(std::move(p));
+        }
+    }
+
+private:
+    std::mutex mutex_;
+    std::vector<std::unique_ptr<sj::dom::parser>> free_;
+};
+
+ParserPool parsers;
+
+// The body as a JSON object, or the reason it is not one.
+std::optional<sj::dom::object> root_object(sj::dom::parser &parser, std::string_view body,
+                                           std::string &error)
+{
+    if (body.empty()) {
+        error = "empty body: expected an Alertmanager webhook notification (JSON)";
+        return std::nullopt;
+    }
+    if (body.substr(0, 3) == "\xEF\xBB\xBF") {
+        error = json_error(body, sj::SUCCESS); // JSON has no byte order mark
+        return std::nullopt;
+    }
     const sj::padded_string padded(body.data(), body.size());
     sj::dom::element root;
     if (const sj::error_code code = parser.parse(padded).get(root); code) {
-        result.error = json_error(body, code);
-        return result;
+        error = json_error(body, code);
+        return std::nullopt;
     }
     if (!keys_are_sound(root)) {
-        result.error = json_error(body, sj::SUCCESS);
-        return result;
+        error = json_error(body, sj::SUCCESS);
+        return std::nullopt;
     }
     sj::dom::object o;
     if (root.get_object().get(o)) {
-        result.error = root.is_array()
-                           ? "body must be a JSON object (an Alertmanager webhook notification)"
-                           : json_error(body, sj::SUCCESS); // a bare scalar is not a document
+        error = root.is_array()
+                    ? "body must be a JSON object (an Alertmanager webhook notification)"
+                    : json_error(body, sj::SUCCESS); // a bare scalar is not a document
+        return std::nullopt;
+    }
+    return o;
+}
+
+ParseResult parse(sj::dom::parser &parser, std::string_view body, const ParseLimits &limits)
+{
+    ParseResult result;
+    if (body.size() > limits.max_body_bytes) {
+        result.error = "body of " + std::to_string(body.size()) + " bytes is over the limit of " +
+                       std::to_string(limits.max_body_bytes) + " bytes";
+        return result;
+    }
+    std::optional<sj::dom::object> o = root_object(parser, body, result.error);
+    if (!o) {
         return result;
     }
 
-    Reader rd;
+    Reader rd(limits);
     Notification n;
     std::optional<Status> status;
-    const Where top;
-    if (!rd.string_field(o, "version", top, n.version) ||
-        !rd.string_field(o, "groupKey", top, n.group_key) || !rd.status_field(o, top, status) ||
-        !rd.string_field(o, "receiver", top, n.receiver) ||
-        !rd.labels_field(o, "groupLabels", top, n.group_labels) ||
-        !rd.labels_field(o, "commonLabels", top, n.common_labels) ||
-        !rd.labels_field(o, "commonAnnotations", top, n.common_annotations) ||
-        !rd.string_field(o, "externalURL", top, n.external_url)) {
+    if (!rd.header(*o, n, status)) {
         result.error = rd.error;
         return result;
     }
-
-    sj::dom::element truncated;
-    if (Reader::get(o, "truncatedAlerts", truncated)) {
-        int64_t value = 0;
-        if (!truncated.is_int64() || truncated.get_int64().get(value) || value < 0) {
-            result.error = "truncatedAlerts must be a non-negative integer";
-            return result;
-        }
-        // Alertmanager counts alerts here; anything near 2^63 is nonsense, keep sums safe
-        n.truncated_alerts = std::min<int64_t>(value, 1000000000);
-    }
-
     sj::dom::element alerts_value;
-    if (o.at_key("alerts").get(alerts_value)) {
-        result.error = "no \"alerts\" array: not an Alertmanager webhook notification";
-        return result;
-    }
     sj::dom::array alerts;
-    if (alerts_value.get_array().get(alerts)) {
+    if (o->at_key("alerts").get(alerts_value)) {
+        result.error = "no \"alerts\" array: not an Alertmanager webhook notification";
+    } else if (alerts_value.get_array().get(alerts)) {
         result.error = "alerts must be an array";
-        return result;
-    }
-    if (alerts.size() == 0) {
+    } else if (alerts.begin() == alerts.end()) { // size() saturates at 2^24-1: never used
         result.error = "alerts is empty: nothing to send";
+    } else if (!rd.alerts(alerts, status, n)) {
+        result.error = rd.error;
+    }
+    if (!result.error.empty()) {
         return result;
     }
-
-    n.alerts.resize(alerts.size());
-    long i = 0;
-    for (const sj::dom::element a : alerts) {
-        if (!rd.alert(a, i, status, n.alerts[static_cast<std::size_t>(i)])) {
-            result.error = rd.error;
-            return result;
-        }
-        ++i;
-    }
-
     // The group is firing while any alert fires, whatever a hand-written body claims.
-    n.status = n.count(Status::firing) > 0 ? Status::firing : Status::resolved;
+    n.status = n.firing_total > 0 ? Status::firing : Status::resolved;
     result.notification = std::move(n);
     return result;
 }
 
 } // namespace
 
-ParseResult parse_notification(std::string_view body)
+ParseResult parse_notification(std::string_view body, const ParseLimits &limits)
 {
-    ParseResult r = parse(body);
+    std::unique_ptr<sj::dom::parser> parser = parsers.take(body.size());
+    ParseResult r = parse(*parser, body, limits);
+    parsers.give_back(std::move(parser));
     // The error quotes input (label names, jansson's "near '...'" with cut characters): one
     // line of valid UTF-8, since it goes into a JSON reply and a log line.
     r.error = plain_line(r.error, 1024);

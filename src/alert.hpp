@@ -33,6 +33,17 @@ struct Alert {
     std::string fingerprint;
 };
 
+// What one body may cost: a body that is cheap to send must not be expensive to hold. Alerts,
+// labels and values past these caps are still checked (a wrong type anywhere is a 400) and
+// counted, but not kept.
+struct ParseLimits {
+    std::size_t max_body_bytes = std::size_t(1) << 20; // a larger body is refused
+    std::size_t max_alerts = 100;                      // kept; firing first (dingtalk_max_alerts)
+    std::size_t max_pairs = 128;        // labels (or annotations) kept per alert and per group map
+    std::size_t max_name_bytes = 256;   // a label name is cut here (ending in "…")
+    std::size_t max_value_bytes = 4096; // a value is cut here: more than any message shows
+};
+
 struct Notification {
     std::string version;
     std::string group_key;
@@ -43,9 +54,19 @@ struct Notification {
     Labels common_labels;
     Labels common_annotations;
     std::string external_url;
-    std::vector<Alert> alerts;
+    std::vector<Alert> alerts;      // in body order, at most ParseLimits::max_alerts
+    std::size_t firing_total = 0;   // in the body, kept or not
+    std::size_t resolved_total = 0; // in the body, kept or not
 
-    std::size_t count(Status s) const;
+    std::size_t count(Status s) const
+    {
+        return s == Status::firing ? firing_total : resolved_total;
+    }
+    std::size_t total() const { return firing_total + resolved_total; }
+    std::size_t not_kept() const { return total() - alerts.size(); }
+
+    // Sets the totals from `alerts` (for notifications built by hand).
+    void count_alerts();
 };
 
 struct ParseResult {
@@ -53,8 +74,9 @@ struct ParseResult {
     std::string error; // set when notification is empty: why the body is not a notification
 };
 
-// Parses one webhook body. Never throws on bad input; the error says what and where.
-ParseResult parse_notification(std::string_view body);
+// Parses one webhook body. Never throws on bad input; the error says what and where. Time and
+// memory grow linearly with the body's size, whatever its shape.
+ParseResult parse_notification(std::string_view body, const ParseLimits &limits = {});
 
 // RFC 3339 with any number of fractional digits and a Z or +hh:mm offset. Year 1 (Go's zero
 // time) parses fine; callers decide what it means.

@@ -16,13 +16,6 @@ namespace dingtalk
 namespace
 {
 
-// Foreign text (DingTalk's errmsg, jansson's error quoting the bad bytes) on one line, valid
-// UTF-8, capped: it goes into a JSON reply and a log line.
-std::string one_line(std::string_view s, std::size_t max)
-{
-    return plain_line(s, max);
-}
-
 const char *hint(long errcode)
 {
     switch (errcode) {
@@ -55,36 +48,93 @@ const char *to_string(Outcome o)
         return "refused";
     case Outcome::throttled:
         return "throttled";
+    case Outcome::busy:
+        return "busy";
     case Outcome::unreachable:
         return "unreachable";
     case Outcome::timeout:
         return "timeout";
+    case Outcome::late:
+        return "late";
     case Outcome::internal:
         break;
     }
     return "internal error";
 }
 
-Report interpret(const HttpReply &http)
+const char *to_string(Delivery::Phase p)
+{
+    switch (p) {
+    case Delivery::Phase::queued:
+        return "still queued for a thread";
+    case Delivery::Phase::preparing:
+        return "still parsing and rendering";
+    case Delivery::Phase::sending:
+        return "still sending";
+    case Delivery::Phase::done:
+        break;
+    }
+    return "done";
+}
+
+namespace
+{
+
+// No usable answer: the connection, TLS, or a timeout.
+Report transport_failure(const HttpReply &http)
 {
     Report r;
+    r.http_status = 502;
+    r.transient = http.transport != Transport::certificate; // that one will not fix itself
     if (http.transport == Transport::timeout) {
         r.outcome = Outcome::timeout;
-        r.http_status = 502;
         r.reason = "DingTalk did not answer in time: " + http.error;
-        r.transient = true;
-        return r;
-    }
-    if (http.transport != Transport::ok) {
+    } else {
         r.outcome = Outcome::unreachable;
-        r.http_status = 502;
         r.reason =
             std::string("cannot reach DingTalk (") + to_string(http.transport) + "): " + http.error;
-        // A certificate DingTalk does not have will not change by itself; the rest may pass.
-        r.transient = http.transport != Transport::tls_failed;
-        return r;
     }
+    return r;
+}
 
+// DingTalk's JSON with an integer errcode: what it means.
+void classify_errcode(Report &r)
+{
+    const long code = *r.errcode;
+    if (code == 0) {
+        r.outcome = Outcome::delivered;
+        r.http_status = 200;
+        r.reason = "delivered to DingTalk";
+    } else if (code == 130101) {
+        r.outcome = Outcome::throttled;
+        r.http_status = 503;
+        r.reason = "DingTalk is throttling this robot (errcode 130101, over 20 messages a minute)";
+    } else if (code == -1) {
+        r.outcome = Outcome::busy;
+        r.http_status = 503;
+        r.reason = "DingTalk is busy (errcode -1), try again later";
+        r.transient = true;
+    } else {
+        r.outcome = Outcome::refused;
+        r.http_status = 502;
+        r.reason = "DingTalk refused the message: errcode " + std::to_string(code);
+        if (!r.errmsg.empty()) {
+            r.reason += " \"" + r.errmsg + "\"";
+        }
+        if (const char *h = hint(code)) {
+            r.reason += std::string(" (") + h + ")";
+        }
+    }
+}
+
+} // namespace
+
+Report interpret(const HttpReply &http)
+{
+    if (http.transport != Transport::ok) {
+        return transport_failure(http);
+    }
+    Report r;
     json_error_t jerr;
     JsonPtr root(json_loadb(http.body.data(), http.body.size(), 0, &jerr));
     const json_t *code = root ? json_object_get(root.get(), "errcode") : nullptr;
@@ -98,29 +148,10 @@ Report interpret(const HttpReply &http)
         r.transient = http.status >= 500 || http.status == 429 || http.status == 200;
         return r;
     }
-
     r.errcode = static_cast<long>(json_integer_value(code));
     const json_t *msg = json_object_get(root.get(), "errmsg");
-    r.errmsg = json_is_string(msg) ? one_line(json_string_value(msg), 200) : "";
-    if (r.errcode == 0) {
-        r.outcome = Outcome::delivered;
-        r.http_status = 200;
-        r.reason = "delivered to DingTalk";
-    } else if (r.errcode == 130101) {
-        r.outcome = Outcome::throttled;
-        r.http_status = 503;
-        r.reason = "DingTalk is throttling this robot (errcode 130101, over 20 messages a minute)";
-    } else {
-        r.outcome = Outcome::refused;
-        r.http_status = 502;
-        r.reason = "DingTalk refused the message: errcode " + std::to_string(r.errcode);
-        if (!r.errmsg.empty()) {
-            r.reason += " \"" + r.errmsg + "\"";
-        }
-        if (const char *h = hint(r.errcode)) {
-            r.reason += std::string(" (") + h + ")";
-        }
-    }
+    r.errmsg = json_is_string(msg) ? plain_line(json_string_value(msg), 200) : "";
+    classify_errcode(r);
     return r;
 }
 
@@ -150,7 +181,7 @@ std::optional<std::chrono::milliseconds> retry_delay(const Report &last,
 {
     using std::chrono::milliseconds;
     constexpr int kMaxAttempts = 8;
-    constexpr milliseconds kFirstDelay{100}, kMaxDelay{2000}, kShortestAttempt{300};
+    constexpr milliseconds kFirstDelay{100}, kMaxDelay{2000};
     if (!last.transient || last.attempts >= kMaxAttempts) {
         return std::nullopt;
     }
@@ -173,7 +204,7 @@ std::chrono::milliseconds attempt_budget(std::chrono::milliseconds remaining)
 
 bool Delivery::prepare()
 {
-    ParseResult parsed = parse_notification(body_);
+    ParseResult parsed = parse_notification(body_, target_.limits);
     if (!parsed.notification) {
         report_.outcome = Outcome::bad_request;
         report_.http_status = 400;
@@ -189,17 +220,19 @@ bool Delivery::prepare()
     opt.title_template = target_.title_template;
     Message m = render_message(*parsed.notification, opt);
     request_ = std::move(m.request_body);
-    report_.alerts = parsed.notification->alerts.size();
+    report_.alerts = parsed.notification->total();
     report_.shown = m.shown;
     std::string().swap(body_); // the raw body can be large; it is no longer needed
     return true;
 }
 
-void Delivery::run(std::chrono::milliseconds budget) noexcept
+void Delivery::run(std::uint64_t deadline_ms) noexcept
 {
     try {
+        phase_.store(Phase::preparing, std::memory_order_relaxed);
         if (!request_.empty() || prepare()) {
-            attempt(budget);
+            phase_.store(Phase::sending, std::memory_order_relaxed);
+            attempt(deadline_ms);
         }
     } catch (const std::exception &e) {
         report_.outcome = Outcome::internal;
@@ -214,25 +247,44 @@ void Delivery::run(std::chrono::milliseconds budget) noexcept
     }
     // Everything that leaves here goes to a log line or a reply: one line, no secrets.
     try {
-        report_.reason = one_line(redact(std::move(report_.reason), target_), 1024);
-        report_.errmsg = one_line(redact(std::move(report_.errmsg), target_), 200);
+        report_.reason = plain_line(redact(std::move(report_.reason), target_), 1024);
+        report_.errmsg = plain_line(redact(std::move(report_.errmsg), target_), 200);
     } catch (...) {
         report_.reason = "internal error";
         report_.errmsg.clear();
     }
+    phase_.store(Phase::done, std::memory_order_release);
 }
 
-void Delivery::attempt(std::chrono::milliseconds budget)
+void Delivery::attempt(std::uint64_t deadline_ms)
 {
+    const std::uint64_t now = monotonic_ms();
+    const auto left = std::chrono::milliseconds(deadline_ms > now ? deadline_ms - now : 0);
+    if (left < kLatestStart) {
+        Report r;
+        r.outcome = Outcome::late;
+        r.http_status = 503;
+        r.reason = "busy: the delivery waited in the thread pool's queue until no time was left "
+                   "to send it; retry later";
+        r.alerts = report_.alerts;
+        r.shown = report_.shown;
+        r.attempts = report_.attempts;
+        r.new_connections = report_.new_connections;
+        r.ended_ms = now;
+        report_ = std::move(r);
+        return;
+    }
     HttpRequest req;
     req.url = send_url(target_);
     req.body = request_;
-    req.timeout = std::min(budget, target_.timeout);
+    req.timeout = left;
     req.ssl_verify = target_.ssl_verify;
     req.ca_pem = target_.ca_pem;
 
     const HttpReply http = http_post(req);
     Report r = interpret(http);
+    r.sent = http.sent;
+    r.ended_ms = http.ended_ms;
     r.alerts = report_.alerts;
     r.shown = report_.shown;
     r.attempts = report_.attempts + 1;
@@ -250,8 +302,8 @@ std::string Report::reply_json() const
         json_object_set_new(root.get(), "alerts", json_integer(json_int_t(alerts)));
         json_object_set_new(root.get(), "shown", json_integer(json_int_t(shown)));
     }
-    if (errcode >= 0 || outcome == Outcome::refused || outcome == Outcome::throttled) {
-        json_object_set_new(root.get(), "errcode", json_integer(errcode));
+    if (errcode) {
+        json_object_set_new(root.get(), "errcode", json_integer(*errcode));
         json_object_set_new(root.get(), "errmsg", json_stringn(errmsg.data(), errmsg.size()));
     }
     return json_dump(root.get()) + "\n";
@@ -269,8 +321,8 @@ std::string Report::summary() const
     if (attempts > 0) {
         s += ", " + std::to_string(attempts) + (attempts == 1 ? " attempt" : " attempts");
     }
-    if (errcode >= 0) {
-        s += ", errcode " + std::to_string(errcode);
+    if (errcode) {
+        s += ", errcode " + std::to_string(*errcode);
     }
     s += ", " + std::to_string(elapsed.count()) + " ms";
     if (outcome != Outcome::delivered) {

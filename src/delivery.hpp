@@ -6,7 +6,9 @@
 #include "sender.hpp"
 #include "zone.hpp"
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -26,6 +28,7 @@ struct Target {
     std::shared_ptr<const std::vector<MentionRule>> mentions; // null = nobody
     std::shared_ptr<const Template> text_template;            // null = built-in layout
     std::shared_ptr<const Template> title_template;           // null = built-in title
+    ParseLimits limits;
 };
 
 enum class Outcome {
@@ -33,8 +36,10 @@ enum class Outcome {
     bad_request, // the body is not an Alertmanager notification; nothing sent
     refused,     // DingTalk answered an errcode other than 0 and 130101
     throttled,   // errcode 130101: over 20 messages a minute
+    busy,        // errcode -1: DingTalk is busy ("系统繁忙"), try again later
     unreachable, // no usable answer: connect, TLS, dropped, HTTP error, not DingTalk's JSON
     timeout,     // no answer within the timeout
+    late,        // the attempt waited in the thread pool's queue until no time was left
     internal,    // a bug or resource failure on our side
 };
 
@@ -42,16 +47,18 @@ const char *to_string(Outcome o);
 
 struct Report {
     Outcome outcome = Outcome::internal;
-    int http_status = 500;  // what Alertmanager gets
-    std::string reason;     // one line, no secrets; for the reply and the log
-    long errcode = -1;      // DingTalk's, when it answered with one
-    std::string errmsg;     // DingTalk's, sanitized
-    std::size_t alerts = 0; // in the notification
-    std::size_t shown = 0;  // in the message sent
+    int http_status = 500;       // what Alertmanager gets
+    std::string reason;          // one line, no secrets; for the reply and the log
+    std::optional<long> errcode; // DingTalk's, when it answered with one
+    std::string errmsg;          // DingTalk's, sanitized
+    std::size_t alerts = 0;      // in the notification
+    std::size_t shown = 0;       // in the message sent
     long attempts = 0;
     long new_connections = 0;
     std::chrono::milliseconds elapsed{0};
-    bool transient = false; // worth trying again soon
+    bool transient = false;     // worth trying again soon
+    bool sent = false;          // the last attempt's request left (it may have arrived)
+    std::uint64_t ended_ms = 0; // when the last attempt ended (monotonic_ms())
 
     std::string reply_json() const;
 
@@ -78,6 +85,11 @@ std::optional<std::chrono::milliseconds> retry_delay(const Report &last,
 // while a lot is left, so that a DingTalk that hangs once still leaves time for a retry.
 std::chrono::milliseconds attempt_budget(std::chrono::milliseconds remaining);
 
+// Less than this left of the delivery's time: no retry is planned.
+constexpr std::chrono::milliseconds kShortestAttempt{300};
+// Less than this left when the thread picks an attempt up (it waited in the queue): no send.
+constexpr std::chrono::milliseconds kLatestStart{50};
+
 class Delivery
 {
 public:
@@ -86,24 +98,32 @@ public:
     }
 
     // Runs in a pool thread; never throws. The first run parses and renders; every run makes
-    // one attempt, bounded by `budget` (what is left of the delivery timeout).
-    void run(std::chrono::milliseconds budget) noexcept;
+    // at most one attempt, which ends by deadline_ms (monotonic_ms()): started too late, it
+    // sends nothing. So the rate limit can count on that deadline whatever the queue did.
+    void run(std::uint64_t deadline_ms) noexcept;
 
     // The whole time the request took, holds and retries included (the caller's clock).
     void set_elapsed(std::chrono::milliseconds total) { report_.elapsed = total; }
 
     const Report &report() const { return report_; }
-    const Target &target() const { return target_; }
+
+    // Where the thread is, for a worker that waits past a deadline (read from another thread).
+    enum class Phase { queued, preparing, sending, done };
+    Phase phase() const { return phase_.load(std::memory_order_relaxed); }
+    void set_queued() { phase_.store(Phase::queued, std::memory_order_relaxed); }
 
 private:
     bool prepare(); // parse and render; false (and a 400 report) for a bad body
-    void attempt(std::chrono::milliseconds budget);
+    void attempt(std::uint64_t deadline_ms);
 
     Target target_;
     std::string body_;
     std::string request_; // rendered once, re-signed on each attempt
     Report report_;
+    std::atomic<Phase> phase_{Phase::queued};
 };
+
+const char *to_string(Delivery::Phase p);
 
 // A small JSON reply body for answers the glue gives on its own (405, 503 ...).
 std::string reply_json(bool ok, std::string_view reason);

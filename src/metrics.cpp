@@ -10,8 +10,9 @@ namespace
 {
 
 const char *const kEndingLabels[kEndings] = {
-    "delivered", "bad_request", "no_robot",    "bad_token", "rate_limited", "queue_full",
-    "refused",   "throttled",   "unreachable", "timeout",   "internal",
+    "delivered",   "bad_request", "no_robot",      "bad_token", "rate_limited",
+    "queue_full",  "zone_full",   "refused",       "throttled", "busy",
+    "unreachable", "timeout",     "client_closed", "internal",
 };
 
 void header(std::string &out, const char *name, const char *type, const char *help)
@@ -125,8 +126,11 @@ std::string to_prometheus(const MetricsSnapshot &m)
         const std::string le = i < kDurationBuckets.size() ? seconds(kDurationBuckets[i]) : "+Inf";
         sample(out, "dingtalk_delivery_duration_seconds_bucket", "le=\"" + le + '"', cumulative);
     }
-    out += "dingtalk_delivery_duration_seconds_sum " +
-           seconds(static_cast<double>(m.duration_sum_ms) / 1000) + '\n';
+    // Exact, from the milliseconds: "%g" would keep only 6 significant digits.
+    std::string millis = std::to_string(m.duration_sum_ms % 1000);
+    millis.insert(0, 3 - millis.size(), '0');
+    out += "dingtalk_delivery_duration_seconds_sum " + std::to_string(m.duration_sum_ms / 1000) +
+           '.' + millis + '\n';
     sample(out, "dingtalk_delivery_duration_seconds_count", "", cumulative);
 
     header(out, "dingtalk_tasks_in_flight", "gauge",

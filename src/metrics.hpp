@@ -20,18 +20,21 @@ enum class Ending {
     no_robot,     // dingtalk_token empty for this request (404)
     bad_token,    // a token or secret DingTalk never issues (500)
     rate_limited, // 503 from our rate limit or a 130101 cool-down, nothing sent
-    queue_full,   // 503: the thread pool queue was full
+    queue_full,   // 503: the thread pool queue was full, or too slow to send in time
+    zone_full,    // 503: no room for the robot in the shared zone, nothing sent
     refused,
     throttled, // DingTalk answered 130101
+    busy,      // DingTalk answered -1 (busy) until the time ran out
     unreachable,
     timeout,
+    client_closed, // the client went away while the delivery waited; nothing more sent
     internal,
 };
-constexpr std::size_t kEndings = 11;
+constexpr std::size_t kEndings = 14;
 const char *to_label(Ending e);
 
 // DingTalk errcodes worth their own series; anything else is counted as "other".
-constexpr std::array<long, 8> kKnownErrcodes = {0,      130101, 310000, 300001,
+constexpr std::array<long, 9> kKnownErrcodes = {0,      -1,     130101, 310000, 300001,
                                                 300005, 400013, 460101, 101002};
 constexpr std::size_t kErrcodeSlots = kKnownErrcodes.size() + 1;
 std::size_t errcode_slot(long errcode);

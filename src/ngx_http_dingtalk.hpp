@@ -23,10 +23,20 @@ extern "C" {
 extern ngx_module_t ngx_http_dingtalk_module;
 }
 
+// A robot named in the configuration (token and dingtalk_robot_name both without
+// variables): one token may not be named twice.
+struct ngx_http_dingtalk_named_robot_t {
+    u_char key[16]; // robot_key(token)
+    ngx_str_t name;
+    ngx_str_t file;
+    ngx_uint_t line;
+};
+
 struct ngx_http_dingtalk_main_conf_t {
     ngx_shm_zone_t *zone; // per-robot send windows, shared by all workers
     size_t zone_size;
-    ngx_flag_t used; // some location has "dingtalk"
+    ngx_flag_t used;    // some location has "dingtalk"
+    ngx_array_t *named; // of ngx_http_dingtalk_named_robot_t
 };
 
 struct ngx_http_dingtalk_loc_conf_t {
@@ -36,8 +46,10 @@ struct ngx_http_dingtalk_loc_conf_t {
     ngx_str_t env_token; // ROBOT_TOKEN, when no dingtalk_token applies
     ngx_str_t api_url;
     ngx_str_t thread_pool_name;
-    ngx_thread_pool_t *thread_pool;
+    ngx_thread_pool_t *thread_pool; // added when dingtalk_thread_pool is read
     ngx_msec_t timeout;
+    size_t max_body_size;  // dingtalk_max_body_size
+    ngx_uint_t max_alerts; // dingtalk_max_alerts
     const dingtalk::Zone *zone;
     ngx_flag_t ssl_verify;
     ngx_str_t ssl_trusted_certificate;
@@ -92,21 +104,36 @@ ngx_int_t ngx_http_dingtalk_send_json(ngx_http_request_t *r, ngx_uint_t status,
 
 // zone
 constexpr size_t kRobotKeySize = 16;
+static_assert(sizeof(ngx_http_dingtalk_named_robot_t::key) == kRobotKeySize, "robot key");
 
-void *ngx_http_dingtalk_zone_ctx(ngx_conf_t *cf); // shm_zone->data for a new zone
+// shm_zone->data for a new zone; remembers the running cycle's zone of the same name, so that
+// a zone of another size still starts with its windows and counters.
+void *ngx_http_dingtalk_zone_ctx(ngx_conf_t *cf, const ngx_str_t &name);
 ngx_int_t ngx_http_dingtalk_init_zone(ngx_shm_zone_t *shm_zone, void *data) noexcept;
 dingtalk::Reservation ngx_http_dingtalk_reserve(ngx_shm_zone_t *zone, const u_char *key,
-                                                const dingtalk::RateLimit &limit, ngx_log_t *log);
-void ngx_http_dingtalk_release(ngx_shm_zone_t *zone, const u_char *key, uint64_t at_ms);
+                                                const dingtalk::RateLimit &limit,
+                                                uint64_t attempt_ms);
+// The send ended (sent: it may have arrived, at ended_ms at the latest) or never left.
+void ngx_http_dingtalk_settle(ngx_shm_zone_t *zone, const u_char *key, uint64_t id, bool sent,
+                              uint64_t ended_ms);
+// Gives a send back; forgets the robot too when nothing else was ever recorded for it (an
+// invalid body must not hold room in the zone).
+void ngx_http_dingtalk_release(ngx_shm_zone_t *zone, const u_char *key, uint64_t id);
 void ngx_http_dingtalk_throttle(ngx_shm_zone_t *zone, const u_char *key,
                                 const dingtalk::RateLimit &limit);
 
 // metrics, summed over all workers in the same zone
 enum class ngx_http_dingtalk_gauge_e { tasks_in_flight, waiting };
+// A worker's gauges start at zero: a worker that died mid-delivery leaves none behind.
+void ngx_http_dingtalk_reset_gauges(ngx_shm_zone_t *zone);
 void ngx_http_dingtalk_count_ending(ngx_shm_zone_t *zone, dingtalk::Ending ending);
+// robot: its name; static: named in the configuration (it replaces a name the robot has, where
+// a name from variables or the default only names a robot that has none).
 void ngx_http_dingtalk_count_delivery(ngx_shm_zone_t *zone, const u_char *key,
-                                      const std::string &robot, const dingtalk::Report &rep,
-                                      dingtalk::Ending ending, ngx_msec_t duration_ms);
+                                      const std::string &robot, bool static_name,
+                                      const dingtalk::Report &rep, dingtalk::Ending ending,
+                                      ngx_msec_t duration_ms);
+void ngx_http_dingtalk_count_answer(ngx_shm_zone_t *zone, long errcode); // every attempt's
 void ngx_http_dingtalk_count_retry(ngx_shm_zone_t *zone);
 void ngx_http_dingtalk_count_held(ngx_shm_zone_t *zone);
 void ngx_http_dingtalk_gauge(ngx_shm_zone_t *zone, ngx_http_dingtalk_gauge_e which, int delta);

@@ -1,17 +1,21 @@
 // The request flow, all in the worker's event loop except Delivery::run():
 //
-//   POST -> read body -> body_handler: evaluate token/secret, build the Delivery
-//        -> schedule: reserve a send slot in the robot's shared window
-//             now:      post the task (parse, render, sign, send)
+//   POST -> too large? 413 -> read body -> body_handler: evaluate token/secret, build the Delivery
+//        -> schedule: reserve a send slot in the robot's shared window, with a hard deadline
+//             now:      post the task (parse, render, sign, send; nothing sent past the deadline)
 //             later:    wait on a timer (at most "hold"), then post
 //             rejected: 503 + Retry-After (or, when retrying, the last failure)
-//        -> thread_done: delivered -> 200; bad body -> 400 (slot given back);
-//             130101 -> mark the robot throttled, 503; transient failure with time left ->
-//             backoff timer -> schedule again; anything else -> 5xx
+//        -> thread_done: the slot keeps the time the send really ended, or is given back when
+//             nothing left; delivered -> 200; bad body -> 400; 130101 -> mark the robot
+//             throttled, 503; transient failure with time left -> backoff timer -> schedule
+//             again; anything else -> 5xx
 //
 // One timer per request serves three purposes: a deadline while a task runs (so a worker that
 // is shutting down waits for it), the hold before a send, and the backoff before a retry.
-// Threads never sleep and never touch nginx; everything that waits, waits on a timer.
+// Threads never sleep and never touch nginx; everything that waits, waits on a timer. A client
+// that goes away is noticed while the request waits (ngx_http_test_reading, as the upstream
+// module does): a waiting request stops and gives its slot back. Every event handler of ours
+// runs the connection's posted requests before it returns, as nginx's own handlers do.
 
 #include "ngx_http_dingtalk.hpp"
 
@@ -24,7 +28,7 @@
 namespace
 {
 
-// The thread may run a little past its budget (closing, DNS); the deadline only has to keep
+// The thread may run a little past its deadline (closing, DNS); the timer only has to keep
 // the worker alive until the completion event arrives.
 const ngx_msec_t kDeadlineSlack = 5000;
 
@@ -40,11 +44,14 @@ struct ngx_http_dingtalk_ctx_t {
     ngx_shm_zone_t *stats; // metrics (the same zone, always there)
     u_char robot[kRobotKeySize];
     std::string *robot_name;  // dingtalk_robot_name, or a hash of the token
+    bool static_name;         // named in the configuration, without variables
     ngx_msec_t received;      // body read
     ngx_msec_t first_attempt; // first task posted; the delivery timeout counts from here
-    uint64_t reserved_at;     // the rate slot of the attempt in flight
-    bool has_reservation;
-    bool counted_waiting; // in dingtalk_requests_waiting
+    uint64_t send_id;         // the rate slot of the attempt planned or in flight; 0: none
+    uint64_t deadline;        // when the attempt must have ended (monotonic ms)
+    ngx_msec_t asked_since;   // waiting for sends under way to end, since; 0: not waiting
+    bool counted_waiting;     // in dingtalk_requests_waiting
+    bool warned_late;         // the deadline passed and was logged once
     State state;
 };
 
@@ -121,12 +128,17 @@ ngx_int_t ngx_http_dingtalk_send_json(ngx_http_request_t *r, ngx_uint_t status,
 namespace
 {
 
+ngx_http_dingtalk_main_conf_t *main_conf(ngx_http_request_t *r)
+{
+    return static_cast<ngx_http_dingtalk_main_conf_t *>(
+        ngx_http_get_module_main_conf(r, ngx_http_dingtalk_module));
+}
+
 // An answer the glue gives on its own, before or instead of a delivery; counted in metrics.
 void finish(ngx_http_request_t *r, ngx_uint_t status, const std::string &reason,
             dingtalk::Ending ending, ngx_uint_t retry_after = 0)
 {
-    auto *mcf = static_cast<ngx_http_dingtalk_main_conf_t *>(
-        ngx_http_get_module_main_conf(r, ngx_http_dingtalk_module));
+    ngx_http_dingtalk_main_conf_t *mcf = main_conf(r);
     if (mcf->zone != nullptr) {
         ngx_http_dingtalk_count_ending(mcf->zone, ending);
     }
@@ -146,10 +158,14 @@ dingtalk::Ending ending_of(dingtalk::Outcome o)
         return dingtalk::Ending::refused;
     case dingtalk::Outcome::throttled:
         return dingtalk::Ending::throttled;
+    case dingtalk::Outcome::busy:
+        return dingtalk::Ending::busy;
     case dingtalk::Outcome::unreachable:
         return dingtalk::Ending::unreachable;
     case dingtalk::Outcome::timeout:
         return dingtalk::Ending::timeout;
+    case dingtalk::Outcome::late:
+        return dingtalk::Ending::queue_full;
     case dingtalk::Outcome::internal:
         break;
     }
@@ -168,6 +184,15 @@ void set_waiting(ngx_http_dingtalk_ctx_t *ctx, bool waiting)
 ngx_uint_t seconds_up(uint64_t ms)
 {
     return static_cast<ngx_uint_t>((ms + 999) / 1000);
+}
+
+// A slot reserved but not (or no longer) used goes back to the window.
+void give_back_slot(ngx_http_dingtalk_ctx_t *ctx)
+{
+    if (ctx->send_id != 0 && ctx->zone != nullptr) {
+        ngx_http_dingtalk_release(ctx->zone, ctx->robot, ctx->send_id);
+    }
+    ctx->send_id = 0;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -204,7 +229,8 @@ void resume(ngx_http_request_t *r) noexcept
         const dingtalk::Report &rep = ctx->delivery->report();
         const ngx_uint_t retry_after = rep.outcome == dingtalk::Outcome::throttled
                                            ? seconds_up(ctx->lcf->rate.cooldown_ms)
-                                           : 0;
+                                       : rep.http_status == NGX_HTTP_SERVICE_UNAVAILABLE ? 5
+                                                                                         : 0;
         ngx_http_finalize_request(
             r, ngx_http_dingtalk_send_json(r, static_cast<ngx_uint_t>(rep.http_status),
                                            rep.reply_json(), retry_after));
@@ -218,70 +244,60 @@ void resume(ngx_http_request_t *r) noexcept
 void conclude(ngx_http_dingtalk_ctx_t *ctx)
 {
     ngx_http_request_t *r = ctx->r;
-    ngx_connection_t *c = r->connection;
     ctx->state = State::done;
     set_waiting(ctx, false);
     const ngx_msec_t took = ngx_current_msec - ctx->received;
     ctx->delivery->set_elapsed(std::chrono::milliseconds(took));
     const dingtalk::Report &rep = ctx->delivery->report();
-    ngx_http_dingtalk_count_delivery(ctx->stats, ctx->robot, *ctx->robot_name, rep,
-                                     ending_of(rep.outcome), took);
+    ngx_http_dingtalk_count_delivery(ctx->stats, ctx->robot, *ctx->robot_name, ctx->static_name,
+                                     rep, ending_of(rep.outcome), took);
     log_outcome(r, *ctx->robot_name, rep);
     r->write_event_handler(r);
-    ngx_http_run_posted_requests(c);
 }
 
 // What a task carries into the thread: written before the post, read by the thread only.
 struct task_data_t {
     dingtalk::Delivery *delivery;
-    ngx_msec_t budget; // what is left of dingtalk_timeout for this attempt
+    uint64_t deadline; // monotonic ms: no send starts that could end after it
 };
 
 void thread_handler(void *data, ngx_log_t *) noexcept
 {
     // Only the Delivery's own memory is touched here: no pools, no logs, no request.
     auto *td = static_cast<task_data_t *>(data);
-    td->delivery->run(std::chrono::milliseconds(td->budget));
-}
-
-void give_back_slot(ngx_http_dingtalk_ctx_t *ctx)
-{
-    if (ctx->has_reservation && ctx->zone != nullptr) {
-        ngx_http_dingtalk_release(ctx->zone, ctx->robot, ctx->reserved_at);
-    }
-    ctx->has_reservation = false;
+    td->delivery->run(td->deadline);
 }
 
 void schedule(ngx_http_dingtalk_ctx_t *ctx);
 
+// The thread pool's queue is full: the slot goes back, and the webhook gets a 503.
+void queue_full(ngx_http_dingtalk_ctx_t *ctx)
+{
+    ngx_log_error(NGX_LOG_ERR, ctx->r->connection->log, 0,
+                  "dingtalk: thread pool \"%V\" queue is full; raise max_queue (or threads) in its "
+                  "\"thread_pool\" directive",
+                  &ctx->lcf->thread_pool_name);
+    give_back_slot(ctx);
+    if (ctx->delivery->report().attempts > 0) {
+        conclude(ctx); // a retry that cannot run: the last failure stands
+        return;
+    }
+    ctx->state = State::done;
+    set_waiting(ctx, false);
+    finish(ctx->r, NGX_HTTP_SERVICE_UNAVAILABLE, "busy: the delivery queue is full, retry later",
+           dingtalk::Ending::queue_full, 5);
+}
+
 void post(ngx_http_dingtalk_ctx_t *ctx)
 {
     ngx_http_request_t *r = ctx->r;
-    ngx_http_dingtalk_loc_conf_t *lcf = ctx->lcf;
-
     if (ctx->first_attempt == 0) {
         ctx->first_attempt = ngx_current_msec ? ngx_current_msec : 1;
     }
-    const ngx_msec_t spent = ngx_current_msec - ctx->first_attempt;
-    auto *td = static_cast<task_data_t *>(ctx->task->ctx);
-    const ngx_msec_t left = lcf->timeout > spent ? lcf->timeout - spent : 1;
-    td->budget =
-        static_cast<ngx_msec_t>(dingtalk::attempt_budget(std::chrono::milliseconds(left)).count());
-
-    if (ngx_thread_task_post(lcf->thread_pool, ctx->task) != NGX_OK) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "dingtalk: thread pool \"%V\" queue is full; raise max_queue (or threads) "
-                      "in its \"thread_pool\" directive",
-                      &lcf->thread_pool_name);
-        give_back_slot(ctx);
-        if (ctx->delivery->report().attempts > 0) {
-            conclude(ctx); // a retry that cannot run: the last failure stands
-            return;
-        }
-        ctx->state = State::done;
-        set_waiting(ctx, false);
-        finish(r, NGX_HTTP_SERVICE_UNAVAILABLE, "busy: the delivery queue is full, retry later",
-               dingtalk::Ending::queue_full, 5);
+    static_cast<task_data_t *>(ctx->task->ctx)->deadline = ctx->deadline;
+    ctx->delivery->set_queued();
+    if (ngx_thread_task_post(ctx->lcf->thread_pool, ctx->task) != NGX_OK) {
+        queue_full(ctx);
         return;
     }
 
@@ -291,13 +307,70 @@ void post(ngx_http_dingtalk_ctx_t *ctx)
     ctx->state = State::running;
     set_waiting(ctx, false);
     ngx_http_dingtalk_gauge(ctx->stats, ngx_http_dingtalk_gauge_e::tasks_in_flight, 1);
-    ngx_add_timer(&ctx->timer, td->budget + kDeadlineSlack);
+    const uint64_t now = ngx_current_msec;
+    ngx_add_timer(&ctx->timer, (ctx->deadline > now ? ctx->deadline - now : 0) + kDeadlineSlack);
+}
+
+// The window learns what the attempt did: when it ended, or that nothing left at all (an
+// attempt that never connected never arrived, and costs no slot).
+void settle_slot(ngx_http_dingtalk_ctx_t *ctx, const dingtalk::Report &rep)
+{
+    if (ctx->zone == nullptr || ctx->send_id == 0) {
+        return;
+    }
+    if (rep.outcome == dingtalk::Outcome::bad_request) {
+        give_back_slot(ctx); // nothing was sent, and the robot may be forgotten again
+        return;
+    }
+    ngx_http_dingtalk_settle(ctx->zone, ctx->robot, ctx->send_id, rep.sent, rep.ended_ms);
+    ctx->send_id = 0;
+    if (rep.outcome == dingtalk::Outcome::throttled) {
+        ngx_http_dingtalk_throttle(ctx->zone, ctx->robot, ctx->lcf->rate);
+    }
+}
+
+// A failed attempt that will be tried again: one line at info, so that every errcode DingTalk
+// gave is in the log, not only the last.
+void log_retry(ngx_http_dingtalk_ctx_t *ctx, const dingtalk::Report &rep, ngx_msec_t delay)
+{
+    try {
+        const std::string line = rep.summary();
+        ngx_log_error(NGX_LOG_INFO, ctx->r->connection->log, 0,
+                      "dingtalk robot %*s: trying again in %M ms after %*s",
+                      ctx->robot_name->size(), ctx->robot_name->data(), delay, line.size(),
+                      line.data());
+    } catch (...) {
+    }
+}
+
+void after_attempt(ngx_http_dingtalk_ctx_t *ctx)
+{
+    const dingtalk::Report &rep = ctx->delivery->report();
+    if (rep.errcode) {
+        ngx_http_dingtalk_count_answer(ctx->stats, *rep.errcode);
+    }
+    settle_slot(ctx, rep);
+    if (!ctx->r->connection->error) {
+        const auto spent = std::chrono::milliseconds(ngx_current_msec - ctx->first_attempt);
+        if (auto delay =
+                dingtalk::retry_delay(rep, spent, std::chrono::milliseconds(ctx->lcf->timeout))) {
+            const auto ms = static_cast<ngx_msec_t>(delay->count());
+            log_retry(ctx, rep, ms);
+            ctx->state = State::backoff;
+            set_waiting(ctx, true);
+            ngx_http_dingtalk_count_retry(ctx->stats);
+            ngx_add_timer(&ctx->timer, ms);
+            return;
+        }
+    }
+    conclude(ctx);
 }
 
 void thread_done(ngx_event_t *ev) noexcept
 {
     auto *ctx = static_cast<ngx_http_dingtalk_ctx_t *>(ev->data);
     ngx_http_request_t *r = ctx->r;
+    ngx_connection_t *c = r->connection;
 
     r->main->blocked--;
     r->aio = 0;
@@ -305,59 +378,35 @@ void thread_done(ngx_event_t *ev) noexcept
     if (ctx->timer.timer_set) {
         ngx_del_timer(&ctx->timer);
     }
-
-    const dingtalk::Report &rep = ctx->delivery->report();
-    switch (rep.outcome) {
-    case dingtalk::Outcome::bad_request:
-        give_back_slot(ctx); // nothing was sent
-        break;
-    case dingtalk::Outcome::throttled:
-        if (ctx->zone != nullptr) {
-            ngx_http_dingtalk_throttle(ctx->zone, ctx->robot, ctx->lcf->rate);
-        }
-        break;
-    default:
-        break;
-    }
-    ctx->has_reservation = false;
-
-    if (!r->connection->error) {
-        const auto spent = std::chrono::milliseconds(ngx_current_msec - ctx->first_attempt);
-        if (auto delay =
-                dingtalk::retry_delay(rep, spent, std::chrono::milliseconds(ctx->lcf->timeout))) {
-            ctx->state = State::backoff;
-            set_waiting(ctx, true);
-            ngx_http_dingtalk_count_retry(ctx->stats);
-            ngx_add_timer(&ctx->timer, static_cast<ngx_msec_t>(delay->count()));
-            return;
-        }
-    }
-    conclude(ctx);
+    after_attempt(ctx);
+    ngx_http_run_posted_requests(c);
 }
 
-void timer_handler(ngx_event_t *ev) noexcept
+void timer_fired(ngx_http_dingtalk_ctx_t *ctx)
 {
-    // ev->data is the connection (timer debug logging expects one); the event is ctx's first
-    // member, so the event's address is the context's.
-    auto *ctx = reinterpret_cast<ngx_http_dingtalk_ctx_t *>(ev);
     switch (ctx->state) {
-    case State::running:
-        // The curl call is bounded by its own timeout, so this means the pool is backed up.
-        // Finalizing now would free memory the thread still uses: wait for it instead.
-        ngx_log_error(NGX_LOG_WARN, ev->log, 0,
-                      "dingtalk: delivery still waiting for a thread past its deadline; is "
-                      "thread pool \"%V\" too small?",
+    case State::running: {
+        // The thread ends its attempt by the deadline, so this means the task waits in a full
+        // pool, or is still parsing: say which. Finalizing now would free memory the thread
+        // may still use: wait for it instead.
+        const ngx_uint_t level = ctx->warned_late ? NGX_LOG_INFO : NGX_LOG_WARN;
+        ngx_log_error(level, ctx->r->connection->log, 0,
+                      "dingtalk: delivery %s %ui ms past its deadline (thread pool \"%V\")",
+                      dingtalk::to_string(ctx->delivery->phase()),
+                      static_cast<ngx_uint_t>(ngx_current_msec - ctx->deadline),
                       &ctx->lcf->thread_pool_name);
-        ngx_add_timer(ev, 1000);
+        ctx->warned_late = true;
+        ngx_add_timer(&ctx->timer, 1000);
         return;
+    }
     case State::holding:
-        post(ctx);
+        if (ctx->send_id == 0) {
+            schedule(ctx); // waited for sends under way: ask again
+        } else {
+            post(ctx);
+        }
         return;
     case State::backoff:
-        if (ctx->r->connection->error) {
-            conclude(ctx);
-            return;
-        }
         schedule(ctx);
         return;
     case State::idle:
@@ -366,81 +415,169 @@ void timer_handler(ngx_event_t *ev) noexcept
     }
 }
 
-// Reserves a send slot, then sends now, later (holding), or not at all.
-void schedule(ngx_http_dingtalk_ctx_t *ctx)
+void timer_handler(ngx_event_t *ev) noexcept
 {
-    if (ctx->zone == nullptr) {
-        post(ctx);
-        return;
-    }
-    const dingtalk::RateLimit &limit = ctx->lcf->rate;
-    const dingtalk::Reservation res =
-        ngx_http_dingtalk_reserve(ctx->zone, ctx->robot, limit, ctx->r->connection->log);
+    // ev->data is the connection (timer debug logging expects one); the event is ctx's first
+    // member, so the event's address is the context's.
+    auto *ctx = reinterpret_cast<ngx_http_dingtalk_ctx_t *>(ev);
+    ngx_connection_t *c = ctx->r->connection;
+    timer_fired(ctx);
+    ngx_http_run_posted_requests(c);
+}
 
-    switch (res.kind) {
-    case dingtalk::Reservation::now:
-    case dingtalk::Reservation::later:
-        ctx->reserved_at = res.at_ms;
-        ctx->has_reservation = true;
-        if (ctx->first_attempt != 0 &&
-            res.at_ms + 300 > ctx->first_attempt + static_cast<uint64_t>(ctx->lcf->timeout)) {
-            give_back_slot(ctx); // a retry that would start too late to finish in time
-            conclude(ctx);
-            return;
-        }
-        if (res.kind == dingtalk::Reservation::now) {
-            post(ctx);
-        } else {
-            ctx->state = State::holding;
-            set_waiting(ctx, true);
-            ngx_http_dingtalk_count_held(ctx->stats);
-            ngx_add_timer(&ctx->timer, static_cast<ngx_msec_t>(
-                                           res.at_ms - static_cast<uint64_t>(ngx_current_msec)));
-        }
-        return;
-    case dingtalk::Reservation::rejected:
-    case dingtalk::Reservation::throttled:
-        break;
-    }
-
+// No slot (over the limit, cooling down, or no room in the zone): 503, or the last failure of
+// a retry.
+void refuse(ngx_http_dingtalk_ctx_t *ctx, const dingtalk::Reservation &res)
+{
     if (ctx->delivery->report().attempts > 0) {
         conclude(ctx); // no slot for a retry: the last failure stands
         return;
     }
-    const bool throttled = res.kind == dingtalk::Reservation::throttled;
-    ngx_log_error(NGX_LOG_WARN, ctx->r->connection->log, 0,
-                  throttled ? "dingtalk: robot is cooling down after DingTalk throttled it "
-                              "(130101); answered 503, retry after %uL ms"
-                            : "dingtalk: robot is over its rate limit of %uD messages per %uL ms; "
-                              "answered 503, a slot frees in %uL ms",
-                  throttled ? res.retry_after_ms : static_cast<uint64_t>(limit.count),
-                  limit.window_ms, res.retry_after_ms);
+    const dingtalk::RateLimit &limit = ctx->lcf->rate;
+    ctx->asked_since = 0;
+    ngx_log_t *log = ctx->r->connection->log;
+    std::string reason;
+    dingtalk::Ending ending = dingtalk::Ending::rate_limited;
+    if (res.kind == dingtalk::Reservation::throttled) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "dingtalk: robot is cooling down after DingTalk throttled it (130101); "
+                      "answered 503, retry after %uL ms",
+                      res.retry_after_ms);
+        reason = "DingTalk throttled this robot recently (errcode 130101); retry later";
+    } else if (res.kind == dingtalk::Reservation::full) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "dingtalk: no room for this robot's rate window in the shared zone; "
+                      "answered 503 (raise dingtalk_zone_size)");
+        reason = "busy: no room to track this robot's rate limit, retry later";
+        ending = dingtalk::Ending::zone_full;
+    } else {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "dingtalk: robot is over its rate limit of %uD messages per %uL ms; "
+                      "answered 503, a slot frees in %uL ms",
+                      limit.count, limit.window_ms, res.retry_after_ms);
+        reason = "over DingTalk's limit of " + std::to_string(limit.count) + " messages per " +
+                 std::to_string(limit.window_ms / 1000) + " s for this robot; retry later";
+    }
     ctx->state = State::done;
     set_waiting(ctx, false);
-    finish(ctx->r, NGX_HTTP_SERVICE_UNAVAILABLE,
-           throttled
-               ? "DingTalk throttled this robot recently (errcode 130101); retry later"
-               : "over DingTalk's limit of " + std::to_string(limit.count) + " messages per " +
-                     std::to_string(limit.window_ms / 1000) + " s for this robot; retry later",
-           dingtalk::Ending::rate_limited, seconds_up(res.retry_after_ms));
+    finish(ctx->r, NGX_HTTP_SERVICE_UNAVAILABLE, reason, ending, seconds_up(res.retry_after_ms));
+}
+
+// How long the next attempt may take: its part of what is left of dingtalk_timeout.
+uint64_t next_budget(ngx_http_dingtalk_ctx_t *ctx)
+{
+    const ngx_msec_t spent = ctx->first_attempt ? ngx_current_msec - ctx->first_attempt : 0;
+    const ngx_msec_t left = ctx->lcf->timeout > spent ? ctx->lcf->timeout - spent : 0;
+    return static_cast<uint64_t>(dingtalk::attempt_budget(std::chrono::milliseconds(left)).count());
+}
+
+// Holds the webhook on a timer: until its slot's time (send_id set), or to ask again.
+void hold(ngx_http_dingtalk_ctx_t *ctx, uint64_t ms)
+{
+    if (ctx->state != State::holding) {
+        ctx->state = State::holding;
+        set_waiting(ctx, true);
+        ngx_http_dingtalk_count_held(ctx->stats);
+    }
+    ngx_add_timer(&ctx->timer, static_cast<ngx_msec_t>(ms));
+}
+
+// The rate limit, with what is left of "hold" for a webhook that already waited.
+dingtalk::RateLimit limit_now(ngx_http_dingtalk_ctx_t *ctx)
+{
+    dingtalk::RateLimit limit = ctx->lcf->rate;
+    if (ctx->asked_since != 0) {
+        const uint64_t waited = ngx_current_msec - ctx->asked_since;
+        limit.hold_ms = limit.hold_ms > waited ? limit.hold_ms - waited : 0;
+    }
+    return limit;
+}
+
+// Reserves a send slot, then sends now, later (holding), or not at all.
+void schedule(ngx_http_dingtalk_ctx_t *ctx)
+{
+    const uint64_t now = ngx_current_msec, budget = next_budget(ctx);
+    if (ctx->zone == nullptr) {
+        ctx->deadline = now + budget;
+        post(ctx);
+        return;
+    }
+    const dingtalk::Reservation res =
+        ngx_http_dingtalk_reserve(ctx->zone, ctx->robot, limit_now(ctx), budget);
+    if (res.kind == dingtalk::Reservation::wait) {
+        ctx->asked_since = ctx->asked_since ? ctx->asked_since : (now ? now : 1);
+        hold(ctx, res.retry_after_ms);
+        return;
+    }
+    if (res.kind != dingtalk::Reservation::now && res.kind != dingtalk::Reservation::later) {
+        refuse(ctx, res);
+        return;
+    }
+    ctx->asked_since = 0;
+    ctx->send_id = res.id;
+    ctx->deadline = res.at_ms + budget;
+    if (ctx->first_attempt != 0) {
+        // a retry ends within the delivery's timeout, or is not made at all
+        const uint64_t end = ctx->first_attempt + static_cast<uint64_t>(ctx->lcf->timeout);
+        ctx->deadline = std::min(ctx->deadline, end);
+        if (res.at_ms + dingtalk::kShortestAttempt.count() > end) {
+            give_back_slot(ctx);
+            conclude(ctx);
+            return;
+        }
+    }
+    if (res.kind == dingtalk::Reservation::now) {
+        post(ctx);
+    } else {
+        hold(ctx, res.at_ms - now);
+    }
 }
 
 // The request pool is freed: a timer still armed (a request terminated while holding or
-// backing off) must not fire into freed memory.
-void cleanup_timer(void *data) noexcept
+// backing off) must not fire into freed memory, and a slot it held goes back.
+void cleanup(void *data) noexcept
 {
     auto *ctx = static_cast<ngx_http_dingtalk_ctx_t *>(data);
     if (ctx->timer.timer_set) {
         ngx_del_timer(&ctx->timer);
+    }
+    if (ctx->state == State::holding) {
+        give_back_slot(ctx);
     }
     if (ctx->stats != nullptr) {
         set_waiting(ctx, false);
     }
 }
 
+// r->read_event_handler once the body is read: notices a client that went away. A request
+// waiting on a timer stops (its slot goes back); a running one stops after this attempt.
+void check_broken(ngx_http_request_t *r) noexcept
+{
+    ngx_http_test_reading(r);
+    auto *ctx = static_cast<ngx_http_dingtalk_ctx_t *>(
+        ngx_http_get_module_ctx(r, ngx_http_dingtalk_module));
+    if (!r->connection->error || ctx == nullptr ||
+        (ctx->state != State::holding && ctx->state != State::backoff)) {
+        return;
+    }
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "dingtalk: the client closed the connection while the delivery waited%s",
+                  ctx->state == State::holding ? " for a rate-limit slot; nothing sent"
+                                               : " to retry; no more attempts");
+    if (ctx->timer.timer_set) {
+        ngx_del_timer(&ctx->timer);
+    }
+    give_back_slot(ctx);
+    ctx->state = State::done;
+    set_waiting(ctx, false);
+    ngx_http_dingtalk_count_ending(ctx->stats, dingtalk::Ending::client_closed);
+}
+
 // ---------------------------------------------------------------------------------------------
 // request handling
 
+// The whole body, from memory or the temp file. Its size was checked against
+// dingtalk_max_body_size before.
 bool read_body(ngx_http_request_t *r, std::string &out)
 {
     if (r->request_body == nullptr) {
@@ -467,6 +604,33 @@ bool read_body(ngx_http_request_t *r, std::string &out)
     return true;
 }
 
+off_t body_size(ngx_http_request_t *r)
+{
+    off_t size = 0;
+    for (ngx_chain_t *cl = r->request_body ? r->request_body->bufs : nullptr; cl; cl = cl->next) {
+        size += ngx_buf_size(cl->buf);
+    }
+    return size;
+}
+
+// 413 for a body over dingtalk_max_body_size, before any of it is copied or parsed.
+ngx_int_t too_large(ngx_http_request_t *r, off_t size, size_t max)
+{
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "dingtalk: body of %O bytes is over dingtalk_max_body_size (%uz); refused", size,
+                  max);
+    const std::string reason =
+        "body of " + std::to_string(size) + " bytes is over dingtalk_max_body_size (" +
+        std::to_string(max) +
+        " bytes): set max_alerts in Alertmanager's webhook_config to send smaller groups";
+    ngx_http_dingtalk_main_conf_t *mcf = main_conf(r);
+    if (mcf->zone != nullptr) {
+        ngx_http_dingtalk_count_ending(mcf->zone, dingtalk::Ending::bad_request);
+    }
+    return ngx_http_dingtalk_send_json(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                       dingtalk::reply_json(false, reason));
+}
+
 bool evaluate(ngx_http_request_t *r, ngx_http_complex_value_t *cv, std::string &out)
 {
     ngx_str_t v;
@@ -477,134 +641,178 @@ bool evaluate(ngx_http_request_t *r, ngx_http_complex_value_t *cv, std::string &
     return true;
 }
 
+// Why a request cannot be sent, before anything is reserved or posted.
+struct refusal_t {
+    ngx_uint_t status;
+    const char *reason;
+    dingtalk::Ending ending;
+};
+
+// Token and secret for this request. Never spliced into a URL or logged when refused.
+const refusal_t *credentials(ngx_http_request_t *r, ngx_http_dingtalk_loc_conf_t *lcf,
+                             dingtalk::Target &t)
+{
+    static const refusal_t eval_token{NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                      "could not evaluate dingtalk_token",
+                                      dingtalk::Ending::internal},
+        no_robot{NGX_HTTP_NOT_FOUND, "no DingTalk robot for this request (dingtalk_token is empty)",
+                 dingtalk::Ending::no_robot},
+        bad_token{NGX_HTTP_INTERNAL_SERVER_ERROR, "dingtalk_token is not a valid robot token",
+                  dingtalk::Ending::bad_token},
+        eval_secret{NGX_HTTP_INTERNAL_SERVER_ERROR, "could not evaluate dingtalk_secret",
+                    dingtalk::Ending::internal},
+        bad_secret{NGX_HTTP_INTERNAL_SERVER_ERROR, "dingtalk_secret is not a valid signing secret",
+                   dingtalk::Ending::bad_token};
+    if (lcf->token == nullptr) {
+        t.token.assign(ngx_http_dingtalk_view(lcf->env_token));
+    } else if (!evaluate(r, lcf->token, t.token)) {
+        return &eval_token;
+    }
+    if (t.token.empty()) {
+        return &no_robot;
+    }
+    if (!dingtalk::valid_token(t.token)) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "dingtalk: the token from dingtalk_token holds characters DingTalk never "
+                      "issues (letters and digits only); refused");
+        return &bad_token;
+    }
+    if (lcf->secret != nullptr && !evaluate(r, lcf->secret, t.secret)) {
+        return &eval_secret;
+    }
+    if (!t.secret.empty() && !dingtalk::valid_secret(t.secret)) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "dingtalk: the secret from dingtalk_secret is not \"SEC\" followed by hex "
+                      "digits; refused");
+        return &bad_secret;
+    }
+    return nullptr;
+}
+
+// Everything else the thread needs, from the location's configuration.
+void configure(dingtalk::Target &t, const ngx_http_dingtalk_loc_conf_t *lcf)
+{
+    t.api_url.assign(ngx_http_dingtalk_view(lcf->api_url));
+    t.timeout = std::chrono::milliseconds(lcf->timeout);
+    t.ssl_verify = lcf->ssl_verify != 0;
+    if (lcf->ca_pem != nullptr) {
+        t.ca_pem = *lcf->ca_pem;
+    }
+    t.zone = lcf->zone;
+    if (lcf->mentions != nullptr) {
+        t.mentions = *lcf->mentions;
+    }
+    if (lcf->text_template != nullptr) {
+        t.text_template = *lcf->text_template;
+    }
+    if (lcf->title_template != nullptr) {
+        t.title_template = *lcf->title_template;
+    }
+    t.limits.max_body_bytes = lcf->max_body_size;
+    t.limits.max_alerts = lcf->max_alerts;
+}
+
+// dingtalk_robot_name, or "robot-" and 8 hex digits of the token's hash; never the token.
+bool robot_name(ngx_http_request_t *r, ngx_http_dingtalk_ctx_t *ctx, const dingtalk::Target &t)
+{
+    std::string name;
+    ngx_http_complex_value_t *cv = ctx->lcf->robot_name;
+    if (cv != nullptr && !evaluate(r, cv, name)) {
+        return false;
+    }
+    ctx->static_name = cv != nullptr && cv->lengths == nullptr;
+    if (name.find(t.token) != std::string::npos ||
+        (!t.secret.empty() && name.find(t.secret) != std::string::npos)) {
+        name.clear();
+        ctx->static_name = false;
+    }
+    if (name.empty()) {
+        static const char hex[] = "0123456789abcdef";
+        name = "robot-";
+        for (std::size_t i = 0; i < 4; ++i) {
+            name += hex[ctx->robot[i] >> 4];
+            name += hex[ctx->robot[i] & 0xF];
+        }
+    }
+    ctx->robot_name = ngx_http_dingtalk_pool_new<std::string>(r->pool, dingtalk::robot_name(name));
+    return ctx->robot_name != nullptr;
+}
+
+// The task, the timer and the cleanup that ties them to the request's pool.
+bool prepare_task(ngx_http_request_t *r, ngx_http_dingtalk_ctx_t *ctx, dingtalk::Target target,
+                  std::string body)
+{
+    ngx_pool_cleanup_t *cln = ngx_pool_cleanup_add(r->pool, 0);
+    ctx->delivery =
+        ngx_http_dingtalk_pool_new<dingtalk::Delivery>(r->pool, std::move(target), std::move(body));
+    ctx->task = ngx_thread_task_alloc(r->pool, sizeof(task_data_t));
+    if (cln == nullptr || ctx->delivery == nullptr || ctx->task == nullptr) {
+        return false;
+    }
+    cln->handler = cleanup;
+    cln->data = ctx;
+
+    static_cast<task_data_t *>(ctx->task->ctx)->delivery = ctx->delivery;
+    ctx->task->handler = thread_handler;
+    ctx->task->event.handler = thread_done;
+    ctx->task->event.data = ctx;
+
+    ctx->timer.handler = timer_handler;
+    ctx->timer.data = r->connection; // timer debug logging reads data as a connection
+    ctx->timer.log = r->connection->log;
+    return true;
+}
+
+void start_delivery(ngx_http_request_t *r, ngx_http_dingtalk_ctx_t *ctx)
+{
+    ngx_http_dingtalk_loc_conf_t *lcf = ctx->lcf;
+    std::string body;
+    if (!read_body(r, body)) {
+        finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR, "could not read the request body",
+               dingtalk::Ending::internal);
+        return;
+    }
+    dingtalk::Target target;
+    if (const refusal_t *no = credentials(r, lcf, target)) {
+        finish(r, no->status, no->reason, no->ending);
+        return;
+    }
+    configure(target, lcf);
+    const auto key = dingtalk::robot_key(target.token);
+    ngx_memcpy(ctx->robot, key.data(), kRobotKeySize);
+    if (!robot_name(r, ctx, target)) {
+        finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR, "could not evaluate dingtalk_robot_name",
+               dingtalk::Ending::internal);
+        return;
+    }
+    if (!prepare_task(r, ctx, std::move(target), std::move(body))) {
+        finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR, "out of memory", dingtalk::Ending::internal);
+        return;
+    }
+    ngx_http_dingtalk_main_conf_t *mcf = main_conf(r);
+    ctx->zone = lcf->rate_limit ? mcf->zone : nullptr;
+    ctx->stats = mcf->zone;
+    ctx->received = ngx_current_msec;
+    r->write_event_handler = resume;
+    r->read_event_handler = check_broken;
+    schedule(ctx);
+}
+
 void body_handler(ngx_http_request_t *r) noexcept
 {
     try {
-        auto *lcf = static_cast<ngx_http_dingtalk_loc_conf_t *>(
-            ngx_http_get_module_loc_conf(r, ngx_http_dingtalk_module));
-        auto *mcf = static_cast<ngx_http_dingtalk_main_conf_t *>(
-            ngx_http_get_module_main_conf(r, ngx_http_dingtalk_module));
         auto *ctx = static_cast<ngx_http_dingtalk_ctx_t *>(
             ngx_http_get_module_ctx(r, ngx_http_dingtalk_module));
-
         if (r->connection->error) {
             ngx_http_finalize_request(r, NGX_HTTP_CLIENT_CLOSED_REQUEST);
             return;
         }
-
-        std::string body;
-        if (!read_body(r, body)) {
-            finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR, "could not read the request body",
-                   dingtalk::Ending::internal);
+        const off_t size = body_size(r);
+        if (size > static_cast<off_t>(ctx->lcf->max_body_size)) {
+            ngx_http_finalize_request(r, too_large(r, size, ctx->lcf->max_body_size));
             return;
         }
-
-        dingtalk::Target target;
-        if (lcf->token != nullptr) {
-            if (!evaluate(r, lcf->token, target.token)) {
-                finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR, "could not evaluate dingtalk_token",
-                       dingtalk::Ending::internal);
-                return;
-            }
-        } else {
-            target.token.assign(ngx_http_dingtalk_view(lcf->env_token));
-        }
-        if (target.token.empty()) {
-            finish(r, NGX_HTTP_NOT_FOUND,
-                   "no DingTalk robot for this request (dingtalk_token is empty)",
-                   dingtalk::Ending::no_robot);
-            return;
-        }
-        if (!dingtalk::valid_token(target.token)) {
-            // Never spliced into a URL, never logged: only that it was refused.
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "dingtalk: the token from dingtalk_token holds characters DingTalk "
-                          "never issues (letters and digits only); refused");
-            finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR, "dingtalk_token is not a valid robot token",
-                   dingtalk::Ending::bad_token);
-            return;
-        }
-        if (lcf->secret != nullptr && !evaluate(r, lcf->secret, target.secret)) {
-            finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR, "could not evaluate dingtalk_secret",
-                   dingtalk::Ending::internal);
-            return;
-        }
-        if (!target.secret.empty() && !dingtalk::valid_secret(target.secret)) {
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "dingtalk: the secret from dingtalk_secret is not \"SEC\" followed by "
-                          "hex digits; refused");
-            finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                   "dingtalk_secret is not a valid signing secret", dingtalk::Ending::bad_token);
-            return;
-        }
-
-        const auto key = dingtalk::robot_key(target.token);
-        ngx_memcpy(ctx->robot, key.data(), kRobotKeySize);
-        target.api_url.assign(ngx_http_dingtalk_view(lcf->api_url));
-        target.timeout = std::chrono::milliseconds(lcf->timeout);
-        target.ssl_verify = lcf->ssl_verify != 0;
-        if (lcf->ca_pem != nullptr) {
-            target.ca_pem = *lcf->ca_pem;
-        }
-        target.zone = lcf->zone;
-        if (lcf->mentions != nullptr) {
-            target.mentions = *lcf->mentions;
-        }
-        if (lcf->text_template != nullptr) {
-            target.text_template = *lcf->text_template;
-        }
-        if (lcf->title_template != nullptr) {
-            target.title_template = *lcf->title_template;
-        }
-
-        std::string name;
-        if (lcf->robot_name != nullptr && !evaluate(r, lcf->robot_name, name)) {
-            finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR, "could not evaluate dingtalk_robot_name",
-                   dingtalk::Ending::internal);
-            return;
-        }
-        if (name.find(target.token) != std::string::npos ||
-            (!target.secret.empty() && name.find(target.secret) != std::string::npos)) {
-            name.clear(); // dingtalk_robot_name must never print the token: use the hash
-        }
-        if (name.empty()) {
-            static const char hex[] = "0123456789abcdef";
-            name = "robot-";
-            for (std::size_t i = 0; i < 4; ++i) {
-                name += hex[key[i] >> 4];
-                name += hex[key[i] & 0xF];
-            }
-        }
-        ctx->robot_name =
-            ngx_http_dingtalk_pool_new<std::string>(r->pool, dingtalk::robot_name(name));
-
-        ngx_pool_cleanup_t *cln = ngx_pool_cleanup_add(r->pool, 0);
-        ctx->delivery = ngx_http_dingtalk_pool_new<dingtalk::Delivery>(r->pool, std::move(target),
-                                                                       std::move(body));
-        ctx->task = ngx_thread_task_alloc(r->pool, sizeof(task_data_t));
-        if (cln == nullptr || ctx->delivery == nullptr || ctx->task == nullptr ||
-            ctx->robot_name == nullptr) {
-            finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR, "out of memory", dingtalk::Ending::internal);
-            return;
-        }
-        cln->handler = cleanup_timer;
-        cln->data = ctx;
-
-        static_cast<task_data_t *>(ctx->task->ctx)->delivery = ctx->delivery;
-        ctx->task->handler = thread_handler;
-        ctx->task->event.handler = thread_done;
-        ctx->task->event.data = ctx;
-
-        ctx->timer.handler = timer_handler;
-        ctx->timer.data = r->connection; // timer debug logging reads data as a connection
-        ctx->timer.log = r->connection->log;
-
-        ctx->lcf = lcf;
-        ctx->zone = lcf->rate_limit ? mcf->zone : nullptr;
-        ctx->stats = mcf->zone;
-        ctx->received = ngx_current_msec;
-        r->write_event_handler = resume;
-        schedule(ctx);
+        start_delivery(r, ctx);
     } catch (...) {
         finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR, "internal error", dingtalk::Ending::internal);
     }
@@ -644,6 +852,14 @@ ngx_int_t ngx_http_dingtalk_handler(ngx_http_request_t *r) noexcept
                 0, true);
         }
 
+        auto *lcf = static_cast<ngx_http_dingtalk_loc_conf_t *>(
+            ngx_http_get_module_loc_conf(r, ngx_http_dingtalk_module));
+        const off_t declared = r->headers_in.content_length_n;
+        if (declared > static_cast<off_t>(lcf->max_body_size)) {
+            ngx_int_t rc = ngx_http_discard_request_body(r);
+            return rc != NGX_OK ? rc : too_large(r, declared, lcf->max_body_size);
+        }
+
         // The timer event must be the first member: timer_handler gets back to ctx from it.
         static_assert(offsetof(ngx_http_dingtalk_ctx_t, timer) == 0, "timer first");
         auto *ctx = static_cast<ngx_http_dingtalk_ctx_t *>(
@@ -652,6 +868,7 @@ ngx_int_t ngx_http_dingtalk_handler(ngx_http_request_t *r) noexcept
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
         ctx->r = r;
+        ctx->lcf = lcf;
         ctx->state = State::idle;
         ngx_http_set_ctx(r, ctx, ngx_http_dingtalk_module);
 

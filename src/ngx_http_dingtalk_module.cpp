@@ -25,10 +25,18 @@ char *conf_error()
     return static_cast<char *>(NGX_CONF_ERROR);
 }
 
+// The largest files the directives read: a token is 64 characters, a CA bundle a few hundred
+// kilobytes (Debian's is about 220 KB).
+constexpr std::size_t kMaxTokenFile = 4096;
+constexpr std::size_t kMaxTemplateFile = 1024 * 1024;
+constexpr std::size_t kMaxCaFile = 16 * 1024 * 1024;
+
 // Reads a file named by a directive (relative names from nginx's prefix), in the master at
 // configuration time: the workers' user need not be able to read it. Errors name the
-// directive and the file; nginx adds the configuration file and line.
-bool read_conf_file(ngx_conf_t *cf, const char *directive, ngx_str_t name, std::string &out)
+// directive and the file; nginx adds the configuration file and line. A file over `max` bytes
+// is refused, never cut.
+bool read_conf_file(ngx_conf_t *cf, const char *directive, ngx_str_t name, std::string &out,
+                    std::size_t max)
 {
     if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
         return false;
@@ -42,7 +50,7 @@ bool read_conf_file(ngx_conf_t *cf, const char *directive, ngx_str_t name, std::
     }
     char buf[8192];
     std::size_t n;
-    while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0 && out.size() < 16 * 1024 * 1024) {
+    while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0 && out.size() <= max) {
         out.append(buf, n);
     }
     const bool failed = std::ferror(f) != 0;
@@ -50,6 +58,11 @@ bool read_conf_file(ngx_conf_t *cf, const char *directive, ngx_str_t name, std::
     if (failed) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno, "%s: cannot read \"%s\"", directive,
                            path.c_str());
+        return false;
+    }
+    if (out.size() > max) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s: \"%s\" is larger than %uz bytes", directive,
+                           path.c_str(), max);
         return false;
     }
     return true;
@@ -140,6 +153,29 @@ char *set_api_url(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept
     return NGX_CONF_OK;
 }
 
+// The pool is added now, as "aio threads=" does, so that nginx names this line when no
+// "thread_pool" directive declares it.
+char *set_thread_pool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept
+{
+    char *rv = ngx_conf_set_str_slot(cf, cmd, conf);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+    auto *dlcf = static_cast<ngx_http_dingtalk_loc_conf_t *>(conf);
+    dlcf->thread_pool = ngx_thread_pool_add(cf, &dlcf->thread_pool_name);
+    return dlcf->thread_pool ? NGX_CONF_OK : conf_error();
+}
+
+char *set_max_alerts(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept
+{
+    char *rv = ngx_conf_set_num_slot(cf, cmd, conf);
+    const ngx_uint_t n = static_cast<ngx_http_dingtalk_loc_conf_t *>(conf)->max_alerts;
+    if (rv == NGX_CONF_OK && (n < 1 || n > 10000)) {
+        return const_cast<char *>("must be from 1 to 10000");
+    }
+    return rv;
+}
+
 char *set_timezone(ngx_conf_t *cf, ngx_command_t *, void *conf) noexcept
 {
     auto *dlcf = static_cast<ngx_http_dingtalk_loc_conf_t *>(conf);
@@ -187,7 +223,7 @@ char *set_trusted_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) no
     try {
         std::string pem;
         if (!read_conf_file(cf, "dingtalk_ssl_trusted_certificate", dlcf->ssl_trusted_certificate,
-                            pem)) {
+                            pem, kMaxCaFile)) {
             return conf_error();
         }
         const std::string path(ngx_http_dingtalk_view(dlcf->ssl_trusted_certificate));
@@ -278,7 +314,7 @@ char *set_token_file(ngx_conf_t *cf, ngx_command_t *, void *conf) noexcept
     try {
         auto *value = static_cast<ngx_str_t *>(cf->args->elts);
         std::string token;
-        if (!read_conf_file(cf, "dingtalk_token_file", value[1], token)) {
+        if (!read_conf_file(cf, "dingtalk_token_file", value[1], token, kMaxTokenFile)) {
             return conf_error();
         }
         while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) {
@@ -307,44 +343,111 @@ char *set_token_file(ngx_conf_t *cf, ngx_command_t *, void *conf) noexcept
     }
 }
 
-// dingtalk_template FILE / dingtalk_title_template "TEMPLATE": parsed and checked now, so a
-// broken template fails "nginx -t" with the file and line of the mistake.
-char *set_template(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept
+// A template parsed and checked now, so that a broken one fails "nginx -t" with the line of the
+// mistake (nginx adds the directive's file and line).
+char *install_template(ngx_conf_t *cf, std::shared_ptr<const dingtalk::Template> **slot,
+                       std::string source, dingtalk::Template::Kind kind, const char *what)
 {
-    auto *dlcf = static_cast<ngx_http_dingtalk_loc_conf_t *>(conf);
-    const bool title = cmd->offset == 1;
-    auto **slot = title ? &dlcf->title_template : &dlcf->text_template;
     if (*slot != nullptr) {
         return const_cast<char *>("is duplicate");
     }
+    std::string error;
+    auto tmpl = dingtalk::Template::parse(std::move(source), kind, error);
+    if (!tmpl) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s %s", what, error.c_str());
+        return conf_error();
+    }
+    *slot = ngx_http_dingtalk_pool_new<std::shared_ptr<const dingtalk::Template>>(cf->pool,
+                                                                                  std::move(tmpl));
+    return *slot ? NGX_CONF_OK : conf_error();
+}
+
+// dingtalk_template FILE
+char *set_text_template(ngx_conf_t *cf, ngx_command_t *, void *conf) noexcept
+{
+    auto *dlcf = static_cast<ngx_http_dingtalk_loc_conf_t *>(conf);
     try {
         auto *value = static_cast<ngx_str_t *>(cf->args->elts);
         std::string source;
-        if (title) {
-            source.assign(ngx_http_dingtalk_view(value[1]));
-        } else if (!read_conf_file(cf, "dingtalk_template", value[1], source)) {
+        if (!read_conf_file(cf, "dingtalk_template", value[1], source, kMaxTemplateFile)) {
             return conf_error();
         }
-        std::string error;
-        auto tmpl = dingtalk::Template::parse(
-            std::move(source),
-            title ? dingtalk::Template::Kind::title : dingtalk::Template::Kind::text, error);
-        if (!tmpl) {
-            if (title) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "dingtalk_title_template: %s",
-                                   error.c_str());
-            } else {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "dingtalk_template: \"%V\" %s", &value[1],
-                                   error.c_str());
-            }
-            return conf_error();
-        }
-        *slot = ngx_http_dingtalk_pool_new<std::shared_ptr<const dingtalk::Template>>(
-            cf->pool, std::move(tmpl));
-        return *slot ? NGX_CONF_OK : conf_error();
+        const std::string what =
+            "dingtalk_template: \"" + std::string(ngx_http_dingtalk_view(value[1])) + "\"";
+        return install_template(cf, &dlcf->text_template, std::move(source),
+                                dingtalk::Template::Kind::text, what.c_str());
     } catch (...) {
         return conf_error();
     }
+}
+
+// dingtalk_title_template "TEMPLATE"
+char *set_title_template(ngx_conf_t *cf, ngx_command_t *, void *conf) noexcept
+{
+    auto *dlcf = static_cast<ngx_http_dingtalk_loc_conf_t *>(conf);
+    try {
+        auto *value = static_cast<ngx_str_t *>(cf->args->elts);
+        return install_template(cf, &dlcf->title_template,
+                                std::string(ngx_http_dingtalk_view(value[1])),
+                                dingtalk::Template::Kind::title, "dingtalk_title_template:");
+    } catch (...) {
+        return conf_error();
+    }
+}
+
+// What a dingtalk_at_* directive names (its ngx_command_t's post).
+enum class mention_kind { mobiles, user_ids, all };
+const mention_kind kAtMobiles = mention_kind::mobiles;
+const mention_kind kAtUserIds = mention_kind::user_ids;
+const mention_kind kAtAll = mention_kind::all;
+
+// "severity=S1,S2" into rule.severities; false (and logged) when it names none.
+bool parse_severities(ngx_conf_t *cf, const char *directive, std::string_view list,
+                      dingtalk::MentionRule &rule)
+{
+    for (std::size_t pos = 0; pos <= list.size();) {
+        const std::size_t comma = std::min(list.find(',', pos), list.size());
+        if (comma > pos) {
+            rule.severities.emplace_back(list.substr(pos, comma - pos));
+        }
+        pos = comma + 1;
+    }
+    if (rule.severities.empty()) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s: empty \"severity=\"", directive);
+        return false;
+    }
+    return true;
+}
+
+// One value of a dingtalk_at_* directive into the rule; false (and logged) when it is not one.
+bool parse_mention(ngx_conf_t *cf, const char *directive, mention_kind kind, ngx_str_t *value,
+                   dingtalk::MentionRule &rule)
+{
+    const std::string_view v = ngx_http_dingtalk_view(*value);
+    if (kind == mention_kind::all) {
+        if (v != "on" && v != "off") {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s: \"%V\" is not on, off or severity=...",
+                               directive, value);
+            return false;
+        }
+        rule.all = v == "on";
+        return true;
+    }
+    const bool mobile = kind == mention_kind::mobiles;
+    const bool ok = !v.empty() && v.size() <= 64 && std::all_of(v.begin(), v.end(), [&](char c) {
+        return (c >= '0' && c <= '9') ||
+               (mobile ? c == '+' || c == '-'
+                       : (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' || c == '-' ||
+                             c == '.');
+    });
+    if (!ok) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s: \"%V\" is not %s", directive, value,
+                           mobile ? "a mobile number (digits, + and -)"
+                                  : "a DingTalk user id (letters, digits, _ - .)");
+        return false;
+    }
+    (mobile ? rule.mobiles : rule.user_ids).emplace_back(v);
+    return true;
 }
 
 // dingtalk_at_mobiles / dingtalk_at_user_ids VALUE... [severity=S1,S2]
@@ -352,6 +455,8 @@ char *set_template(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept
 char *set_mention(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept
 {
     auto *dlcf = static_cast<ngx_http_dingtalk_loc_conf_t *>(conf);
+    const mention_kind kind = *static_cast<const mention_kind *>(cmd->post);
+    const char *directive = reinterpret_cast<const char *>(cmd->name.data);
     try {
         if (dlcf->mentions == nullptr) {
             dlcf->mentions =
@@ -362,53 +467,17 @@ char *set_mention(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept
             }
         }
         auto *value = static_cast<ngx_str_t *>(cf->args->elts);
-        const char *directive = reinterpret_cast<const char *>(cmd->name.data);
         dingtalk::MentionRule rule;
         for (ngx_uint_t i = 1; i < cf->args->nelts; ++i) {
-            std::string_view v = ngx_http_dingtalk_view(value[i]);
-            if (v.substr(0, 9) == "severity=") {
-                std::string list(v.substr(9));
-                for (std::size_t pos = 0; pos <= list.size();) {
-                    const std::size_t comma = std::min(list.find(',', pos), list.size());
-                    if (comma > pos) {
-                        rule.severities.push_back(list.substr(pos, comma - pos));
-                    }
-                    pos = comma + 1;
-                }
-                if (rule.severities.empty()) {
-                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s: empty \"severity=\"", directive);
-                    return conf_error();
-                }
-                continue;
-            }
-            if (cmd->offset == 2) { // at_all
-                if (v != "on" && v != "off") {
-                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                       "%s: \"%V\" is not on, off or severity=...", directive,
-                                       &value[i]);
-                    return conf_error();
-                }
-                rule.all = v == "on";
-                continue;
-            }
-            const bool mobile = cmd->offset == 0;
-            const bool ok =
-                !v.empty() && v.size() <= 64 && std::all_of(v.begin(), v.end(), [&](char c) {
-                    return (c >= '0' && c <= '9') ||
-                           (mobile ? c == '+' || c == '-'
-                                   : (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' ||
-                                         c == '-' || c == '.');
-                });
+            const std::string_view v = ngx_http_dingtalk_view(value[i]);
+            const bool ok = v.substr(0, 9) == "severity="
+                                ? parse_severities(cf, directive, v.substr(9), rule)
+                                : parse_mention(cf, directive, kind, &value[i], rule);
             if (!ok) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s: \"%V\" is not %s", directive,
-                                   &value[i],
-                                   mobile ? "a mobile number (digits, + and -)"
-                                          : "a DingTalk user id (letters, digits, _ - .)");
                 return conf_error();
             }
-            (mobile ? rule.mobiles : rule.user_ids).emplace_back(v);
         }
-        if (cmd->offset != 2 && rule.mobiles.empty() && rule.user_ids.empty()) {
+        if (kind != mention_kind::all && rule.mobiles.empty() && rule.user_ids.empty()) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s: nobody to mention", directive);
             return conf_error();
         }
@@ -445,16 +514,24 @@ void *create_main_conf(ngx_conf_t *cf) noexcept
     return mcf;
 }
 
-char *init_main_conf(ngx_conf_t *cf, void *conf) noexcept
+char *init_main_conf(ngx_conf_t *, void *conf) noexcept
 {
     auto *mcf = static_cast<ngx_http_dingtalk_main_conf_t *>(conf);
     ngx_conf_init_size_value(mcf->zone_size, 1024 * 1024);
-    if (mcf->zone_size < 8 * ngx_pagesize) {
-        ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "dingtalk_zone_size must be at least %uz",
-                      8 * ngx_pagesize);
+    return NGX_CONF_OK;
+}
+
+// The zone holds the counters (about 17 KB) and a few pages of robots at least.
+char *set_zone_size(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept
+{
+    char *rv = ngx_conf_set_size_slot(cf, cmd, conf);
+    if (rv == NGX_CONF_OK &&
+        static_cast<ngx_http_dingtalk_main_conf_t *>(conf)->zone_size < 16 * ngx_pagesize) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "dingtalk_zone_size must be at least %uz",
+                           16 * ngx_pagesize);
         return conf_error();
     }
-    return NGX_CONF_OK;
+    return rv;
 }
 
 // After every location is merged: the shared zone exists only when some location sends.
@@ -471,7 +548,7 @@ ngx_int_t postconfiguration(ngx_conf_t *cf) noexcept
         return NGX_ERROR;
     }
     if (mcf->zone->data == nullptr) {
-        mcf->zone->data = ngx_http_dingtalk_zone_ctx(cf);
+        mcf->zone->data = ngx_http_dingtalk_zone_ctx(cf, name);
         if (mcf->zone->data == nullptr) {
             return NGX_ERROR;
         }
@@ -497,6 +574,8 @@ void *create_loc_conf(ngx_conf_t *cf) noexcept
     conf->rate_limit = NGX_CONF_UNSET;
     conf->rate = dingtalk::RateLimit(); // DingTalk's limit: 20 a minute
     conf->robot_name = static_cast<ngx_http_complex_value_t *>(NGX_CONF_UNSET_PTR);
+    conf->max_body_size = NGX_CONF_UNSET_SIZE;
+    conf->max_alerts = NGX_CONF_UNSET_UINT;
     return conf;
 }
 
@@ -549,88 +628,177 @@ char *resolve_env_token(ngx_conf_t *cf, ngx_http_dingtalk_loc_conf_t *conf)
     return NGX_CONF_OK;
 }
 
+void merge_values(ngx_http_dingtalk_loc_conf_t *prev, ngx_http_dingtalk_loc_conf_t *conf)
+{
+    ngx_conf_merge_ptr_value(conf->token, prev->token, nullptr);
+    ngx_conf_merge_ptr_value(conf->secret, prev->secret, nullptr);
+    ngx_conf_merge_str_value(conf->api_url, prev->api_url, "https://oapi.dingtalk.com/robot/send");
+    if (conf->thread_pool == nullptr) {
+        conf->thread_pool_name = prev->thread_pool_name;
+        conf->thread_pool = prev->thread_pool;
+    }
+    ngx_conf_merge_msec_value(conf->timeout, prev->timeout, 10000);
+    ngx_conf_merge_size_value(conf->max_body_size, prev->max_body_size, 1024 * 1024);
+    ngx_conf_merge_uint_value(conf->max_alerts, prev->max_alerts, 100);
+    ngx_conf_merge_value(conf->ssl_verify, prev->ssl_verify, 1);
+    ngx_conf_merge_str_value(conf->ssl_trusted_certificate, prev->ssl_trusted_certificate, "");
+    if (conf->ca_pem == nullptr) {
+        conf->ca_pem = prev->ca_pem;
+    }
+    if (conf->zone == nullptr) {
+        conf->zone = prev->zone;
+    }
+    ngx_conf_merge_ptr_value(conf->robot_name, prev->robot_name, nullptr);
+    if (conf->text_template == nullptr) {
+        conf->text_template = prev->text_template;
+    }
+    if (conf->title_template == nullptr) {
+        conf->title_template = prev->title_template;
+    }
+    if (conf->mentions == nullptr) {
+        conf->mentions = prev->mentions; // the rules of one level, never mixed
+    }
+    if (conf->rate_limit == NGX_CONF_UNSET) {
+        conf->rate_limit = prev->rate_limit == NGX_CONF_UNSET ? 1 : prev->rate_limit;
+        conf->rate = prev->rate;
+    }
+}
+
+// "limit_except" makes a location of its own inside the webhook location: it must serve the
+// webhook too (as proxy_pass does), or an allowed POST falls through to the static files.
+void inherit_into_limit_except(ngx_conf_t *cf, ngx_http_dingtalk_loc_conf_t *prev,
+                               ngx_http_dingtalk_loc_conf_t *conf)
+{
+    auto *clcf = static_cast<ngx_http_core_loc_conf_t *>(
+        ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module));
+    if (conf->enable == NGX_CONF_UNSET && clcf->lmt_excpt && prev->enable == 1 &&
+        clcf->handler == nullptr) {
+        conf->enable = 1;
+        conf->file = prev->file;
+        conf->line = prev->line;
+        clcf->handler = ngx_http_dingtalk_handler;
+    }
+    ngx_conf_merge_value(conf->enable, NGX_CONF_UNSET, 0);
+}
+
+// The token as it is known now (a literal, a file or ROBOT_TOKEN), or "" when it comes from
+// variables.
+std::string_view static_token(const ngx_http_dingtalk_loc_conf_t *conf)
+{
+    if (conf->token == nullptr) {
+        return ngx_http_dingtalk_view(conf->env_token);
+    }
+    return conf->token->lengths == nullptr ? ngx_http_dingtalk_view(conf->token->value) : "";
+}
+
+// One token, two names in the configuration: its metrics would change name with every
+// delivery. Refused where both are known.
+char *check_robot_name(ngx_conf_t *cf, ngx_http_dingtalk_loc_conf_t *conf)
+{
+    const std::string_view token = static_token(conf);
+    if (token.empty() || conf->robot_name == nullptr || conf->robot_name->lengths != nullptr) {
+        return NGX_CONF_OK;
+    }
+    auto *mcf = static_cast<ngx_http_dingtalk_main_conf_t *>(
+        ngx_http_conf_get_module_main_conf(cf, ngx_http_dingtalk_module));
+    if (mcf->named == nullptr) {
+        mcf->named = ngx_array_create(cf->pool, 4, sizeof(ngx_http_dingtalk_named_robot_t));
+        if (mcf->named == nullptr) {
+            return conf_error();
+        }
+    }
+    const auto key = dingtalk::robot_key(token);
+    const ngx_str_t &name = conf->robot_name->value;
+    auto *named = static_cast<ngx_http_dingtalk_named_robot_t *>(mcf->named->elts);
+    for (ngx_uint_t i = 0; i < mcf->named->nelts; ++i) {
+        if (ngx_memcmp(named[i].key, key.data(), kRobotKeySize) != 0) {
+            continue;
+        }
+        if (ngx_http_dingtalk_view(named[i].name) == ngx_http_dingtalk_view(name)) {
+            return NGX_CONF_OK;
+        }
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"dingtalk\" in %V:%ui: dingtalk_robot_name \"%V\" names a robot that is "
+                      "already named \"%V\" in %V:%ui (one token, one name)",
+                      &conf->file, conf->line, &name, &named[i].name, &named[i].file,
+                      named[i].line);
+        return conf_error();
+    }
+    auto *entry = static_cast<ngx_http_dingtalk_named_robot_t *>(ngx_array_push(mcf->named));
+    if (entry == nullptr) {
+        return conf_error();
+    }
+    ngx_memcpy(entry->key, key.data(), kRobotKeySize);
+    entry->name = name;
+    entry->file = conf->file;
+    entry->line = conf->line;
+    return NGX_CONF_OK;
+}
+
+// What only a sending location needs: a timeout, a time zone, a token, a thread pool.
+char *check_sender(ngx_conf_t *cf, ngx_http_dingtalk_loc_conf_t *conf)
+{
+    if (conf->timeout == 0) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"dingtalk\" in %V:%ui: dingtalk_timeout must be more than 0", &conf->file,
+                      conf->line);
+        return conf_error();
+    }
+    if (conf->zone == nullptr) {
+        std::string error;
+        auto zone = dingtalk::Zone::find(kDefaultZone, error);
+        if (!zone) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "\"dingtalk\" in %V:%ui: %s", &conf->file,
+                          conf->line, error.c_str());
+            return conf_error();
+        }
+        conf->zone = ngx_http_dingtalk_pool_new<dingtalk::Zone>(cf->pool, *zone);
+        if (conf->zone == nullptr) {
+            return conf_error();
+        }
+    }
+    if (conf->token == nullptr) {
+        char *rv = resolve_env_token(cf, conf);
+        if (rv != NGX_CONF_OK) {
+            return rv;
+        }
+    }
+    if (conf->thread_pool == nullptr) {
+        ngx_str_set(&conf->thread_pool_name, "default");
+        conf->thread_pool = ngx_thread_pool_add(cf, &conf->thread_pool_name);
+        if (conf->thread_pool == nullptr) {
+            return conf_error();
+        }
+    }
+    auto *mcf = static_cast<ngx_http_dingtalk_main_conf_t *>(
+        ngx_http_conf_get_module_main_conf(cf, ngx_http_dingtalk_module));
+    mcf->used = 1;
+    return check_robot_name(cf, conf);
+}
+
 char *merge_loc_conf(ngx_conf_t *cf, void *parent, void *child) noexcept
 {
     auto *prev = static_cast<ngx_http_dingtalk_loc_conf_t *>(parent);
     auto *conf = static_cast<ngx_http_dingtalk_loc_conf_t *>(child);
     try {
-        ngx_conf_merge_value(conf->enable, NGX_CONF_UNSET, 0);
-        ngx_conf_merge_ptr_value(conf->token, prev->token, nullptr);
-        ngx_conf_merge_ptr_value(conf->secret, prev->secret, nullptr);
-        ngx_conf_merge_str_value(conf->api_url, prev->api_url,
-                                 "https://oapi.dingtalk.com/robot/send");
-        ngx_conf_merge_str_value(conf->thread_pool_name, prev->thread_pool_name, "default");
-        ngx_conf_merge_msec_value(conf->timeout, prev->timeout, 10000);
-        ngx_conf_merge_value(conf->ssl_verify, prev->ssl_verify, 1);
-        ngx_conf_merge_str_value(conf->ssl_trusted_certificate, prev->ssl_trusted_certificate, "");
-        if (conf->ca_pem == nullptr) {
-            conf->ca_pem = prev->ca_pem;
-        }
-        if (conf->zone == nullptr) {
-            conf->zone = prev->zone;
-        }
-        ngx_conf_merge_ptr_value(conf->robot_name, prev->robot_name, nullptr);
-        if (conf->text_template == nullptr) {
-            conf->text_template = prev->text_template;
-        }
-        if (conf->title_template == nullptr) {
-            conf->title_template = prev->title_template;
-        }
-        if (conf->mentions == nullptr) {
-            conf->mentions = prev->mentions; // the rules of one level, never mixed
-        }
-        if (conf->rate_limit == NGX_CONF_UNSET) {
-            conf->rate_limit = prev->rate_limit == NGX_CONF_UNSET ? 1 : prev->rate_limit;
-            conf->rate = prev->rate;
-        }
-
-        if (!conf->enable) {
-            return NGX_CONF_OK;
-        }
-
-        if (conf->timeout == 0) {
-            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                          "\"dingtalk\" in %V:%ui: dingtalk_timeout must be more than 0",
-                          &conf->file, conf->line);
-            return conf_error();
-        }
-        if (conf->zone == nullptr) {
-            std::string error;
-            auto zone = dingtalk::Zone::find(kDefaultZone, error);
-            if (!zone) {
-                ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "\"dingtalk\" in %V:%ui: %s", &conf->file,
-                              conf->line, error.c_str());
-                return conf_error();
-            }
-            conf->zone = ngx_http_dingtalk_pool_new<dingtalk::Zone>(cf->pool, *zone);
-            if (conf->zone == nullptr) {
-                return conf_error();
-            }
-        }
-        if (conf->token == nullptr) {
-            char *rv = resolve_env_token(cf, conf);
-            if (rv != NGX_CONF_OK) {
-                return rv;
-            }
-        }
-        auto *mcf = static_cast<ngx_http_dingtalk_main_conf_t *>(
-            ngx_http_conf_get_module_main_conf(cf, ngx_http_dingtalk_module));
-        mcf->used = 1;
-        conf->thread_pool = ngx_thread_pool_add(cf, &conf->thread_pool_name);
-        if (conf->thread_pool == nullptr) {
-            return conf_error();
-        }
-        return NGX_CONF_OK;
+        inherit_into_limit_except(cf, prev, conf);
+        merge_values(prev, conf);
+        return conf->enable ? check_sender(cf, conf) : NGX_CONF_OK;
     } catch (...) {
         return conf_error();
     }
 }
 
-ngx_int_t init_process(ngx_cycle_t *) noexcept
+ngx_int_t init_process(ngx_cycle_t *cycle) noexcept
 {
     // Before any task runs in this worker: neither call is safe to race with a sending thread.
     if (!dingtalk::global_init()) {
         return NGX_ERROR;
+    }
+    auto *mcf = static_cast<ngx_http_dingtalk_main_conf_t *>(
+        ngx_http_cycle_get_module_main_conf(cycle, ngx_http_dingtalk_module));
+    if (mcf != nullptr && mcf->zone != nullptr) {
+        ngx_http_dingtalk_reset_gauges(mcf->zone);
     }
     return NGX_OK;
 }
@@ -654,9 +822,15 @@ ngx_command_t ngx_http_dingtalk_commands[] = {
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_api_url,
      NGX_HTTP_LOC_CONF_OFFSET, offsetof(ngx_http_dingtalk_loc_conf_t, api_url), nullptr},
     {ngx_string("dingtalk_thread_pool"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_thread_pool,
+     NGX_HTTP_LOC_CONF_OFFSET, offsetof(ngx_http_dingtalk_loc_conf_t, thread_pool_name), nullptr},
+    {ngx_string("dingtalk_max_body_size"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
-     ngx_conf_set_str_slot, NGX_HTTP_LOC_CONF_OFFSET,
-     offsetof(ngx_http_dingtalk_loc_conf_t, thread_pool_name), nullptr},
+     ngx_conf_set_size_slot, NGX_HTTP_LOC_CONF_OFFSET,
+     offsetof(ngx_http_dingtalk_loc_conf_t, max_body_size), nullptr},
+    {ngx_string("dingtalk_max_alerts"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_max_alerts,
+     NGX_HTTP_LOC_CONF_OFFSET, offsetof(ngx_http_dingtalk_loc_conf_t, max_alerts), nullptr},
     {ngx_string("dingtalk_timeout"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
      ngx_conf_set_msec_slot, NGX_HTTP_LOC_CONF_OFFSET,
@@ -675,20 +849,20 @@ ngx_command_t ngx_http_dingtalk_commands[] = {
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_token_file,
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("dingtalk_template"),
-     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_template,
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_text_template,
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("dingtalk_title_template"),
-     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_template,
-     NGX_HTTP_LOC_CONF_OFFSET, 1, nullptr},
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+     set_title_template, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("dingtalk_at_mobiles"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_1MORE, set_mention,
-     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+     NGX_HTTP_LOC_CONF_OFFSET, 0, const_cast<mention_kind *>(&kAtMobiles)},
     {ngx_string("dingtalk_at_user_ids"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_1MORE, set_mention,
-     NGX_HTTP_LOC_CONF_OFFSET, 1, nullptr},
+     NGX_HTTP_LOC_CONF_OFFSET, 0, const_cast<mention_kind *>(&kAtUserIds)},
     {ngx_string("dingtalk_at_all"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE12, set_mention,
-     NGX_HTTP_LOC_CONF_OFFSET, 2, nullptr},
+     NGX_HTTP_LOC_CONF_OFFSET, 0, const_cast<mention_kind *>(&kAtAll)},
     {ngx_string("dingtalk_robot_name"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
      ngx_http_set_complex_value_slot, NGX_HTTP_LOC_CONF_OFFSET,
@@ -698,7 +872,7 @@ ngx_command_t ngx_http_dingtalk_commands[] = {
     {ngx_string("dingtalk_rate_limit"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE123, set_rate_limit,
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
-    {ngx_string("dingtalk_zone_size"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1, ngx_conf_set_size_slot,
+    {ngx_string("dingtalk_zone_size"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1, set_zone_size,
      NGX_HTTP_MAIN_CONF_OFFSET, offsetof(ngx_http_dingtalk_main_conf_t, zone_size), nullptr},
     ngx_null_command};
 

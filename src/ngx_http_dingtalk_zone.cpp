@@ -1,7 +1,8 @@
 // Shared memory for the per-robot send windows, as limit_req keeps its zone: a red-black tree
 // of robots (keyed by a hash of the token, never the token) in a slab pool, with an LRU list so
 // that robots nobody uses any more make room for new ones. Every worker and every location that
-// sends to a robot reserves from the same window, under the zone's mutex.
+// sends to a robot reserves from the same window, under the zone's mutex. When no room can be
+// made, a send is refused (503): a limit that switched itself off would let DingTalk throttle.
 
 #include "ngx_http_dingtalk.hpp"
 
@@ -26,7 +27,8 @@ struct robot_node_t {
 };
 
 // Counters every worker adds to without a lock, with atomic adds (as nginx's status module
-// keeps its own).
+// keeps its own). Gauges are kept per worker process slot, so that a worker that dies with
+// deliveries in flight leaves nothing behind: the worker that takes its slot starts at zero.
 struct zone_metrics_t {
     ngx_atomic_t endings[dingtalk::kEndings];
     ngx_atomic_t errcodes[dingtalk::kErrcodeSlots];
@@ -34,20 +36,22 @@ struct zone_metrics_t {
     ngx_atomic_t duration_sum_ms;
     ngx_atomic_t retries;
     ngx_atomic_t held;
-    ngx_atomic_t tasks_in_flight;
-    ngx_atomic_t waiting;
+    ngx_atomic_t tasks_in_flight[NGX_MAX_PROCESSES];
+    ngx_atomic_t waiting[NGX_MAX_PROCESSES];
 };
 
 struct zone_shared_t {
     ngx_rbtree_t rbtree;
     ngx_rbtree_node_t sentinel;
     ngx_queue_t lru; // most recently used first
+    uint64_t next_send_id;
     zone_metrics_t metrics;
 };
 
 struct zone_ctx_t {
     zone_shared_t *sh;
     ngx_slab_pool_t *shpool;
+    zone_ctx_t *previous; // the running cycle's zone while a reload sets this one up
 };
 
 robot_node_t *as_robot(ngx_rbtree_node_t *n)
@@ -84,9 +88,10 @@ uint64_t now_ms()
     return static_cast<uint64_t>(ngx_current_msec);
 }
 
+// Unused for a while: its counters may go.
 bool idle(const robot_node_t *rn, uint64_t now)
 {
-    return rn->window.throttled_until <= now && rn->last_used + kIdleMs <= now;
+    return dingtalk::idle(rn->window, now) && rn->last_used + kIdleMs <= now;
 }
 
 robot_node_t *lookup(zone_ctx_t *ctx, const u_char *key, uint32_t hash)
@@ -106,18 +111,52 @@ robot_node_t *lookup(zone_ctx_t *ctx, const u_char *key, uint32_t hash)
     return nullptr;
 }
 
-void evict_idle(zone_ctx_t *ctx, uint64_t now, int max)
+void forget(zone_ctx_t *ctx, robot_node_t *rn)
 {
-    while (max-- > 0 && !ngx_queue_empty(&ctx->sh->lru)) {
-        ngx_queue_t *q = ngx_queue_last(&ctx->sh->lru);
-        robot_node_t *rn = ngx_queue_data(q, robot_node_t, lru);
-        if (!idle(rn, now)) {
-            return;
+    ngx_queue_remove(&rn->lru);
+    ngx_rbtree_delete(&ctx->sh->rbtree, &rn->node);
+    ngx_slab_free_locked(ctx->shpool, rn);
+}
+
+// Makes room: robots unused for a while first (least recently used), then robots whose window
+// holds nothing that still counts (their counters restart; their limit is not weakened).
+bool make_room(zone_ctx_t *ctx, uint64_t now)
+{
+    for (const bool counters_too : {false, true}) {
+        int looked = 0;
+        for (ngx_queue_t *q = ngx_queue_last(&ctx->sh->lru);
+             q != ngx_queue_sentinel(&ctx->sh->lru) && looked < 64; ++looked) {
+            robot_node_t *rn = ngx_queue_data(q, robot_node_t, lru);
+            q = ngx_queue_prev(q);
+            if (counters_too ? dingtalk::idle(rn->window, now) : idle(rn, now)) {
+                forget(ctx, rn);
+                return true;
+            }
         }
-        ngx_queue_remove(q);
-        ngx_rbtree_delete(&ctx->sh->rbtree, &rn->node);
-        ngx_slab_free_locked(ctx->shpool, rn);
     }
+    return false;
+}
+
+robot_node_t *add_robot(zone_ctx_t *ctx, const u_char *key, uint32_t hash, uint64_t now)
+{
+    auto *rn =
+        static_cast<robot_node_t *>(ngx_slab_alloc_locked(ctx->shpool, sizeof(robot_node_t)));
+    if (rn == nullptr && make_room(ctx, now)) {
+        rn = static_cast<robot_node_t *>(ngx_slab_alloc_locked(ctx->shpool, sizeof(robot_node_t)));
+    }
+    if (rn == nullptr) {
+        return nullptr;
+    }
+    rn->node.key = hash;
+    ngx_memcpy(rn->key, key, kRobotKeySize);
+    dingtalk::init(rn->window);
+    rn->name[0] = '\0';
+    rn->last_used = now;
+    rn->sent = 0;
+    rn->failed = 0;
+    ngx_rbtree_insert(&ctx->sh->rbtree, &rn->node);
+    ngx_queue_insert_head(&ctx->sh->lru, &rn->lru);
+    return rn;
 }
 
 // The robot's node, created when missing; nullptr when the zone is full of busy robots.
@@ -133,34 +172,62 @@ robot_node_t *find_or_add(zone_ctx_t *ctx, const u_char *key, bool create)
         rn->last_used = now;
         return rn;
     }
-    if (!create) {
-        return nullptr;
-    }
-    // Robots are evicted only when the zone is full, and only those unused for a while: their
-    // counters are metrics, which should not reset while there is room to keep them.
-    rn = static_cast<robot_node_t *>(ngx_slab_alloc_locked(ctx->shpool, sizeof(robot_node_t)));
-    if (rn == nullptr) {
-        evict_idle(ctx, now, 64);
-        rn = static_cast<robot_node_t *>(ngx_slab_alloc_locked(ctx->shpool, sizeof(robot_node_t)));
-        if (rn == nullptr) {
-            return nullptr;
-        }
-    }
-    rn->node.key = hash;
-    ngx_memcpy(rn->key, key, kRobotKeySize);
-    dingtalk::init(rn->window);
-    rn->name[0] = '\0';
-    rn->last_used = now;
-    rn->sent = 0;
-    rn->failed = 0;
-    ngx_rbtree_insert(&ctx->sh->rbtree, &rn->node);
-    ngx_queue_insert_head(&ctx->sh->lru, &rn->lru);
-    return rn;
+    return create ? add_robot(ctx, key, hash, now) : nullptr;
 }
 
 zone_ctx_t *ctx_of(ngx_shm_zone_t *zone)
 {
     return static_cast<zone_ctx_t *>(zone->data);
+}
+
+} // namespace
+
+namespace
+{
+
+// A reload that changed dingtalk_zone_size makes a new zone: it starts with what the running
+// one holds, most recently used robots first, as far as they fit (called by the master while
+// the old workers may still send: under the old zone's lock).
+void carry_over(zone_ctx_t *ctx, zone_ctx_t *old, ngx_log_t *log)
+{
+    ngx_shmtx_lock(&old->shpool->mutex);
+    zone_metrics_t &m = ctx->sh->metrics;
+    const zone_metrics_t &o = old->sh->metrics;
+    for (std::size_t i = 0; i < dingtalk::kEndings; ++i) {
+        m.endings[i] = o.endings[i];
+    }
+    for (std::size_t i = 0; i < dingtalk::kErrcodeSlots; ++i) {
+        m.errcodes[i] = o.errcodes[i];
+    }
+    for (std::size_t i = 0; i < dingtalk::kDurationBuckets.size() + 1; ++i) {
+        m.duration[i] = o.duration[i];
+    }
+    m.duration_sum_ms = o.duration_sum_ms;
+    m.retries = o.retries;
+    m.held = o.held;
+    ctx->sh->next_send_id = old->sh->next_send_id;
+
+    ngx_uint_t copied = 0, left = 0;
+    for (ngx_queue_t *q = ngx_queue_head(&old->sh->lru); q != ngx_queue_sentinel(&old->sh->lru);
+         q = ngx_queue_next(q)) {
+        const robot_node_t *from = ngx_queue_data(q, robot_node_t, lru);
+        auto *rn =
+            static_cast<robot_node_t *>(ngx_slab_alloc_locked(ctx->shpool, sizeof(robot_node_t)));
+        if (rn == nullptr) {
+            ++left;
+            continue;
+        }
+        ngx_memcpy(rn, from, sizeof(robot_node_t));
+        ngx_rbtree_insert(&ctx->sh->rbtree, &rn->node);
+        ngx_queue_insert_tail(&ctx->sh->lru, &rn->lru);
+        ++copied;
+    }
+    ngx_shmtx_unlock(&old->shpool->mutex);
+    const ngx_uint_t level = left ? NGX_LOG_WARN : NGX_LOG_NOTICE;
+    ngx_log_error(level, log, 0,
+                  "dingtalk: dingtalk_zone_size changed: %ui robots carried over to the new zone, "
+                  "%ui did not fit",
+                  copied, left);
 }
 
 } // namespace
@@ -174,6 +241,7 @@ ngx_int_t ngx_http_dingtalk_init_zone(ngx_shm_zone_t *shm_zone, void *data) noex
         // a reload: the windows carry over, so a reload cannot be used to send a burst
         ctx->sh = octx->sh;
         ctx->shpool = octx->shpool;
+        ctx->previous = nullptr;
         return NGX_OK;
     }
 
@@ -197,42 +265,81 @@ ngx_int_t ngx_http_dingtalk_init_zone(ngx_shm_zone_t *shm_zone, void *data) noex
         return NGX_ERROR;
     }
     ngx_memcpy(ctx->shpool->log_ctx, log_ctx, sizeof(log_ctx));
-    ctx->shpool->log_nomem = 0; // a full zone is reported once, by us, with advice
+    ctx->shpool->log_nomem = 0; // a full zone is reported by us, with advice
+
+    if (ctx->previous != nullptr && ctx->previous->sh != nullptr) {
+        carry_over(ctx, ctx->previous, shm_zone->shm.log);
+    }
+    ctx->previous = nullptr; // the old cycle's memory goes away after this reload
     return NGX_OK;
 }
 
-void *ngx_http_dingtalk_zone_ctx(ngx_conf_t *cf)
+void *ngx_http_dingtalk_zone_ctx(ngx_conf_t *cf, const ngx_str_t &name)
 {
-    return ngx_pcalloc(cf->pool, sizeof(zone_ctx_t));
+    auto *ctx = static_cast<zone_ctx_t *>(ngx_pcalloc(cf->pool, sizeof(zone_ctx_t)));
+    if (ctx == nullptr) {
+        return nullptr;
+    }
+    // ngx_cycle is still the running cycle while the new configuration is read
+    const ngx_list_part_t *part = &const_cast<ngx_cycle_t *>(ngx_cycle)->shared_memory.part;
+    auto *zones = static_cast<ngx_shm_zone_t *>(part->elts);
+    for (ngx_uint_t i = 0;; ++i) {
+        if (i >= part->nelts) {
+            if (part->next == nullptr) {
+                break;
+            }
+            part = part->next;
+            zones = static_cast<ngx_shm_zone_t *>(part->elts);
+            i = 0;
+        }
+        if (zones[i].tag == &ngx_http_dingtalk_module && zones[i].shm.name.len == name.len &&
+            ngx_strncmp(zones[i].shm.name.data, name.data, name.len) == 0) {
+            ctx->previous = static_cast<zone_ctx_t *>(zones[i].data);
+        }
+    }
+    return ctx;
 }
 
 dingtalk::Reservation ngx_http_dingtalk_reserve(ngx_shm_zone_t *zone, const u_char *key,
-                                                const dingtalk::RateLimit &limit, ngx_log_t *log)
+                                                const dingtalk::RateLimit &limit,
+                                                uint64_t attempt_ms)
 {
     zone_ctx_t *ctx = ctx_of(zone);
     const uint64_t now = now_ms();
+    dingtalk::Reservation res{dingtalk::Reservation::full, 0, 0, limit.window_ms};
     ngx_shmtx_lock(&ctx->shpool->mutex);
-    robot_node_t *rn = find_or_add(ctx, key, true);
-    dingtalk::Reservation res{dingtalk::Reservation::now, now, 0};
-    if (rn != nullptr) {
-        res = dingtalk::reserve(rn->window, limit, now);
+    if (robot_node_t *rn = find_or_add(ctx, key, true)) {
+        res = dingtalk::reserve(rn->window, limit, now, attempt_ms, ++ctx->sh->next_send_id);
     }
     ngx_shmtx_unlock(&ctx->shpool->mutex);
-    if (rn == nullptr) {
-        // Failing open: DingTalk's own limit still answers 130101, which becomes a 503.
-        ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "dingtalk: the shared zone is full of active robots; sending without "
-                      "rate limiting (raise dingtalk_zone_size)");
-    }
     return res;
 }
 
-void ngx_http_dingtalk_release(ngx_shm_zone_t *zone, const u_char *key, uint64_t at_ms)
+void ngx_http_dingtalk_settle(ngx_shm_zone_t *zone, const u_char *key, uint64_t id, bool sent,
+                              uint64_t ended_ms)
 {
     zone_ctx_t *ctx = ctx_of(zone);
     ngx_shmtx_lock(&ctx->shpool->mutex);
     if (robot_node_t *rn = find_or_add(ctx, key, false)) {
-        dingtalk::release(rn->window, at_ms);
+        if (sent) {
+            dingtalk::correct(rn->window, id, ended_ms);
+        } else {
+            dingtalk::release(rn->window, id);
+        }
+    }
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+}
+
+void ngx_http_dingtalk_release(ngx_shm_zone_t *zone, const u_char *key, uint64_t id)
+{
+    zone_ctx_t *ctx = ctx_of(zone);
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+    if (robot_node_t *rn = find_or_add(ctx, key, false)) {
+        dingtalk::release(rn->window, id);
+        if (rn->name[0] == '\0' && rn->sent == 0 && rn->failed == 0 &&
+            dingtalk::idle(rn->window, now_ms())) {
+            forget(ctx, rn);
+        }
     }
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 }
@@ -272,14 +379,12 @@ void ngx_http_dingtalk_count_ending(ngx_shm_zone_t *zone, dingtalk::Ending endin
 }
 
 void ngx_http_dingtalk_count_delivery(ngx_shm_zone_t *zone, const u_char *key,
-                                      const std::string &robot, const dingtalk::Report &rep,
-                                      dingtalk::Ending ending, ngx_msec_t duration_ms)
+                                      const std::string &robot, bool static_name,
+                                      const dingtalk::Report &rep, dingtalk::Ending ending,
+                                      ngx_msec_t duration_ms)
 {
     zone_metrics_t *m = metrics_of(zone);
     add(&m->endings[static_cast<std::size_t>(ending)], 1);
-    if (rep.errcode >= 0) {
-        add(&m->errcodes[dingtalk::errcode_slot(rep.errcode)], 1);
-    }
     add(&m->duration[dingtalk::duration_slot(duration_ms)], 1);
     add(&m->duration_sum_ms, static_cast<ngx_atomic_int_t>(duration_ms));
     if (rep.outcome == dingtalk::Outcome::bad_request) {
@@ -289,12 +394,20 @@ void ngx_http_dingtalk_count_delivery(ngx_shm_zone_t *zone, const u_char *key,
     zone_ctx_t *ctx = ctx_of(zone);
     ngx_shmtx_lock(&ctx->shpool->mutex);
     if (robot_node_t *rn = find_or_add(ctx, key, true)) {
-        const std::size_t n = std::min(robot.size(), sizeof(rn->name) - 1);
-        ngx_memcpy(rn->name, robot.data(), n);
-        rn->name[n] = '\0';
+        // a name from request data must not rename a robot in everyone's metrics
+        if (static_name || rn->name[0] == '\0') {
+            const std::size_t n = std::min(robot.size(), sizeof(rn->name) - 1);
+            ngx_memcpy(rn->name, robot.data(), n);
+            rn->name[n] = '\0';
+        }
         (rep.outcome == dingtalk::Outcome::delivered ? rn->sent : rn->failed) += 1;
     }
     ngx_shmtx_unlock(&ctx->shpool->mutex);
+}
+
+void ngx_http_dingtalk_count_answer(ngx_shm_zone_t *zone, long errcode)
+{
+    add(&metrics_of(zone)->errcodes[dingtalk::errcode_slot(errcode)], 1);
 }
 
 void ngx_http_dingtalk_count_retry(ngx_shm_zone_t *zone)
@@ -310,37 +423,31 @@ void ngx_http_dingtalk_count_held(ngx_shm_zone_t *zone)
 void ngx_http_dingtalk_gauge(ngx_shm_zone_t *zone, ngx_http_dingtalk_gauge_e which, int delta)
 {
     zone_metrics_t *m = metrics_of(zone);
-    add(which == ngx_http_dingtalk_gauge_e::tasks_in_flight ? &m->tasks_in_flight : &m->waiting,
+    add(which == ngx_http_dingtalk_gauge_e::tasks_in_flight ? &m->tasks_in_flight[ngx_process_slot]
+                                                            : &m->waiting[ngx_process_slot],
         delta);
 }
 
-dingtalk::MetricsSnapshot ngx_http_dingtalk_snapshot(ngx_shm_zone_t *zone)
+void ngx_http_dingtalk_reset_gauges(ngx_shm_zone_t *zone)
 {
-    dingtalk::MetricsSnapshot s;
-    const zone_metrics_t *m = metrics_of(zone);
-    for (std::size_t i = 0; i < dingtalk::kEndings; ++i) {
-        s.endings[i] = m->endings[i];
-    }
-    for (std::size_t i = 0; i < dingtalk::kErrcodeSlots; ++i) {
-        s.errcodes[i] = m->errcodes[i];
-    }
-    for (std::size_t i = 0; i < s.duration.size(); ++i) {
-        s.duration[i] = m->duration[i];
-    }
-    s.duration_sum_ms = m->duration_sum_ms;
-    s.retries = m->retries;
-    s.held = m->held;
-    // A worker killed mid-delivery never gives its gauge back; never show a wrapped value.
-    s.tasks_in_flight = static_cast<int64_t>(m->tasks_in_flight) > 0 ? m->tasks_in_flight : 0;
-    s.waiting = static_cast<int64_t>(m->waiting) > 0 ? m->waiting : 0;
+    zone_metrics_t *m = metrics_of(zone);
+    m->tasks_in_flight[ngx_process_slot] = 0;
+    m->waiting[ngx_process_slot] = 0;
+}
 
-    // Copied out under the lock into plain storage, so nothing can throw while it is held.
-    struct copied {
-        char name[sizeof(robot_node_t::name)];
-        uint64_t sent, failed;
-    };
-    zone_ctx_t *ctx = ctx_of(zone);
-    std::vector<copied> robots;
+namespace
+{
+
+struct copied_robot_t {
+    char name[sizeof(robot_node_t::name)];
+    uint64_t sent, failed;
+};
+
+// The robots' counters, copied out under the lock into plain storage (so nothing can throw
+// while it is held), allocating only between tries.
+std::vector<copied_robot_t> copy_robots(zone_ctx_t *ctx)
+{
+    std::vector<copied_robot_t> robots;
     for (;;) {
         ngx_shmtx_lock(&ctx->shpool->mutex);
         std::size_t count = 0;
@@ -359,27 +466,56 @@ dingtalk::MetricsSnapshot ngx_http_dingtalk_snapshot(ngx_shm_zone_t *zone)
                 robots[i].failed = rn->failed;
             }
             ngx_shmtx_unlock(&ctx->shpool->mutex);
-            break;
+            return robots;
         }
         ngx_shmtx_unlock(&ctx->shpool->mutex);
         robots.reserve(count + 16);
     }
+}
 
-    // one series per name: two tokens may share a name (and a rotated token keeps its name)
-    for (const copied &c : robots) {
+// One series per name: two tokens may share a name (and a rotated token keeps its name).
+std::vector<dingtalk::RobotStats> by_name(const std::vector<copied_robot_t> &robots)
+{
+    std::vector<dingtalk::RobotStats> out;
+    for (const copied_robot_t &c : robots) {
         if (c.name[0] == '\0') {
             continue; // known to the rate limiter only, nothing delivered yet
         }
-        auto it = std::find_if(s.robots.begin(), s.robots.end(),
+        auto it = std::find_if(out.begin(), out.end(),
                                [&](const dingtalk::RobotStats &r) { return r.name == c.name; });
-        if (it == s.robots.end()) {
-            s.robots.push_back({c.name, c.sent, c.failed});
+        if (it == out.end()) {
+            out.push_back({c.name, c.sent, c.failed});
         } else {
             it->sent += c.sent;
             it->failed += c.failed;
         }
     }
-    std::sort(s.robots.begin(), s.robots.end(),
-              [](const auto &a, const auto &b) { return a.name < b.name; });
+    std::sort(out.begin(), out.end(), [](const auto &a, const auto &b) { return a.name < b.name; });
+    return out;
+}
+
+} // namespace
+
+dingtalk::MetricsSnapshot ngx_http_dingtalk_snapshot(ngx_shm_zone_t *zone)
+{
+    dingtalk::MetricsSnapshot s;
+    const zone_metrics_t *m = metrics_of(zone);
+    for (std::size_t i = 0; i < dingtalk::kEndings; ++i) {
+        s.endings[i] = m->endings[i];
+    }
+    for (std::size_t i = 0; i < dingtalk::kErrcodeSlots; ++i) {
+        s.errcodes[i] = m->errcodes[i];
+    }
+    for (std::size_t i = 0; i < s.duration.size(); ++i) {
+        s.duration[i] = m->duration[i];
+    }
+    s.duration_sum_ms = m->duration_sum_ms;
+    s.retries = m->retries;
+    s.held = m->held;
+    for (ngx_uint_t i = 0; i < NGX_MAX_PROCESSES; ++i) {
+        s.tasks_in_flight += m->tasks_in_flight[i];
+        s.waiting += m->waiting[i];
+    }
+    s.robots = by_name(copy_robots(ctx_of(zone)));
     return s;
 }

@@ -1,6 +1,7 @@
 #include "ratelimit.hpp"
 
 #include <algorithm>
+#include <functional>
 #include <iterator>
 
 namespace dingtalk
@@ -9,71 +10,93 @@ namespace dingtalk
 namespace
 {
 
-std::uint64_t &at(RateWindow &w, std::uint32_t i)
+bool counts(const RateSend &s, std::uint64_t span_ms, std::uint64_t now_ms)
 {
-    return w.times[(w.head + i) % kMaxRateCount];
+    return s.id != 0 && s.until + span_ms > now_ms;
 }
 
-std::uint64_t at(const RateWindow &w, std::uint32_t i)
+RateSend *find(RateWindow &w, std::uint64_t id)
 {
-    return w.times[(w.head + i) % kMaxRateCount];
-}
-
-void push(RateWindow &w, std::uint64_t t)
-{
-    if (w.count < kMaxRateCount) {
-        at(w, w.count) = t;
-        ++w.count;
-    } else {
-        w.times[w.head] = t;
-        w.head = (w.head + 1) % kMaxRateCount;
+    for (RateSend &s : w.sends) {
+        if (s.id == id && id != 0) {
+            return &s;
+        }
     }
+    return nullptr;
+}
+
+// The earliest send time at or after now_ms with fewer than n of these possible arrivals after
+// it minus span.
+std::uint64_t earliest(std::uint64_t *until, std::uint32_t active, std::uint32_t n,
+                       std::uint64_t span, std::uint64_t now_ms)
+{
+    if (active < n) {
+        return now_ms;
+    }
+    // the n-th latest possible arrival must be a whole PERIOD (plus guard) before this send
+    std::nth_element(until, until + (n - 1), until + active, std::greater<>());
+    return std::max(now_ms, until[n - 1] + span);
 }
 
 } // namespace
 
 void init(RateWindow &w)
 {
-    std::fill(std::begin(w.times), std::end(w.times), 0);
-    w.head = 0;
-    w.count = 0;
+    std::fill(std::begin(w.sends), std::end(w.sends), RateSend{0, 0, false});
+    w.span_ms = 0;
     w.throttled_until = 0;
 }
 
-Reservation reserve(RateWindow &w, const RateLimit &limit, std::uint64_t now_ms)
+Reservation reserve(RateWindow &w, const RateLimit &limit, std::uint64_t now_ms,
+                    std::uint64_t attempt_ms, std::uint64_t id)
 {
     if (w.throttled_until > now_ms) {
-        return {Reservation::throttled, 0, w.throttled_until - now_ms};
+        return {Reservation::throttled, 0, 0, w.throttled_until - now_ms};
     }
+    const std::uint64_t span = limit.window_ms + limit.guard_ms;
+    w.span_ms = std::max(w.span_ms, span);
 
+    // The sends that may still arrive after now - PERIOD (those kept for a longer PERIOD of
+    // another location do not count here); and the same if those under way ended now.
+    std::uint64_t until[kRateSlots], if_ended[kRateSlots];
+    std::uint32_t active = 0;
+    RateSend *free = nullptr;
+    for (RateSend &s : w.sends) {
+        if (!counts(s, w.span_ms, now_ms)) {
+            s.id = 0;
+            free = free ? free : &s;
+        } else if (s.until + span > now_ms) {
+            if_ended[active] = s.settled ? s.until : std::min(s.until, now_ms);
+            until[active++] = s.until;
+        }
+    }
     const std::uint32_t n = std::min(std::max<std::uint32_t>(limit.count, 1), kMaxRateCount);
-    std::uint64_t t = now_ms;
-    if (w.count >= n) {
-        // the n-th most recent send must be a whole window (plus guard) before this one
-        t = std::max(t, at(w, w.count - n) + limit.window_ms + limit.guard_ms);
-    }
-    if (t > now_ms && w.count > 0) {
-        // waiting anyway: queue behind those already waiting, first come, first served (when
-        // there is room, now is taken as is: another worker's clock may lag a millisecond)
-        t = std::max(t, at(w, w.count - 1));
-    }
+    const std::uint64_t t = earliest(until, active, n, span, now_ms);
     if (t - now_ms > limit.hold_ms) {
-        return {Reservation::rejected, 0, t - now_ms};
+        const std::uint64_t hope = earliest(if_ended, active, n, span, now_ms);
+        return hope - now_ms <= limit.hold_ms
+                   ? Reservation{Reservation::wait, 0, 0, kRateRecheckMs}
+                   : Reservation{Reservation::rejected, 0, 0, hope - now_ms};
     }
-    push(w, t);
-    return {t == now_ms ? Reservation::now : Reservation::later, t, 0};
+    if (free == nullptr) {
+        return {Reservation::full, 0, 0, limit.window_ms};
+    }
+    *free = RateSend{id, t + attempt_ms, false};
+    return {t == now_ms ? Reservation::now : Reservation::later, id, t, 0};
 }
 
-void release(RateWindow &w, std::uint64_t at_ms)
+void correct(RateWindow &w, std::uint64_t id, std::uint64_t ended_ms)
 {
-    for (std::uint32_t i = w.count; i-- > 0;) {
-        if (at(w, i) == at_ms) {
-            for (std::uint32_t j = i; j + 1 < w.count; ++j) {
-                at(w, j) = at(w, j + 1);
-            }
-            --w.count;
-            return;
-        }
+    if (RateSend *s = find(w, id)) {
+        s->until = std::min(s->until, ended_ms);
+        s->settled = true;
+    }
+}
+
+void release(RateWindow &w, std::uint64_t id)
+{
+    if (RateSend *s = find(w, id)) {
+        s->id = 0;
     }
 }
 
@@ -82,14 +105,11 @@ void throttle(RateWindow &w, const RateLimit &limit, std::uint64_t now_ms)
     w.throttled_until = std::max(w.throttled_until, now_ms + limit.cooldown_ms);
 }
 
-std::uint32_t in_window(const RateWindow &w, const RateLimit &limit, std::uint64_t now_ms)
+bool idle(const RateWindow &w, std::uint64_t now_ms)
 {
-    std::uint32_t n = 0;
-    for (std::uint32_t i = 0; i < w.count; ++i) {
-        const std::uint64_t t = at(w, i);
-        n += t + limit.window_ms > now_ms && t <= now_ms + limit.hold_ms;
-    }
-    return n;
+    return w.throttled_until <= now_ms &&
+           std::none_of(std::begin(w.sends), std::end(w.sends),
+                        [&](const RateSend &s) { return counts(s, w.span_ms, now_ms); });
 }
 
 } // namespace dingtalk

@@ -125,18 +125,17 @@ void collapse_blank_lines(std::string &text)
     text.swap(tidy);
 }
 
-// DingTalk highlights a mention only when the text names it too: make sure it does, whatever
-// a template printed.
-std::string with_mentions(std::string text, const Mentions &at, bool tidy_blank_lines)
+void trim_end(std::string &text)
 {
-    // Blank lines collapse into one (markdown gives them no meaning, and template lines that
-    // hold only a section tag leave them); no blank lines at either end.
-    if (tidy_blank_lines) {
-        collapse_blank_lines(text);
-    }
     while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) {
         text.pop_back();
     }
+}
+
+// What must follow the text so that DingTalk highlights every mention: it does so only when
+// the text names the mention too, whatever a template printed. "" when nothing is missing.
+std::string mention_suffix(const std::string &text, const Mentions &at)
+{
     bool missing = at.all && at.mobiles.empty() && at.user_ids.empty() &&
                    text.find("@所有人") == std::string::npos;
     for (const auto *list : {&at.mobiles, &at.user_ids}) {
@@ -144,18 +143,23 @@ std::string with_mentions(std::string text, const Mentions &at, bool tidy_blank_
             missing = missing || text.find("@" + m) == std::string::npos;
         }
     }
-    if (missing) {
-        text += "\n\n" + mention_line(at);
-    }
-    return text;
+    return missing ? "\n\n" + mention_line(at) : "";
 }
 
-// Cuts text so that its JSON-escaped size is at most `budget`, at a UTF-8 boundary. A last
-// resort for templates whose fixed part alone is too large.
+std::string with_mentions(std::string text, const Mentions &at)
+{
+    trim_end(text);
+    return text + mention_suffix(text, at);
+}
+
+// The longest run of whole lines of text whose JSON-escaped size is at most budget; a single
+// line too long for it is cut at a UTF-8 boundary, and an emphasis left open by the cut is
+// dropped. A last resort for templates whose fixed part alone is too large: what is left must
+// still read as markdown, and the mentions after it must stay whole.
 std::string cut_to_fit(const std::string &text, std::size_t budget)
 {
     const std::string ellipsis = "…";
-    std::size_t used = json_escaped_size(ellipsis), end = 0;
+    std::size_t used = json_escaped_size("\n\n" + ellipsis), end = 0, line_end = 0;
     while (end < text.size()) {
         std::size_t next = end + 1;
         while (next < text.size() && (static_cast<unsigned char>(text[next]) & 0xC0) == 0x80) {
@@ -167,8 +171,26 @@ std::string cut_to_fit(const std::string &text, std::size_t budget)
         }
         used += cost;
         end = next;
+        line_end = text[end - 1] == '\n' ? end : line_end;
     }
-    return text.substr(0, end) + (end < text.size() ? ellipsis : "");
+    if (end == text.size()) {
+        return text;
+    }
+    std::string kept = text.substr(0, line_end > 0 ? line_end : end);
+    if (line_end == 0) {
+        std::size_t stars = 0;
+        for (std::size_t p = kept.find("**"); p != std::string::npos; p = kept.find("**", p + 2)) {
+            ++stars;
+        }
+        if (stars % 2 == 1) {
+            kept.erase(kept.rfind("**"));
+        }
+        while (!kept.empty() && kept.back() == '\\') {
+            kept.pop_back(); // a dangling escape would swallow what follows
+        }
+    }
+    trim_end(kept);
+    return kept + (kept.empty() ? "" : "\n\n") + ellipsis;
 }
 
 class Composer
@@ -189,19 +211,22 @@ public:
         views_.reserve(order_.size()); // views are handed out by address: never reallocate
     }
 
-    std::size_t total() const { return order_.size(); }
+    std::size_t total() const { return order_.size(); } // the alerts that may be shown
 
-    // Text with the first k alerts of the order.
-    std::string text(std::size_t k)
+    // Text with the first k alerts of the order, mentions not yet added.
+    std::string body(std::size_t k)
     {
+        const std::size_t not_shown = n_.total() - k;
         if (opt_.text_template) {
             std::vector<const AlertView *> shown;
             shown.reserve(k);
             for (std::size_t i = 0; i < k; ++i) {
                 shown.push_back(&view(i));
             }
-            return with_mentions(opt_.text_template->render_text(n_, shown, total() - k, opt_.at),
-                                 opt_.at, true);
+            std::string t = opt_.text_template->render_text(n_, shown, not_shown, opt_.at);
+            // Blank lines collapse into one: markdown gives them no meaning.
+            collapse_blank_lines(t);
+            return t;
         }
         std::string t = header_;
         for (std::size_t i = 0; i < k; ++i) {
@@ -215,10 +240,12 @@ public:
             }
             t += block(i);
         }
-        const std::string more = omitted_line(n_, total() - k);
+        const std::string more = omitted_line(n_, not_shown);
         t += more.empty() ? "" : more + "\n\n";
-        return with_mentions(std::move(t), opt_.at, false);
+        return t;
     }
+
+    std::string text(std::size_t k) { return with_mentions(body(k), opt_.at); }
 
     // How many alerts could fit at most, judging by their blocks alone (built-in layout).
     std::size_t upper_bound(std::size_t budget)
@@ -322,40 +349,52 @@ Message render_message(const Notification &n, const RenderOptions &opt)
 
     Composer c(n, opt);
     const std::size_t max = opt.max_request_bytes;
+    std::size_t tried = SIZE_MAX;
     auto attempt = [&](std::size_t k) {
+        tried = k;
         m.text = c.text(k);
         m.request_body = request_body(m.title, m.text, opt.at);
-        m.shown = k;
         return m.request_body.size() <= max;
     };
 
-    // Usually everything fits. If not, find the most alerts that do: the size grows with every
-    // alert shown (the "N more" line changes by a digit at most), so a binary search is exact.
-    const std::size_t bound = c.upper_bound(max);
-    if (bound >= c.total() && attempt(c.total())) {
-        m.omitted = 0;
-        return m;
+    // The most alerts that fit: the size grows with every alert shown (the "N more" line
+    // changes by a digit at most). Grown from a few, in proportion to what the alerts so far
+    // took (at most x4 a step), then bisected: a few renders, each of what is shown, never of
+    // the whole body.
+    std::size_t fit = 0, limit = std::min(c.upper_bound(max), c.total());
+    for (std::size_t k = std::min<std::size_t>(16, limit); k > fit;) {
+        if (!attempt(k)) {
+            limit = k - 1;
+            break;
+        }
+        fit = k;
+        const std::size_t estimate = fit * max / std::max<std::size_t>(m.request_body.size(), 1);
+        k = std::min({std::max(estimate, fit + 1), fit * 4, limit});
     }
-    std::size_t lo = 1, hi = std::min(bound, c.total() - 1), best = 0;
-    while (lo <= hi) {
-        const std::size_t mid = lo + (hi - lo) / 2;
+    while (fit < limit) {
+        const std::size_t mid = fit + (limit - fit + 1) / 2;
         if (attempt(mid)) {
-            best = mid;
-            lo = mid + 1;
+            fit = mid;
         } else {
-            hi = mid - 1;
+            limit = mid - 1;
         }
     }
-    if (best == 0 || !attempt(best)) {
-        // Not even one alert fits (a template's fixed text, a huge mention list): cut the text.
-        attempt(1);
-        const std::size_t overhead = request_body(m.title, "", opt.at).size();
-        m.text = cut_to_fit(m.text, max > overhead ? max - overhead : 0);
+    if (fit > 0 || attempt(0)) {
+        if (tried != fit) {
+            attempt(fit);
+        }
+    } else {
+        // Not even the text without alerts fits (a template's fixed part, a huge mention
+        // list): cut whole lines of it, and keep the mentions whole after the cut.
+        std::string text = c.body(0);
+        trim_end(text);
+        const std::string suffix = mention_suffix(text, opt.at);
+        const std::size_t overhead = request_body(m.title, suffix, opt.at).size();
+        m.text = cut_to_fit(text, max > overhead ? max - overhead : 0) + suffix;
         m.request_body = request_body(m.title, m.text, opt.at);
-        best = 1;
     }
-    m.shown = best;
-    m.omitted = c.total() - best;
+    m.shown = fit;
+    m.omitted = n.total() - fit;
     return m;
 }
 

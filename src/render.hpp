@@ -52,7 +52,8 @@ struct Message {
     std::string text;
     std::string request_body; // the JSON POSTed to DingTalk, <= max_request_bytes
     std::size_t shown = 0;    // alerts in the text
-    std::size_t omitted = 0; // alerts left out to fit (Alertmanager's truncatedAlerts not included)
+    std::size_t omitted = 0;  // alerts of the body not shown: past the cap, or left out to fit
+                              // (Alertmanager's truncatedAlerts not included)
 };
 
 Message render_message(const Notification &n, const RenderOptions &opt);

@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include <ctime>
 #include <memory>
 
 namespace dingtalk
@@ -49,7 +50,8 @@ Transport classify(CURLcode rc)
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
         return Transport::connect_failed;
-    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_CONNECT_ERROR: // a reset or close in the handshake, as often as anything
+        return Transport::handshake;
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CACERT_BADFILE:
     case CURLE_SSL_CERTPROBLEM:
@@ -57,7 +59,7 @@ Transport classify(CURLcode rc)
     case CURLE_SSL_ISSUER_ERROR:
     case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
     case CURLE_SSL_INVALIDCERTSTATUS:
-        return Transport::tls_failed;
+        return Transport::certificate;
     case CURLE_SEND_ERROR:
     case CURLE_RECV_ERROR:
     case CURLE_GOT_NOTHING:
@@ -82,14 +84,24 @@ const char *to_string(Transport t)
         return "timeout";
     case Transport::connect_failed:
         return "connect failed";
-    case Transport::tls_failed:
-        return "TLS failed";
+    case Transport::handshake:
+        return "TLS handshake failed";
+    case Transport::certificate:
+        return "TLS certificate not trusted";
     case Transport::dropped:
         return "connection dropped";
     case Transport::other:
         break;
     }
     return "transfer failed";
+}
+
+std::uint64_t monotonic_ms()
+{
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1000 +
+           static_cast<std::uint64_t>(ts.tv_nsec / 1000000);
 }
 
 bool global_init()
@@ -124,7 +136,11 @@ HttpReply http_post(const HttpRequest &req)
     const long timeout_ms = static_cast<long>(req.timeout.count() > 0 ? req.timeout.count() : 1);
 
     curl_easy_setopt(h, CURLOPT_URL, req.url.c_str());
+#if LIBCURL_VERSION_NUM >= 0x075500 // 7.85: the long form is deprecated from there on
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS, static_cast<long>(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
@@ -149,7 +165,11 @@ HttpReply http_post(const HttpRequest &req)
     }
 
     const CURLcode rc = curl_easy_perform(h);
+    reply.ended_ms = monotonic_ms();
     reply.transport = classify(rc);
+    long request_bytes = 0;
+    curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &request_bytes);
+    reply.sent = request_bytes > 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &reply.status);
     curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &reply.new_connections);
     if (rc != CURLE_OK) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -21,7 +22,8 @@ enum class Transport {
     ok,             // an HTTP reply arrived (any status)
     timeout,        // no complete reply within the timeout
     connect_failed, // refused, unreachable, DNS
-    tls_failed,     // handshake or certificate verification
+    handshake,      // the TLS handshake broke off (a reset, a close): may pass next time
+    certificate,    // DingTalk's certificate was not trusted: will not pass by itself
     dropped,        // connection closed or broken mid-exchange
     other,
 };
@@ -31,8 +33,13 @@ struct HttpReply {
     std::string error; // what went wrong; never holds the URL
     long status = 0;
     std::string body;
-    long new_connections = 0; // 0 when an existing connection was reused
+    long new_connections = 0;   // 0 when an existing connection was reused
+    bool sent = false;          // the request left: DingTalk may have it, whatever came back
+    std::uint64_t ended_ms = 0; // monotonic_ms() when the exchange ended
 };
+
+// Milliseconds of CLOCK_MONOTONIC: the clock nginx's timers (ngx_current_msec) run on.
+std::uint64_t monotonic_ms();
 
 HttpReply http_post(const HttpRequest &req);
 

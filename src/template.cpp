@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <set>
 #include <unordered_map>
 
 namespace dingtalk
@@ -74,8 +75,10 @@ std::string with_line(const std::string &src, const std::string &msg)
     return msg;
 }
 
-// A typo in a name renders as nothing in mustache; catch it when the configuration loads.
-bool check_names(const std::string &src, const std::vector<std::string> &known, std::string &error)
+// A typo in a name renders as nothing in mustache; catch it when the configuration loads. The
+// names used go into `used` (all of them when the delimiters change: nothing is known then).
+bool check_names(const std::string &src, const std::vector<std::string> &known, std::string &error,
+                 std::set<std::string> &used)
 {
     for (std::size_t pos = src.find("{{"); pos != std::string::npos; pos = src.find("{{", pos)) {
         const bool triple = src.compare(pos, 3, "{{{") == 0;
@@ -91,6 +94,7 @@ bool check_names(const std::string &src, const std::vector<std::string> &known, 
             continue;
         }
         if (tag[0] == '=') {
+            used.insert(known.begin(), known.end());
             return true; // custom delimiters: leave the names alone
         }
         if (tag[0] == '>') {
@@ -105,6 +109,7 @@ bool check_names(const std::string &src, const std::vector<std::string> &known, 
         const std::string first = tag.substr(0, tag.find('.'));
         if (tag == "." || first.empty() ||
             std::find(known.begin(), known.end(), first) != known.end()) {
+            used.insert(first);
             continue;
         }
         error = "line " + std::to_string(line_of(src, start)) + ": unknown name \"" + tag +
@@ -115,11 +120,6 @@ bool check_names(const std::string &src, const std::vector<std::string> &known, 
 }
 
 using Escape = std::string (*)(std::string_view, std::size_t);
-
-std::string plain(std::string_view s, std::size_t max)
-{
-    return plain_line(s, max);
-}
 
 mu::data labels_object(const Labels &m, Escape esc)
 {
@@ -149,7 +149,7 @@ void set_common(mu::data &d, const Notification &n, const Mentions &at, Escape e
     d.set("status_upper", n.status == Status::firing ? "FIRING" : "RESOLVED");
     d.set("firing_count", std::to_string(firing));
     d.set("resolved_count", std::to_string(resolved));
-    d.set("alert_count", std::to_string(n.alerts.size()));
+    d.set("alert_count", std::to_string(n.total()));
     d.set("receiver", esc(n.receiver, kMaxValue));
     d.set("group_key", esc(n.group_key, kMaxValue));
     d.set("group_labels", labels_object(n.group_labels, esc));
@@ -163,7 +163,10 @@ void set_common(mu::data &d, const Notification &n, const Mentions &at, Escape e
     d.set("has_mentions", !mentions.empty());
 }
 
-mu::data alert_data(const AlertView &v, const Notification &n, std::size_t index)
+// An alert's data; its label and annotation maps only when the template names them (they are
+// most of the cost of an alert with many labels).
+mu::data alert_data(const AlertView &v, const Notification &n, std::size_t index,
+                    const std::set<std::string> &used)
 {
     const Alert &a = *v.alert;
     mu::data d;
@@ -186,10 +189,18 @@ mu::data alert_data(const AlertView &v, const Notification &n, std::size_t index
     d.set("silence_url", silence);
     d.set("has_silence_url", !silence.empty());
     d.set("fingerprint", escape_markdown(a.fingerprint, kMaxValue));
-    d.set("labels", labels_object(a.labels, escape_markdown));
-    d.set("label_list", labels_list(a.labels, escape_markdown));
-    d.set("annotations", labels_object(a.annotations, escape_markdown));
-    d.set("annotation_list", labels_list(a.annotations, escape_markdown));
+    if (used.count("labels")) {
+        d.set("labels", labels_object(a.labels, escape_markdown));
+    }
+    if (used.count("label_list")) {
+        d.set("label_list", labels_list(a.labels, escape_markdown));
+    }
+    if (used.count("annotations")) {
+        d.set("annotations", labels_object(a.annotations, escape_markdown));
+    }
+    if (used.count("annotation_list")) {
+        d.set("annotation_list", labels_list(a.annotations, escape_markdown));
+    }
     return d;
 }
 
@@ -217,22 +228,33 @@ const std::vector<std::string> &title_names()
     return kTitleNames;
 }
 
-Template::Template(std::string source, Kind kind)
-    : source_(std::move(source)), kind_(kind), id_(next_id++)
+Template::Template(std::string source, std::set<std::string> used)
+    : source_(std::move(source)), used_(std::move(used)), id_(next_id++)
 {
 }
 
 std::shared_ptr<const Template> Template::parse(std::string source, Kind kind, std::string &error)
 {
+    // What a template prints goes into the JSON request as it is: it must be UTF-8.
+    for (std::size_t i = 0; i < source.size();) {
+        char32_t cp = 0;
+        const std::size_t len = utf8_length(source, i, cp);
+        if (len == 0) {
+            error = "line " + std::to_string(line_of(source, i)) + ": not valid UTF-8";
+            return nullptr;
+        }
+        i += len;
+    }
     mu::mustache probe(source);
     if (!probe.is_valid()) {
         error = with_line(source, probe.error_message());
         return nullptr;
     }
-    if (!check_names(source, kind == Kind::text ? kTextNames : kTitleNames, error)) {
+    std::set<std::string> used;
+    if (!check_names(source, kind == Kind::text ? kTextNames : kTitleNames, error, used)) {
         return nullptr;
     }
-    return std::shared_ptr<const Template>(new Template(std::move(source), kind));
+    return std::shared_ptr<const Template>(new Template(std::move(source), std::move(used)));
 }
 
 std::string Template::render(const void *data) const
@@ -263,12 +285,14 @@ std::string Template::render_text(const Notification &n,
         resolved{mu::data::type::list};
     std::size_t nfiring = 0, nresolved = 0;
     for (std::size_t i = 0; i < shown.size(); ++i) {
-        mu::data a = alert_data(*shown[i], n, i);
+        mu::data a = alert_data(*shown[i], n, i, used_);
         const bool is_firing = shown[i]->alert->status == Status::firing;
         std::size_t &in_section = is_firing ? nfiring : nresolved;
-        mu::data in_list = a;
-        in_list.set("first", in_section == 0);
-        (is_firing ? firing : resolved).push_back(in_list);
+        if (used_.count(is_firing ? "firing" : "resolved")) {
+            mu::data in_list = a;
+            in_list.set("first", in_section == 0);
+            (is_firing ? firing : resolved).push_back(in_list);
+        }
         a.set("first", i == 0);
         a.set("first_firing", is_firing && in_section == 0);
         a.set("first_resolved", !is_firing && in_section == 0);
@@ -295,7 +319,7 @@ std::string Template::render_text(const Notification &n,
 std::string Template::render_title(const Notification &n, const Mentions &at) const
 {
     mu::data d;
-    set_common(d, n, at, plain);
+    set_common(d, n, at, plain_line);
     d.set("title", plain_title(n));
     return plain_line(render(&d), kMaxTitle * 2);
 }

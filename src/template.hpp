@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -24,8 +25,8 @@ class Template
 public:
     enum class Kind { text, title };
 
-    // Parses and checks a template. On failure returns null and sets error to
-    // "line N: what is wrong".
+    // Parses and checks a template (valid UTF-8, known names). On failure returns null and sets
+    // error to "line N: what is wrong".
     static std::shared_ptr<const Template> parse(std::string source, Kind kind, std::string &error);
 
     // The data for the text: the notification, the first `shown` alerts of `order` (firing
@@ -36,16 +37,13 @@ public:
     // The data for the title: the notification's top-level fields as plain text. Thread-safe.
     std::string render_title(const Notification &n, const Mentions &at) const;
 
-    const std::string &source() const { return source_; }
-    Kind kind() const { return kind_; }
-
 private:
-    Template(std::string source, Kind kind);
+    Template(std::string source, std::set<std::string> used);
     std::string render(const void *data) const;
 
     std::string source_;
-    Kind kind_;
-    std::uint64_t id_; // identifies this template in each thread's cache of parsed copies
+    std::set<std::string> used_; // the names the template uses (first segments)
+    std::uint64_t id_;           // identifies this template in each thread's cache of parsed copies
 };
 
 // The names a template may use (first segment of a dotted name).

@@ -182,12 +182,14 @@ std::string omitted_line(const Notification &n, std::size_t omitted)
     if (total == 0) {
         return "";
     }
+    // Alerts past dingtalk_max_alerts were never kept: a limit of one message all the same.
+    const char *ours = n.not_kept() > 0 ? "超出单条消息上限" : "超出钉钉消息长度限制";
     std::string line = "**另有 " + std::to_string(total) + " 条告警未显示**";
     if (omitted > 0 && n.truncated_alerts > 0) {
-        line += "（" + std::to_string(omitted) + " 条超出钉钉消息长度限制，" +
+        line += "（" + std::to_string(omitted) + " 条" + ours + "，" +
                 std::to_string(n.truncated_alerts) + " 条被 Alertmanager max_alerts 截断）";
     } else if (omitted > 0) {
-        line += "（超出钉钉消息长度限制）";
+        line += std::string("（") + ours + "）";
     } else {
         line += "（被 Alertmanager max_alerts 截断）";
     }

@@ -37,7 +37,8 @@ std::string plain_title(const Notification &n);
 std::string alertmanager_link(const Notification &n);
 std::string silence_link(const Notification &n, const Labels &matchers);
 
-// "**另有 N 条告警未显示**（...）" when alerts are left out, else "". No trailing newline.
+// "**另有 N 条告警未显示**（...）" when alerts are left out (`omitted`: those this message does not
+// show, kept or not; plus Alertmanager's truncatedAlerts), else "". No trailing newline.
 std::string omitted_line(const Notification &n, std::size_t omitted);
 
 // "@13800000000 @user1" (or "@所有人") for the text, else "". No trailing newline.

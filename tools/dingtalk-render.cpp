@@ -37,6 +37,8 @@ payload (read from PAYLOAD.json, or stdin).
   --at-mobiles A,B        mention these mobiles (as dingtalk_at_mobiles)
   --at-user-ids A,B       mention these user ids (as dingtalk_at_user_ids)
   --at-all                mention everyone (as dingtalk_at_all on)
+  --max-alerts N          alerts kept, the rest only counted (as dingtalk_max_alerts; 100)
+  --max-body-size BYTES   refuse a larger payload (as dingtalk_max_body_size; 1048576)
   --text                  print only the markdown text, as DingTalk shows it
   --pretty                indent the JSON
   --send URL              POST it to URL, the robot's webhook URL
@@ -105,6 +107,7 @@ int main(int argc, char **argv)
     std::string send_url, secret, ca_path;
     bool text_only = false, indent = false, insecure = false;
     dingtalk::MentionRule rule;
+    dingtalk::ParseLimits limits;
 
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
@@ -140,6 +143,12 @@ int main(int argc, char **argv)
                 rule.user_ids.push_back(u);
         } else if (arg == "--at-all") {
             rule.all = true;
+        } else if (arg == "--max-alerts" || arg == "--max-body-size") {
+            char *end = nullptr;
+            const unsigned long n = value(v) ? std::strtoul(v.c_str(), &end, 10) : 0;
+            if (n == 0 || end == nullptr || *end != '\0' || (arg == "--max-alerts" && n > 10000))
+                return usage_error(arg + " needs a number (--max-alerts: 1 to 10000)");
+            (arg == "--max-alerts" ? limits.max_alerts : limits.max_body_bytes) = n;
         } else if (arg == "--text") {
             text_only = true;
         } else if (arg == "--pretty") {
@@ -204,7 +213,7 @@ int main(int argc, char **argv)
         }
     }
 
-    const dingtalk::ParseResult parsed = dingtalk::parse_notification(body);
+    const dingtalk::ParseResult parsed = dingtalk::parse_notification(body, limits);
     if (!parsed.notification) {
         std::cerr << "dingtalk-render: not an Alertmanager notification: " << parsed.error << "\n";
         return 1;
@@ -255,9 +264,9 @@ int main(int argc, char **argv)
     }
     t.secret = secret;
     std::cerr << "dingtalk-render: " << dingtalk::redact(rep.reason, t);
-    if (rep.errcode >= 0) {
-        std::cerr << " (errcode " << rep.errcode << ", errmsg \"" << dingtalk::redact(rep.errmsg, t)
-                  << "\")";
+    if (rep.errcode) {
+        std::cerr << " (errcode " << *rep.errcode << ", errmsg \""
+                  << dingtalk::redact(rep.errmsg, t) << "\")";
     }
     std::cerr << "\n";
     dingtalk::global_cleanup();

@@ -6,17 +6,26 @@
 //   whose markdown.text is valid UTF-8, equal to Message::text, free of ASCII control
 //   characters other than the line feeds the module writes, free of raw < and >, and whose
 //   lines start with '#' only for the module's own headings; every alert is either shown or
-//   counted as omitted, and at least one is shown.
+//   counted as omitted, and at least one is shown. The same body is then rendered with the
+//   default template (DINGTALK_FUZZ_TEMPLATE), which must fit too.
 //
+// Cost is an oracle as well: run.sh gives libFuzzer a time limit per input and limits on RSS
+// and on any single allocation, with inputs up to 1 MiB (nginx's default body size), so a
+// shape of body whose parse + render is slow or fat is reported like a crash.
 // Build and run: t/fuzz/run.sh [seconds]
 #include "alert.hpp"
 #include "render.hpp"
+#include "template.hpp"
 #include "zone.hpp"
 
 #include <jansson.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -120,12 +129,21 @@ bool headings_are_the_modules(std::string_view text)
     return true;
 }
 
+std::shared_ptr<const dingtalk::Template> default_template;
+
 } // namespace
 
 extern "C" int LLVMFuzzerInitialize(int *, char ***)
 {
     json_object_seed(1); // the same hash order on every run: reproducible findings
     shanghai();
+    if (const char *path = std::getenv("DINGTALK_FUZZ_TEMPLATE")) {
+        std::ifstream in(path, std::ios::binary);
+        std::string source((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        std::string error;
+        default_template = dingtalk::Template::parse(source, dingtalk::Template::Kind::text, error);
+        check(default_template != nullptr);
+    }
     return 0;
 }
 
@@ -146,7 +164,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
     opt.zone = &shanghai();
     const dingtalk::Message m = dingtalk::render_message(n, opt);
     check(m.request_body.size() <= dingtalk::kMaxRequestBytes);
-    check(m.shown >= 1 && m.shown + m.omitted == n.alerts.size());
+    check(m.shown >= 1 && m.shown + m.omitted == n.total());
+    check(n.alerts.size() <= dingtalk::ParseLimits().max_alerts);
+    if (default_template) {
+        opt.text_template = default_template;
+        const dingtalk::Message t = dingtalk::render_message(n, opt);
+        check(t.request_body.size() <= dingtalk::kMaxRequestBytes);
+        check(t.shown + t.omitted == n.total());
+    }
 
     json_error_t error;
     json_t *root = json_loads(m.request_body.c_str(), JSON_REJECT_DUPLICATES, &error);

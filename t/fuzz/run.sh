@@ -97,6 +97,10 @@ cat > "$out/alertmanager.dict" <<'DICT'
 "[x](y)"
 DICT
 
+# Cost limits: an input may take 2 s (ASan and UBSan slow it several times over the 50 ms goal),
+# the process may hold 1 GB, and no allocation may exceed 256 MB; inputs up to 1 MiB.
 cd "$out"
-./fuzz_parse_render -max_total_time="$seconds" -max_len=200000 -timeout=10 -rss_limit_mb=4096 \
-    -dict=alertmanager.dict -artifact_prefix=./ -print_final_stats=1 corpus
+DINGTALK_FUZZ_TEMPLATE=../../templates/default.mustache \
+    ./fuzz_parse_render -max_total_time="$seconds" -max_len=1048576 -timeout=2 \
+    -rss_limit_mb=1024 -malloc_limit_mb=256 -dict=alertmanager.dict -artifact_prefix=./ \
+    -print_final_stats=1 corpus

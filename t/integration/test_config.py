@@ -44,6 +44,10 @@ BAD = [
     ("dingtalk_rate_limit 20/60s burst=5;", "dingtalk_rate_limit", "invalid parameter"),
     ("dingtalk_rate_limit 20/60s hold=later;", "dingtalk_rate_limit", "invalid parameter"),
     ("dingtalk_frobnicate on;", "dingtalk_frobnicate", "unknown directive"),
+    ("dingtalk_max_alerts 0;", "dingtalk_max_alerts", "must be from 1 to 10000"),
+    ("dingtalk_max_alerts many;", "dingtalk_max_alerts", "invalid number"),
+    ("dingtalk_max_body_size lots;", "dingtalk_max_body_size", "invalid value"),
+    ("dingtalk_token_file /dev/zero;", "dingtalk_token_file", "larger than 4096 bytes"),
 ]
 
 
@@ -138,10 +142,85 @@ def test_default_thread_pool_is_used_when_none_is_named(nginx_factory):
         mock.close()
 
 
-def test_unknown_thread_pool_fails_nginx_t():
-    ngx = Nginx(location(f"dingtalk; dingtalk_token {TOKEN}; dingtalk_thread_pool nosuch;"))
+def test_unknown_thread_pool_fails_nginx_t_naming_its_line():
+    """Finding 13: the error named the http block's closing brace."""
+    ngx = Nginx(location(f"""            dingtalk;
+            dingtalk_token {TOKEN};
+            dingtalk_thread_pool nosuch;"""))
     ok, out = ngx.test_config()
     assert not ok and 'unknown thread pool "nosuch"' in out, out
+    assert f"{ngx.conf_path}:{line_of(ngx, 'dingtalk_thread_pool nosuch')}" in out, out
+
+
+def test_zone_size_too_small_names_its_line():
+    ngx = Nginx("dingtalk_zone_size 16k;\n" + location(f"dingtalk; dingtalk_token {TOKEN};"))
+    ok, out = ngx.test_config()
+    assert not ok and "dingtalk_zone_size must be at least" in out, out
+    assert f"{ngx.conf_path}:{line_of(ngx, 'dingtalk_zone_size 16k')}" in out, out
+
+
+def test_one_token_two_names_fails_nginx_t():
+    """Finding 16: metrics of one robot under two names changed name with every delivery."""
+    ngx = Nginx(f"""
+    dingtalk_token {TOKEN};
+    server {{
+        listen 127.0.0.1:%PORT%;
+        location = /a {{ dingtalk; dingtalk_robot_name ops; }}
+        location = /b {{ dingtalk; dingtalk_robot_name db; }}
+        location = /c {{ dingtalk; dingtalk_robot_name ops; }}
+    }}
+""")
+    ok, out = ngx.test_config()
+    assert not ok, out
+    assert 'dingtalk_robot_name "db" names a robot that is already named "ops"' in out, out
+    assert f"{ngx.conf_path}:{line_of(ngx, 'location = /a')}" in out, out
+    assert TOKEN not in out
+
+
+def test_a_template_that_is_not_utf8_fails_nginx_t(tmp_path):
+    """Finding 10: a template with a byte 0xff made a request body that was not JSON."""
+    from harness import world_readable_tmpdir
+    import os
+
+    d = world_readable_tmpdir("dingtalk-tmpl-")
+    path = os.path.join(d, "bad.mustache")
+    with open(path, "wb") as f:
+        f.write(b"{{title}}\nline two \xff\n")
+    ngx = Nginx(location(f"dingtalk; dingtalk_token {TOKEN}; dingtalk_template {path};"))
+    ok, out = ngx.test_config()
+    assert not ok and "line 2: not valid UTF-8" in out, out
+
+
+def test_limit_except_guards_the_webhook(nginx_factory):
+    """Finding 17: with limit_except, an allowed POST fell through to the static handler (404,
+    which Alertmanager drops)."""
+    mock = MockDingTalk()
+    try:
+        ngx = nginx_factory(f"""
+    server {{
+        listen 127.0.0.1:%PORT%;
+        location = / {{
+            dingtalk;
+            dingtalk_token {TOKEN};
+            dingtalk_api_url {mock.url};
+            limit_except GET {{ allow 127.0.0.1; deny all; }}
+        }}
+        location = /closed {{
+            dingtalk;
+            dingtalk_token {TOKEN};
+            dingtalk_api_url {mock.url};
+            limit_except GET {{ deny all; }}
+        }}
+    }}
+""")
+        r = ngx.post("/", notification())
+        assert r.status == 200 and r.json["ok"], r
+        assert ngx.get("/").status == 200
+        assert ngx.post("/closed", notification()).status == 403
+        assert ngx.get("/closed").status == 200
+        assert len(mock.received) == 1
+    finally:
+        mock.close()
 
 
 def test_the_example_config_passes_nginx_t():

@@ -97,3 +97,24 @@ def test_killed_worker_drops_its_clients_and_a_new_one_serves(nginx_factory, moc
     assert time.time() - t < 1.0
     mock.default = {"status": 200, "body": mock.OK}
     assert ngx.post("/", notification()).status == 200
+
+
+def test_a_killed_worker_leaves_no_deliveries_in_flight_behind(nginx_factory, mock):
+    """Finding 19: dingtalk_tasks_in_flight kept the killed worker's deliveries forever."""
+    ngx = nginx_factory(webhook(mock, """dingtalk_rate_limit off;
+        }
+        location = /metrics { dingtalk_metrics;"""), workers=1)
+    ngx.allowed.append("exited on signal 9")
+    mock.default = {"status": 200, "body": mock.OK, "delay": 2}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=5) as pool:
+        futures = post_all(ngx, 3, pool)
+        assert mock.wait_for(3)
+        assert "dingtalk_tasks_in_flight 3" in ngx.get("/metrics").body.decode()
+        (victim,) = ngx.workers()
+        os.kill(victim, signal.SIGKILL)
+        [f.result() for f in futures]
+    deadline = time.time() + 5
+    while time.time() < deadline and (not ngx.workers() or victim in ngx.workers()):
+        time.sleep(0.02)
+    metrics = ngx.get("/metrics").body.decode()
+    assert "dingtalk_tasks_in_flight 0" in metrics, metrics

@@ -205,3 +205,25 @@ def test_metrics_location_is_get_only_and_lint_clean(nginx_factory, mock):
         assert kind != "counter" or name.endswith("_total"), name
     out = promtool(text)
     assert out.strip() == "", f"promtool lint remarks:\n{out}"
+
+
+def test_a_name_from_request_data_cannot_rename_a_robot(nginx_factory, mock):
+    """Finding 16: one token under a second name, from a variable, renamed the robot's series
+    on every delivery (robot="ops" 1 became robot="attacker-chosen-1" 2)."""
+    ngx = nginx_factory(f"""
+    server {{
+        listen 127.0.0.1:%PORT%;
+        dingtalk_api_url {mock.url};
+        dingtalk_token {TOKEN};
+        location = /ops {{ dingtalk; dingtalk_robot_name ops; }}
+        location = /any {{ dingtalk; dingtalk_robot_name $http_x_name; }}
+        location = /metrics {{ dingtalk_metrics; }}
+    }}
+""")
+    assert ngx.post("/ops", notification()).status == 200
+    for i in range(2):
+        assert ngx.post("/any", notification(), headers={"X-Name": f"attacker-{i}"}).status == 200
+    text, values = scrape(ngx)
+    assert values['dingtalk_messages_sent_total{robot="ops"}'] == 3, text
+    assert "attacker" not in text
+

@@ -38,3 +38,52 @@ def test_no_token_or_secret_in_debug_log_or_replies(nginx_factory, mock, certs):
         assert TOKEN[:16] not in log, "not even a prefix of the token"
     finally:
         rogue.close()
+
+
+def test_nginx_itself_logs_variables_at_debug(nginx_factory, mock):
+    """Finding 8: with the README's map recipe at debug level, nginx core logs the token
+    ("http map", "http script var"). The module cannot silence nginx: its own lines never hold
+    it, and the README says what to do instead (token files, no debug in production)."""
+    ngx = nginx_factory(f"""
+    map $uri $robot_token {{
+        /ops    {TOKEN};
+        default "";
+    }}
+    map $uri $robot_secret {{
+        /ops    {SECRET};
+        default "";
+    }}
+    server {{
+        listen 127.0.0.1:%PORT%;
+        location = /ops {{
+            dingtalk;
+            dingtalk_token $robot_token;
+            dingtalk_secret $robot_secret;
+            dingtalk_api_url {mock.url};
+        }}
+    }}
+""", log_level="debug")
+    assert ngx.post("/ops", notification()).status == 200
+    assert mock.received[0].sig_ok
+    lines = ngx.error_log().splitlines()
+    holding = [l for l in lines if TOKEN in l or SECRET in l]
+    assert holding, "nginx core does log variables at debug: the README's warning is true"
+    for line in holding:
+        assert "http map" in line or "http script" in line, line
+        assert "dingtalk" not in line, line
+
+
+def test_a_token_file_stays_out_of_the_debug_log(nginx_factory, mock):
+    from harness import world_readable_tmpdir
+    import os
+
+    d = world_readable_tmpdir("dingtalk-token-")
+    path = os.path.join(d, "token")
+    with open(path, "w") as f:
+        f.write(TOKEN + "\n")
+    ngx = nginx_factory(webhook(mock, f"dingtalk_token_file {path};").replace(
+        f"dingtalk_token {TOKEN};", ""), log_level="debug")
+    assert ngx.post("/", notification()).status == 200
+    assert mock.received[0].query["access_token"] == TOKEN
+    log = ngx.error_log()
+    assert "[debug]" in log and TOKEN not in log

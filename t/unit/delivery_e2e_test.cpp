@@ -46,7 +46,7 @@ protected:
     static Report deliver(const Target &t, const std::string &body)
     {
         Delivery d(t, body);
-        d.run(t.timeout);
+        d.run(dingtalk_test::in(t.timeout));
         return d.report();
     }
 
@@ -111,8 +111,8 @@ TEST_F(DeliveryRun, NothingListeningIsUnreachableQuickly)
 TEST_F(DeliveryRun, RunningAgainCountsAttempts)
 {
     Delivery d(target("http://127.0.0.1:1/robot/send"), dingtalk_test::fixture_text("mixed"));
-    d.run(std::chrono::milliseconds(1000));
-    d.run(std::chrono::milliseconds(1000));
+    d.run(dingtalk_test::in(std::chrono::milliseconds(1000)));
+    d.run(dingtalk_test::in(std::chrono::milliseconds(1000)));
     EXPECT_EQ(d.report().attempts, 2);
     EXPECT_EQ(d.report().alerts, 4u) << "the rendered message is kept for the next attempt";
     EXPECT_EQ(d.report().outcome, Outcome::unreachable);
@@ -203,7 +203,7 @@ TEST_F(DeliveryRun, BudgetBoundsTheAttempt)
     t.timeout = std::chrono::milliseconds(20000);
     Delivery d(t, dingtalk_test::fixture_text("firing"));
     const auto start = std::chrono::steady_clock::now();
-    d.run(std::chrono::milliseconds(300)); // what is left of the delivery's time
+    d.run(dingtalk_test::in(std::chrono::milliseconds(300))); // what is left of the delivery's time
     EXPECT_EQ(d.report().outcome, Outcome::timeout);
     EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
 }
@@ -215,4 +215,35 @@ TEST_F(DeliveryRun, HugeReplyIsRefusedNotBuffered)
     const Report r = deliver(target(mock.url()), dingtalk_test::fixture_text("firing"));
     EXPECT_EQ(r.outcome, Outcome::unreachable);
     EXPECT_TRUE(contains(r.reason, "64 KiB")) << r.reason;
+}
+
+// The rate limit counts on the deadline: a thread that picks the task up after it (the queue
+// was long) sends nothing, and says why.
+TEST_F(DeliveryRun, NothingIsSentPastTheDeadline)
+{
+    MockDingTalk mock(MockDingTalk::json_reply(200, R"({"errcode":0,"errmsg":"ok"})"));
+    Delivery d(target(mock.url()), dingtalk_test::fixture_text("firing"));
+    d.run(dingtalk::monotonic_ms() - 1);
+    const Report &r = d.report();
+    EXPECT_EQ(r.outcome, Outcome::late);
+    EXPECT_EQ(r.http_status, 503);
+    EXPECT_FALSE(r.sent);
+    EXPECT_TRUE(contains(r.reason, "queue")) << r.reason;
+    EXPECT_EQ(mock.request(), "(the mock has not finished reading)") << "nothing reached it";
+}
+
+TEST_F(DeliveryRun, TheReportSaysWhetherTheRequestLeft)
+{
+    Delivery refused(target("http://127.0.0.1:1/robot/send"),
+                     dingtalk_test::fixture_text("firing"));
+    refused.run(dingtalk_test::in(std::chrono::milliseconds(1000)));
+    EXPECT_FALSE(refused.report().sent) << "a connection refused sent nothing";
+
+    MockDingTalk mock(MockDingTalk::json_reply(200, R"({"errcode":0,"errmsg":"ok"})"));
+    const std::uint64_t before = dingtalk::monotonic_ms();
+    Delivery d(target(mock.url()), dingtalk_test::fixture_text("firing"));
+    d.run(dingtalk_test::in(std::chrono::milliseconds(3000)));
+    EXPECT_TRUE(d.report().sent);
+    EXPECT_GE(d.report().ended_ms, before);
+    EXPECT_LE(d.report().ended_ms, dingtalk::monotonic_ms());
 }

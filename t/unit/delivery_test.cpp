@@ -114,7 +114,7 @@ TEST(Interpret, HttpErrorIsUnreachableAndTransient)
     EXPECT_EQ(r.outcome, Outcome::unreachable);
     EXPECT_EQ(r.http_status, 502);
     EXPECT_TRUE(r.transient);
-    EXPECT_EQ(r.errcode, -1);
+    EXPECT_FALSE(r.errcode) << "no errcode is not a number any reply can carry";
     EXPECT_TRUE(contains(r.reason, "500")) << r.reason;
 
     const Report r502 = interpret(reply(502, R"({"errcode":0})"));
@@ -149,7 +149,7 @@ TEST(Interpret, TransportFailures)
     EXPECT_TRUE(c.transient);
     EXPECT_TRUE(contains(c.reason, "connect failed")) << c.reason;
 
-    const Report s = interpret(failure(Transport::tls_failed, "SSL certificate problem"));
+    const Report s = interpret(failure(Transport::certificate, "SSL certificate problem"));
     EXPECT_EQ(s.outcome, Outcome::unreachable);
     EXPECT_EQ(s.http_status, 502);
     EXPECT_FALSE(s.transient) << "a bad certificate does not fix itself";
@@ -267,4 +267,26 @@ TEST(ReportSummary, StatusOutcomeCountsAndReason)
     ok.attempts = 2;
     EXPECT_EQ(ok.summary().rfind("200 delivered, 1 alert, 2 attempts, errcode 0, ", 0), 0u)
         << ok.summary();
+}
+
+// errcode -1 is DingTalk's "系统繁忙": busy, try again later. Not a refusal.
+TEST(Interpret, BusyIsTransient)
+{
+    const Report r = interpret(reply(200, R"({"errcode":-1,"errmsg":"系统繁忙"})"));
+    EXPECT_EQ(r.outcome, Outcome::busy);
+    EXPECT_EQ(r.http_status, 503);
+    EXPECT_TRUE(r.transient);
+    ASSERT_TRUE(r.errcode);
+    EXPECT_EQ(*r.errcode, -1);
+    EXPECT_TRUE(contains(r.summary(), "errcode -1")) << r.summary();
+    EXPECT_TRUE(retry_delay(r, std::chrono::milliseconds(0), std::chrono::seconds(10)));
+}
+
+// A reset in the handshake is a network fault; only a certificate that fails is permanent.
+TEST(Interpret, HandshakeFailureIsTransient)
+{
+    const Report r = interpret(failure(Transport::handshake, "Connection reset by peer"));
+    EXPECT_EQ(r.outcome, Outcome::unreachable);
+    EXPECT_TRUE(r.transient);
+    EXPECT_TRUE(contains(r.reason, "TLS handshake failed")) << r.reason;
 }

@@ -168,7 +168,8 @@ TEST(Template, HugeFixedTextIsCutToFit)
     ASSERT_TRUE(tmpl) << error;
     const Message m = render_with(fixture("firing"), tmpl);
     EXPECT_LE(m.request_body.size(), kMaxRequestBytes);
-    EXPECT_EQ(m.shown, 1u);
+    EXPECT_EQ(m.shown, 0u) << "no alert is visible in what is left: none is reported shown";
+    EXPECT_EQ(m.omitted, 3u);
 }
 
 TEST(Template, MentionsAreAddedWhenTheTemplateForgetsThem)
@@ -205,4 +206,62 @@ TEST(Mentions, RulesApplyByFiringSeverity)
     at = resolve_mentions(rules, critical);
     EXPECT_EQ(at.user_ids, std::vector<std::string>{"oncall"});
     EXPECT_TRUE(at.all);
+}
+
+// Finding 10 of the bounds issue: the last-resort cut ran after the mentions were added, so it
+// could drop the @ line (DingTalk then notifies nobody), leave ** open, and report an alert
+// shown that was not.
+TEST(Template, TheLastResortCutKeepsMentionsAndMarkdownWhole)
+{
+    std::string error;
+    std::string fixed;
+    for (int i = 0; i < 600; ++i) {
+        fixed += "**line " + std::to_string(i) + "** of a fixed part far too long\n";
+    }
+    const auto tmpl =
+        compile(fixed + "{{#alerts}}{{alertname}}{{/alerts}}{{more}}", Template::Kind::text, error);
+    ASSERT_TRUE(tmpl) << error;
+    Mentions at;
+    at.mobiles = {"13800000000"};
+    const Message m = render_with(fixture("firing"), tmpl, nullptr, at);
+    EXPECT_LE(m.request_body.size(), kMaxRequestBytes);
+    EXPECT_EQ(m.shown, 0u);
+    EXPECT_EQ(m.text.substr(m.text.size() - 14), "\n\n@13800000000") << "the @ line is whole";
+    EXPECT_EQ(occurrences(m.text, "**") % 2, 0u) << "no emphasis left open";
+    EXPECT_NE(m.text.find("…\n\n@"), std::string::npos) << "the cut says so";
+}
+
+TEST(Template, AOneLineFixedPartIsCutWithoutAnOpenEmphasis)
+{
+    std::string error;
+    const auto tmpl =
+        compile("**" + std::string(30000, 'y') + "** {{title}}", Template::Kind::text, error);
+    ASSERT_TRUE(tmpl) << error;
+    const Message m = render_with(fixture("firing"), tmpl);
+    EXPECT_LE(m.request_body.size(), kMaxRequestBytes);
+    EXPECT_EQ(occurrences(m.text, "**") % 2, 0u);
+}
+
+TEST(Template, ATemplateMustBeUtf8)
+{
+    std::string error;
+    EXPECT_FALSE(compile("{{title}}\nok\nbad \xff here\n", Template::Kind::text, error));
+    EXPECT_EQ(error, "line 3: not valid UTF-8");
+}
+
+// Only the alerts that are shown are rendered, so a template costs what fits, not what came.
+TEST(Template, ManyAlertsOfWhichFewFit)
+{
+    std::string error;
+    const auto tmpl = compile("{{#alerts}}{{detail}}{{detail}}{{detail}}\n{{/alerts}}{{more}}",
+                              Template::Kind::text, error);
+    ASSERT_TRUE(tmpl) << error;
+    const Notification n = big_group(2000);
+    const Message m = render_with(n, tmpl);
+    EXPECT_LE(m.request_body.size(), kMaxRequestBytes);
+    EXPECT_GT(m.request_body.size(), kMaxRequestBytes * 3 / 4) << "and as many as fit";
+    EXPECT_EQ(m.shown + m.omitted, 2000u);
+    const std::string more =
+        "另有 " + std::to_string(m.omitted + 4) + " 条告警未显示"; // +4 truncated
+    EXPECT_NE(m.text.find(more), std::string::npos) << m.text.substr(m.text.size() - 300);
 }

@@ -4,6 +4,7 @@
 
 #include "alert.hpp"
 #include "render.hpp"
+#include "sender.hpp"
 #include "zone.hpp"
 
 #include <gtest/gtest.h>
@@ -94,9 +95,16 @@ inline dingtalk::Notification make_notification(std::vector<dingtalk::Alert> ale
     n.receiver = "dingtalk";
     n.external_url = "http://alertmanager.example:9093";
     n.alerts = std::move(alerts);
+    n.count_alerts();
     n.status = n.count(dingtalk::Status::firing) > 0 ? dingtalk::Status::firing
                                                      : dingtalk::Status::resolved;
     return n;
+}
+
+// A deadline `budget` from now, on the clock Delivery::run() counts on.
+inline std::uint64_t in(std::chrono::milliseconds budget)
+{
+    return dingtalk::monotonic_ms() + static_cast<std::uint64_t>(budget.count());
 }
 
 // How many times `needle` occurs in `hay`, not overlapping.

@@ -1,0 +1,40 @@
+// The Prometheus text: exact where Prometheus reads numbers, every errcode and ending named.
+#include "metrics.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+using namespace dingtalk;
+
+TEST(Metrics, DurationSumIsExact)
+{
+    MetricsSnapshot m;
+    m.duration_sum_ms = 1234567; // "%g" printed 1234.57
+    EXPECT_NE(to_prometheus(m).find("\ndingtalk_delivery_duration_seconds_sum 1234.567\n"),
+              std::string::npos);
+    m.duration_sum_ms = 5;
+    EXPECT_NE(to_prometheus(m).find("\ndingtalk_delivery_duration_seconds_sum 0.005\n"),
+              std::string::npos);
+    m.duration_sum_ms = 18446744073709551ull; // no float rounding at any size
+    EXPECT_NE(to_prometheus(m).find("_sum 18446744073709.551\n"), std::string::npos);
+}
+
+TEST(Metrics, BusyIsAnErrcodeOfItsOwn)
+{
+    MetricsSnapshot m;
+    m.errcodes[errcode_slot(-1)] = 3;
+    m.errcodes[errcode_slot(123456)] = 1;
+    const std::string text = to_prometheus(m);
+    EXPECT_NE(text.find("dingtalk_errcode_total{errcode=\"-1\"} 3\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("dingtalk_errcode_total{errcode=\"other\"} 1\n"), std::string::npos);
+}
+
+TEST(Metrics, EveryEndingHasASeries)
+{
+    const std::string text = to_prometheus(MetricsSnapshot());
+    for (const char *ending : {"zone_full", "busy", "client_closed", "queue_full"}) {
+        EXPECT_NE(text.find(std::string("outcome=\"") + ending + "\"} 0\n"), std::string::npos)
+            << ending;
+    }
+}
