@@ -26,6 +26,8 @@ import sys
 import tempfile
 import time
 
+import cost
+
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 BUILD = os.path.join(REPO, "build")
 MODULE = os.environ.get("DINGTALK_MODULE", os.path.join(BUILD, "ngx_http_dingtalk_module.so"))
@@ -393,6 +395,16 @@ http {{
                              capture_output=True, text=True, check=True)
         self.results["render"] = json.loads(out.stdout)["benchmarks"]
 
+    def cost(self):
+        """The worst bodies (bench/cost.py): 1 MiB and 64 MiB of each shape, with and without a
+        template; 64 MiB again with dingtalk_max_body_size raised to take them."""
+        self.stop()
+        rows = cost.run(MODULE, ["1m", "64m"])
+        rows += [dict(r, raised=True) for r in
+                 cost.run(MODULE, ["64m"], ["empty alerts", "tiny numbers", "one alert"],
+                          extra="dingtalk_max_body_size 64m;")]
+        self.results["cost"] = rows
+
     def tls_reuse(self):
         self.start(workers=1, threads=32)  # 32 threads: connections should track threads
         deliveries = 0
@@ -537,7 +549,53 @@ def report(b, started):
                 f"handshakes), counted by the stand-in's `$connection` and "
                 f"`$ssl_session_reused`. One kept-alive connection per pool thread that "
                 "served a delivery.", ""]
+    if b.results.get("cost"):
+        out += cost_report(b.results["cost"])
     return "\n".join(out)
+
+
+def cost_report(rows):
+    """The cost table: this build next to bench/cost-before.json (the module before the bounds
+    issue, measured the same way)."""
+    with open(os.path.join(REPO, "bench", "cost-before.json")) as f:
+        before = json.load(f)
+
+    def key(r):
+        return (r["size"], r["shape"], r["template"], r.get("raised", False))
+
+    old = {key(r): r for r in before["rows"]}
+
+    def cell(r):
+        if r is None:
+            return "not measured"
+        if r["status"] == "crash":
+            return "**worker crashed**"
+        return f"{r['status']}: {r['cpu_ms']:.0f} ms CPU, {r['peak_mb']:.1f} MB"
+
+    out = ["## 6. The cost of the worst bodies", "",
+           "bench/cost.py: one worker, each body to a DingTalk stand-in that answers at once; the "
+           "worker's CPU time (all threads; /proc ticks of 10 ms) and its peak RSS over what it "
+           "held before (VmHWM after a reset). 1 MiB is nginx's default body size; 64 MiB bodies "
+           "are refused with 413 by `dingtalk_max_body_size` (1m), and measured again with it "
+           f"raised to 64m. Before: {before['module']}.", "",
+           "| size | shape | template | before | now |", "| --- | --- | --- | --- | --- |"]
+    refused = [r for r in rows if r["size"] == "64m" and not r.get("raised")]
+    if refused:
+        worst = max(r["wall_ms"] for r in refused)
+        ok = all(r["status"] == 413 for r in refused)
+        out.append(f"| 64m | every shape above | both | accepted with client_max_body_size 64m "
+                   f"(see below) | {'413' if ok else 'NOT ALL 413'} within {worst:.0f} ms, "
+                   "nothing parsed |")
+    for r in rows:
+        if r in refused:
+            continue
+        label = r["size"] + (" (limit 64m)" if r.get("raised") else "")
+        prior = old.get(key(dict(r, raised=False))) if r.get("raised") or r["size"] == "1m" \
+            else None
+        out.append(f"| {label} | {r['shape']} | {'yes' if r['template'] else 'no'} | "
+                   f"{cell(prior)} | {cell(r)} |")
+    out.append("")
+    return out
 
 
 def git_head():
@@ -548,7 +606,8 @@ def git_head():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", help="comma-separated: throughput,nonblocking,memory,render,tls")
+    ap.add_argument("--only",
+                    help="comma-separated: throughput,nonblocking,memory,render,tls,cost")
     args = ap.parse_args()
     for path, what in ((MODULE, "module"), (ECHO, "Debian's echo module"),
                        (os.path.join(BUILD, "render_bench"), "render_bench")):
@@ -556,7 +615,7 @@ def main():
             sys.exit(f"{what} missing at {path}: run make bench")
     started = datetime.datetime.utcnow()
     b = Bench(args.quick)
-    scenarios = (args.only or "render,throughput,nonblocking,memory,tls").split(",")
+    scenarios = (args.only or "render,throughput,nonblocking,memory,tls,cost").split(",")
     try:
         for name in scenarios:
             print(f"scenario: {name}", flush=True)
