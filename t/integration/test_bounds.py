@@ -14,6 +14,9 @@ from harness import REPO, TOKEN, alert, notification, webhook
 
 TEMPLATE = os.path.join(REPO, "templates", "default.mustache")
 MIB = 1 << 20
+# Under AddressSanitizer (make integration-asan) memory is shadowed and kept in quarantine: a
+# worker's size says nothing about the module's then.
+SANITIZED = bool(os.environ.get("DINGTALK_NGINX_PRELOAD"))
 
 
 def worker_of(ngx):
@@ -92,7 +95,7 @@ def test_worst_bodies_of_a_mebibyte_are_cheap(costly, mock, shape, path):
     assert r.status == 200, r
     assert took < 1.0, f"{took:.2f} s for a body of 1 MiB"
     grew = (status_kb(pid, "VmHWM") - rss) / 1024
-    assert grew < 128, f"the worker grew {grew:.0f} MB for a body of 1 MiB"
+    assert SANITIZED or grew < 128, f"the worker grew {grew:.0f} MB for a body of 1 MiB"
     assert worker_of(costly) == pid
 
 
@@ -155,6 +158,8 @@ def test_four_worst_bodies_at_once_fit_the_shipped_memory_limit(nginx_factory, m
     Four of the most memory-hungry bodies parsed at once must leave room for nginx."""
     import concurrent.futures
 
+    if SANITIZED:
+        pytest.skip("memory is not measured under AddressSanitizer")
     ngx = nginx_factory(webhook(mock, "dingtalk_rate_limit off;"),
                         thread_pool="thread_pool dingtalk threads=4 max_queue=64;")
     pid = worker_of(ngx)
