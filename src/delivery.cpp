@@ -277,7 +277,7 @@ void Delivery::attempt(std::uint64_t deadline_ms)
     HttpRequest req;
     req.url = send_url(target_);
     req.body = request_;
-    req.timeout = left;
+    req.timeout = attempt_budget(left); // of what is left when the thread starts it
     req.ssl_verify = target_.ssl_verify;
     req.ca_pem = target_.ca_pem;
 

@@ -98,8 +98,9 @@ public:
     }
 
     // Runs in a pool thread; never throws. The first run parses and renders; every run makes
-    // at most one attempt, which ends by deadline_ms (monotonic_ms()): started too late, it
-    // sends nothing. So the rate limit can count on that deadline whatever the queue did.
+    // at most one attempt, which ends by deadline_ms (monotonic_ms(), the delivery's end) and
+    // takes its part of what is left (attempt_budget); started too late, it sends nothing. So
+    // the rate limit can count on that deadline whatever the queue did.
     void run(std::uint64_t deadline_ms) noexcept;
 
     // The whole time the request took, holds and retries included (the caller's clock).

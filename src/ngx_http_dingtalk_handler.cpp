@@ -48,7 +48,8 @@ struct ngx_http_dingtalk_ctx_t {
     ngx_msec_t received;      // body read
     ngx_msec_t first_attempt; // first task posted; the delivery timeout counts from here
     uint64_t send_id;         // the rate slot of the attempt planned or in flight; 0: none
-    uint64_t deadline;        // when the attempt must have ended (monotonic ms)
+    uint64_t deadline;        // when the delivery must be over: no send starts that could end
+                              // later (monotonic ms)
     ngx_msec_t asked_since;   // waiting for sends under way to end, since; 0: not waiting
     bool counted_waiting;     // in dingtalk_requests_waiting
     bool warned_late;         // the deadline passed and was logged once
@@ -463,12 +464,12 @@ void refuse(ngx_http_dingtalk_ctx_t *ctx, const dingtalk::Reservation &res)
     finish(ctx->r, NGX_HTTP_SERVICE_UNAVAILABLE, reason, ending, seconds_up(res.retry_after_ms));
 }
 
-// How long the next attempt may take: its part of what is left of dingtalk_timeout.
-uint64_t next_budget(ngx_http_dingtalk_ctx_t *ctx)
+// When the delivery must be over: dingtalk_timeout after its first attempt (from now for the
+// first one). No attempt is started that could end later, so the rate window can count on it.
+uint64_t delivery_end(ngx_http_dingtalk_ctx_t *ctx, uint64_t first_send)
 {
-    const ngx_msec_t spent = ctx->first_attempt ? ngx_current_msec - ctx->first_attempt : 0;
-    const ngx_msec_t left = ctx->lcf->timeout > spent ? ctx->lcf->timeout - spent : 0;
-    return static_cast<uint64_t>(dingtalk::attempt_budget(std::chrono::milliseconds(left)).count());
+    const uint64_t start = ctx->first_attempt ? ctx->first_attempt : first_send;
+    return start + static_cast<uint64_t>(ctx->lcf->timeout);
 }
 
 // Holds the webhook on a timer: until its slot's time (send_id set), or to ask again.
@@ -496,14 +497,15 @@ dingtalk::RateLimit limit_now(ngx_http_dingtalk_ctx_t *ctx)
 // Reserves a send slot, then sends now, later (holding), or not at all.
 void schedule(ngx_http_dingtalk_ctx_t *ctx)
 {
-    const uint64_t now = ngx_current_msec, budget = next_budget(ctx);
+    const uint64_t now = ngx_current_msec;
     if (ctx->zone == nullptr) {
-        ctx->deadline = now + budget;
+        ctx->deadline = delivery_end(ctx, now);
         post(ctx);
         return;
     }
-    const dingtalk::Reservation res =
-        ngx_http_dingtalk_reserve(ctx->zone, ctx->robot, limit_now(ctx), budget);
+    // the send may end as late as the delivery (the window learns the real end when it comes)
+    const dingtalk::Reservation res = ngx_http_dingtalk_reserve(
+        ctx->zone, ctx->robot, limit_now(ctx), delivery_end(ctx, now) - now);
     if (res.kind == dingtalk::Reservation::wait) {
         ctx->asked_since = ctx->asked_since ? ctx->asked_since : (now ? now : 1);
         hold(ctx, res.retry_after_ms);
@@ -515,16 +517,11 @@ void schedule(ngx_http_dingtalk_ctx_t *ctx)
     }
     ctx->asked_since = 0;
     ctx->send_id = res.id;
-    ctx->deadline = res.at_ms + budget;
-    if (ctx->first_attempt != 0) {
-        // a retry ends within the delivery's timeout, or is not made at all
-        const uint64_t end = ctx->first_attempt + static_cast<uint64_t>(ctx->lcf->timeout);
-        ctx->deadline = std::min(ctx->deadline, end);
-        if (res.at_ms + dingtalk::kShortestAttempt.count() > end) {
-            give_back_slot(ctx);
-            conclude(ctx);
-            return;
-        }
+    ctx->deadline = delivery_end(ctx, res.at_ms);
+    if (ctx->first_attempt != 0 && res.at_ms + dingtalk::kShortestAttempt.count() > ctx->deadline) {
+        give_back_slot(ctx); // a retry that would start too late to finish in time
+        conclude(ctx);
+        return;
     }
     if (res.kind == dingtalk::Reservation::now) {
         post(ctx);
