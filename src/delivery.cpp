@@ -88,12 +88,12 @@ Report transport_failure(const HttpReply &http)
     r.transient = http.transport != Transport::certificate; // that one will not fix itself
     if (http.transport == Transport::timeout) {
         r.outcome = Outcome::timeout;
-        r.reason = "DingTalk did not answer in time: " + http.error;
+        r.category = "DingTalk did not answer in time";
     } else {
         r.outcome = Outcome::unreachable;
-        r.reason =
-            std::string("cannot reach DingTalk (") + to_string(http.transport) + "): " + http.error;
+        r.category = std::string("cannot reach DingTalk (") + to_string(http.transport) + ")";
     }
+    r.reason = r.category + ": " + http.error;
     return r;
 }
 
@@ -117,12 +117,13 @@ void classify_errcode(Report &r)
     } else {
         r.outcome = Outcome::refused;
         r.http_status = 502;
-        r.reason = "DingTalk refused the message: errcode " + std::to_string(code);
+        r.reason = r.category = "DingTalk refused the message: errcode " + std::to_string(code);
         if (!r.errmsg.empty()) {
             r.reason += " \"" + r.errmsg + "\"";
         }
         if (const char *h = hint(code)) {
             r.reason += std::string(" (") + h + ")";
+            r.category += std::string(" (") + h + ")";
         }
     }
 }
@@ -238,6 +239,7 @@ void Delivery::run(std::uint64_t deadline_ms) noexcept
         report_.outcome = Outcome::internal;
         report_.http_status = 500;
         report_.reason = std::string("internal error: ") + e.what();
+        report_.category = "internal error";
         report_.transient = false;
     } catch (...) {
         report_.outcome = Outcome::internal;
@@ -293,18 +295,21 @@ void Delivery::attempt(std::uint64_t deadline_ms)
     report_ = std::move(r);
 }
 
-std::string Report::reply_json() const
+std::string Report::reply_json(bool verbose) const
 {
+    const std::string &said = verbose || category.empty() ? reason : category;
     JsonPtr root(json_object());
     json_object_set_new(root.get(), "ok", json_boolean(outcome == Outcome::delivered));
-    json_object_set_new(root.get(), "reason", json_stringn(reason.data(), reason.size()));
+    json_object_set_new(root.get(), "reason", json_stringn(said.data(), said.size()));
     if (alerts > 0) {
         json_object_set_new(root.get(), "alerts", json_integer(json_int_t(alerts)));
         json_object_set_new(root.get(), "shown", json_integer(json_int_t(shown)));
     }
     if (errcode) {
         json_object_set_new(root.get(), "errcode", json_integer(*errcode));
-        json_object_set_new(root.get(), "errmsg", json_stringn(errmsg.data(), errmsg.size()));
+        if (verbose) {
+            json_object_set_new(root.get(), "errmsg", json_stringn(errmsg.data(), errmsg.size()));
+        }
     }
     return json_dump(root.get()) + "\n";
 }

@@ -48,7 +48,9 @@ const char *to_string(Outcome o);
 struct Report {
     Outcome outcome = Outcome::internal;
     int http_status = 500;       // what Alertmanager gets
-    std::string reason;          // one line, no secrets; for the reply and the log
+    std::string reason;          // one line, no secrets; for the log (and verbose replies)
+    std::string category;        // the same without what only the log should tell (an address, a
+                                 // library's words, DingTalk's errmsg); "" when reason has none
     std::optional<long> errcode; // DingTalk's, when it answered with one
     std::string errmsg;          // DingTalk's, sanitized
     std::size_t alerts = 0;      // in the notification
@@ -60,7 +62,8 @@ struct Report {
     bool sent = false;          // the last attempt's request left (it may have arrived)
     std::uint64_t ended_ms = 0; // when the last attempt ended (monotonic_ms())
 
-    std::string reply_json() const;
+    // The reply's body: the category of what happened (the reason too when verbose).
+    std::string reply_json(bool verbose = false) const;
 
     // One log line (without a prefix): what happened, to how many alerts, and why.
     std::string summary() const;

@@ -28,9 +28,10 @@ enum class Ending {
     unreachable,
     timeout,
     client_closed, // the client went away while the delivery waited; nothing more sent
+    unauthorized,  // 401 without the credentials, 403 from a web page; nothing sent
     internal,
 };
-constexpr std::size_t kEndings = 14;
+constexpr std::size_t kEndings = 15;
 const char *to_label(Ending e);
 
 // DingTalk errcodes worth their own series; anything else is counted as "other".

@@ -6,6 +6,7 @@
 
 #include "ngx.hpp"
 
+#include "auth.hpp"
 #include "delivery.hpp"
 #include "metrics.hpp"
 #include "ratelimit.hpp"
@@ -62,7 +63,9 @@ struct ngx_http_dingtalk_loc_conf_t {
     std::shared_ptr<const dingtalk::Template> *title_template; // dingtalk_title_template
     // dingtalk_at_*: the rules set at this level (null: inherited as a whole)
     std::shared_ptr<std::vector<dingtalk::MentionRule>> *mentions;
-    ngx_http_complex_value_t *robot_name; // the robot's name in metrics and logs
+    ngx_http_complex_value_t *robot_name;         // the robot's name in metrics and logs
+    std::shared_ptr<dingtalk::Credentials> *auth; // dingtalk_auth_*_file; null: open
+    ngx_flag_t verbose_replies;                   // replies say what the log says
 
     // where "dingtalk;" stands, for errors found once the whole configuration is known
     ngx_str_t file;
@@ -98,9 +101,6 @@ template <class T, class... Args> T *ngx_http_dingtalk_pool_new(ngx_pool_t *pool
 // handlers
 ngx_int_t ngx_http_dingtalk_handler(ngx_http_request_t *r) noexcept;
 ngx_int_t ngx_http_dingtalk_metrics_handler(ngx_http_request_t *r) noexcept;
-ngx_int_t ngx_http_dingtalk_send_json(ngx_http_request_t *r, ngx_uint_t status,
-                                      const std::string &body, ngx_uint_t retry_after = 0,
-                                      bool allow = false);
 
 // zone
 constexpr size_t kRobotKeySize = 16;

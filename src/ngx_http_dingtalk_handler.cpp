@@ -102,32 +102,30 @@ ngx_int_t send_body(ngx_http_request_t *r, ngx_uint_t status, const ngx_str_t &t
     return ngx_http_output_filter(r, &out);
 }
 
-} // namespace
+const ngx_str_t kJson = ngx_string("application/json");
 
-ngx_int_t ngx_http_dingtalk_send_json(ngx_http_request_t *r, ngx_uint_t status,
-                                      const std::string &body, ngx_uint_t retry_after, bool allow)
+ngx_int_t send_json(ngx_http_request_t *r, ngx_uint_t status, const std::string &body,
+                    const ngx_str_t *header = nullptr, const ngx_str_t *value = nullptr)
 {
-    static const ngx_str_t json = ngx_string("application/json");
-    static const ngx_str_t allow_header = ngx_string("Allow"),
-                           allow_value = ngx_string("GET, HEAD, POST"),
-                           retry_header = ngx_string("Retry-After");
-    if (allow) {
-        return send_body(r, status, json, body, &allow_header, &allow_value);
-    }
-    if (retry_after > 0) {
-        ngx_str_t value;
-        value.data = static_cast<u_char *>(ngx_pnalloc(r->pool, NGX_INT_T_LEN));
-        if (value.data == nullptr) {
-            return NGX_ERROR;
-        }
-        value.len = ngx_sprintf(value.data, "%ui", retry_after) - value.data;
-        return send_body(r, status, json, body, &retry_header, &value);
-    }
-    return send_body(r, status, json, body);
+    return send_body(r, status, kJson, body, header, value);
 }
 
-namespace
+// With Retry-After when retry_after is more than 0 (seconds).
+ngx_int_t send_json_retry(ngx_http_request_t *r, ngx_uint_t status, const std::string &body,
+                          ngx_uint_t retry_after)
 {
+    static const ngx_str_t retry_header = ngx_string("Retry-After");
+    if (retry_after == 0) {
+        return send_json(r, status, body);
+    }
+    ngx_str_t value;
+    value.data = static_cast<u_char *>(ngx_pnalloc(r->pool, NGX_INT_T_LEN));
+    if (value.data == nullptr) {
+        return NGX_ERROR;
+    }
+    value.len = ngx_sprintf(value.data, "%ui", retry_after) - value.data;
+    return send_json(r, status, body, &retry_header, &value);
+}
 
 ngx_http_dingtalk_main_conf_t *main_conf(ngx_http_request_t *r)
 {
@@ -144,8 +142,7 @@ void finish(ngx_http_request_t *r, ngx_uint_t status, const std::string &reason,
         ngx_http_dingtalk_count_ending(mcf->zone, ending);
     }
     ngx_http_finalize_request(
-        r, ngx_http_dingtalk_send_json(r, status, dingtalk::reply_json(status < 300, reason),
-                                       retry_after));
+        r, send_json_retry(r, status, dingtalk::reply_json(status < 300, reason), retry_after));
 }
 
 dingtalk::Ending ending_of(dingtalk::Outcome o)
@@ -232,9 +229,9 @@ void resume(ngx_http_request_t *r) noexcept
                                            ? seconds_up(ctx->lcf->rate.cooldown_ms)
                                        : rep.http_status == NGX_HTTP_SERVICE_UNAVAILABLE ? 5
                                                                                          : 0;
-        ngx_http_finalize_request(
-            r, ngx_http_dingtalk_send_json(r, static_cast<ngx_uint_t>(rep.http_status),
-                                           rep.reply_json(), retry_after));
+        ngx_http_finalize_request(r, send_json_retry(r, static_cast<ngx_uint_t>(rep.http_status),
+                                                     rep.reply_json(ctx->lcf->verbose_replies != 0),
+                                                     retry_after));
     } catch (...) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
     }
@@ -624,8 +621,7 @@ ngx_int_t too_large(ngx_http_request_t *r, off_t size, size_t max)
     if (mcf->zone != nullptr) {
         ngx_http_dingtalk_count_ending(mcf->zone, dingtalk::Ending::bad_request);
     }
-    return ngx_http_dingtalk_send_json(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                       dingtalk::reply_json(false, reason));
+    return send_json(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, dingtalk::reply_json(false, reason));
 }
 
 bool evaluate(ngx_http_request_t *r, ngx_http_complex_value_t *cv, std::string &out)
@@ -817,6 +813,104 @@ void body_handler(ngx_http_request_t *r) noexcept
 
 } // namespace
 
+namespace
+{
+
+// A header of the request by name (nginx 1.22 keeps no field for Origin).
+const ngx_table_elt_t *request_header(ngx_http_request_t *r, std::string_view name)
+{
+    const ngx_list_part_t *part = &r->headers_in.headers.part;
+    for (; part != nullptr; part = part->next) {
+        const auto *h = static_cast<const ngx_table_elt_t *>(part->elts);
+        for (ngx_uint_t i = 0; i < part->nelts; ++i) {
+            if (h[i].key.len == name.size() &&
+                ngx_strncasecmp(h[i].key.data, (u_char *)name.data(), name.size()) == 0) {
+                return &h[i];
+            }
+        }
+    }
+    return nullptr;
+}
+
+bool is_json(const ngx_table_elt_t *type)
+{
+    static const std::string_view json = "application/json";
+    if (type == nullptr || type->value.len < json.size() ||
+        ngx_strncasecmp(type->value.data, (u_char *)json.data(), json.size()) != 0) {
+        return false;
+    }
+    const u_char next = type->value.len == json.size() ? ';' : type->value.data[json.size()];
+    return next == ';' || next == ' ';
+}
+
+// A refusal before the body is read: the body is discarded, nothing is sent to DingTalk.
+ngx_int_t refuse_early(ngx_http_request_t *r, ngx_uint_t status, const char *reason,
+                       dingtalk::Ending ending, const ngx_str_t *header = nullptr,
+                       const ngx_str_t *value = nullptr)
+{
+    ngx_int_t rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+    ngx_http_dingtalk_main_conf_t *mcf = main_conf(r);
+    if (mcf->zone != nullptr) {
+        ngx_http_dingtalk_count_ending(mcf->zone, ending);
+    }
+    return send_json(r, status, dingtalk::reply_json(false, reason), header, value);
+}
+
+// Who may post, and from where: credentials when the location asks for them (every method:
+// strangers learn nothing, not even that this is a webhook), never from a browser page.
+ngx_int_t gatekeeper(ngx_http_request_t *r, const ngx_http_dingtalk_loc_conf_t *lcf)
+{
+    static const ngx_str_t challenge = ngx_string("WWW-Authenticate"),
+                           bearer = ngx_string("Bearer realm=\"dingtalk\""),
+                           basic = ngx_string("Basic realm=\"dingtalk\", charset=\"UTF-8\"");
+    if (lcf->auth != nullptr) {
+        const ngx_table_elt_t *h = r->headers_in.authorization;
+        const std::string_view given = h ? ngx_http_dingtalk_view(h->value) : "";
+        if (!(*lcf->auth)->allows(given)) {
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "dingtalk: %s credentials; answered 401",
+                          h ? "wrong" : "no"); // never the credentials themselves
+            return refuse_early(r, NGX_HTTP_UNAUTHORIZED,
+                                "authorization required: the credentials Alertmanager's "
+                                "http_config sends (authorization or basic_auth)",
+                                dingtalk::Ending::unauthorized, &challenge,
+                                (*lcf->auth)->wants_basic() ? &basic : &bearer);
+        }
+    }
+    if (request_header(r, "Origin") != nullptr) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "dingtalk: a request with an Origin header (a web page); answered 403");
+        return refuse_early(r, NGX_HTTP_FORBIDDEN,
+                            "web pages may not post here: Alertmanager sends no Origin header",
+                            dingtalk::Ending::unauthorized);
+    }
+    return NGX_DECLINED;
+}
+
+// GET and HEAD: a health check. Anything but POST: 405.
+ngx_int_t not_a_post(ngx_http_request_t *r)
+{
+    static const ngx_str_t allow = ngx_string("Allow"), methods = ngx_string("GET, HEAD, POST");
+    ngx_int_t rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+    if (r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD)) {
+        return send_json(r, NGX_HTTP_OK,
+                         dingtalk::reply_json(true, "ngx_http_dingtalk_module is ready: POST "
+                                                    "Alertmanager webhooks here"));
+    }
+    return send_json(r, NGX_HTTP_NOT_ALLOWED,
+                     dingtalk::reply_json(false, "method not allowed: POST Alertmanager "
+                                                 "webhooks, GET for health"),
+                     &allow, &methods);
+}
+
+} // namespace
+
 ngx_int_t ngx_http_dingtalk_handler(ngx_http_request_t *r) noexcept
 {
     try {
@@ -825,32 +919,19 @@ ngx_int_t ngx_http_dingtalk_handler(ngx_http_request_t *r) noexcept
                           "dingtalk: a webhook location cannot serve a subrequest");
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
-
-        if (r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD)) {
-            ngx_int_t rc = ngx_http_discard_request_body(r);
-            if (rc != NGX_OK) {
-                return rc;
-            }
-            return ngx_http_dingtalk_send_json(
-                r, NGX_HTTP_OK,
-                dingtalk::reply_json(true, "ngx_http_dingtalk_module is ready: POST "
-                                           "Alertmanager webhooks here"));
-        }
-
-        if (!(r->method & NGX_HTTP_POST)) {
-            ngx_int_t rc = ngx_http_discard_request_body(r);
-            if (rc != NGX_OK) {
-                return rc;
-            }
-            return ngx_http_dingtalk_send_json(
-                r, NGX_HTTP_NOT_ALLOWED,
-                dingtalk::reply_json(false, "method not allowed: POST Alertmanager "
-                                            "webhooks, GET for health"),
-                0, true);
-        }
-
         auto *lcf = static_cast<ngx_http_dingtalk_loc_conf_t *>(
             ngx_http_get_module_loc_conf(r, ngx_http_dingtalk_module));
+        if (ngx_int_t rc = gatekeeper(r, lcf); rc != NGX_DECLINED) {
+            return rc;
+        }
+        if (!(r->method & NGX_HTTP_POST)) {
+            return not_a_post(r);
+        }
+        if (!is_json(r->headers_in.content_type)) {
+            return refuse_early(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                                "Content-Type must be application/json, as Alertmanager sends",
+                                dingtalk::Ending::bad_request);
+        }
         const off_t declared = r->headers_in.content_length_n;
         if (declared > static_cast<off_t>(lcf->max_body_size)) {
             ngx_int_t rc = ngx_http_discard_request_body(r);

@@ -150,6 +150,11 @@ char *set_api_url(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept
     if (url.find("access_token=") != std::string_view::npos) {
         return const_cast<char *>("must not hold the access token: use dingtalk_token");
     }
+    if (host_at == 7) {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "dingtalk_api_url is http://: the robot token and every message "
+                           "travel in clear text (DingTalk is https://)");
+    }
     return NGX_CONF_OK;
 }
 
@@ -303,40 +308,99 @@ char *set_rate_limit(ngx_conf_t *cf, ngx_command_t *, void *conf) noexcept
     return NGX_CONF_OK;
 }
 
-// dingtalk_token_file FILE: the token from a file (a Kubernetes secret mounted as a volume),
-// read now; a changed file takes effect on reload.
-char *set_token_file(ngx_conf_t *cf, ngx_command_t *, void *conf) noexcept
+// A literal complex value, as a directive without variables makes.
+ngx_http_complex_value_t *literal(ngx_conf_t *cf, const std::string &text)
 {
-    auto *dlcf = static_cast<ngx_http_dingtalk_loc_conf_t *>(conf);
-    if (dlcf->token != NGX_CONF_UNSET_PTR) {
-        return const_cast<char *>("is duplicate (dingtalk_token or dingtalk_token_file is set)");
+    auto *cv = static_cast<ngx_http_complex_value_t *>(
+        ngx_pcalloc(cf->pool, sizeof(ngx_http_complex_value_t)));
+    u_char *data = static_cast<u_char *>(ngx_pnalloc(cf->pool, text.size() + 1));
+    if (cv == nullptr || data == nullptr) {
+        return nullptr;
+    }
+    ngx_memcpy(data, text.data(), text.size());
+    cv->value.data = data; // lengths stays NULL
+    cv->value.len = text.size();
+    return cv;
+}
+
+// What a credential file holds (its ngx_command_t's post): the token, or the signing secret.
+struct credential_file_t {
+    std::size_t slot; // offsetof the complex value in the location's configuration
+    bool (*valid)(std::string_view);
+    const char *what; // for the error
+};
+const credential_file_t kTokenFile{offsetof(ngx_http_dingtalk_loc_conf_t, token),
+                                   dingtalk::valid_token,
+                                   "a DingTalk robot token (letters and digits only, on one line)"};
+const credential_file_t kSecretFile{
+    offsetof(ngx_http_dingtalk_loc_conf_t, secret), dingtalk::valid_secret,
+    "a DingTalk signing secret (\"SEC\" and hex digits, on one line)"};
+
+// dingtalk_token_file FILE / dingtalk_secret_file FILE: from a file (a Kubernetes Secret
+// mounted as a volume), read now by the master; a changed file takes effect on reload. The
+// same rules as the directive with the value itself, which it replaces.
+char *set_credential_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept
+{
+    const auto *kind = static_cast<const credential_file_t *>(cmd->post);
+    const char *directive = reinterpret_cast<const char *>(cmd->name.data);
+    auto *slot =
+        reinterpret_cast<ngx_http_complex_value_t **>(static_cast<char *>(conf) + kind->slot);
+    if (*slot != NGX_CONF_UNSET_PTR) {
+        return const_cast<char *>("is duplicate (the value or its file is set already)");
     }
     try {
         auto *value = static_cast<ngx_str_t *>(cf->args->elts);
-        std::string token;
-        if (!read_conf_file(cf, "dingtalk_token_file", value[1], token, kMaxTokenFile)) {
+        std::string text;
+        if (!read_conf_file(cf, directive, value[1], text, kMaxTokenFile)) {
             return conf_error();
         }
-        while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) {
-            token.pop_back();
+        while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) {
+            text.pop_back();
         }
-        if (!dingtalk::valid_token(token)) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "dingtalk_token_file: \"%V\" does not hold a DingTalk robot token "
-                               "(letters and digits only, on one line)",
-                               &value[1]);
+        if (!kind->valid(text)) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s: \"%V\" does not hold %s", directive,
+                               &value[1], kind->what);
             return conf_error();
         }
-        auto *cv = static_cast<ngx_http_complex_value_t *>(
-            ngx_pcalloc(cf->pool, sizeof(ngx_http_complex_value_t)));
-        u_char *data = static_cast<u_char *>(ngx_pnalloc(cf->pool, token.size()));
-        if (cv == nullptr || data == nullptr) {
+        *slot = literal(cf, text);
+        return *slot ? NGX_CONF_OK : conf_error();
+    } catch (...) {
+        return conf_error();
+    }
+}
+
+// What a credentials file is: a bearer token per line, or user:password per line.
+enum class auth_kind { bearer, basic };
+const auth_kind kAuthBearer = auth_kind::bearer;
+const auth_kind kAuthBasic = auth_kind::basic;
+
+// dingtalk_auth_bearer_file FILE / dingtalk_auth_basic_file FILE: read now, by the master (a
+// Kubernetes Secret mounted 0400 works), never logged; a changed file takes effect on reload.
+char *set_auth_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept
+{
+    auto *dlcf = static_cast<ngx_http_dingtalk_loc_conf_t *>(conf);
+    const auth_kind kind = *static_cast<const auth_kind *>(cmd->post);
+    const char *directive = reinterpret_cast<const char *>(cmd->name.data);
+    try {
+        auto *value = static_cast<ngx_str_t *>(cf->args->elts);
+        std::string text, error;
+        if (!read_conf_file(cf, directive, value[1], text, kMaxTokenFile * 16)) {
             return conf_error();
         }
-        ngx_memcpy(data, token.data(), token.size());
-        cv->value.data = data; // a literal: lengths stays NULL
-        cv->value.len = token.size();
-        dlcf->token = cv;
+        if (dlcf->auth == nullptr) {
+            dlcf->auth = ngx_http_dingtalk_pool_new<std::shared_ptr<dingtalk::Credentials>>(
+                cf->pool, std::make_shared<dingtalk::Credentials>());
+            if (dlcf->auth == nullptr) {
+                return conf_error();
+            }
+        }
+        const bool ok = kind == auth_kind::bearer ? (*dlcf->auth)->add_bearer_file(text, error)
+                                                  : (*dlcf->auth)->add_basic_file(text, error);
+        if (!ok) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s: \"%V\" %s", directive, &value[1],
+                               error.c_str());
+            return conf_error();
+        }
         return NGX_CONF_OK;
     } catch (...) {
         return conf_error();
@@ -576,6 +640,7 @@ void *create_loc_conf(ngx_conf_t *cf) noexcept
     conf->robot_name = static_cast<ngx_http_complex_value_t *>(NGX_CONF_UNSET_PTR);
     conf->max_body_size = NGX_CONF_UNSET_SIZE;
     conf->max_alerts = NGX_CONF_UNSET_UINT;
+    conf->verbose_replies = NGX_CONF_UNSET;
     return conf;
 }
 
@@ -658,6 +723,10 @@ void merge_values(ngx_http_dingtalk_loc_conf_t *prev, ngx_http_dingtalk_loc_conf
     if (conf->mentions == nullptr) {
         conf->mentions = prev->mentions; // the rules of one level, never mixed
     }
+    if (conf->auth == nullptr) {
+        conf->auth = prev->auth; // the credentials of one level, never mixed
+    }
+    ngx_conf_merge_value(conf->verbose_replies, prev->verbose_replies, 0);
     if (conf->rate_limit == NGX_CONF_UNSET) {
         conf->rate_limit = prev->rate_limit == NGX_CONF_UNSET ? 1 : prev->rate_limit;
         conf->rate = prev->rate;
@@ -846,8 +915,13 @@ ngx_command_t ngx_http_dingtalk_commands[] = {
      set_trusted_certificate, NGX_HTTP_LOC_CONF_OFFSET,
      offsetof(ngx_http_dingtalk_loc_conf_t, ssl_trusted_certificate), nullptr},
     {ngx_string("dingtalk_token_file"),
-     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_token_file,
-     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+     set_credential_file, NGX_HTTP_LOC_CONF_OFFSET, 0,
+     const_cast<credential_file_t *>(&kTokenFile)},
+    {ngx_string("dingtalk_secret_file"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+     set_credential_file, NGX_HTTP_LOC_CONF_OFFSET, 0,
+     const_cast<credential_file_t *>(&kSecretFile)},
     {ngx_string("dingtalk_template"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_text_template,
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
@@ -867,6 +941,16 @@ ngx_command_t ngx_http_dingtalk_commands[] = {
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
      ngx_http_set_complex_value_slot, NGX_HTTP_LOC_CONF_OFFSET,
      offsetof(ngx_http_dingtalk_loc_conf_t, robot_name), nullptr},
+    {ngx_string("dingtalk_auth_bearer_file"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_auth_file,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, const_cast<auth_kind *>(&kAuthBearer)},
+    {ngx_string("dingtalk_auth_basic_file"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_auth_file,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, const_cast<auth_kind *>(&kAuthBasic)},
+    {ngx_string("dingtalk_verbose_replies"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_FLAG,
+     ngx_conf_set_flag_slot, NGX_HTTP_LOC_CONF_OFFSET,
+     offsetof(ngx_http_dingtalk_loc_conf_t, verbose_replies), nullptr},
     {ngx_string("dingtalk_metrics"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS, set_metrics,
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("dingtalk_rate_limit"),

@@ -157,8 +157,12 @@ class Alertmanager(Process):
 
     name = "alertmanager"
 
-    def __init__(self, webhook_url, group_wait="1s", group_interval="2s", repeat_interval="1h",
-                 send_resolved=True, binary=ALERTMANAGER_BIN):
+    # group_wait: the alerts of one POST reach Alertmanager's dispatcher one by one; on a busy
+    # machine a second of group_wait was seen to flush a group before its second alert.
+    def __init__(self, webhook_url, group_wait="3s", group_interval="2s", repeat_interval="1h",
+                 send_resolved=True, http_config="", binary=ALERTMANAGER_BIN):
+        """http_config: YAML lines for the webhook's http_config (credentials), indented by the
+        caller to sit under it."""
         super().__init__(binary)
         self.config_text = f"""
 route:
@@ -172,6 +176,7 @@ receivers:
   webhook_configs:
   - url: {json.dumps(webhook_url)}
     send_resolved: {str(send_resolved).lower()}
+{"    http_config:" + chr(10) + http_config if http_config else ""}
 """
         self.config = self.write("alertmanager.yml", self.config_text)
 

@@ -87,3 +87,25 @@ def test_a_token_file_stays_out_of_the_debug_log(nginx_factory, mock):
     assert mock.received[0].query["access_token"] == TOKEN
     log = ngx.error_log()
     assert "[debug]" in log and TOKEN not in log
+
+
+def test_the_secret_from_a_file(nginx_factory, mock):
+    """dingtalk_secret_file: as dingtalk_token_file, for the signing secret (a mounted
+    Secret, no nginx syntax in it)."""
+    from harness import world_readable_tmpdir, line_of, Nginx
+    import os
+
+    d = world_readable_tmpdir("dingtalk-secret-")
+    good, bad = os.path.join(d, "secret"), os.path.join(d, "bad")
+    with open(good, "w") as f:
+        f.write(SECRET + "\n")
+    with open(bad, "w") as f:
+        f.write("SECnot-hex-at-all\n")
+    ngx = nginx_factory(webhook(mock, f"dingtalk_secret_file {good};"))
+    assert ngx.post("/", notification()).status == 200
+    assert mock.received[0].sig_ok is True
+    broken = Nginx(webhook(mock, f"dingtalk_secret_file {bad};"))
+    ok, out = broken.test_config()
+    assert not ok and f'dingtalk_secret_file: "{bad}" does not hold a DingTalk signing' in out, out
+    assert f"{broken.conf_path}:{line_of(broken, 'dingtalk_secret_file')}" in out, out
+    assert "not-hex" not in out, "the file's content is never printed"

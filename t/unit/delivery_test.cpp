@@ -224,8 +224,10 @@ TEST(ReportJson, DeliveredCarriesDingTalksAnswer)
     EXPECT_TRUE(json_is_true(json_object_get(j.get(), "ok")));
     EXPECT_STREQ(json_string_value(json_object_get(j.get(), "reason")), r.reason.c_str());
     EXPECT_EQ(json_integer_value(json_object_get(j.get(), "errcode")), 0);
-    EXPECT_STREQ(json_string_value(json_object_get(j.get(), "errmsg")), "ok");
+    EXPECT_EQ(json_object_get(j.get(), "errmsg"), nullptr) << "only in verbose replies";
     EXPECT_EQ(json_integer_value(json_object_get(j.get(), "alerts")), 3);
+    JsonPtr verbose = parse_json(r.reply_json(true));
+    EXPECT_STREQ(json_string_value(json_object_get(verbose.get(), "errmsg")), "ok");
 }
 
 TEST(ReportJson, RefusedAndUnreachable)
@@ -236,14 +238,23 @@ TEST(ReportJson, RefusedAndUnreachable)
     ASSERT_TRUE(j);
     EXPECT_TRUE(json_is_false(json_object_get(j.get(), "ok")));
     EXPECT_EQ(json_integer_value(json_object_get(j.get(), "errcode")), 310000);
-    EXPECT_STREQ(json_string_value(json_object_get(j.get(), "errmsg")), "sign not match \"x\"");
-    EXPECT_TRUE(contains(json_string_value(json_object_get(j.get(), "reason")), "310000"));
+    EXPECT_EQ(json_object_get(j.get(), "errmsg"), nullptr) << "DingTalk's words: log only";
+    const std::string said = json_string_value(json_object_get(j.get(), "reason"));
+    EXPECT_TRUE(contains(said, "310000")) << said;
+    EXPECT_FALSE(contains(said, "sign not match")) << said;
+    JsonPtr v = parse_json(refused.reply_json(true));
+    EXPECT_STREQ(json_string_value(json_object_get(v.get(), "errmsg")), "sign not match \"x\"");
+    EXPECT_TRUE(contains(json_string_value(json_object_get(v.get(), "reason")), "sign not match"));
 
-    const Report down = interpret(failure(Transport::connect_failed, "refused"));
+    const Report down =
+        interpret(failure(Transport::connect_failed, "Failed to connect to 10.1.2.3 port 443"));
     JsonPtr d = parse_json(down.reply_json());
     ASSERT_TRUE(d);
     EXPECT_TRUE(json_is_false(json_object_get(d.get(), "ok")));
-    EXPECT_TRUE(json_is_string(json_object_get(d.get(), "reason")));
+    EXPECT_STREQ(json_string_value(json_object_get(d.get(), "reason")),
+                 "cannot reach DingTalk (connect failed)")
+        << "no address for strangers";
+    EXPECT_TRUE(contains(down.reason, "10.1.2.3 port 443")) << "the log has it";
     EXPECT_EQ(json_object_get(d.get(), "errcode"), nullptr) << "DingTalk never answered";
 
     JsonPtr plain = parse_json(reply_json(false, "queue \"full\"\n"));
