@@ -1,7 +1,11 @@
 # ngx_http_dingtalk_module in a container: Debian 12's nginx with the module, on port 5000.
 #
 #   docker build -t dingtalk-hook .
-#   docker run -p 5000:5000 -e ROBOT_TOKEN=<token> [-e ROBOT_SECRET=SEC...] dingtalk-hook
+#   docker run -p 5000:5000 --env-file dingtalk.env dingtalk-hook
+#
+# dingtalk.env holds ROBOT_TOKEN, WEBHOOK_TOKEN (the bearer token Alertmanager sends) and
+# optionally ROBOT_SECRET; or mount files and set ROBOT_TOKEN_FILE, WEBHOOK_TOKEN_FILE,
+# ROBOT_SECRET_FILE. The container runs as www-data, nginx's master too.
 #
 # The build stage runs the same steps as CI (scripts/install-deps.sh, then make), so what CI
 # tests is what ships.
@@ -35,10 +39,14 @@ RUN apt-get update \
 COPY --from=build /staging/ /
 COPY deploy/docker/nginx.conf /etc/nginx/nginx.conf
 COPY deploy/docker/docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
-RUN ROBOT_TOKEN=buildcheck0 nginx -t
+RUN mkdir -p /tmp/dingtalk.d \
+ && printf 'dingtalk_token buildcheck0;\n' > /tmp/dingtalk.d/check.conf \
+ && nginx -t && rm -rf /tmp/dingtalk.d /tmp/nginx.pid
 
-EXPOSE 5000
+# 5000: the webhook; 9095: /healthz and /metrics
+EXPOSE 5000 9095
+USER www-data
 HEALTHCHECK --interval=30s --timeout=3s --start-period=5s --retries=3 \
-  CMD ["/usr/bin/curl", "-fsS", "http://127.0.0.1:5000/"]
+  CMD ["/usr/bin/curl", "-fsS", "http://127.0.0.1:9095/healthz"]
 STOPSIGNAL SIGQUIT
 ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]

@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # Posts a sample Alertmanager notification to the module: first firing, then resolved.
-#   scripts/send-sample.sh [URL]      (default http://127.0.0.1:5000/)
+#   [WEBHOOK_TOKEN=<bearer token>] scripts/send-sample.sh [URL]   (default http://127.0.0.1:5000/)
+# WEBHOOK_TOKEN: when the webhook asks for Alertmanager's bearer token (dingtalk_auth_bearer_file).
 set -euo pipefail
 url=${1:-http://127.0.0.1:5000/}
+auth=()
+if [ -n "${WEBHOOK_TOKEN:-}" ]; then
+    auth=(-H "Authorization: Bearer $WEBHOOK_TOKEN")
+fi
 now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 start=$(date -u -d '-5 min' +%Y-%m-%dT%H:%M:%SZ)
 
@@ -30,7 +35,9 @@ JSON
 }
 
 echo "firing:"
-payload firing 0001-01-01T00:00:00Z | curl -sS -X POST -H 'Content-Type: application/json' --data-binary @- "$url"
+payload firing 0001-01-01T00:00:00Z |
+    curl -sS -X POST -H 'Content-Type: application/json' "${auth[@]}" --data-binary @- "$url"
 sleep 1
 echo "resolved:"
-payload resolved "$now" | curl -sS -X POST -H 'Content-Type: application/json' --data-binary @- "$url"
+payload resolved "$now" |
+    curl -sS -X POST -H 'Content-Type: application/json' "${auth[@]}" --data-binary @- "$url"

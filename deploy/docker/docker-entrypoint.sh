@@ -1,59 +1,71 @@
 #!/bin/sh
-# Starts nginx with ngx_http_dingtalk_module in the foreground.
+# Starts nginx with ngx_http_dingtalk_module in the foreground, as the container's own
+# (unprivileged) user.
 #
-#   ROBOT_TOKEN / ROBOT_TOKEN_FILE     the robot's access_token (required)
-#   ROBOT_SECRET / ROBOT_SECRET_FILE   its signing secret, SEC... (optional)
+#   ROBOT_TOKEN_FILE   / ROBOT_TOKEN     the robot's access_token (required)
+#   ROBOT_SECRET_FILE  / ROBOT_SECRET    its signing secret, SEC... (optional)
+#   WEBHOOK_TOKEN_FILE / WEBHOOK_TOKEN   the bearer token Alertmanager sends (required):
+#                                        http_config.authorization in its webhook_config
+#
+# Files (mounted Secrets) are named in the configuration and read by nginx; a value from the
+# environment is written to a file of its own (0600, in /tmp) and removed from the environment,
+# so that no process started later inherits it. Nothing secret is ever printed.
 set -eu
 
-# Kubernetes passes a Secret's value as is: a trailing newline (kubectl --from-file, echo) would
-# make the token invalid, so whitespace is dropped wherever the value comes from.
-if [ -z "${ROBOT_TOKEN:-}" ] && [ -n "${ROBOT_TOKEN_FILE:-}" ]; then
-    ROBOT_TOKEN=$(cat "$ROBOT_TOKEN_FILE")
-fi
-if [ -z "${ROBOT_SECRET:-}" ] && [ -n "${ROBOT_SECRET_FILE:-}" ] && [ -s "$ROBOT_SECRET_FILE" ]; then
-    ROBOT_SECRET=$(cat "$ROBOT_SECRET_FILE")
-fi
-ROBOT_TOKEN=$(printf '%s' "${ROBOT_TOKEN:-}" | tr -d ' \t\r\n')
-ROBOT_SECRET=$(printf '%s' "${ROBOT_SECRET:-}" | tr -d ' \t\r\n')
-export ROBOT_TOKEN
-
-if [ -z "$ROBOT_TOKEN" ]; then
-    echo "dingtalk: set ROBOT_TOKEN (or ROBOT_TOKEN_FILE) to the access_token of the robot's webhook URL" >&2
-    exit 1
-fi
-case "$ROBOT_TOKEN" in
-*[!A-Za-z0-9]*)
-    echo "dingtalk: ROBOT_TOKEN is not a DingTalk robot token (letters and digits only)" >&2
-    exit 1
-    ;;
-esac
-# The secret goes into nginx's configuration: only "SEC" and hex digits, nothing that could
-# end the directive and add another.
-case "$ROBOT_SECRET" in
-'' | SEC*) ;;
-*)
-    echo "dingtalk: ROBOT_SECRET must start with SEC (the robot's signing secret)" >&2
-    exit 1
-    ;;
-esac
-case "${ROBOT_SECRET#SEC}" in
-*[!0-9A-Fa-f]*)
-    echo "dingtalk: ROBOT_SECRET is not SEC followed by hex digits" >&2
-    exit 1
-    ;;
-esac
-
-# The secret becomes a directive in a file only root can read; nginx reads it as root.
-mkdir -p /etc/nginx/dingtalk.d
+conf=/tmp/dingtalk.d
 umask 077
-if [ -n "$ROBOT_SECRET" ]; then
-    printf 'dingtalk_secret %s;\n' "$ROBOT_SECRET" > /etc/nginx/dingtalk.d/secret.conf
-else
-    rm -f /etc/nginx/dingtalk.d/secret.conf
+mkdir -p "$conf"
+rm -f "$conf"/*
+
+fail() {
+    echo "dingtalk: $*" >&2
+    exit 1
+}
+
+# credential NAME FILE_VAR VALUE_VAR [optional]: the file to read for it, or "" when neither is
+# set (or, when optional, the file is not there: a Secret without that key).
+credential() {
+    eval "file=\${$2:-}; value=\${$3:-}"
+    if [ -n "$file" ]; then
+        if [ ! -e "$file" ] && [ -n "${4:-}" ]; then
+            return 0
+        fi
+        [ -r "$file" ] || fail "$2: cannot read $file"
+        printf '%s' "$file"
+    elif [ -n "$value" ]; then
+        printf '%s' "$value" | tr -d ' \t\r\n' > "$conf/$1"
+        printf '%s' "$conf/$1"
+    fi
+}
+
+token=$(credential robot-token ROBOT_TOKEN_FILE ROBOT_TOKEN)
+secret=$(credential robot-secret ROBOT_SECRET_FILE ROBOT_SECRET optional)
+webhook=$(credential webhook-token WEBHOOK_TOKEN_FILE WEBHOOK_TOKEN)
+unset ROBOT_TOKEN ROBOT_SECRET WEBHOOK_TOKEN
+
+[ -n "$token" ] || fail "set ROBOT_TOKEN_FILE (or ROBOT_TOKEN) to the robot's access_token"
+[ -n "$webhook" ] || fail "set WEBHOOK_TOKEN_FILE (or WEBHOOK_TOKEN): the bearer token" \
+    "Alertmanager sends (http_config.authorization); only Alertmanager may post here"
+# An optional Secret key that is absent leaves an empty file: no signing.
+if [ -n "$secret" ] && [ ! -s "$secret" ]; then
+    secret=
 fi
-unset ROBOT_SECRET
+
+# Paths go into nginx's configuration: nothing that could end the directive.
+for path in "$token" "$secret" "$webhook"; do
+    case "$path" in
+    *[!A-Za-z0-9_./-]*) fail "credential file paths may hold letters, digits and _ . / - only" ;;
+    esac
+done
+{
+    echo "dingtalk_token_file $token;"
+    [ -z "$secret" ] || echo "dingtalk_secret_file $secret;"
+    echo "dingtalk_auth_bearer_file $webhook;"
+} > "$conf/credentials.conf"
 
 if [ "$#" -eq 0 ]; then
-    exec nginx -g 'daemon off;'
+    # -e: nginx's own error log before it reads the configuration (the default, under /var/log,
+    # is not writable here)
+    exec nginx -e stderr -g 'daemon off;'
 fi
 exec "$@"

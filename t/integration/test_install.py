@@ -96,8 +96,25 @@ def test_dockerfile_names_only_targets_and_files_that_exist():
     assert deps == {"build"}
     # the same build steps CI runs: install-deps, then make
     assert any("scripts/install-deps.sh build" in l for l in lines)
-    assert any(l.startswith("HEALTHCHECK") and "5000" in l for l in lines)
-    assert "EXPOSE 5000" in lines
+    assert any(l.startswith("HEALTHCHECK") and "9095/healthz" in l for l in lines)
+    assert "EXPOSE 5000 9095" in lines
+    assert "USER www-data" in lines, "the container runs unprivileged, nginx's master too"
+
+
+def run_entrypoint(d, env, *command):
+    """docker-entrypoint.sh with its include dir moved into d, running command instead of
+    nginx: (status, stdout, stderr)."""
+    script = open(os.path.join(REPO, "deploy/docker/docker-entrypoint.sh")).read()
+    assert "conf=/tmp/dingtalk.d" in script
+    path = os.path.join(d, "entrypoint.sh")
+    with open(path, "w") as f:
+        f.write(script.replace("conf=/tmp/dingtalk.d", f"conf={d}/dingtalk.d"))
+    p = subprocess.run(["sh", path, *(command or ("true",))], capture_output=True, text=True,
+                       env={"PATH": os.environ["PATH"], **env})
+    return p.returncode, p.stdout, p.stderr
+
+
+WEBHOOK = "w" * 48
 
 
 def test_docker_runtime_config_passes_nginx_t():
@@ -105,58 +122,65 @@ def test_docker_runtime_config_passes_nginx_t():
     conf = open(os.path.join(REPO, "deploy/docker/nginx.conf")).read()
     from harness import MODULE
 
-    conf = re.sub(r"/tmp/|/etc/nginx/dingtalk\.d/", lambda m: d + "/" + (
-        "dingtalk.d/" if "dingtalk" in m.group(0) else ""), conf)  # one pass: no double rewrite
+    conf = conf.replace("/tmp/", d + "/")
     # after the rewrite: the module itself may live under /tmp (a clone there)
     conf = conf.replace("modules/ngx_http_dingtalk_module.so", MODULE)
     assert f"include {d}/dingtalk.d/*.conf;" in conf
-    os.mkdir(os.path.join(d, "dingtalk.d"))
     with open(os.path.join(d, "nginx.conf"), "w") as f:
         f.write(conf)
-    env = dict(os.environ, ROBOT_TOKEN=TOKEN)
+    env = dict(os.environ)
     if os.environ.get("DINGTALK_NGINX_PRELOAD"):
         env["LD_PRELOAD"] = os.environ["DINGTALK_NGINX_PRELOAD"]
-    p = subprocess.run([NGINX_BIN, "-t", "-p", d + "/", "-c", d + "/nginx.conf", "-e",
-                        d + "/error.log"], capture_output=True, text=True, env=env)
+    nginx_t = lambda: subprocess.run([NGINX_BIN, "-t", "-p", d + "/", "-c", d + "/nginx.conf",
+                                      "-e", d + "/error.log"], capture_output=True, text=True,
+                                     env=env)
+    rc, _, err = run_entrypoint(d, {"ROBOT_TOKEN": TOKEN, "WEBHOOK_TOKEN": WEBHOOK})
+    assert rc == 0, err
+    p = nginx_t()
     assert p.returncode == 0, p.stderr
-    # the included secret is really read: a bad one fails
-    with open(os.path.join(d, "dingtalk.d", "secret.conf"), "w") as f:
-        f.write("dingtalk_secret notasecret;\n")
-    p = subprocess.run([NGINX_BIN, "-t", "-p", d + "/", "-c", d + "/nginx.conf", "-e",
-                        d + "/error.log"], capture_output=True, text=True, env=env)
-    assert p.returncode != 0 and "dingtalk_secret" in p.stderr
+    # the credentials are really read: a bad secret fails, naming its file, not its value
+    rc, _, err = run_entrypoint(d, {"ROBOT_TOKEN": TOKEN, "WEBHOOK_TOKEN": WEBHOOK,
+                                    "ROBOT_SECRET": "notasecret"})
+    assert rc == 0, err
+    p = nginx_t()
+    assert p.returncode != 0 and "dingtalk_secret_file" in p.stderr, p.stderr
+    assert "notasecret" not in p.stderr
     shutil.rmtree(d, ignore_errors=True)
 
 
-def test_entrypoint_turns_env_into_configuration():
+def test_entrypoint_turns_env_and_files_into_configuration():
     d = world_readable_tmpdir("dingtalk-entry-")
-    script = open(os.path.join(REPO, "deploy/docker/docker-entrypoint.sh")).read()
-    script = script.replace("/etc/nginx/dingtalk.d", d + "/dingtalk.d")
-    path = os.path.join(d, "entrypoint.sh")
-    with open(path, "w") as f:
-        f.write(script)
     token_file = os.path.join(d, "token")
     with open(token_file, "w") as f:
         f.write(TOKEN + "\n")
-    env = {"PATH": os.environ["PATH"], "ROBOT_TOKEN_FILE": token_file,
-           "ROBOT_SECRET": "SEC0123abcdef"}
-    p = subprocess.run(["sh", path, "sh", "-c", 'echo "token=$ROBOT_TOKEN secret=$ROBOT_SECRET"'],
-                       capture_output=True, text=True, env=env)
-    assert p.returncode == 0, p.stderr
-    assert p.stdout.strip() == f"token={TOKEN} secret=", "the secret never stays in the env"
-    secret_conf = os.path.join(d, "dingtalk.d", "secret.conf")
-    assert open(secret_conf).read() == "dingtalk_secret SEC0123abcdef;\n"
-    assert oct(os.stat(secret_conf).st_mode & 0o777) == "0o600"
-    p = subprocess.run(["sh", path, "true"], capture_output=True, text=True,
-                       env={"PATH": os.environ["PATH"]})
-    assert p.returncode == 1 and "ROBOT_TOKEN" in p.stderr
-    # a Secret with a trailing newline still works; values that could inject config do not
-    p = subprocess.run(["sh", path, "sh", "-c", 'echo "[$ROBOT_TOKEN]"'], capture_output=True,
-                       text=True, env={"PATH": os.environ["PATH"], "ROBOT_TOKEN": TOKEN + "\n"})
-    assert p.returncode == 0 and p.stdout.strip() == f"[{TOKEN}]", p.stderr
-    for bad in ({"ROBOT_TOKEN": "abc;def"}, {"ROBOT_TOKEN": TOKEN,
-                                             "ROBOT_SECRET": "SEC00; dingtalk_api_url http://x/"}):
-        p = subprocess.run(["sh", path, "true"], capture_output=True, text=True,
-                           env=dict(bad, PATH=os.environ["PATH"]))
-        assert p.returncode == 1, bad
+    env = {"ROBOT_TOKEN_FILE": token_file, "ROBOT_SECRET": "SEC0123abcdef\n",
+           "WEBHOOK_TOKEN": WEBHOOK}
+    rc, out, err = run_entrypoint(
+        d, env, "sh", "-c", 'echo "[$ROBOT_TOKEN|$ROBOT_SECRET|$WEBHOOK_TOKEN]"')
+    assert rc == 0, err
+    assert out.strip() == "[||]", "no credential stays in the environment nginx starts with"
+    conf_dir = os.path.join(d, "dingtalk.d")
+    credentials = open(os.path.join(conf_dir, "credentials.conf")).read()
+    assert credentials == (f"dingtalk_token_file {token_file};\n"
+                           f"dingtalk_secret_file {conf_dir}/robot-secret;\n"
+                           f"dingtalk_auth_bearer_file {conf_dir}/webhook-token;\n"), credentials
+    assert open(os.path.join(conf_dir, "robot-secret")).read() == "SEC0123abcdef"
+    for name in ("credentials.conf", "robot-secret", "webhook-token"):
+        assert oct(os.stat(os.path.join(conf_dir, name)).st_mode & 0o777) == "0o600", name
+    # required, each with its own message; never a value in one
+    rc, _, err = run_entrypoint(d, {"WEBHOOK_TOKEN": WEBHOOK})
+    assert rc == 1 and "set ROBOT_TOKEN_FILE" in err, err
+    rc, _, err = run_entrypoint(d, {"ROBOT_TOKEN": TOKEN})
+    assert rc == 1 and "set WEBHOOK_TOKEN_FILE" in err and TOKEN not in err, err
+    rc, _, err = run_entrypoint(d, {"ROBOT_TOKEN_FILE": d + "/nope", "WEBHOOK_TOKEN": WEBHOOK})
+    assert rc == 1 and "ROBOT_TOKEN_FILE: cannot read" in err, err
+    # an optional Secret key that is not there: no signing
+    rc, _, err = run_entrypoint(d, dict(env, ROBOT_SECRET="", ROBOT_SECRET_FILE=d + "/absent"))
+    assert rc == 0, err
+    assert "dingtalk_secret" not in open(os.path.join(conf_dir, "credentials.conf")).read()
+    # a path that could end the directive and add another is refused
+    odd = os.path.join(d, "t;dingtalk_api_url http:")
+    shutil.copy(token_file, odd)
+    rc, _, err = run_entrypoint(d, {"ROBOT_TOKEN_FILE": odd, "WEBHOOK_TOKEN": WEBHOOK})
+    assert rc == 1 and "paths may hold letters, digits" in err, err
     shutil.rmtree(d, ignore_errors=True)

@@ -7,9 +7,11 @@ apiVersion must match the object or file that uses it. The ConfigMap's nginx.con
 through a real `nginx -t` with the built module.
 
 The Deployment's container is then run roughly the way a kubelet would run it, with
-unshare/chroot/setpriv: a read-only root, its emptyDirs and its subPath mount, its capability
-set and no_new_privs, in a network namespace of its own. It must start, answer its probes
-and metrics, take a webhook, and quit on SIGQUIT within its grace period.
+unshare/chroot/setpriv: a read-only root, its emptyDirs, its subPath mount and its Secret's
+files, as its user with no capabilities and no_new_privs, in a network namespace of its own.
+It must start, answer its probes and metrics, refuse a webhook without the bearer token and
+take one with it, and quit on SIGQUIT within its grace period. The pod specs are also held to
+the "restricted" Pod Security Standard, its rules written down here.
 
 Each check_* function runs once against the real files (test_manifests[<name>]) and once against a
 copy with a deliberate mismatch (test_a_mismatch_is_caught), to show that it can fail.
@@ -37,13 +39,19 @@ APP = "dingtalk-hook"
 SECRET_NAME = "dingtalk-secret"
 CONFIGMAP = "dingtalk-hook-nginx"
 PORT = 5000
+METRICS_PORT = 9095
 SERVICE_DNS = f"{APP}.{NAMESPACE}.svc.cluster.local"
+SECRET_KEYS = {"token", "secret", "webhook-token"}
+WWW_DATA = 33  # the image's USER (Debian's www-data)
+ALERTMANAGER_SECRETS = "/etc/alertmanager/secrets"  # where prometheus-operator mounts spec.secrets
 
 EXPECTED_FILES = {"namespace.yaml", "secret.yaml", "configmap.yaml", "deployment.yaml",
-                  "service.yaml", "alertmanager-receiver.yaml", "alertmanagerconfig.yaml",
-                  "alertmanager-sidecar.yaml", "kustomization.yaml", "README.md"}
+                  "service.yaml", "networkpolicy.yaml", "alertmanager-receiver.yaml",
+                  "alertmanagerconfig.yaml", "alertmanager-sidecar.yaml", "nginx-sidecar.conf",
+                  "kustomization.yaml", "README.md"}
 API_VERSIONS = {"Namespace": "v1", "Secret": "v1", "ConfigMap": "v1", "Deployment": "apps/v1",
-                "Service": "v1", "AlertmanagerConfig": "monitoring.coreos.com/v1alpha1",
+                "Service": "v1", "NetworkPolicy": "networking.k8s.io/v1",
+                "AlertmanagerConfig": "monitoring.coreos.com/v1alpha1",
                 "Alertmanager": "monitoring.coreos.com/v1",
                 "Kustomization": "kustomize.config.k8s.io/v1beta1"}
 SEED_RESOURCES = {"cpu": "50m", "memory": "100Mi"}
@@ -159,10 +167,24 @@ def listen_ports(conf):
     return ports
 
 
-def the_listen_port(conf):
-    ports = listen_ports(conf)
-    assert len(ports) == 1, f"one listen port in nginx.conf: {ports}"
-    return ports[0]
+def servers(conf):
+    """The server blocks of nginx.conf, as text (no nested braces beyond locations)."""
+    text, found = uncommented(conf), []
+    for m in re.finditer(r"\bserver\s*\{", text):
+        depth, i = 1, m.end()
+        while depth:
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            i += 1
+        found.append(text[m.end():i - 1])
+    return found
+
+
+def server_of(conf, location):
+    """The one server block with `location = <location>`."""
+    found = [b for b in servers(conf) if re.search(r"location\s*=\s*" + re.escape(location) +
+                                                   r"\s*\{", b)]
+    assert len(found) == 1, f"expected one server with location = {location}: {len(found)}"
+    return found[0]
 
 
 def exact_locations(conf):
@@ -229,6 +251,15 @@ def secret_key_refs(node):
             yield from secret_key_refs(v)
 
 
+def secret_mount(m):
+    """(mount path, volume) of the Secret in the Deployment's container."""
+    volumes = {v["name"]: v for v in pod_spec(m)["volumes"]}
+    found = [(mt["mountPath"], volumes[mt["name"]]) for mt in container(m)["volumeMounts"]
+             if "secret" in volumes[mt["name"]]]
+    assert len(found) == 1, f"one Secret volume mounted: {found}"
+    return found[0]
+
+
 def alertmanager_receivers(m):
     """Plain alertmanager.yml snippet: (route, receivers)."""
     docs = m["files"]["alertmanager-receiver.yaml"]["docs"]
@@ -251,7 +282,7 @@ def check_files_names_and_namespaces(m):
             assert d.get("metadata", {}).get("name"), f"{name}: an object without a name"
     assert only(m, "Namespace")["metadata"]["name"] == NAMESPACE
     for kind, name in (("Secret", SECRET_NAME), ("ConfigMap", CONFIGMAP), ("Deployment", APP),
-                       ("Service", APP), ("AlertmanagerConfig", APP)):
+                       ("Service", APP), ("NetworkPolicy", APP), ("AlertmanagerConfig", APP)):
         meta = only(m, kind)["metadata"]
         assert meta["name"] == name, f"{kind} is named {meta['name']}, not {name}"
         assert meta.get("namespace") == NAMESPACE, f"{kind} {name} is not in {NAMESPACE}"
@@ -278,47 +309,49 @@ def check_labels_and_selectors(m):
     selector = service(m)["spec"]["selector"]
     assert selector == match, f"Service selector {selector} != Deployment selector {match}"
     assert selector.items() <= labels.items(), "the Service selects no pod of the Deployment"
+    policy = only(m, "NetworkPolicy")["spec"]["podSelector"]["matchLabels"]
+    assert policy.items() <= labels.items(), "the NetworkPolicy selects no pod of the Deployment"
 
 
 def check_ports(m):
     conf = nginx_conf(m)
-    port = the_listen_port(conf)
-    assert port == PORT, f"nginx listens on {port}"
+    assert sorted(set(listen_ports(conf))) == [PORT, METRICS_PORT], listen_ports(conf)
     c = container(m)
-    ports = c.get("ports") or []
-    assert len(ports) == 1, ports
-    assert ports[0]["containerPort"] == port and ports[0]["name"] == "http", ports
-    svc_ports = service(m)["spec"]["ports"]
-    assert len(svc_ports) == 1, svc_ports
-    sp = svc_ports[0]
-    assert sp["name"] == "hook" and sp["port"] == port, sp
-    assert sp["targetPort"] in (ports[0]["name"], ports[0]["containerPort"]), \
-        f"Service targetPort {sp['targetPort']!r} is not the container port {ports[0]}"
-    locations = exact_locations(conf)
+    ports = {p["name"]: p["containerPort"] for p in c.get("ports") or []}
+    assert ports == {"http": PORT, "metrics": METRICS_PORT}, ports
+    svc = {p["name"]: p for p in service(m)["spec"]["ports"]}
+    assert sorted(svc) == ["hook", "metrics"], svc
+    assert svc["hook"]["port"] == PORT and named_port(c, svc["hook"]["targetPort"]) == PORT
+    assert svc["metrics"]["port"] == METRICS_PORT and \
+        named_port(c, svc["metrics"]["targetPort"]) == METRICS_PORT
+    health = server_of(conf, "/healthz")
+    assert listen_ports("server {" + health + "}") == [METRICS_PORT], "health on the metrics port"
     for probe in ("readinessProbe", "livenessProbe"):
         get = c[probe]["httpGet"]
-        assert named_port(c, get["port"]) == port, f"{probe} port {get['port']!r}"
-        assert "dingtalk" in locations.get(get["path"], ()), \
-            f"{probe} path {get['path']} is not the dingtalk location (its health check)"
+        assert named_port(c, get["port"]) == METRICS_PORT, f"{probe} port {get['port']!r}"
+        assert get["path"] == "/healthz", f"{probe} asks {get['path']}, not /healthz"
+    assert re.search(r"location\s*=\s*/healthz\s*\{[^}]*return\s+200", health), \
+        "/healthz answers 200 without credentials"
     ann = deployment(m)["spec"]["template"]["metadata"].get("annotations") or {}
     assert ann.get("prometheus.io/scrape") == "true", ann
-    assert int(ann["prometheus.io/port"]) == port, ann
-    assert "dingtalk_metrics" in locations.get(ann["prometheus.io/path"], ()), \
-        f"{ann['prometheus.io/path']} is not the dingtalk_metrics location"
+    assert int(ann["prometheus.io/port"]) == METRICS_PORT, ann
+    assert "dingtalk_metrics" in exact_locations(health).get(ann["prometheus.io/path"], ()), \
+        f"{ann['prometheus.io/path']} is not the dingtalk_metrics location on {METRICS_PORT}"
     # Every URL in these files that reaches the hook (Service DNS name, the sidecar's
-    # localhost, a port-forward) uses the one port.
+    # localhost, a port-forward) uses the webhook's port, or the metrics port for its paths.
     for name, f in m["files"].items():
         for url in urls_in(f["text"]):
             u = urllib.parse.urlsplit(url)
             if u.hostname in (SERVICE_DNS, "localhost", "127.0.0.1"):
-                assert u.port == port, f"{name}: {url} does not use port {port}"
+                wanted = METRICS_PORT if u.path in ("/metrics", "/healthz") else PORT
+                assert u.port == wanted, f"{name}: {url} does not use port {wanted}"
 
 
 def check_secret(m):
     s = only(m, "Secret")
     assert s["type"] == "Opaque"
     keys = secret_keys(m)
-    assert keys == {"token", "secret"}, keys
+    assert keys == SECRET_KEYS, keys
     for key, value in (s.get("stringData") or {}).items():
         assert "REPLACE" in value, f"the {key} placeholder is not clearly marked: {value!r}"
     text = m["files"]["secret.yaml"]["text"]
@@ -327,32 +360,33 @@ def check_secret(m):
     cmd = re.search(r"kubectl create secret generic (\S+)(.*?)(?:\n\n|\Z)", comment, re.S)
     assert cmd and cmd.group(1) == SECRET_NAME, "no kubectl create secret command in a comment"
     assert f"-n {NAMESPACE}" in cmd.group(2)
+    assert "--from-literal" not in comment, "a secret on a command line lands in shell history"
     for key in keys:
-        assert f"--from-literal={key}=" in cmd.group(2), f"the command does not set {key}"
-    c = container(m)
-    sidecar = the_container(sidecar_spec(m)["containers"])
-    refs = list(secret_key_refs(c)) + list(secret_key_refs(sidecar))
-    assert refs, "no secretKeyRef"
-    for ref in refs:
-        assert ref["name"] == SECRET_NAME, ref
-        assert ref["key"] in keys, f"secretKeyRef to key {ref['key']!r}, which the Secret lacks"
-    env = {e["name"]: e for e in c["env"]}
-    token_ref = env["ROBOT_TOKEN"]["valueFrom"]["secretKeyRef"]
-    secret_ref = env["ROBOT_SECRET"]["valueFrom"]["secretKeyRef"]
-    assert token_ref["key"] == "token" and not token_ref.get("optional"), token_ref
-    assert secret_ref["key"] == "secret" and secret_ref.get("optional") is True, secret_ref
+        assert f"--from-file={key}" in cmd.group(2), f"the command does not set {key}"
+    for c in (container(m), the_container(sidecar_spec(m)["containers"])):
+        assert not list(secret_key_refs(c)), "Secrets as files, never as environment variables"
+    path, volume = secret_mount(m)
+    assert volume["secret"]["secretName"] == SECRET_NAME, volume
+    assert volume["secret"].get("defaultMode") == 0o400, volume
+    assert "items" not in volume["secret"], "every key, the optional one too, when it is there"
+    files = {e["name"]: e["value"] for e in container(m)["env"]}
+    assert {v.rsplit("/", 1)[1] for v in files.values()} == keys, files
+    for name, value in files.items():
+        assert value.rsplit("/", 1)[0] == path, f"{name}={value} is not in the Secret's mount"
 
 
 def check_environment(m):
     c = container(m)
-    names = [e["name"] for e in c["env"]]
-    assert sorted(names) == ["ROBOT_SECRET", "ROBOT_TOKEN"], names
-    for name in names:
-        assert re.search(r"\$\{" + name + r"[:}]", m["entrypoint"]), \
-            f"docker-entrypoint.sh does not read {name}"
-    conf = nginx_conf(m)
-    assert re.search(r"^env\s+ROBOT_TOKEN\s*;", uncommented(conf), re.M), \
-        "nginx.conf lacks 'env ROBOT_TOKEN;': workers would not see the token"
+    names = sorted(e["name"] for e in c["env"])
+    assert names == ["ROBOT_SECRET_FILE", "ROBOT_TOKEN_FILE", "WEBHOOK_TOKEN_FILE"], names
+    for e in c["env"]:
+        assert set(e) == {"name", "value"}, f"{e['name']}: a plain value, a file's path"
+        assert re.search(r"\b" + e["name"] + r"\b", m["entrypoint"]), \
+            f"docker-entrypoint.sh does not read {e['name']}"
+    optional = re.search(r"credential robot-secret ROBOT_SECRET_FILE ROBOT_SECRET optional",
+                         m["entrypoint"])
+    assert optional, "the signing secret is optional: a Secret may lack the key"
+    assert "env ROBOT_TOKEN" not in uncommented(nginx_conf(m)), "no token in nginx's environment"
 
 
 def check_config_volume(m):
@@ -393,11 +427,12 @@ def check_writable_paths(m):
     written += re.findall(r"^\s*\w+_temp_path\s+(\S+?)\s*;", uncommented(conf), re.M)
     assert len(written) == 6, f"pid and the five *_temp_path: {written}"
     includes = re.findall(r"^\s*include\s+(\S+)/\*\.conf\s*;", uncommented(conf), re.M)
-    made = re.findall(r"mkdir -p (\S+)", m["entrypoint"])
-    assert includes and includes == made, f"include {includes} vs entrypoint mkdir {made}"
-    written += [p + "/secret.conf" for p in made]
+    made = re.findall(r"^conf=(\S+)$", m["entrypoint"], re.M)
+    assert includes and includes == made, f"include {includes} vs entrypoint's conf= {made}"
+    written += [p + "/credentials.conf" for p in made]
     error_log = main_directive(conf, "error_log").split()[0]
-    assert error_log.startswith("/dev/"), f"error_log {error_log} would write to the root"
+    assert error_log == "stderr", f"error_log {error_log}: the container's stderr, not a file"
+    assert "nginx -e stderr" in m["entrypoint"], "nginx's log before its config, too"
     for path in written:
         assert any(path.startswith(w.rstrip("/") + "/") for w in writable_mounts(m)), \
             f"{path} is written at run time but is on the read-only root"
@@ -414,23 +449,122 @@ def check_resources(m):
             c["resources"]
 
 
+ALLOWED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
+                   "persistentVolumeClaim", "projected", "secret"}
+
+
+def restricted_violations(pod, containers):
+    """The "restricted" Pod Security Standard (Kubernetes 1.25+), as far as it can be checked
+    without a cluster: what a namespace labelled pod-security.kubernetes.io/enforce=restricted
+    would refuse in this pod spec."""
+    out = []
+    psc = pod.get("securityContext") or {}
+    for key in ("hostNetwork", "hostPID", "hostIPC"):
+        if pod.get(key):
+            out.append(f"{key}: true")
+    for v in pod.get("volumes") or []:
+        kinds = set(v) - {"name"}
+        if not kinds <= ALLOWED_VOLUMES:
+            out.append(f"volume {v['name']}: {kinds - ALLOWED_VOLUMES}")
+    if psc.get("runAsUser") == 0:
+        out.append("pod runAsUser 0")
+    for c in containers:
+        sc, name = c.get("securityContext") or {}, c["name"]
+        if sc.get("privileged"):
+            out.append(f"{name}: privileged")
+        if sc.get("allowPrivilegeEscalation") is not False:
+            out.append(f"{name}: allowPrivilegeEscalation must be false")
+        caps = sc.get("capabilities") or {}
+        if "ALL" not in (caps.get("drop") or []):
+            out.append(f"{name}: capabilities must drop ALL")
+        if set(caps.get("add") or []) - {"NET_BIND_SERVICE"}:
+            out.append(f"{name}: adds {set(caps['add']) - {'NET_BIND_SERVICE'}}")
+        if not (sc.get("runAsNonRoot", psc.get("runAsNonRoot")) is True):
+            out.append(f"{name}: runAsNonRoot must be true")
+        if sc.get("runAsUser", psc.get("runAsUser")) == 0:
+            out.append(f"{name}: runAsUser 0")
+        seccomp = (sc.get("seccompProfile") or psc.get("seccompProfile") or {}).get("type")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            out.append(f"{name}: seccompProfile {seccomp}")
+        if any(p.get("hostPort") for p in c.get("ports") or []):
+            out.append(f"{name}: hostPort")
+        if sc.get("procMount", "Default") != "Default":
+            out.append(f"{name}: procMount")
+        se = (sc.get("seLinuxOptions") or {}).get("type")
+        if se not in (None, "", "container_t", "container_init_t", "container_kvm_t"):
+            out.append(f"{name}: seLinuxOptions type {se}")
+    return out
+
+
 def check_security_context(m):
     conf = nginx_conf(m)
-    user = main_directive(conf, "user")
-    assert user and user.split()[0] == "www-data", "workers run as www-data"
+    assert main_directive(conf, "user") is None, "no user switch: nginx's master is not root"
+    spec = pod_spec(m)
+    psc = spec["securityContext"]
+    assert psc.get("runAsNonRoot") is True and psc.get("runAsUser") == WWW_DATA, psc
+    assert psc.get("fsGroup") == WWW_DATA, "the Secret's files are readable through fsGroup"
+    assert "USER www-data" in dockerfile_lines(m), "the image runs as the same user"
     sc = container(m)["securityContext"]
-    assert sc.get("allowPrivilegeEscalation") is False
-    assert not sc.get("privileged")
-    assert sc.get("runAsUser", 0) == 0 and not sc.get("runAsNonRoot"), \
-        "the master runs as root (secret file, user switch)"
-    caps = sc["capabilities"]
-    assert caps["drop"] == ["ALL"], caps
-    # the master chowns its temp dirs to the workers' user and switches to it; a port
-    # below 1024 would need NET_BIND_SERVICE too
-    needed = {"CHOWN", "SETGID", "SETUID"}
-    if the_listen_port(conf) < 1024:
-        needed.add("NET_BIND_SERVICE")
-    assert set(caps.get("add") or []) == needed, caps
+    assert sc.get("allowPrivilegeEscalation") is False and not sc.get("privileged"), sc
+    assert sc["capabilities"] == {"drop": ["ALL"]}, "nginx needs no capability at all"
+    assert restricted_violations(spec, spec["containers"]) == []
+    # the sidecar, in a pod like kube-prometheus's Alertmanager (non-root, its own user)
+    side = sidecar_spec(m)
+    am_pod = {"securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "fsGroup": 2000},
+              "volumes": side["volumes"]}
+    assert restricted_violations(am_pod, side["containers"]) == []
+
+
+def check_network_policy(m):
+    np = only(m, "NetworkPolicy")["spec"]
+    assert sorted(np["policyTypes"]) == ["Egress", "Ingress"], np["policyTypes"]
+    c = container(m)
+    (rule,) = np["ingress"]
+    assert all(set(peer) == {"namespaceSelector"} for peer in rule["from"]), \
+        "only from a namespace (Alertmanager's and Prometheus's), never from anywhere"
+    assert sorted(named_port(c, p["port"]) for p in rule["ports"]) == [PORT, METRICS_PORT]
+    egress = sorted((p.get("protocol", "TCP"), p["port"]) for r in np["egress"]
+                    for p in r["ports"])
+    assert egress == [("TCP", 53), ("TCP", 443), ("UDP", 53)], egress
+    for r in np["egress"]:
+        if any(p["port"] == 53 for p in r["ports"]):
+            assert r.get("to"), "DNS only to the cluster's DNS"
+
+
+def check_host_names(m):
+    """DNS rebinding: a page whose name now points at the hook is served by a default server
+    that answers nothing; the webhook only under the names Alertmanager uses."""
+    conf = nginx_conf(m)
+    hook = server_of(conf, "/")
+    names = re.search(r"server_name\s+([^;]+);", hook)
+    assert names, "the webhook's server has no server_name"
+    assert {SERVICE_DNS, "localhost", APP} <= set(names.group(1).split()), names.group(1)
+    default = [b for b in servers(conf) if re.search(rf"listen\s+\S*{PORT}\s+default_server", b)]
+    assert len(default) == 1, "a default server on the webhook's port"
+    assert re.search(r"return\s+421", default[0]) and "dingtalk" not in default[0], default[0]
+
+
+def check_auth(m):
+    """Alertmanager carries the bearer token the hook requires, from the same Secret key."""
+    assert re.search(r"dingtalk_auth_bearer_file \$webhook;", m["entrypoint"]), \
+        "the entrypoint does not require Alertmanager's bearer token"
+    assert re.search(r'\[ -n "\$webhook" \] \|\| fail', m["entrypoint"]), \
+        "the entrypoint starts without a bearer token"
+    key = "webhook-token"
+    assert key in secret_keys(m)
+    route, receivers = alertmanager_receivers(m)
+    want = f"{ALERTMANAGER_SECRETS}/{SECRET_NAME}/{key}"
+    for w in (w for r in receivers for w in r.get("webhook_configs", [])):
+        auth = (w.get("http_config") or {}).get("authorization") or {}
+        assert auth.get("type") == "Bearer" and auth.get("credentials_file") == want, auth
+    amc = only(m, "AlertmanagerConfig")["spec"]
+    for w in (w for r in amc["receivers"] for w in r.get("webhookConfigs", [])):
+        auth = (w.get("httpConfig") or {}).get("authorization") or {}
+        assert auth.get("type") == "Bearer", auth
+        assert auth.get("credentials") == {"name": SECRET_NAME, "key": key}, auth
+    side = sidecar_spec(m)
+    assert SECRET_NAME in side.get("secrets", []), "Alertmanager needs the token file too"
+    assert f"credentials_file: {want}" in m["files"]["alertmanager-sidecar.yaml"]["text"]
 
 
 def check_graceful_termination(m):
@@ -448,7 +582,8 @@ def check_webhook_url(url, m, where):
     svc = service(m)
     dns = f"{svc['metadata']['name']}.{svc['metadata']['namespace']}.svc.cluster.local"
     assert u.scheme == "http" and u.hostname == dns == SERVICE_DNS, f"{where}: {url}"
-    assert u.port == svc["spec"]["ports"][0]["port"], f"{where}: {url} is not the Service port"
+    hook = {p["name"]: p["port"] for p in svc["spec"]["ports"]}["hook"]
+    assert u.port == hook, f"{where}: {url} is not the Service's hook port"
     assert "dingtalk" in exact_locations(nginx_conf(m)).get(u.path or "/", ()), \
         f"{where}: {url} does not reach the dingtalk location"
 
@@ -478,37 +613,50 @@ def check_sidecar(m):
     side = the_container(spec["containers"])
     assert side == container(m), "the sidecar container differs from the Deployment's"
     volumes = {v["name"]: v for v in spec["volumes"]}
+    assert set(volumes) == {v["name"] for v in pod_spec(m)["volumes"]}
     for v in pod_spec(m)["volumes"]:
-        assert volumes.get(v["name"]) == v, f"sidecar volume {v['name']} differs or is missing"
+        if "configMap" in v:  # the sidecar's own nginx.conf: the webhook on 127.0.0.1 only
+            items = volumes[v["name"]]["configMap"]["items"]
+            assert items == [{"key": "nginx-sidecar.conf", "path": "nginx.conf"}], items
+        else:
+            assert volumes.get(v["name"]) == v, f"sidecar volume {v['name']} differs"
+    side_conf = m["files"]["nginx-sidecar.conf"]["text"]
+    body = lambda text: uncommented(text).replace(f"listen 127.0.0.1:{PORT}", f"listen {PORT}")
+    assert body(side_conf) == uncommented(m["docker_nginx_conf"]), \
+        "nginx-sidecar.conf is the image's nginx.conf but for the webhook's address"
+    assert re.findall(r"^\s*listen\s+([^\s;]+)", uncommented(side_conf), re.M) == \
+        [f"127.0.0.1:{PORT}", f"127.0.0.1:{PORT}", str(METRICS_PORT)]
     text = m["files"]["alertmanager-sidecar.yaml"]["text"]
-    port = container(m)["ports"][0]["containerPort"]
-    assert f"url: http://localhost:{port}/" in text, "the sidecar's webhook URL in a comment"
+    assert f"url: http://localhost:{PORT}/" in text, "the sidecar's webhook URL in a comment"
 
 
 def check_kustomization(m):
     k = only(m, "Kustomization")
     assert sorted(k["resources"]) == sorted(["namespace.yaml", "secret.yaml", "configmap.yaml",
-                                             "deployment.yaml", "service.yaml"]), k["resources"]
+                                             "deployment.yaml", "service.yaml",
+                                             "networkpolicy.yaml"]), k["resources"]
     for r in k["resources"]:
         assert r in m["files"], f"kustomization lists missing {r}"
 
 
 def check_readme(m):
     text = m["files"]["README.md"]["text"]
-    for needle in (f"kubectl create secret generic {SECRET_NAME}", "-n kube-ops",
-                   "kubectl apply -k deploy/kubernetes/", "kubectl apply -f",
-                   "alertmanager-receiver.yaml", "alertmanagerconfig.yaml",
+    for needle in (f"kubectl create secret generic {SECRET_NAME}", "-n kube-ops", "--from-file",
+                   "openssl rand", "kubectl apply -k deploy/kubernetes/", "kubectl apply -f",
+                   "alertmanager-receiver.yaml", "alertmanagerconfig.yaml", "networkpolicy.yaml",
                    f"http://{SERVICE_DNS}:{PORT}/", "kubectl logs", "one line per delivery",
                    "kubectl port-forward", "curl", "alertmanager-sidecar.yaml",
-                   f"http://localhost:{PORT}/"):
+                   f"http://localhost:{PORT}/", "restricted"):
         assert needle in text, f"deploy/kubernetes/README.md lacks {needle!r}"
+    assert "--from-literal" not in text, "a secret on a command line lands in shell history"
 
 
 CHECKS = [check_files_names_and_namespaces, check_api_versions, check_labels_and_selectors,
           check_ports, check_secret, check_environment, check_config_volume,
           check_writable_paths, check_configmap_is_the_image_config, check_resources,
-          check_security_context, check_graceful_termination, check_alertmanager,
-          check_sidecar, check_kustomization, check_readme]
+          check_security_context, check_network_policy, check_host_names, check_auth,
+          check_graceful_termination, check_alertmanager, check_sidecar, check_kustomization,
+          check_readme]
 
 
 @pytest.fixture(scope="module")
@@ -533,12 +681,16 @@ def set_conf(m, conf):
     only(m, "ConfigMap")["data"]["nginx.conf"] = conf
 
 
-def env_ref(m, name):
-    return next(e for e in container(m)["env"] if e["name"] == name)["valueFrom"]["secretKeyRef"]
+def env_var(m, name):
+    return next(e for e in container(m)["env"] if e["name"] == name)
 
 
 def mount(m, path):
     return next(v for v in container(m)["volumeMounts"] if v["mountPath"] == path)
+
+
+def volume(m, kind):
+    return next(v for v in pod_spec(m)["volumes"] if kind in v)
 
 
 def edit_text(m, name, old, new):
@@ -547,35 +699,49 @@ def edit_text(m, name, old, new):
     f["text"] = f["text"].replace(old, new)
 
 
+def edit_conf(m, old, new):
+    conf = nginx_conf(m)
+    assert old in conf, old
+    set_conf(m, conf.replace(old, new))
+
+
+def webhook_auth(m):
+    return alertmanager_receivers(m)[1][0]["webhook_configs"][0]["http_config"]["authorization"]
+
+
 MUTATIONS = {
     "service targetPort names no container port": (
         check_ports, lambda m: service(m)["spec"]["ports"][0].update(targetPort="web")),
-    "container port renamed, probes still use http": (
-        check_ports, lambda m: container(m)["ports"][0].update(name="hook")),
+    "container port renamed, probes still use metrics": (
+        check_ports, lambda m: container(m)["ports"][1].update(name="stats")),
     "nginx listens on another port": (
-        check_ports, lambda m: set_conf(m, nginx_conf(m).replace("listen 5000;", "listen 5001;"))),
-    "probe on a path that is not the hook": (
-        check_ports, lambda m: container(m)["livenessProbe"]["httpGet"].update(path="/healthz")),
-    "metrics annotation on another port": (
+        check_ports, lambda m: edit_conf(m, "listen 9095;", "listen 9096;")),
+    "probe on the webhook, which needs credentials": (
+        check_ports, lambda m: container(m)["livenessProbe"]["httpGet"].update(path="/",
+                                                                               port="http")),
+    "metrics annotation on the webhook's port": (
         check_ports, lambda m: deployment(m)["spec"]["template"]["metadata"]["annotations"]
-        .update({"prometheus.io/port": "9113"})),
+        .update({"prometheus.io/port": "5000"})),
     "a URL in the README on another port": (
-        check_ports, lambda m: edit_text(m, "README.md", "http://127.0.0.1:5000/",
-                                         "http://127.0.0.1:5001/")),
-    "secretKeyRef to a key the Secret lacks": (
-        check_secret, lambda m: env_ref(m, "ROBOT_TOKEN").update(key="tokn")),
-    "secretKeyRef to another Secret": (
-        check_secret, lambda m: env_ref(m, "ROBOT_SECRET").update(name="dingtalk")),
-    "signing secret no longer optional": (
-        check_secret, lambda m: env_ref(m, "ROBOT_SECRET").pop("optional")),
+        check_ports, lambda m: edit_text(m, "README.md", "http://127.0.0.1:9095/metrics",
+                                         "http://127.0.0.1:5000/metrics")),
+    "a Secret key as an environment variable": (
+        check_secret, lambda m: container(m)["env"].append(
+            {"name": "ROBOT_TOKEN", "valueFrom": {"secretKeyRef": {"name": SECRET_NAME,
+                                                                   "key": "token"}}})),
+    "a file name the Secret has no key for": (
+        check_secret, lambda m: env_var(m, "ROBOT_TOKEN_FILE").update(
+            value="/run/secrets/dingtalk/tokn")),
+    "Secret files readable by anyone": (
+        check_secret, lambda m: volume(m, "secret")["secret"].update(defaultMode=0o644)),
     "placeholder that looks real": (
         check_secret, lambda m: doc(m, "Secret")["stringData"].update(token="abc123")),
     "env var the entrypoint does not read": (
-        check_environment, lambda m: container(m)["env"][0].update(name="DINGTALK_TOKEN")),
-    "nginx.conf without env ROBOT_TOKEN": (
-        check_environment, lambda m: set_conf(m, nginx_conf(m).replace("env ROBOT_TOKEN;", ""))),
+        check_environment, lambda m: env_var(m, "ROBOT_TOKEN_FILE").update(name="TOKEN_FILE")),
+    "the token in nginx's environment": (
+        check_environment, lambda m: set_conf(m, "env ROBOT_TOKEN;\n" + nginx_conf(m))),
     "volume names another ConfigMap": (
-        check_config_volume, lambda m: pod_spec(m)["volumes"][0]["configMap"]
+        check_config_volume, lambda m: volume(m, "configMap")["configMap"]
         .update(name="dingtalk-nginx")),
     "subPath is not the ConfigMap item": (
         check_config_volume, lambda m: mount(m, "/etc/nginx/nginx.conf").update(subPath="nginx")),
@@ -598,14 +764,32 @@ MUTATIONS = {
     "privilege escalation allowed": (
         check_security_context, lambda m: container(m)["securityContext"]
         .update(allowPrivilegeEscalation=True)),
-    "a capability nginx does not need": (
-        check_security_context, lambda m: container(m)["securityContext"]["capabilities"]["add"]
-        .append("NET_ADMIN")),
+    "a capability added back": (
+        check_security_context, lambda m: container(m)["securityContext"]["capabilities"]
+        .update(add=["CHOWN"])),
+    "the pod as root": (
+        check_security_context, lambda m: pod_spec(m)["securityContext"].update(runAsUser=0)),
+    "nginx switching users again": (
+        check_security_context, lambda m: set_conf(m, "user www-data;\n" + nginx_conf(m))),
+    "ingress from anywhere": (
+        check_network_policy, lambda m: doc(m, "NetworkPolicy")["spec"]["ingress"][0]["from"]
+        .append({"ipBlock": {"cidr": "0.0.0.0/0"}})),
+    "egress to plain http": (
+        check_network_policy, lambda m: doc(m, "NetworkPolicy")["spec"]["egress"][0]["ports"]
+        .append({"port": 80, "protocol": "TCP"})),
+    "the webhook answers any host name": (
+        check_host_names, lambda m: edit_conf(m, "listen 5000 default_server;", "listen 5001;")),
+    "Alertmanager without the token": (
+        check_auth, lambda m: alertmanager_receivers(m)[1][0]["webhook_configs"][0]
+        .pop("http_config")),
+    "Alertmanager reading another key": (
+        check_auth, lambda m: doc(m, "AlertmanagerConfig")["spec"]["receivers"][0]
+        ["webhookConfigs"][0]["httpConfig"]["authorization"]["credentials"].update(key="token")),
     "grace period shorter than one delivery": (
         check_graceful_termination, lambda m: pod_spec(m).update(terminationGracePeriodSeconds=10)),
-    "webhook URL on another port": (
+    "webhook URL on the metrics port": (
         check_alertmanager, lambda m: alertmanager_receivers(m)[1][0]["webhook_configs"][0]
-        .update(url=f"http://{SERVICE_DNS}:5001/")),
+        .update(url=f"http://{SERVICE_DNS}:{METRICS_PORT}/")),
     "webhook URL in another namespace": (
         check_alertmanager, lambda m: doc(m, "AlertmanagerConfig")["spec"]["receivers"][0]
         ["webhookConfigs"][0].update(url=f"http://{APP}.monitoring.svc.cluster.local:{PORT}/")),
@@ -615,8 +799,12 @@ MUTATIONS = {
     "sidecar probe drifted from the Deployment": (
         check_sidecar, lambda m: the_container(sidecar_spec(m)["containers"])["readinessProbe"]
         ["httpGet"].update(port=5001)),
-    "kustomization without the Service": (
-        check_kustomization, lambda m: doc(m, "Kustomization")["resources"].remove("service.yaml")),
+    "sidecar webhook on every address": (
+        check_sidecar, lambda m: edit_text(m, "nginx-sidecar.conf", "listen 127.0.0.1:5000;",
+                                           "listen 5000;")),
+    "kustomization without the NetworkPolicy": (
+        check_kustomization, lambda m: doc(m, "Kustomization")["resources"]
+        .remove("networkpolicy.yaml")),
     "README without the health check": (
         check_readme, lambda m: edit_text(m, "README.md", "kubectl port-forward", "kubectl pf")),
 }
@@ -645,7 +833,7 @@ def test_a_duplicate_key_is_an_error():
         parse(doubled)
 
 
-def test_kustomize_renders_the_five_objects(manifests):
+def test_kustomize_renders_its_objects(manifests):
     """kubectl's own kustomize: the kustomization builds, and yields exactly these objects."""
     if not shutil.which("kubectl"):
         pytest.skip("kubectl is not installed")
@@ -670,16 +858,20 @@ def nginx_env(**extra):
     return env
 
 
-def run_nginx_t(d, conf, env, secret_conf=None):
-    """nginx -t on conf moved into the temp prefix d: module by absolute path, /tmp and the
-    include dir inside the prefix."""
-    include_dir = os.path.join(d, "dingtalk.d")
-    os.mkdir(include_dir)
-    os.chmod(include_dir, 0o755)
-    # one pass, so a rewritten path (under /tmp itself) is never rewritten again; the module
-    # last, as it may live under /tmp too
-    conf, n = re.subn(r"/etc/nginx/dingtalk\.d(?=/)|/tmp(?=/)",
-                      lambda mt: include_dir if mt.group(0).startswith("/etc") else d, conf)
+def entrypoint_conf(m, include_dir, env):
+    """Runs the real docker-entrypoint.sh (its include dir moved to include_dir) with env, up to
+    the point where it would start nginx: (exit status, stderr)."""
+    script = m["entrypoint"].replace("conf=/tmp/dingtalk.d", f"conf={include_dir}")
+    assert script != m["entrypoint"]
+    p = subprocess.run(["sh", "-c", script, "entrypoint", "true"], capture_output=True,
+                       text=True, env={"PATH": os.environ["PATH"], **env}, timeout=30)
+    return p.returncode, p.stderr
+
+
+def run_nginx_t(d, conf, env=None):
+    """nginx -t on conf moved into the temp prefix d: module by absolute path, /tmp (and the
+    include dir in it) inside the prefix. The include dir holds what the entrypoint wrote."""
+    conf, n = re.subn(r"/tmp(?=/)", d, conf)
     assert n >= 7, "pid, five temp paths and the include dir"
     load = "load_module modules/ngx_http_dingtalk_module.so;"
     assert load in conf
@@ -689,74 +881,97 @@ def run_nginx_t(d, conf, env, secret_conf=None):
             f"{path} would escape the temp prefix"
     with open(os.path.join(d, "nginx.conf"), "w") as f:
         f.write(conf)
-    if secret_conf is not None:
-        with open(os.path.join(include_dir, "secret.conf"), "w") as f:
-            f.write(secret_conf)
-    p = subprocess.run([NGINX_BIN, "-t", "-p", d + "/", "-c", os.path.join(d, "nginx.conf"),
-                        "-e", os.path.join(d, "error.log")],
-                       capture_output=True, text=True, env=env, timeout=60)
-    return p
+    return subprocess.run([NGINX_BIN, "-t", "-p", d + "/", "-c", os.path.join(d, "nginx.conf"),
+                           "-e", os.path.join(d, "error.log")],
+                          capture_output=True, text=True, env=env or nginx_env(), timeout=60)
 
 
 @pytest.fixture
-def nginx_t():
-    """run_nginx_t, with every prefix dir removed afterwards, pass or fail."""
+def pod_files():
+    """A temp prefix with the Secret's keys as files (values given per test), the entrypoint's
+    include dir, and nginx -t over both."""
     dirs = []
 
-    def run(*args, **kw):
-        dirs.append(world_readable_tmpdir("dingtalk-k8s-"))
-        return run_nginx_t(dirs[-1], *args, **kw), dirs[-1]
+    def make(m, values):
+        d = world_readable_tmpdir("dingtalk-k8s-")
+        dirs.append(d)
+        secrets = os.path.join(d, "secrets")
+        os.mkdir(secrets)
+        env = {}
+        for e in container(m)["env"]:
+            key = e["value"].rsplit("/", 1)[1]
+            env[e["name"]] = os.path.join(secrets, key)
+            if values.get(key) is not None:
+                with open(env[e["name"]], "w") as f:
+                    f.write(values[key])
+        rc, err = entrypoint_conf(m, os.path.join(d, "dingtalk.d"), env)
+        return d, rc, err
 
-    yield run
+    yield make
     for d in dirs:
         shutil.rmtree(d, ignore_errors=True)
 
 
-def test_configmap_nginx_conf_passes_nginx_t(manifests, nginx_t):
-    p, d = nginx_t(nginx_conf(manifests), nginx_env(ROBOT_TOKEN="abc123"))
+GOOD = {"token": TOKEN, "secret": SECRET + "\n", "webhook-token": "b" * 48 + "\n"}
+
+
+def test_configmap_nginx_conf_passes_nginx_t(manifests, pod_files):
+    d, rc, err = pod_files(manifests, GOOD)
+    assert rc == 0, err
+    written = open(os.path.join(d, "dingtalk.d", "credentials.conf")).read()
+    assert TOKEN not in written and SECRET not in written, "paths only, never the values"
+    p = run_nginx_t(d, nginx_conf(manifests))
     assert p.returncode == 0 and "test is successful" in p.stderr, p.stderr
 
 
-def test_nginx_t_without_robot_token_fails(manifests, nginx_t):
-    p, d = nginx_t(nginx_conf(manifests), nginx_env())
-    assert p.returncode != 0 and "ROBOT_TOKEN" in p.stderr, p.stderr
+@pytest.mark.parametrize("missing", ["token", "webhook-token"])
+def test_the_entrypoint_refuses_to_start_without(manifests, pod_files, missing):
+    d, rc, err = pod_files(manifests, dict(GOOD, **{missing: None}))
+    var = next(e["name"] for e in container(manifests)["env"] if e["value"].endswith(missing))
+    assert rc != 0 and f"{var}: cannot read" in err, err
+    rc, err = entrypoint_conf(manifests, os.path.join(d, "again"), {})
+    assert rc != 0 and "set ROBOT_TOKEN_FILE" in err, err
 
 
-@pytest.mark.parametrize("secret_conf,ok", [
-    ("dingtalk_secret SEC0123abcd;\n", True),
-    ("dingtalk_secret not-a-secret;\n", False),
-    ("dingtalk_secret SEC0123abcd\n", False),
+def test_without_the_optional_secret_nothing_is_signed(manifests, pod_files):
+    d, rc, err = pod_files(manifests, dict(GOOD, secret=None))
+    assert rc == 0, err
+    assert "dingtalk_secret_file" not in open(os.path.join(d, "dingtalk.d",
+                                                           "credentials.conf")).read()
+    assert run_nginx_t(d, nginx_conf(manifests)).returncode == 0
+
+
+@pytest.mark.parametrize("key,value,why", [
+    ("token", "abc-def", "does not hold a DingTalk robot token"),
+    ("secret", "SECnot-hex", "does not hold a DingTalk signing secret"),
+    ("webhook-token", "short", "a bearer token needs 16 characters"),
 ])
-def test_nginx_t_with_a_secret_file_in_the_include_dir(manifests, nginx_t, secret_conf, ok):
-    p, d = nginx_t(nginx_conf(manifests), nginx_env(ROBOT_TOKEN="abc123"), secret_conf)
-    if ok:
-        assert p.returncode == 0, p.stderr
-    else:
-        # the include is live: nginx names the file in the include dir
-        assert p.returncode != 0 and os.path.join(d, "dingtalk.d", "secret.conf") in p.stderr, \
-            p.stderr
+def test_a_bad_credential_stops_nginx_naming_its_file(manifests, pod_files, key, value, why):
+    d, rc, err = pod_files(manifests, dict(GOOD, **{key: value}))
+    assert rc == 0, err
+    p = run_nginx_t(d, nginx_conf(manifests))
+    assert p.returncode != 0 and why in p.stderr, p.stderr
+    assert os.path.join(d, "secrets", key) in p.stderr and value not in p.stderr, p.stderr
 
 
-def test_secret_placeholders_never_go_live(manifests, nginx_t):
+def test_secret_placeholders_never_go_live(manifests, pod_files):
     """secret.yaml applied unedited: the pod refuses to start instead of seeming to work."""
     values = only(manifests, "Secret")["stringData"]
-    conf = nginx_conf(manifests)
-    p, d = nginx_t(conf, nginx_env(ROBOT_TOKEN=values["token"]))
-    assert p.returncode != 0 and "not a DingTalk robot token" in p.stderr, p.stderr
-    # the signing secret, written the way docker-entrypoint.sh writes it
-    assert "printf 'dingtalk_secret %s;\\n' \"$ROBOT_SECRET\"" in manifests["entrypoint"]
-    p, d = nginx_t(conf, nginx_env(ROBOT_TOKEN="abc123"),
-                   "dingtalk_secret %s;\n" % values["secret"])
-    assert p.returncode != 0 and "not a DingTalk signing secret" in p.stderr, p.stderr
+    d, rc, err = pod_files(manifests, values)
+    assert rc == 0, err
+    p = run_nginx_t(d, nginx_conf(manifests))
+    assert p.returncode != 0 and "does not hold a DingTalk robot token" in p.stderr, p.stderr
+    d, rc, err = pod_files(manifests, dict(values, token=TOKEN))
+    p = run_nginx_t(d, nginx_conf(manifests))
+    assert p.returncode != 0 and "does not hold a DingTalk signing secret" in p.stderr, p.stderr
+    d, rc, err = pod_files(manifests, dict(values, token=TOKEN, secret=SECRET))
+    p = run_nginx_t(d, nginx_conf(manifests))
+    assert p.returncode != 0 and "a bearer token is printable ASCII without spaces" in p.stderr
 
 
 # ------------------------------------------------------------------------------------------
 # the Deployment's container, run roughly as a kubelet would
 
-
-CAP_BITS = {"CHOWN": 0, "DAC_OVERRIDE": 1, "DAC_READ_SEARCH": 2, "FOWNER": 3, "FSETID": 4,
-            "KILL": 5, "SETGID": 6, "SETUID": 7, "SETPCAP": 8, "NET_BIND_SERVICE": 10,
-            "NET_RAW": 13, "SYS_CHROOT": 18, "MKNOD": 27, "AUDIT_WRITE": 29, "SETFCAP": 31}
 
 POD_SCRIPT = r"""
 set -eu
@@ -770,41 +985,59 @@ mount -t tmpfs -o mode=755 tmpfs "$R/usr/lib/nginx/modules"
 cp "$W/module.so" "$R/usr/lib/nginx/modules/ngx_http_dingtalk_module.so"
 mount -t tmpfs -o mode=755 tmpfs "$R/$(dirname "$ENTRYPOINT")"
 cp "$W/entrypoint.sh" "$R$ENTRYPOINT"; chmod 755 "$R$ENTRYPOINT"
+mount -t tmpfs -o mode=755 tmpfs "$R/run"             # the image's /run: empty
+mkdir -p "$R$SECRET_MOUNT"
 for p in $EMPTYDIRS; do mkdir -p "$R$p"; done          # mount points, as the runtime makes
 mount -o remount,ro "$R/etc/nginx"; mount -o remount,ro "$R/usr/lib/nginx/modules"
 mount -o remount,ro "$R/$(dirname "$ENTRYPOINT")"
-# the pod's volumes
-for p in $EMPTYDIRS; do mount -t tmpfs -o mode=777 tmpfs "$R$p"; done
+# the pod's volumes: emptyDirs, the Secret (owner root, group fsGroup, mode + group read, as a
+# kubelet makes it), the ConfigMap at its subPath
+for p in $EMPTYDIRS; do mount -t tmpfs -o mode=1777 tmpfs "$R$p"; done
+mount -t tmpfs -o mode=755 tmpfs "$R$SECRET_MOUNT"
+for f in "$W"/secret/*; do
+    cp "$f" "$R$SECRET_MOUNT/"; chown "0:$FS_GROUP" "$R$SECRET_MOUNT/${f##*/}"
+    chmod "$SECRET_MODE" "$R$SECRET_MOUNT/${f##*/}"
+done
+mount -o remount,ro "$R$SECRET_MOUNT"
 mount --bind "$W/configmap-nginx.conf" "$R$SUBPATH_MOUNT"
 mount -o remount,bind,ro "$R$SUBPATH_MOUNT"
 ip link set lo up
 
 chroot "$R" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    "$@" setpriv $NO_NEW_PRIVS --bounding-set -all$CAPS --inh-caps -all \
+    "$@" setpriv --reuid "$RUN_AS" --regid "$RUN_AS" --groups "$FS_GROUP" $NO_NEW_PRIVS \
+    --bounding-set -all --inh-caps -all --ambient-caps -all \
     "$ENTRYPOINT" > "$W/out" 2>&1 &
 pod=$!
 trap 'kill -KILL $pod $(ps -o pid= --ppid $pod) 2>/dev/null || true' EXIT
 
 up=0; deadline=$(( $(date +%s) + 10 ))               # ready within 10 s, or not at all
 while [ "$(date +%s)" -lt $deadline ]; do
-    if curl -s -m 1 -o /dev/null "http://127.0.0.1:$PORT$READY_PATH"; then up=1; break; fi
+    if curl -s -m 1 -o /dev/null "http://127.0.0.1:$PROBE_PORT$READY_PATH"; then up=1; break; fi
     kill -0 $pod 2>/dev/null || break
     sleep 0.1
 done
 echo "up=$up"
 [ $up = 1 ] || exit 0
 probe() { curl -s -m 5 -H 'Connection: close' -o "$W/body" -w '%{http_code}' "$@" || echo 000; }
-echo "ready=$(probe http://127.0.0.1:$PORT$READY_PATH) $(head -c 200 "$W/body")"
-echo "live=$(probe http://127.0.0.1:$PORT$LIVE_PATH)"
+hook="http://localhost:$PORT/"
+body='{"alerts":[]}'
+echo "ready=$(probe http://127.0.0.1:$PROBE_PORT$READY_PATH) $(head -c 200 "$W/body")"
+echo "live=$(probe http://127.0.0.1:$PROBE_PORT$LIVE_PATH)"
 metrics=$(probe http://127.0.0.1:$METRICS_PORT$METRICS_PATH)
 echo "metrics=$metrics $(grep -c '^dingtalk_' "$W/body")"
-echo "webhook=$(probe -X POST -d '{"alerts":[]}' http://127.0.0.1:$PORT/) $(head -c 200 "$W/body")"
+echo "anonymous=$(probe -X POST -H 'Content-Type: application/json' -d "$body" $hook)"
+echo "webhook=$(probe -X POST -H 'Content-Type: application/json' \
+    -H "Authorization: Bearer $BEARER" -d "$body" $hook) $(head -c 200 "$W/body")"
+echo "rebound=$(probe -X POST -H 'Host: evil.example' -H 'Content-Type: application/json' \
+    -H "Authorization: Bearer $BEARER" -d "$body" http://127.0.0.1:$PORT/)"
 echo "master_pid=$pod pidfile=$(cat "$R$PID_FILE")"
-echo "master_user=$(ps -o user= -p $pod)"
-echo "workers=$(ps -o user= --ppid $pod | sort -u | tr '\n' ' ')"
+echo "master_uid=$(ps -o uid= -p $pod | tr -d ' ')"
+echo "worker_uids=$(ps -o uid= --ppid $pod | tr -d ' ' | sort -u | tr '\n' ' ')"
 echo "cap_eff=$(awk '/^CapEff/ {print $2}' /proc/$pod/status)"
 echo "no_new_privs=$(awk '/^NoNewPrivs/ {print $2}' /proc/$pod/status)"
-echo "secret_file=$(stat -c '%a %U' "$R$SECRET_FILE") $(cat "$R$SECRET_FILE")"
+echo "credentials=$(stat -c '%a %u' "$R$CREDENTIALS") $(tr '\n' ' ' < "$R$CREDENTIALS")"
+echo "environ_clean=$(tr '\0' '\n' < /proc/$pod/environ | grep -c -e "$ROBOT_TOKEN_VALUE" \
+    -e "$BEARER" || true)"
 echo "root_writable=$(touch "$R/etc/nginx/x" 2>/dev/null && echo yes || echo no)"
 
 start=$(date +%s)
@@ -835,20 +1068,76 @@ def can_simulate_a_pod():
     return None
 
 
+def pod_env(m, w):
+    """The Secret's keys as the files its volume makes, and the env that names them."""
+    secret = os.path.join(w, "secret")
+    os.mkdir(secret)
+    values = {"token": TOKEN, "secret": SECRET, "webhook-token": "w" * 48}
+    assert set(values) == secret_keys(m)
+    for key, value in values.items():
+        with open(os.path.join(secret, key), "w") as f:
+            f.write(value + "\n")  # kubectl create secret --from-file keeps a newline
+    env = [f"{e['name']}={e['value']}" for e in container(m)["env"]]
+    if os.environ.get("DINGTALK_NGINX_PRELOAD"):  # make integration-asan
+        env.append("LD_PRELOAD=" + os.environ["DINGTALK_NGINX_PRELOAD"])
+        env += [f"{k}={os.environ[k]}" for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS")
+                if k in os.environ]
+    return values, env
+
+
+def run_pod(m, w, root, values, env):
+    c, spec = container(m), pod_spec(m)
+    sc, psc = c["securityContext"], spec["securityContext"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    emptydirs = [mt["mountPath"] for mt in c["volumeMounts"] if "emptyDir" in volumes[mt["name"]]]
+    subpath = next(mt["mountPath"] for mt in c["volumeMounts"] if "subPath" in mt)
+    secret_path, secret_volume = secret_mount(m)
+    ann = deployment(m)["spec"]["template"]["metadata"]["annotations"]
+    conf = nginx_conf(m)
+    include_dir = re.search(r"^\s*include\s+(\S+)/\*\.conf", uncommented(conf), re.M).group(1)
+    assert not sc["capabilities"].get("add"), "the simulation grants no capability"
+    script_env = dict(
+        os.environ, ENTRYPOINT=dockerfile_entrypoint(m), EMPTYDIRS=" ".join(emptydirs),
+        SUBPATH_MOUNT=subpath, SECRET_MOUNT=secret_path,
+        SECRET_MODE=oct(secret_volume["secret"]["defaultMode"] | 0o040)[2:],
+        RUN_AS=str(psc["runAsUser"]), FS_GROUP=str(psc["fsGroup"]),
+        NO_NEW_PRIVS="--no-new-privs" if sc.get("allowPrivilegeEscalation") is False else "",
+        PORT=str(named_port(c, "http")),
+        PROBE_PORT=str(named_port(c, c["readinessProbe"]["httpGet"]["port"])),
+        READY_PATH=c["readinessProbe"]["httpGet"]["path"],
+        LIVE_PATH=c["livenessProbe"]["httpGet"]["path"],
+        METRICS_PORT=ann["prometheus.io/port"], METRICS_PATH=ann["prometheus.io/path"],
+        GRACE=str(spec["terminationGracePeriodSeconds"]), PID_FILE=main_directive(conf, "pid"),
+        CREDENTIALS=include_dir + "/credentials.conf", BEARER=values["webhook-token"],
+        ROBOT_TOKEN_VALUE=values["token"])
+    # its own process group: whatever happens, everything it started is killed at the end
+    proc = subprocess.Popen(["unshare", "--mount", "--net", "--propagation", "private",
+                             "sh", os.path.join(w, "pod.sh"), root, w, *env],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=script_env, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=spec["terminationGracePeriodSeconds"] + 30)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
 def test_deployment_container_runs_like_a_pod(manifests):
     """The image's files (module, entrypoint, nginx.conf) on a read-only copy of this root,
     the Deployment's emptyDirs as tmpfs, the ConfigMap bind-mounted at the subPath mount, the
-    Secret's keys in the env the Deployment names, its capabilities as the bounding set and
-    no_new_privs; the real entrypoint starts nginx. No cluster, no image: roughly what a
-    kubelet and runc do, enough to catch a missing capability or a write to the root."""
+    Secret's keys as files owned by root and readable through fsGroup, the pod's user with no
+    capabilities and no_new_privs; the real entrypoint starts nginx. No cluster, no image:
+    roughly what a kubelet and runc do, enough to catch a file the user cannot read, a
+    capability it lacks or a write to the root."""
     why = can_simulate_a_pod()
     if why:
         pytest.skip(why)
     m = manifests
-    c, spec = container(m), pod_spec(m)
-    sc = c["securityContext"]
-    volumes = {v["name"]: v for v in spec["volumes"]}
-    conf = nginx_conf(m)
+    spec, conf = pod_spec(m), nginx_conf(m)
     w = world_readable_tmpdir("dingtalk-pod-")
     root = tempfile.mkdtemp(prefix="dingtalk-pod-root-", dir="/tmp")
     shutil.copy(os.path.join(REPO, "deploy/docker/nginx.conf"), os.path.join(w, "image-nginx.conf"))
@@ -859,51 +1148,9 @@ def test_deployment_container_runs_like_a_pod(manifests):
         f.write(conf)
     with open(os.path.join(w, "pod.sh"), "w") as f:
         f.write(POD_SCRIPT)
-
-    # the Secret's keys, with valid values, reach the container as its env says
-    secret_values = {"token": TOKEN, "secret": SECRET}
-    assert set(secret_values) == secret_keys(m)
-    pod_env = []
-    for e in c["env"]:
-        ref = e["valueFrom"]["secretKeyRef"]
-        pod_env.append(f"{e['name']}={secret_values[ref['key']]}")
-    if os.environ.get("DINGTALK_NGINX_PRELOAD"):  # make integration-asan
-        pod_env.append("LD_PRELOAD=" + os.environ["DINGTALK_NGINX_PRELOAD"])
-        pod_env += [f"{k}={os.environ[k]}" for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS")
-                    if k in os.environ]
-    caps = set(sc["capabilities"].get("add") or [])
-    assert sc["capabilities"]["drop"] == ["ALL"]
-    emptydirs = [mt["mountPath"] for mt in c["volumeMounts"] if "emptyDir" in volumes[mt["name"]]]
-    subpath = next(mt["mountPath"] for mt in c["volumeMounts"] if "subPath" in mt)
-    assert sc.get("readOnlyRootFilesystem") is True, "the simulation needs a read-only root"
-    ann = deployment(m)["spec"]["template"]["metadata"]["annotations"]
-    include_dir = re.search(r"^\s*include\s+(\S+)/\*\.conf", uncommented(conf), re.M).group(1)
-    env = dict(os.environ,
-               ENTRYPOINT=dockerfile_entrypoint(m),
-               EMPTYDIRS=" ".join(emptydirs), SUBPATH_MOUNT=subpath,
-               NO_NEW_PRIVS="--no-new-privs" if sc.get("allowPrivilegeEscalation") is False else "",
-               CAPS="".join(f",+{cap.lower()}" for cap in sorted(caps)),
-               PORT=str(c["ports"][0]["containerPort"]),
-               READY_PATH=c["readinessProbe"]["httpGet"]["path"],
-               LIVE_PATH=c["livenessProbe"]["httpGet"]["path"],
-               METRICS_PORT=ann["prometheus.io/port"], METRICS_PATH=ann["prometheus.io/path"],
-               GRACE=str(spec["terminationGracePeriodSeconds"]),
-               PID_FILE=main_directive(conf, "pid"), SECRET_FILE=include_dir + "/secret.conf")
     try:
-        # its own process group: whatever happens, everything it started is killed at the end
-        proc = subprocess.Popen(["unshare", "--mount", "--net", "--propagation", "private",
-                                 "sh", os.path.join(w, "pod.sh"), root, w, *pod_env],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=env, start_new_session=True)
-        try:
-            stdout, stderr = proc.communicate(timeout=spec["terminationGracePeriodSeconds"] + 30)
-        finally:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait()
-        p = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+        values, env = pod_env(m, w)
+        p = run_pod(m, w, root, values, env)
         out = open(os.path.join(w, "out")).read() if os.path.exists(os.path.join(w, "out")) else ""
         report = dict(line.split("=", 1) for line in p.stdout.splitlines() if "=" in line)
         context = f"script: {p.stdout}\n{p.stderr}\ncontainer output:\n{out}"
@@ -913,15 +1160,19 @@ def test_deployment_container_runs_like_a_pod(manifests):
         assert report["live"] == "200", context
         status, lines = report["metrics"].split()
         assert status == "200" and int(lines) > 0, context
+        assert report["anonymous"] == "401", context
         assert report["webhook"].startswith("400 ") and "alerts" in report["webhook"], context
+        assert report["rebound"] == "421", context
         pid, pidfile = re.fullmatch(r"(\d+) pidfile=(\d+)", report["master_pid"]).groups()
         assert pid == pidfile, "the entrypoint exec'd nginx: the container's process is the master"
-        assert report["master_user"].strip() == "root", context
-        assert report["workers"].split() == [main_directive(conf, "user")], context
-        expected_caps = sum(1 << CAP_BITS[cap] for cap in caps)
-        assert int(report["cap_eff"], 16) == expected_caps, context
+        uid = str(spec["securityContext"]["runAsUser"])
+        assert report["master_uid"] == uid and report["worker_uids"].split() == [uid], context
+        assert int(report["cap_eff"], 16) == 0, context
         assert report["no_new_privs"] == "1", context
-        assert report["secret_file"] == f"600 root dingtalk_secret {SECRET};", context
+        mode_owner, written = report["credentials"].split(" ", 2)[:2], report["credentials"]
+        assert mode_owner == ["600", uid], context
+        assert TOKEN not in written and SECRET not in written, "paths only, never the values"
+        assert report["environ_clean"] == "0", "no credential in nginx's environment"
         assert report["root_writable"] == "no", context
         rc, took = re.fullmatch(r"(\d+) quit_seconds=(\d+)", report["quit_rc"]).groups()
         assert rc == "0" and int(took) < spec["terminationGracePeriodSeconds"], context
