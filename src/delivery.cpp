@@ -219,6 +219,7 @@ bool Delivery::prepare()
     }
     opt.text_template = target_.text_template;
     opt.title_template = target_.title_template;
+    opt.styles = target_.styles.get();
     Message m = render_message(*parsed.notification, opt);
     request_ = std::move(m.request_body);
     report_.alerts = parsed.notification->total();

@@ -28,6 +28,7 @@ struct Target {
     std::shared_ptr<const std::vector<MentionRule>> mentions; // null = nobody
     std::shared_ptr<const Template> text_template;            // null = built-in layout
     std::shared_ptr<const Template> title_template;           // null = built-in title
+    std::shared_ptr<const Styles> styles;                     // null = Styles::defaults()
     ParseLimits limits;
 };
 

@@ -65,6 +65,7 @@ struct ngx_http_dingtalk_loc_conf_t {
     std::shared_ptr<std::vector<dingtalk::MentionRule>> *mentions;
     ngx_http_complex_value_t *robot_name;         // the robot's name in metrics and logs
     std::shared_ptr<dingtalk::Credentials> *auth; // dingtalk_auth_*_file; null: open
+    std::shared_ptr<dingtalk::Styles> *styles;    // dingtalk_severity_style; null: defaults
     ngx_flag_t verbose_replies;                   // replies say what the log says
 
     // where "dingtalk;" stands, for errors found once the whole configuration is known

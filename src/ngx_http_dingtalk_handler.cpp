@@ -701,6 +701,9 @@ void configure(dingtalk::Target &t, const ngx_http_dingtalk_loc_conf_t *lcf)
     if (lcf->title_template != nullptr) {
         t.title_template = *lcf->title_template;
     }
+    if (lcf->styles != nullptr) {
+        t.styles = *lcf->styles;
+    }
     t.limits.max_body_bytes = lcf->max_body_size;
     t.limits.max_alerts = lcf->max_alerts;
 }

@@ -459,6 +459,34 @@ char *set_title_template(ngx_conf_t *cf, ngx_command_t *, void *conf) noexcept
     }
 }
 
+// dingtalk_severity_style SEVERITY EMOJI [COLOR]: the defaults, with this level's changes
+// (the styles of one level replace those around it, as a whole).
+char *set_severity_style(ngx_conf_t *cf, ngx_command_t *, void *conf) noexcept
+{
+    auto *dlcf = static_cast<ngx_http_dingtalk_loc_conf_t *>(conf);
+    try {
+        if (dlcf->styles == nullptr) {
+            dlcf->styles = ngx_http_dingtalk_pool_new<std::shared_ptr<dingtalk::Styles>>(
+                cf->pool, std::make_shared<dingtalk::Styles>(dingtalk::Styles::defaults()));
+            if (dlcf->styles == nullptr) {
+                return conf_error();
+            }
+        }
+        auto *value = static_cast<ngx_str_t *>(cf->args->elts);
+        const std::string_view color =
+            cf->args->nelts > 3 ? ngx_http_dingtalk_view(value[3]) : std::string_view();
+        if (const char *why = (*dlcf->styles)
+                                  ->set(ngx_http_dingtalk_view(value[1]),
+                                        ngx_http_dingtalk_view(value[2]), color)) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "dingtalk_severity_style: %s", why);
+            return conf_error();
+        }
+        return NGX_CONF_OK;
+    } catch (...) {
+        return conf_error();
+    }
+}
+
 // What a dingtalk_at_* directive names (its ngx_command_t's post).
 enum class mention_kind { mobiles, user_ids, all };
 const mention_kind kAtMobiles = mention_kind::mobiles;
@@ -726,6 +754,9 @@ void merge_values(ngx_http_dingtalk_loc_conf_t *prev, ngx_http_dingtalk_loc_conf
     if (conf->auth == nullptr) {
         conf->auth = prev->auth; // the credentials of one level, never mixed
     }
+    if (conf->styles == nullptr) {
+        conf->styles = prev->styles;
+    }
     ngx_conf_merge_value(conf->verbose_replies, prev->verbose_replies, 0);
     if (conf->rate_limit == NGX_CONF_UNSET) {
         conf->rate_limit = prev->rate_limit == NGX_CONF_UNSET ? 1 : prev->rate_limit;
@@ -937,6 +968,9 @@ ngx_command_t ngx_http_dingtalk_commands[] = {
     {ngx_string("dingtalk_at_all"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE12, set_mention,
      NGX_HTTP_LOC_CONF_OFFSET, 0, const_cast<mention_kind *>(&kAtAll)},
+    {ngx_string("dingtalk_severity_style"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE23,
+     set_severity_style, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("dingtalk_robot_name"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
      ngx_http_set_complex_value_slot, NGX_HTTP_LOC_CONF_OFFSET,

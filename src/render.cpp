@@ -208,7 +208,22 @@ public:
             }
         }
         header_ = "### " + escape_markdown(plain_title(n), kMaxTitle * 2) + "\n\n";
-        views_.reserve(order_.size()); // views are handed out by address: never reallocate
+        // views are handed out by address: never reallocate
+        views_.reserve(order_.size());
+        plain_views_.reserve(order_.size());
+        now_ = opt.now != TimePoint{} ? opt.now
+                                      : std::chrono::time_point_cast<std::chrono::microseconds>(
+                                            std::chrono::system_clock::now());
+    }
+
+    // The title with the first k alerts shown: the title template's, else the built-in one.
+    std::string title(std::size_t k)
+    {
+        std::string t;
+        if (opt_.title_template) {
+            t = opt_.title_template->render(input(k, plain_views_, plain_line));
+        }
+        return t.empty() ? plain_title(n_) : t;
     }
 
     std::size_t total() const { return order_.size(); } // the alerts that may be shown
@@ -218,12 +233,7 @@ public:
     {
         const std::size_t not_shown = n_.total() - k;
         if (opt_.text_template) {
-            std::vector<const AlertView *> shown;
-            shown.reserve(k);
-            for (std::size_t i = 0; i < k; ++i) {
-                shown.push_back(&view(i));
-            }
-            std::string t = opt_.text_template->render_text(n_, shown, not_shown, opt_.at);
+            std::string t = opt_.text_template->render(input(k, views_, escape_markdown));
             // Blank lines collapse into one: markdown gives them no meaning.
             collapse_blank_lines(t);
             return t;
@@ -265,12 +275,30 @@ public:
     }
 
 private:
-    const AlertView &view(std::size_t i)
+    const AlertView &view(std::size_t i) { return view(i, views_, escape_markdown); }
+
+    const AlertView &view(std::size_t i, std::vector<AlertView> &views, Escape esc)
     {
-        while (views_.size() <= i) {
-            views_.push_back(make_view(*order_[views_.size()], *opt_.zone));
+        while (views.size() <= i) {
+            views.push_back(make_view(*order_[views.size()], *opt_.zone, esc));
         }
-        return views_[i];
+        return views[i];
+    }
+
+    TemplateInput input(std::size_t k, std::vector<AlertView> &views, Escape esc)
+    {
+        TemplateInput in;
+        in.n = &n_;
+        in.shown.reserve(k);
+        for (std::size_t i = 0; i < k; ++i) {
+            in.shown.push_back(&view(i, views, esc));
+        }
+        in.not_shown = n_.total() - k;
+        in.at = &opt_.at;
+        in.zone = opt_.zone;
+        in.styles = opt_.styles ? opt_.styles : &Styles::defaults();
+        in.now = now_;
+        return in;
     }
 
     const std::string &block(std::size_t i)
@@ -284,9 +312,11 @@ private:
     const Notification &n_;
     const RenderOptions &opt_;
     std::vector<const Alert *> order_;
-    std::vector<AlertView> views_; // built as needed: a 1000-alert group shows a few dozen
+    std::vector<AlertView> views_;       // built as needed: a big group shows a few dozen
+    std::vector<AlertView> plain_views_; // the same, as plain text, for the title template
     std::vector<std::string> blocks_;
     std::string header_;
+    TimePoint now_;
 };
 
 } // namespace
@@ -340,18 +370,12 @@ std::size_t json_escaped_size(std::string_view s)
 Message render_message(const Notification &n, const RenderOptions &opt)
 {
     Message m;
-    if (opt.title_template) {
-        m.title = opt.title_template->render_title(n, opt.at);
-    }
-    if (m.title.empty()) {
-        m.title = plain_title(n);
-    }
-
     Composer c(n, opt);
     const std::size_t max = opt.max_request_bytes;
     std::size_t tried = SIZE_MAX;
     auto attempt = [&](std::size_t k) {
         tried = k;
+        m.title = c.title(k);
         m.text = c.text(k);
         m.request_body = request_body(m.title, m.text, opt.at);
         return m.request_body.size() <= max;
@@ -386,6 +410,7 @@ Message render_message(const Notification &n, const RenderOptions &opt)
     } else {
         // Not even the text without alerts fits (a template's fixed part, a huge mention
         // list): cut whole lines of it, and keep the mentions whole after the cut.
+        m.title = c.title(0);
         std::string text = c.body(0);
         trim_end(text);
         const std::string suffix = mention_suffix(text, opt.at);

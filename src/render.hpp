@@ -40,7 +40,9 @@ struct MentionRule {
 Mentions resolve_mentions(const std::vector<MentionRule> &rules, const Notification &n);
 
 struct RenderOptions {
-    const Zone *zone = nullptr; // required
+    const Zone *zone = nullptr;     // required
+    const Styles *styles = nullptr; // null: Styles::defaults()
+    TimePoint now{};                // for the age of firing alerts; unset: the clock's now
     Mentions at;
     std::size_t max_request_bytes = kMaxRequestBytes;
     std::shared_ptr<const Template> text_template;  // null: the built-in layout

@@ -1,12 +1,14 @@
 #include "template.hpp"
 
 #include "render.hpp"
+#include "sign.hpp"
 
 #include <kainjow/mustache.hpp>
 
 #include <algorithm>
 #include <atomic>
-#include <set>
+#include <cctype>
+#include <stdexcept>
 #include <unordered_map>
 
 namespace dingtalk
@@ -19,40 +21,44 @@ namespace
 
 std::atomic<std::uint64_t> next_id{1};
 
-const std::vector<std::string> kTitleNames = {
-    "title",
-    "status",
-    "status_upper",
-    "firing_count",
-    "resolved_count",
-    "alert_count",
-    "receiver",
-    "group_key",
-    "group_labels",
-    "group_label_list",
-    "common_labels",
-    "common_label_list",
-    "common_annotations",
-    "common_annotation_list",
-    "mentions",
-    "has_mentions",
-    "name",
-    "value",
+// The label and annotation maps; each also comes as <name>_url (URL-encoded, for a value in a
+// link), <name>_link (a value that is itself an http(s) URL, as a link target, else empty),
+// <name>_raw (one line, nothing escaped), and as a list.
+const std::vector<std::pair<std::string, std::string>> kMaps = {
+    {"labels", "label_list"},
+    {"annotations", "annotation_list"},
+    {"group_labels", "group_label_list"},
+    {"common_labels", "common_label_list"},
+    {"common_annotations", "common_annotation_list"},
 };
 
-const std::vector<std::string> kTextNames = [] {
-    std::vector<std::string> names = kTitleNames;
-    for (const char *n :
-         {// the notification
-          "external_url", "alertmanager_url", "silence_url", "alerts", "firing", "resolved",
-          "has_firing", "has_resolved", "shown", "omitted", "truncated", "truncated_alerts", "more",
-          "has_more", "more_count", "has_alertmanager_url", "has_silence_url",
-          // each alert
-          "index", "first", "first_firing", "first_resolved", "section_start", "severity",
-          "alertname", "pod", "namespace", "detail", "starts_at", "ends_at", "other_labels",
-          "has_other_labels", "generator_url", "has_generator_url", "fingerprint", "labels",
-          "has_silence_url", "label_list", "annotations", "annotation_list"}) {
-        names.emplace_back(n);
+const std::vector<std::string> kNames = [] {
+    std::vector<std::string> names = {
+        // the notification
+        "title", "status", "status_upper", "firing_count", "resolved_count", "alert_count",
+        "receiver", "group_key", "external_url", "alertmanager_url", "has_alertmanager_url",
+        "silence_url", "has_silence_url", "mentions", "has_mentions", "emoji", "color", "alerts",
+        "firing", "resolved", "has_firing", "has_resolved", "shown", "omitted", "truncated",
+        "truncated_alerts", "more_count", "more", "has_more",
+        // functions
+        "urlencode", "strip_port", "upper", "lower",
+        // each alert
+        "index", "first", "first_firing", "first_resolved", "section_start", "severity",
+        "severity_is", "alertname", "pod", "namespace", "detail", "starts_at", "starts_at_date",
+        "starts_at_time", "starts_at_rfc3339", "ends_at", "ends_at_date", "ends_at_time",
+        "ends_at_rfc3339", "duration", "duration_short", "other_labels", "has_other_labels",
+        "generator_url", "has_generator_url", "fingerprint",
+        // in a list of labels
+        "name", "value", "name_is"};
+    for (const auto &m : kMaps) {
+        for (const char *form : {"", "_url", "_link", "_raw"}) {
+            names.push_back(m.first + form);
+        }
+        names.push_back(m.second);
+    }
+    for (const char *name :
+         {"group_label_values", "other_common_label_values", "has_other_common_labels"}) {
+        names.push_back(name);
     }
     return names;
 }();
@@ -75,53 +81,156 @@ std::string with_line(const std::string &src, const std::string &msg)
     return msg;
 }
 
-// A typo in a name renders as nothing in mustache; catch it when the configuration loads. The
-// names used go into `used` (all of them when the delimiters change: nothing is known then).
-bool check_names(const std::string &src, const std::vector<std::string> &known, std::string &error,
-                 std::set<std::string> &used)
+// ---------------------------------------------------------------------------------------------
+// the template's own tags, as the parser sees them
+
+struct Tag {
+    std::size_t begin, end; // of "{{...}}" in the source
+    char kind;              // ' ' variable, '{' or '&' unescaped, '#', '^', '/', '!', '>', '='
+    std::string name;
+};
+
+std::string trimmed(std::string s)
 {
+    s.erase(0, s.find_first_not_of(" \t"));
+    s.erase(s.find_last_not_of(" \t") + 1);
+    return s;
+}
+
+// Every tag with the default delimiters (a template that changes them is refused, so these
+// are all of them). Unclosed tags are the parser's to report.
+std::vector<Tag> tags_of(const std::string &src)
+{
+    std::vector<Tag> tags;
     for (std::size_t pos = src.find("{{"); pos != std::string::npos; pos = src.find("{{", pos)) {
         const bool triple = src.compare(pos, 3, "{{{") == 0;
         const std::size_t start = pos + (triple ? 3 : 2);
-        const std::size_t end = src.find(triple ? "}}}" : "}}", start);
-        if (end == std::string::npos) {
-            return true; // the parser reports it
+        const std::size_t close = src.find(triple ? "}}}" : "}}", start);
+        if (close == std::string::npos) {
+            break;
         }
-        std::string tag = src.substr(start, end - start);
-        pos = end + 2;
-        tag.erase(0, tag.find_first_not_of(" \t"));
-        if (tag.empty() || tag[0] == '!') {
-            continue;
+        std::string inner = trimmed(src.substr(start, close - start));
+        char kind = triple ? '{' : ' ';
+        if (!triple && !inner.empty() &&
+            std::string("#^/!&>=").find(inner[0]) != std::string::npos) {
+            kind = inner[0];
+            inner = trimmed(inner.substr(1));
         }
-        if (tag[0] == '=') {
-            used.insert(known.begin(), known.end());
-            return true; // custom delimiters: leave the names alone
+        pos = close + (triple ? 3 : 2);
+        tags.push_back({start - (triple ? 3 : 2), pos, kind, inner});
+    }
+    return tags;
+}
+
+bool standalone_kind(char kind)
+{
+    return kind == '#' || kind == '^' || kind == '/' || kind == '!';
+}
+
+bool blank(const std::string &s, std::size_t from, std::size_t to)
+{
+    return std::all_of(s.begin() + from, s.begin() + to,
+                       [](char c) { return c == ' ' || c == '\t' || c == '\r'; });
+}
+
+// A line with nothing but one section, inverted, closing or comment tag leaves no line behind
+// (the mustache spec's "standalone" tags): its blanks and its line break go. kainjow does this
+// only for a section that renders, so it is done here for all, before kainjow sees the text:
+// the tag then starts the next line. kainjow also drops any line that had a section tag and
+// renders to blanks, which would now take an empty line after such a tag with it: that line's
+// break becomes {{_nl}}, a variable that prints it (kainjow keeps what a variable printed).
+std::string without_standalone_lines(const std::string &src, const std::vector<Tag> &tags)
+{
+    std::string out;
+    std::size_t copied = 0, t = 0;
+    for (std::size_t line = 0; line < src.size();) {
+        const std::size_t eol = std::min(src.find('\n', line), src.size());
+        std::size_t first = t;
+        while (t < tags.size() && tags[t].begin < eol) {
+            ++t;
         }
-        if (tag[0] == '>') {
-            error = "line " + std::to_string(line_of(src, start)) + ": partials are not supported";
+        if (t - first == 1 && standalone_kind(tags[first].kind) && tags[first].begin >= line &&
+            tags[first].end <= eol && blank(src, line, tags[first].begin) &&
+            blank(src, tags[first].end, eol)) {
+            out.append(src, copied, line - copied);
+            out.append(src, tags[first].begin, tags[first].end - tags[first].begin);
+            copied = std::min(eol + 1, src.size());
+            if (copied < src.size() && src[copied] == '\n') {
+                out.append("{{_nl}}"); // an empty line right after the tag
+                ++copied;
+            }
+        }
+        line = eol + 1;
+    }
+    out.append(src, copied, std::string::npos);
+    return out;
+}
+
+bool is_map_name(const std::string &first)
+{
+    for (const auto &m : kMaps) {
+        for (const char *form : {"", "_url", "_link", "_raw"}) {
+            if (first == m.first + form) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+// A typo in a name renders as nothing in mustache; catch it when the configuration loads. The
+// names used go into `used`, the map lookups ("labels.instance") into `keys`.
+bool check_tags(const std::string &src, const std::vector<Tag> &tags, std::string &error,
+                std::set<std::string> &used, std::set<std::string> &keys)
+{
+    for (const Tag &tag : tags) {
+        const std::string where = "line " + std::to_string(line_of(src, tag.begin)) + ": ";
+        if (tag.kind == '>') {
+            error = where + "partials are not supported";
             return false;
         }
-        if (std::string("#^/&").find(tag[0]) != std::string::npos) {
-            tag.erase(0, 1);
+        if (tag.kind == '=') {
+            error = where + "changing the delimiters is not supported";
+            return false;
         }
-        tag.erase(0, tag.find_first_not_of(" \t"));
-        tag.erase(tag.find_last_not_of(" \t") + 1);
-        const std::string first = tag.substr(0, tag.find('.'));
-        if (tag == "." || first.empty() ||
-            std::find(known.begin(), known.end(), first) != known.end()) {
-            used.insert(first);
+        if (tag.kind == '!' || tag.name == "." || tag.name.empty()) {
             continue;
         }
-        error = "line " + std::to_string(line_of(src, start)) + ": unknown name \"" + tag +
-                "\" (see the README for the names a template can use)";
-        return false;
+        const std::string first = tag.name.substr(0, tag.name.find('.'));
+        if (std::find(kNames.begin(), kNames.end(), first) == kNames.end()) {
+            error = where + "unknown name \"" + tag.name +
+                    "\" (see the README for the names a template can use)";
+            return false;
+        }
+        used.insert(first);
+        if (is_map_name(first) && first.size() < tag.name.size()) {
+            keys.insert(tag.name);
+        }
     }
     return true;
 }
 
+// ---------------------------------------------------------------------------------------------
+// the data
+
 using Escape = std::string (*)(std::string_view, std::size_t);
 
-mu::data labels_object(const Labels &m, Escape esc)
+std::string url_form(std::string_view s, std::size_t)
+{
+    return url_encode(s.substr(0, kMaxUrl));
+}
+
+std::string link_form(std::string_view s, std::size_t)
+{
+    return safe_link_url(s);
+}
+
+std::string raw_form(std::string_view s, std::size_t max)
+{
+    return plain_line(s, max); // one line of valid UTF-8, nothing escaped
+}
+
+mu::data map_object(const Labels &m, Escape esc)
 {
     mu::data obj;
     for (const auto &kv : m) {
@@ -130,79 +239,262 @@ mu::data labels_object(const Labels &m, Escape esc)
     return obj;
 }
 
-mu::data labels_list(const Labels &m, Escape esc)
+// Each item: name, value and, when the template asks, name_is.<name> (true) to leave some out.
+mu::data map_list(const Labels &m, Escape esc, bool name_is)
 {
     mu::data list{mu::data::type::list};
     for (const auto &kv : m) {
         mu::data item;
         item.set("name", esc(kv.first, kMaxValue));
         item.set("value", esc(kv.second, kMaxValue));
+        if (name_is) {
+            mu::data is;
+            is.set(kv.first, true);
+            item.set("name_is", is);
+        }
         list.push_back(item);
     }
     return list;
 }
 
-void set_common(mu::data &d, const Notification &n, const Mentions &at, Escape esc)
+// The forms of one map the template names: only those are built (an alert may have 128
+// labels).
+void set_map(mu::data &d, const std::pair<std::string, std::string> &names, const Labels &m,
+             Escape esc, const std::set<std::string> &used)
 {
-    const std::size_t firing = n.count(Status::firing), resolved = n.count(Status::resolved);
-    d.set("status", to_string(n.status));
-    d.set("status_upper", n.status == Status::firing ? "FIRING" : "RESOLVED");
-    d.set("firing_count", std::to_string(firing));
-    d.set("resolved_count", std::to_string(resolved));
-    d.set("alert_count", std::to_string(n.total()));
-    d.set("receiver", esc(n.receiver, kMaxValue));
-    d.set("group_key", esc(n.group_key, kMaxValue));
-    d.set("group_labels", labels_object(n.group_labels, esc));
-    d.set("group_label_list", labels_list(n.group_labels, esc));
-    d.set("common_labels", labels_object(n.common_labels, esc));
-    d.set("common_label_list", labels_list(n.common_labels, esc));
-    d.set("common_annotations", labels_object(n.common_annotations, esc));
-    d.set("common_annotation_list", labels_list(n.common_annotations, esc));
-    const std::string mentions = mention_line(at);
-    d.set("mentions", mentions);
-    d.set("has_mentions", !mentions.empty());
+    if (used.count(names.first)) {
+        d.set(names.first, map_object(m, esc));
+    }
+    if (used.count(names.first + "_url")) {
+        d.set(names.first + "_url", map_object(m, url_form));
+    }
+    if (used.count(names.first + "_link")) {
+        d.set(names.first + "_link", map_object(m, link_form));
+    }
+    if (used.count(names.first + "_raw")) {
+        d.set(names.first + "_raw", map_object(m, raw_form));
+    }
+    if (used.count(names.second)) {
+        d.set(names.second, map_list(m, esc, used.count("name_is") != 0));
+    }
 }
 
-// An alert's data; its label and annotation maps only when the template names them (they are
-// most of the cost of an alert with many labels).
-mu::data alert_data(const AlertView &v, const Notification &n, std::size_t index,
-                    const std::set<std::string> &used)
+// The values of the labels in `m` (by name) that are not in `except`, space-separated.
+std::string values_of(const Labels &m, const Labels &except)
 {
-    const Alert &a = *v.alert;
-    mu::data d;
-    d.set("index", std::to_string(index + 1));
-    d.set("status", to_string(a.status));
-    d.set("firing", a.status == Status::firing);
-    d.set("resolved", a.status == Status::resolved);
-    d.set("severity", v.severity);
-    d.set("alertname", v.alertname);
-    d.set("pod", v.pod);
-    d.set("namespace", v.namespace_);
-    d.set("detail", v.detail);
-    d.set("starts_at", v.starts_at);
-    d.set("ends_at", v.ends_at);
-    d.set("other_labels", v.other_labels);
-    d.set("has_other_labels", !v.other_labels.empty());
-    d.set("generator_url", v.link);
-    d.set("has_generator_url", !v.link.empty());
-    const std::string silence = silence_link(n, a.labels);
-    d.set("silence_url", silence);
-    d.set("has_silence_url", !silence.empty());
-    d.set("fingerprint", escape_markdown(a.fingerprint, kMaxValue));
-    if (used.count("labels")) {
-        d.set("labels", labels_object(a.labels, escape_markdown));
+    std::string values;
+    for (const auto &kv : m) {
+        if (except.count(kv.first) == 0) {
+            values += (values.empty() ? "" : " ") + kv.second;
+        }
     }
-    if (used.count("label_list")) {
-        d.set("label_list", labels_list(a.labels, escape_markdown));
-    }
-    if (used.count("annotations")) {
-        d.set("annotations", labels_object(a.annotations, escape_markdown));
-    }
-    if (used.count("annotation_list")) {
-        d.set("annotation_list", labels_list(a.annotations, escape_markdown));
-    }
-    return d;
+    return values;
 }
+
+// A count that prints as a number and is false at 0 in a section.
+mu::data count(std::uint64_t n)
+{
+    return mu::lambda{[n](const std::string &text) -> std::string {
+        return text.empty() ? std::to_string(n) : n > 0 ? text : std::string();
+    }};
+}
+
+std::string strip_port(std::string s)
+{
+    const std::size_t colon = s.rfind(':');
+    if (colon != std::string::npos && colon + 1 < s.size() &&
+        std::all_of(s.begin() + colon + 1, s.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
+        (s.find(':') == colon || (colon > 0 && s[colon - 1] == ']'))) {
+        s.erase(colon);
+    }
+    return s;
+}
+
+std::string ascii_case(std::string s, int (*f)(int))
+{
+    for (char &c : s) {
+        c = static_cast<char>(f(static_cast<unsigned char>(c)));
+    }
+    return s;
+}
+
+// The functions: their section's text, rendered, then changed.
+void set_functions(mu::data &d)
+{
+    using renderer = mu::renderer;
+    d.set("urlencode", mu::lambda2{[](const std::string &text, const renderer &render) {
+              return url_encode(render(text));
+          }});
+    d.set("strip_port", mu::lambda2{[](const std::string &text, const renderer &render) {
+              return strip_port(render(text));
+          }});
+    d.set("upper", mu::lambda2{[](const std::string &text, const renderer &render) {
+              return ascii_case(render(text), ::toupper);
+          }});
+    d.set("lower", mu::lambda2{[](const std::string &text, const renderer &render) {
+              return ascii_case(render(text), ::tolower);
+          }});
+}
+
+void set_times(mu::data &d, const std::string &prefix, const std::optional<TimePoint> &t,
+               const Zone &zone)
+{
+    d.set(prefix, t ? zone.format(*t) : "-");
+    d.set(prefix + "_date", t ? zone.format(*t, Zone::Form::date) : "-");
+    d.set(prefix + "_time", t ? zone.format(*t, Zone::Form::time) : "-");
+    d.set(prefix + "_rfc3339", t ? zone.format(*t, Zone::Form::rfc3339) : "-");
+}
+
+// How long it lasted (resolved) or has lasted so far (firing); "-" when the times are unknown.
+void set_duration(mu::data &d, const Alert &a, TimePoint now)
+{
+    std::optional<TimePoint> end = a.status == Status::resolved ? a.ends_at : now;
+    if (!a.starts_at || !end) {
+        d.set("duration", "-");
+        d.set("duration_short", "-");
+        return;
+    }
+    const auto s = std::chrono::duration_cast<std::chrono::seconds>(*end - *a.starts_at);
+    d.set("duration", duration_words(s));
+    d.set("duration_short", duration_short(s));
+}
+
+class DataBuilder
+{
+public:
+    DataBuilder(const TemplateInput &in, Template::Kind kind, const std::set<std::string> &used)
+        : in_(in), n_(*in.n), used_(used),
+          esc_(kind == Template::Kind::text ? escape_markdown : plain_line)
+    {
+    }
+
+    mu::data build() const
+    {
+        mu::data d;
+        d.set("_nl", "\n"); // see without_standalone_lines()
+        set_notification(d);
+        set_functions(d);
+        if (used_.count("alerts") || used_.count("firing") || used_.count("resolved")) {
+            set_alerts(d);
+        }
+        set_flags(d);
+        return d;
+    }
+
+private:
+    void set_notification(mu::data &d) const
+    {
+        d.set("title", esc_(plain_title(n_), kMaxTitle * 2));
+        d.set("status", to_string(n_.status));
+        d.set("status_upper", n_.status == Status::firing ? "FIRING" : "RESOLVED");
+        d.set("firing_count", count(n_.count(Status::firing)));
+        d.set("resolved_count", count(n_.count(Status::resolved)));
+        d.set("alert_count", count(n_.total()));
+        d.set("receiver", esc_(n_.receiver, kMaxValue));
+        d.set("group_key", esc_(n_.group_key, kMaxValue));
+        set_map(d, kMaps[2], n_.group_labels, esc_, used_);
+        d.set("group_label_values", esc_(values_of(n_.group_labels, {}), kMaxValue));
+        const std::string others = values_of(n_.common_labels, n_.group_labels);
+        d.set("other_common_label_values", esc_(others, kMaxValue));
+        d.set("has_other_common_labels", !others.empty());
+        set_map(d, kMaps[3], n_.common_labels, esc_, used_);
+        set_map(d, kMaps[4], n_.common_annotations, esc_, used_);
+        d.set("external_url", safe_link_url(n_.external_url));
+        const std::string am = alertmanager_link(n_), silence = silence_link(n_, n_.group_labels);
+        d.set("alertmanager_url", am);
+        d.set("has_alertmanager_url", !am.empty());
+        d.set("silence_url", silence);
+        d.set("has_silence_url", !silence.empty());
+        const std::string mentions = mention_line(*in_.at);
+        d.set("mentions", mentions);
+        d.set("has_mentions", !mentions.empty());
+        const Style &style = in_.styles->of(n_);
+        d.set("emoji", style.emoji);
+        d.set("color", style.color);
+    }
+
+    void set_flags(mu::data &d) const
+    {
+        d.set("has_firing", n_.count(Status::firing) > 0);
+        d.set("has_resolved", n_.count(Status::resolved) > 0);
+        d.set("shown", count(in_.shown.size()));
+        d.set("omitted", count(in_.not_shown));
+        d.set("truncated", in_.not_shown > 0 || n_.truncated_alerts > 0);
+        d.set("truncated_alerts", count(static_cast<std::uint64_t>(n_.truncated_alerts)));
+        d.set("more_count", count(in_.not_shown + static_cast<std::uint64_t>(n_.truncated_alerts)));
+        const std::string more = esc_ == plain_line
+                                     ? plain_line(omitted_line(n_, in_.not_shown), kMaxTitle * 2)
+                                     : omitted_line(n_, in_.not_shown);
+        d.set("more", more);
+        d.set("has_more", !more.empty());
+    }
+
+    void set_alerts(mu::data &d) const
+    {
+        mu::data alerts{mu::data::type::list}, firing{mu::data::type::list},
+            resolved{mu::data::type::list};
+        std::size_t nfiring = 0, nresolved = 0;
+        for (std::size_t i = 0; i < in_.shown.size(); ++i) {
+            mu::data a = alert(*in_.shown[i], i);
+            const bool is_firing = in_.shown[i]->alert->status == Status::firing;
+            std::size_t &in_section = is_firing ? nfiring : nresolved;
+            if (used_.count(is_firing ? "firing" : "resolved")) {
+                mu::data in_list = a;
+                in_list.set("first", in_section == 0);
+                (is_firing ? firing : resolved).push_back(in_list);
+            }
+            a.set("first", i == 0);
+            a.set("first_firing", is_firing && in_section == 0);
+            a.set("first_resolved", !is_firing && in_section == 0);
+            a.set("section_start", in_section == 0);
+            alerts.push_back(a);
+            ++in_section;
+        }
+        d.set("alerts", alerts);
+        d.set("firing", firing);
+        d.set("resolved", resolved);
+    }
+
+    mu::data alert(const AlertView &v, std::size_t index) const
+    {
+        const Alert &a = *v.alert;
+        mu::data d;
+        d.set("index", std::to_string(index + 1));
+        d.set("status", to_string(a.status));
+        d.set("firing", a.status == Status::firing);
+        d.set("resolved", a.status == Status::resolved);
+        d.set("severity", v.severity);
+        mu::data is;
+        is.set(severity_key(a).empty() ? "-" : severity_key(a), true);
+        d.set("severity_is", is);
+        const Style &style = in_.styles->of(a);
+        d.set("emoji", style.emoji);
+        d.set("color", style.color);
+        d.set("alertname", v.alertname);
+        d.set("pod", v.pod);
+        d.set("namespace", v.namespace_);
+        d.set("detail", v.detail);
+        set_times(d, "starts_at", a.starts_at, *in_.zone);
+        set_times(d, "ends_at", a.status == Status::resolved ? a.ends_at : std::nullopt, *in_.zone);
+        set_duration(d, a, in_.now);
+        d.set("other_labels", v.other_labels);
+        d.set("has_other_labels", !v.other_labels.empty());
+        d.set("generator_url", v.link);
+        d.set("has_generator_url", !v.link.empty());
+        const std::string silence = silence_link(n_, a.labels);
+        d.set("silence_url", silence);
+        d.set("has_silence_url", !silence.empty());
+        d.set("fingerprint", esc_(a.fingerprint, kMaxValue));
+        set_map(d, kMaps[0], a.labels, esc_, used_);
+        set_map(d, kMaps[1], a.annotations, esc_, used_);
+        return d;
+    }
+
+    const TemplateInput &in_;
+    const Notification &n_;
+    const std::set<std::string> &used_;
+    Escape esc_;
+};
 
 // Each thread parses its own copy once: the library does not promise that one parsed template
 // can be rendered from several threads at once.
@@ -217,111 +509,93 @@ mu::mustache &parsed_copy(std::uint64_t id, const std::string &source)
     return *slot;
 }
 
+bool valid_utf8(const std::string &source, std::string &error)
+{
+    for (std::size_t i = 0; i < source.size();) {
+        char32_t cp = 0;
+        const std::size_t len = utf8_length(source, i, cp);
+        if (len == 0) {
+            error = "line " + std::to_string(line_of(source, i)) + ": not valid UTF-8";
+            return false;
+        }
+        i += len;
+    }
+    return true;
+}
+
 } // namespace
 
-const std::vector<std::string> &text_names()
+const std::vector<std::string> &template_names()
 {
-    return kTextNames;
-}
-const std::vector<std::string> &title_names()
-{
-    return kTitleNames;
+    return kNames;
 }
 
-Template::Template(std::string source, std::set<std::string> used)
-    : source_(std::move(source)), used_(std::move(used)), id_(next_id++)
+Template::Template(std::string source, Kind kind, std::set<std::string> used,
+                   std::set<std::string> keys)
+    : source_(std::move(source)), kind_(kind), used_(std::move(used)), map_keys_(std::move(keys)),
+      id_(next_id++)
 {
 }
 
 std::shared_ptr<const Template> Template::parse(std::string source, Kind kind, std::string &error)
 {
     // What a template prints goes into the JSON request as it is: it must be UTF-8.
-    for (std::size_t i = 0; i < source.size();) {
-        char32_t cp = 0;
-        const std::size_t len = utf8_length(source, i, cp);
-        if (len == 0) {
-            error = "line " + std::to_string(line_of(source, i)) + ": not valid UTF-8";
-            return nullptr;
-        }
-        i += len;
+    if (!valid_utf8(source, error)) {
+        return nullptr;
+    }
+    const std::vector<Tag> tags = tags_of(source);
+    std::set<std::string> used, keys;
+    if (!check_tags(source, tags, error, used, keys)) {
+        return nullptr;
     }
     mu::mustache probe(source);
     if (!probe.is_valid()) {
         error = with_line(source, probe.error_message());
         return nullptr;
     }
-    std::set<std::string> used;
-    if (!check_names(source, kind == Kind::text ? kTextNames : kTitleNames, error, used)) {
-        return nullptr;
-    }
-    return std::shared_ptr<const Template>(new Template(std::move(source), std::move(used)));
+    return std::shared_ptr<const Template>(new Template(without_standalone_lines(source, tags),
+                                                        kind, std::move(used), std::move(keys)));
 }
 
-std::string Template::render(const void *data) const
+std::string Template::render(const TemplateInput &in) const
 {
+    const mu::data data = DataBuilder(in, kind_, used_).build();
     mu::mustache &tmpl = parsed_copy(id_, source_);
-    std::string out = tmpl.render(*static_cast<const mu::data *>(data));
+    std::string out = tmpl.render(data);
     if (!tmpl.is_valid()) {
-        throw std::runtime_error("template: " + with_line(source_, tmpl.error_message()));
+        throw std::runtime_error("template: " + tmpl.error_message());
     }
-    return out;
+    return kind_ == Kind::title ? plain_line(out, kMaxTitle * 2) : out;
 }
 
-std::string Template::render_text(const Notification &n,
-                                  const std::vector<const AlertView *> &shown, std::size_t omitted,
-                                  const Mentions &at) const
+std::vector<std::string> Template::unset_names(const Notification &n) const
 {
-    mu::data d;
-    set_common(d, n, at, escape_markdown);
-    d.set("title", escape_markdown(plain_title(n), kMaxTitle * 2));
-    d.set("external_url", safe_link_url(n.external_url));
-    const std::string am = alertmanager_link(n), silence = silence_link(n, n.group_labels);
-    d.set("alertmanager_url", am);
-    d.set("has_alertmanager_url", !am.empty());
-    d.set("silence_url", silence);
-    d.set("has_silence_url", !silence.empty());
-
-    mu::data alerts{mu::data::type::list}, firing{mu::data::type::list},
-        resolved{mu::data::type::list};
-    std::size_t nfiring = 0, nresolved = 0;
-    for (std::size_t i = 0; i < shown.size(); ++i) {
-        mu::data a = alert_data(*shown[i], n, i, used_);
-        const bool is_firing = shown[i]->alert->status == Status::firing;
-        std::size_t &in_section = is_firing ? nfiring : nresolved;
-        if (used_.count(is_firing ? "firing" : "resolved")) {
-            mu::data in_list = a;
-            in_list.set("first", in_section == 0);
-            (is_firing ? firing : resolved).push_back(in_list);
+    std::vector<std::string> unset;
+    for (const std::string &name : map_keys_) {
+        std::string map = name.substr(0, name.find('.'));
+        const std::string key = name.substr(map.size() + 1);
+        for (const char *form : {"_url", "_link", "_raw"}) {
+            const std::string f = form;
+            if (map.size() > f.size() && map.compare(map.size() - f.size(), f.size(), f) == 0) {
+                map.erase(map.size() - f.size());
+            }
         }
-        a.set("first", i == 0);
-        a.set("first_firing", is_firing && in_section == 0);
-        a.set("first_resolved", !is_firing && in_section == 0);
-        a.set("section_start", in_section == 0);
-        alerts.push_back(a);
-        ++in_section;
+        bool set = false;
+        if (map == "labels" || map == "annotations") {
+            for (const Alert &a : n.alerts) {
+                set = set || (map == "labels" ? a.labels : a.annotations).count(key) > 0;
+            }
+        } else {
+            const Labels &m = map == "group_labels"    ? n.group_labels
+                              : map == "common_labels" ? n.common_labels
+                                                       : n.common_annotations;
+            set = m.count(key) > 0;
+        }
+        if (!set) {
+            unset.push_back(name);
+        }
     }
-    d.set("alerts", alerts);
-    d.set("firing", firing);
-    d.set("resolved", resolved);
-    d.set("has_firing", nfiring > 0);
-    d.set("has_resolved", nresolved > 0);
-    d.set("shown", std::to_string(shown.size()));
-    d.set("omitted", std::to_string(omitted));
-    d.set("truncated", omitted > 0 || n.truncated_alerts > 0);
-    d.set("truncated_alerts", std::to_string(n.truncated_alerts));
-    d.set("more_count", std::to_string(omitted + static_cast<std::uint64_t>(n.truncated_alerts)));
-    const std::string more = omitted_line(n, omitted);
-    d.set("more", more);
-    d.set("has_more", !more.empty());
-    return render(&d);
-}
-
-std::string Template::render_title(const Notification &n, const Mentions &at) const
-{
-    mu::data d;
-    set_common(d, n, at, plain_line);
-    d.set("title", plain_title(n));
-    return plain_line(render(&d), kMaxTitle * 2);
+    return unset;
 }
 
 } // namespace dingtalk

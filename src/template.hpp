@@ -1,9 +1,14 @@
-// Mustache templates for the message text and title (kainjow::mustache, header-only).
+// Mustache templates for the message text and title (kainjow::mustache, header-only), with what
+// the Go bridge's users do with Go templates and sprig: per-severity style, every value in three
+// forms (escaped for text, URL-encoded for links, raw), times in several forms, durations, and
+// a few functions as lambdas.
 //
-// Every value a template sees is already safe for DingTalk's markdown (escaped and cut, as the
-// built-in message shows it), so {{x}} and {{{x}}} print the same. The names are listed in the
-// README ("Templates") and in text_names()/title_names(); "nginx -t" rejects a template that
-// does not parse or names something that does not exist.
+// Text values are safe for DingTalk's markdown (escaped and cut, as the built-in message shows
+// them), title values are plain text; {{x}} and {{{x}}} print the same. "nginx -t" rejects a
+// template that does not parse, is not UTF-8, names something that does not exist, or uses a
+// partial or a delimiter change (its own tags are checked, not its text). A line that holds only
+// a section, inverted section, closing or comment tag vanishes with its line, as the mustache
+// spec says. The names are listed in the README ("Templates") and in names().
 #pragma once
 
 #include "alert.hpp"
@@ -20,34 +25,45 @@ namespace dingtalk
 
 struct Mentions;
 
+// What one render sees: the notification, the alerts shown (firing first) and how many are
+// not, the mentions, and how times and styles look.
+struct TemplateInput {
+    const Notification *n = nullptr;
+    std::vector<const AlertView *> shown;
+    std::size_t not_shown = 0; // alerts of the body not shown (past the cap or left out to fit)
+    const Mentions *at = nullptr;
+    const Zone *zone = nullptr;
+    const Styles *styles = nullptr;
+    TimePoint now; // for the age of firing alerts
+};
+
 class Template
 {
 public:
     enum class Kind { text, title };
 
-    // Parses and checks a template (valid UTF-8, known names). On failure returns null and sets
-    // error to "line N: what is wrong".
+    // Parses and checks a template. On failure returns null and sets error to
+    // "line N: what is wrong".
     static std::shared_ptr<const Template> parse(std::string source, Kind kind, std::string &error);
 
-    // The data for the text: the notification, the first `shown` alerts of `order` (firing
-    // first), and what was left out. Thread-safe.
-    std::string render_text(const Notification &n, const std::vector<const AlertView *> &shown,
-                            std::size_t omitted, const Mentions &at) const;
+    // Thread-safe.
+    std::string render(const TemplateInput &in) const;
 
-    // The data for the title: the notification's top-level fields as plain text. Thread-safe.
-    std::string render_title(const Notification &n, const Mentions &at) const;
+    // The names of labels and annotations the template asks for that no alert (or group map)
+    // of this notification has: a typo renders as nothing (dingtalk-render --strict).
+    std::vector<std::string> unset_names(const Notification &n) const;
 
 private:
-    Template(std::string source, std::set<std::string> used);
-    std::string render(const void *data) const;
+    Template(std::string source, Kind kind, std::set<std::string> used, std::set<std::string> keys);
 
-    std::string source_;
-    std::set<std::string> used_; // the names the template uses (first segments)
-    std::uint64_t id_;           // identifies this template in each thread's cache of parsed copies
+    std::string source_; // after standalone lines are removed
+    Kind kind_;
+    std::set<std::string> used_;     // the names the template uses (first segments)
+    std::set<std::string> map_keys_; // "labels.instance", ... as written
+    std::uint64_t id_;               // identifies this template in each thread's cache
 };
 
 // The names a template may use (first segment of a dotted name).
-const std::vector<std::string> &text_names();
-const std::vector<std::string> &title_names();
+const std::vector<std::string> &template_names();
 
 } // namespace dingtalk

@@ -3,6 +3,7 @@
 #include "render.hpp"
 #include "sign.hpp"
 
+#include <algorithm>
 #include <cctype>
 
 namespace dingtalk
@@ -32,13 +33,14 @@ const std::string *find(const Labels &m, const char *key)
     return it == m.end() || it->second.empty() ? nullptr : &it->second;
 }
 
-std::string label_or_none(const Labels &m, const char *key, const char *fallback = nullptr)
+std::string label_or_none(const Labels &m, Escape esc, const char *key,
+                          const char *fallback = nullptr)
 {
     const std::string *v = find(m, key);
     if (v == nullptr && fallback != nullptr) {
         v = find(m, fallback);
     }
-    return v ? escape_markdown(*v, kMaxValue) : kNone;
+    return v ? esc(*v, kMaxValue) : kNone;
 }
 
 bool is_shown_elsewhere(const std::string &label)
@@ -91,14 +93,14 @@ std::size_t utf8_length(std::string_view s, std::size_t i, char32_t &cp)
     return len;
 }
 
-AlertView make_view(const Alert &a, const Zone &zone)
+AlertView make_view(const Alert &a, const Zone &zone, Escape esc)
 {
     AlertView v;
     v.alert = &a;
-    v.severity = label_or_none(a.labels, "severity");
-    v.alertname = label_or_none(a.labels, "alertname");
-    v.pod = label_or_none(a.labels, "pod", "pod_name");
-    v.namespace_ = label_or_none(a.labels, "namespace");
+    v.severity = label_or_none(a.labels, esc, "severity");
+    v.alertname = label_or_none(a.labels, esc, "alertname");
+    v.pod = label_or_none(a.labels, esc, "pod", "pod_name");
+    v.namespace_ = label_or_none(a.labels, esc, "namespace");
 
     const std::string *detail = find(a.annotations, "message");
     if (detail == nullptr) {
@@ -107,7 +109,7 @@ AlertView make_view(const Alert &a, const Zone &zone)
     if (detail == nullptr) {
         detail = find(a.annotations, "summary");
     }
-    v.detail = detail ? escape_markdown(*detail, kMaxDetail) : kNone;
+    v.detail = detail ? esc(*detail, kMaxDetail) : kNone;
     v.starts_at = a.starts_at ? zone.format(*a.starts_at) : kNone;
     v.ends_at = a.status == Status::resolved && a.ends_at ? zone.format(*a.ends_at) : kNone;
 
@@ -118,7 +120,7 @@ AlertView make_view(const Alert &a, const Zone &zone)
             others += kv.first + "=" + kv.second;
         }
     }
-    v.other_labels = escape_markdown(others, kMaxOtherLabels);
+    v.other_labels = esc(others, kMaxOtherLabels);
     v.link = safe_link_url(a.generator_url);
     return v;
 }
@@ -350,6 +352,177 @@ std::string safe_link_url(std::string_view url)
         }
     }
     return out.size() > kMaxUrl ? "" : out;
+}
+
+} // namespace dingtalk
+
+namespace dingtalk
+{
+
+const Styles &Styles::defaults()
+{
+    static const Styles styles = [] {
+        Styles s;
+        s.severities = {{"critical", {"🔴", "#D93026"}},
+                        {"error", {"🔴", "#D93026"}},
+                        {"warning", {"🟠", "#FF8C00"}},
+                        {"info", {"🔵", "#1677FF"}}};
+        s.other = {"⚪", "#808080"};
+        s.resolved = {"✅", "#2EA44F"};
+        return s;
+    }();
+    return styles;
+}
+
+namespace
+{
+
+// An emoji goes into markdown and a colour into <font color="...">: nothing that could end
+// either.
+bool usable_emoji(std::string_view e)
+{
+    if (e.empty() || e.size() > 32) {
+        return false;
+    }
+    for (std::size_t i = 0; i < e.size();) {
+        char32_t cp = 0;
+        const std::size_t len = utf8_length(e, i, cp);
+        const bool special =
+            cp < 0x80 && std::string_view("*_[]()<>&\\`#~|\"'").find(static_cast<char>(cp)) !=
+                             std::string_view::npos;
+        if (len == 0 || cp <= 0x20 || special) {
+            return false;
+        }
+        i += len;
+    }
+    return true;
+}
+
+bool usable_color(std::string_view c)
+{
+    auto all = [&](std::size_t from, auto pred) {
+        return std::all_of(c.begin() + static_cast<long>(from), c.end(),
+                           [&](char ch) { return pred(static_cast<unsigned char>(ch)); });
+    };
+    if (!c.empty() && c[0] == '#') {
+        return (c.size() == 4 || c.size() == 7) && all(1, ::isxdigit);
+    }
+    return !c.empty() && c.size() <= 20 && all(0, ::isalpha);
+}
+
+} // namespace
+
+const char *Styles::set(std::string_view severity, std::string_view emoji, std::string_view color)
+{
+    if (!usable_emoji(emoji)) {
+        return "an emoji is up to 32 bytes of UTF-8, without spaces or markdown specials";
+    }
+    if (!color.empty() && !usable_color(color)) {
+        return "a colour is #RGB, #RRGGBB or a name of letters";
+    }
+    std::string key(severity);
+    for (char &c : key) {
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    Style *style = key == "resolved" ? &resolved : key == "default" ? &other : nullptr;
+    for (auto &s : severities) {
+        style = s.first == key ? &s.second : style;
+    }
+    if (style == nullptr) {
+        severities.emplace_back(key, Style{});
+        style = &severities.back().second;
+    }
+    style->emoji.assign(emoji);
+    if (!color.empty()) {
+        style->color.assign(color);
+    }
+    return nullptr;
+}
+
+std::string severity_key(const Alert &a)
+{
+    auto it = a.labels.find("severity");
+    std::string key = it == a.labels.end() ? "" : it->second;
+    for (char &c : key) {
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    return key;
+}
+
+const Style &Styles::of(const Alert &a) const
+{
+    if (a.status == Status::resolved) {
+        return resolved;
+    }
+    const std::string key = severity_key(a);
+    for (const auto &s : severities) {
+        if (s.first == key) {
+            return s.second;
+        }
+    }
+    return other;
+}
+
+const Style &Styles::of(const Notification &n) const
+{
+    std::size_t best = severities.size() + 1; // firing of another severity: other
+    for (const Alert &a : n.alerts) {
+        if (a.status != Status::firing) {
+            continue;
+        }
+        const std::string key = severity_key(a);
+        std::size_t rank = severities.size();
+        for (std::size_t i = 0; i < severities.size(); ++i) {
+            rank = severities[i].first == key ? std::min(rank, i) : rank;
+        }
+        best = std::min(best, rank);
+    }
+    if (best > severities.size()) {
+        return n.firing_total > 0 ? other : resolved; // firing alerts past the cap: unknown
+    }
+    return best == severities.size() ? other : severities[best].second;
+}
+
+namespace
+{
+
+std::string two_units(long long big, const char *big_unit, long long small, const char *small_unit,
+                      const char *sep)
+{
+    std::string out = std::to_string(big) + big_unit;
+    if (small > 0) {
+        out += sep + std::to_string(small) + small_unit;
+    }
+    return out;
+}
+
+template <class Units> std::string spell(std::chrono::seconds d, const Units &u, const char *sep)
+{
+    const long long s = d.count() < 0 ? 0 : static_cast<long long>(d.count());
+    if (s < 60) {
+        return std::to_string(s) + u[0];
+    }
+    if (s < 3600) {
+        return std::to_string(s / 60) + u[1];
+    }
+    if (s < 86400) {
+        return two_units(s / 3600, u[2], s % 3600 / 60, u[1], sep);
+    }
+    return two_units(s / 86400, u[3], s % 86400 / 3600, u[2], sep);
+}
+
+} // namespace
+
+std::string duration_words(std::chrono::seconds d)
+{
+    static const char *const units[] = {"秒", "分钟", "小时", "天"};
+    return spell(d, units, "");
+}
+
+std::string duration_short(std::chrono::seconds d)
+{
+    static const char *const units[] = {"s", "m", "h", "d"};
+    return spell(d, units, " ");
 }
 
 } // namespace dingtalk

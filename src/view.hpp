@@ -6,7 +6,9 @@
 #include "alert.hpp"
 #include "zone.hpp"
 
+#include <chrono>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace dingtalk
@@ -28,7 +30,43 @@ struct AlertView {
     std::string link;         // generatorURL when http(s), or ""
 };
 
-AlertView make_view(const Alert &a, const Zone &zone);
+// What a value becomes in a message: escape_markdown for text, plain_line for titles.
+using Escape = std::string (*)(std::string_view, std::size_t);
+
+AlertView make_view(const Alert &a, const Zone &zone, Escape esc);
+
+// How an alert looks in a template: an emoji and a colour (for <font color=...>) by severity
+// (dingtalk_severity_style), matched case-insensitively; resolved alerts have their own.
+struct Style {
+    std::string emoji;
+    std::string color;
+};
+
+struct Styles {
+    std::vector<std::pair<std::string, Style>> severities; // lower case, most severe first
+    Style other;    // a firing alert of a severity not listed (or none)
+    Style resolved; // every resolved alert
+
+    // 🔴 critical and error, 🟠 warning, 🔵 info, ⚪ anything else, ✅ resolved.
+    static const Styles &defaults();
+
+    // dingtalk_severity_style SEVERITY EMOJI [COLOR]: replaces the style of a severity (or of
+    // "resolved", or "default" for the others), or adds one after the others. Returns why it
+    // cannot, or nullptr.
+    const char *set(std::string_view severity, std::string_view emoji, std::string_view color);
+
+    const Style &of(const Alert &a) const;
+    // The group's: the most severe firing alert's, or resolved's when none fires.
+    const Style &of(const Notification &n) const;
+};
+
+// The severity label in lower case (ASCII), "" when there is none.
+std::string severity_key(const Alert &a);
+
+// How long, in words DingTalk users read: "45秒", "5分钟", "2小时3分钟", "3天4小时"; and short:
+// "45s", "5m", "2h 3m", "3d 4h". Never negative.
+std::string duration_words(std::chrono::seconds d);
+std::string duration_short(std::chrono::seconds d);
 
 // "[FIRING:3] KubePodCrashLooping": plain text, one line.
 std::string plain_title(const Notification &n);

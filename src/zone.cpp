@@ -20,7 +20,7 @@ std::optional<Zone> Zone::find(std::string_view name, std::string &error)
     return std::nullopt;
 }
 
-std::string Zone::format(TimePoint t) const
+std::string Zone::format(TimePoint t, Form form) const
 {
     const auto *tz = static_cast<const date::time_zone *>(tz_);
     const auto secs = date::floor<std::chrono::seconds>(t);
@@ -34,12 +34,24 @@ std::string Zone::format(TimePoint t) const
     const long off_min = static_cast<long>(info.offset.count() / 60);
     const long abs_off = off_min < 0 ? -off_min : off_min;
 
-    char buf[128];
-    std::snprintf(buf, sizeof(buf), "%04d-%02u-%02u %02ld:%02ld:%02ld %c%02ld:%02ld",
-                  int(ymd.year()), unsigned(ymd.month()), unsigned(ymd.day()),
-                  long(hms.hours().count()), long(hms.minutes().count()),
-                  long(hms.seconds().count()), off_min < 0 ? '-' : '+', abs_off / 60, abs_off % 60);
-    return buf;
+    char date[64], time[72], offset[48];
+    std::snprintf(date, sizeof(date), "%04d-%02u-%02u", int(ymd.year()), unsigned(ymd.month()),
+                  unsigned(ymd.day()));
+    std::snprintf(time, sizeof(time), "%02ld:%02ld:%02ld", long(hms.hours().count()),
+                  long(hms.minutes().count()), long(hms.seconds().count()));
+    std::snprintf(offset, sizeof(offset), "%c%02ld:%02ld", off_min < 0 ? '-' : '+', abs_off / 60,
+                  abs_off % 60);
+    switch (form) {
+    case Form::date:
+        return date;
+    case Form::time:
+        return time;
+    case Form::rfc3339:
+        return std::string(date) + "T" + time + offset;
+    case Form::date_time:
+        break;
+    }
+    return std::string(date) + " " + time + " " + offset;
 }
 
 } // namespace dingtalk

@@ -16,8 +16,13 @@ public:
     // Looks the zone up once (at configuration time). Thread-safe to use afterwards.
     static std::optional<Zone> find(std::string_view name, std::string &error);
 
-    // "2026-11-24 00:04:05 +08:00", the seed's format.
-    std::string format(TimePoint t) const;
+    enum class Form {
+        date_time, // "2026-11-24 00:04:05 +08:00", the seed's format
+        date,      // "2026-11-24"
+        time,      // "00:04:05"
+        rfc3339,   // "2026-11-24T00:04:05+08:00"
+    };
+    std::string format(TimePoint t, Form form = Form::date_time) const;
 
     const std::string &name() const { return name_; }
 

@@ -37,8 +37,13 @@ payload (read from PAYLOAD.json, or stdin).
   --at-mobiles A,B        mention these mobiles (as dingtalk_at_mobiles)
   --at-user-ids A,B       mention these user ids (as dingtalk_at_user_ids)
   --at-all                mention everyone (as dingtalk_at_all on)
+  --severity-style 'SEVERITY EMOJI [COLOR]'
+                          a style for templates (as dingtalk_severity_style); may repeat
   --max-alerts N          alerts kept, the rest only counted (as dingtalk_max_alerts; 100)
   --max-body-size BYTES   refuse a larger payload (as dingtalk_max_body_size; 1048576)
+  --now RFC3339           the time firing alerts' durations are counted to (default: now)
+  --strict                a label or annotation the template names that no alert has is an
+                          error (without it: a warning)
   --text                  print only the markdown text, as DingTalk shows it
   --pretty                indent the JSON
   --send URL              POST it to URL, the robot's webhook URL
@@ -99,156 +104,151 @@ std::string pretty(const std::string &json)
     return out;
 }
 
-} // namespace
-
-int main(int argc, char **argv)
-{
+struct Options {
     std::string zone_name = "Asia/Shanghai", template_path, title_template, payload_path;
     std::string send_url, secret, ca_path;
-    bool text_only = false, indent = false, insecure = false;
+    bool text_only = false, indent = false, insecure = false, strict = false;
     dingtalk::MentionRule rule;
     dingtalk::ParseLimits limits;
+    dingtalk::Styles styles = dingtalk::Styles::defaults();
+    dingtalk::TimePoint now{};
+};
 
+// One option with its value; "" when it is fine, else what is wrong.
+std::string option(Options &o, const std::string &arg, const std::string &v)
+{
+    if (arg == "--zone") {
+        o.zone_name = v;
+    } else if (arg == "--template") {
+        o.template_path = v;
+    } else if (arg == "--title-template") {
+        o.title_template = v;
+    } else if (arg == "--at-mobiles" || arg == "--at-user-ids") {
+        for (auto &m : split(v)) {
+            (arg == "--at-mobiles" ? o.rule.mobiles : o.rule.user_ids).push_back(m);
+        }
+    } else if (arg == "--max-alerts" || arg == "--max-body-size") {
+        char *end = nullptr;
+        const unsigned long n = std::strtoul(v.c_str(), &end, 10);
+        if (n == 0 || *end != '\0' || (arg == "--max-alerts" && n > 10000)) {
+            return arg + " needs a number (--max-alerts: 1 to 10000)";
+        }
+        (arg == "--max-alerts" ? o.limits.max_alerts : o.limits.max_body_bytes) = n;
+    } else if (arg == "--severity-style") {
+        std::istringstream in(v);
+        std::string severity, emoji, color;
+        in >> severity >> emoji >> color;
+        const char *why = o.styles.set(severity, emoji, color);
+        return why ? std::string("--severity-style: ") + why : "";
+    } else if (arg == "--now") {
+        const auto t = dingtalk::parse_rfc3339(v);
+        if (!t) {
+            return "--now needs an RFC 3339 time";
+        }
+        o.now = *t;
+    } else if (arg == "--send") {
+        o.send_url = v;
+    } else if (arg == "--secret") {
+        o.secret = v;
+    } else if (arg == "--ca") {
+        o.ca_path = v;
+    } else {
+        return "unknown option " + arg;
+    }
+    return "";
+}
+
+// The command line into o; "" when fine, else what is wrong.
+std::string parse_args(int argc, char **argv, Options &o)
+{
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
-        auto value = [&](std::string &out) {
+        if (arg == "--at-all" || arg == "--text" || arg == "--pretty" || arg == "--insecure" ||
+            arg == "--strict") {
+            bool &flag = arg == "--at-all"   ? o.rule.all
+                         : arg == "--text"   ? o.text_only
+                         : arg == "--pretty" ? o.indent
+                         : arg == "--strict" ? o.strict
+                                             : o.insecure;
+            flag = true;
+        } else if (arg.size() > 2 && arg[0] == '-' && arg[1] == '-') {
             if (i + 1 >= argc) {
-                return false;
+                return arg + " needs a value";
             }
-            out = argv[++i];
-            return true;
-        };
-        std::string v;
-        if (arg == "-h" || arg == "--help") {
-            std::cout << kUsage;
-            return 0;
-        } else if (arg == "--zone") {
-            if (!value(zone_name))
-                return usage_error("--zone needs a value");
-        } else if (arg == "--template") {
-            if (!value(template_path))
-                return usage_error("--template needs a file");
-        } else if (arg == "--title-template") {
-            if (!value(title_template))
-                return usage_error("--title-template needs a value");
-        } else if (arg == "--at-mobiles") {
-            if (!value(v))
-                return usage_error("--at-mobiles needs a value");
-            for (auto &m : split(v))
-                rule.mobiles.push_back(m);
-        } else if (arg == "--at-user-ids") {
-            if (!value(v))
-                return usage_error("--at-user-ids needs a value");
-            for (auto &u : split(v))
-                rule.user_ids.push_back(u);
-        } else if (arg == "--at-all") {
-            rule.all = true;
-        } else if (arg == "--max-alerts" || arg == "--max-body-size") {
-            char *end = nullptr;
-            const unsigned long n = value(v) ? std::strtoul(v.c_str(), &end, 10) : 0;
-            if (n == 0 || end == nullptr || *end != '\0' || (arg == "--max-alerts" && n > 10000))
-                return usage_error(arg + " needs a number (--max-alerts: 1 to 10000)");
-            (arg == "--max-alerts" ? limits.max_alerts : limits.max_body_bytes) = n;
-        } else if (arg == "--text") {
-            text_only = true;
-        } else if (arg == "--pretty") {
-            indent = true;
-        } else if (arg == "--send") {
-            if (!value(send_url))
-                return usage_error("--send needs the robot's webhook URL");
-        } else if (arg == "--secret") {
-            if (!value(secret))
-                return usage_error("--secret needs a value");
-        } else if (arg == "--ca") {
-            if (!value(ca_path))
-                return usage_error("--ca needs a file");
-        } else if (arg == "--insecure") {
-            insecure = true;
+            const std::string why = option(o, arg, argv[++i]);
+            if (!why.empty()) {
+                return why;
+            }
         } else if (!arg.empty() && arg[0] == '-' && arg != "-") {
-            return usage_error("unknown option " + arg);
-        } else if (payload_path.empty()) {
-            payload_path = arg;
+            return "unknown option " + arg;
+        } else if (o.payload_path.empty()) {
+            o.payload_path = arg;
         } else {
-            return usage_error("one payload at a time");
+            return "one payload at a time";
         }
     }
+    return "";
+}
 
-    std::string body;
-    if (payload_path.empty() || payload_path == "-") {
-        body = read_all(std::cin);
-    } else if (!read_file(payload_path, body)) {
-        std::cerr << "dingtalk-render: cannot read " << payload_path << ": " << std::strerror(errno)
-                  << "\n";
-        return 1;
-    }
-
+// The templates of o into opt; false (and said why) when one does not parse.
+bool load_templates(const Options &o, dingtalk::RenderOptions &opt)
+{
     std::string error;
-    const auto zone = dingtalk::Zone::find(zone_name, error);
-    if (!zone) {
-        std::cerr << "dingtalk-render: " << error << "\n";
-        return 2;
-    }
-
-    dingtalk::RenderOptions opt;
-    opt.zone = &*zone;
-    if (!template_path.empty()) {
+    if (!o.template_path.empty()) {
         std::string source;
-        if (!read_file(template_path, source)) {
-            std::cerr << "dingtalk-render: cannot read " << template_path << "\n";
-            return 1;
+        if (!read_file(o.template_path, source)) {
+            std::cerr << "dingtalk-render: cannot read " << o.template_path << "\n";
+            return false;
         }
         opt.text_template =
             dingtalk::Template::parse(std::move(source), dingtalk::Template::Kind::text, error);
         if (!opt.text_template) {
-            std::cerr << "dingtalk-render: " << template_path << " " << error << "\n";
-            return 1;
+            std::cerr << "dingtalk-render: " << o.template_path << " " << error << "\n";
+            return false;
         }
     }
-    if (!title_template.empty()) {
+    if (!o.title_template.empty()) {
         opt.title_template =
-            dingtalk::Template::parse(title_template, dingtalk::Template::Kind::title, error);
+            dingtalk::Template::parse(o.title_template, dingtalk::Template::Kind::title, error);
         if (!opt.title_template) {
             std::cerr << "dingtalk-render: --title-template " << error << "\n";
-            return 1;
+            return false;
         }
     }
+    return true;
+}
 
-    const dingtalk::ParseResult parsed = dingtalk::parse_notification(body, limits);
-    if (!parsed.notification) {
-        std::cerr << "dingtalk-render: not an Alertmanager notification: " << parsed.error << "\n";
-        return 1;
+// Names the templates ask for that this payload has nowhere: an error with --strict.
+bool check_unset(const Options &o, const dingtalk::RenderOptions &opt,
+                 const dingtalk::Notification &n)
+{
+    bool any = false;
+    for (const auto *t : {opt.text_template.get(), opt.title_template.get()}) {
+        for (const std::string &name : t ? t->unset_names(n) : std::vector<std::string>()) {
+            std::cerr << "dingtalk-render: " << (o.strict ? "error" : "warning") << ": {{" << name
+                      << "}} is set in no alert of this payload (a typo renders as nothing)\n";
+            any = true;
+        }
     }
-    opt.at = dingtalk::resolve_mentions({rule}, *parsed.notification);
+    return !(any && o.strict);
+}
 
-    dingtalk::Message m;
-    try {
-        m = dingtalk::render_message(*parsed.notification, opt);
-    } catch (const std::exception &e) {
-        std::cerr << "dingtalk-render: " << e.what() << "\n";
-        return 1;
-    }
-    std::cout << (text_only ? m.text : indent ? pretty(m.request_body) : m.request_body) << "\n";
-    if (m.omitted > 0) {
-        std::cerr << "dingtalk-render: " << m.shown << " of " << m.shown + m.omitted
-                  << " alerts fit DingTalk's limit (" << m.request_body.size() << " bytes)\n";
-    }
-    if (send_url.empty()) {
-        return 0;
-    }
-
-    if (!secret.empty() && !dingtalk::valid_secret(secret)) {
+// POSTs the request to the robot's URL; 0 when DingTalk took it, 3 when not, 2 for bad options.
+int send(const Options &o, const dingtalk::Message &m)
+{
+    if (!o.secret.empty() && !dingtalk::valid_secret(o.secret)) {
         std::cerr << "dingtalk-render: --secret is not \"SEC\" followed by hex digits\n";
         return 2;
     }
     dingtalk::global_init();
     dingtalk::HttpRequest req;
-    req.url = send_url + dingtalk::signed_query(secret);
+    req.url = o.send_url + dingtalk::signed_query(o.secret);
     req.body = m.request_body;
-    req.ssl_verify = !insecure;
-    if (!ca_path.empty()) {
+    req.ssl_verify = !o.insecure;
+    if (!o.ca_path.empty()) {
         std::string pem;
-        if (!read_file(ca_path, pem)) {
-            std::cerr << "dingtalk-render: cannot read " << ca_path << "\n";
+        if (!read_file(o.ca_path, pem)) {
+            std::cerr << "dingtalk-render: cannot read " << o.ca_path << "\n";
             return 2;
         }
         req.ca_pem = std::make_shared<const std::string>(std::move(pem));
@@ -258,11 +258,11 @@ int main(int argc, char **argv)
 
     // The URL holds the token: keep it (and the secret) out of anything printed.
     dingtalk::Target t;
-    const auto at = send_url.find("access_token=");
+    const auto at = o.send_url.find("access_token=");
     if (at != std::string::npos) {
-        t.token = send_url.substr(at + 13, send_url.find('&', at) - (at + 13));
+        t.token = o.send_url.substr(at + 13, o.send_url.find('&', at) - (at + 13));
     }
-    t.secret = secret;
+    t.secret = o.secret;
     std::cerr << "dingtalk-render: " << dingtalk::redact(rep.reason, t);
     if (rep.errcode) {
         std::cerr << " (errcode " << *rep.errcode << ", errmsg \""
@@ -271,4 +271,70 @@ int main(int argc, char **argv)
     std::cerr << "\n";
     dingtalk::global_cleanup();
     return rep.outcome == dingtalk::Outcome::delivered ? 0 : 3;
+}
+
+int render(const Options &o, const std::string &body, const dingtalk::Zone &zone)
+{
+    dingtalk::RenderOptions opt;
+    opt.zone = &zone;
+    opt.styles = &o.styles;
+    opt.now = o.now;
+    if (!load_templates(o, opt)) {
+        return 1;
+    }
+    const dingtalk::ParseResult parsed = dingtalk::parse_notification(body, o.limits);
+    if (!parsed.notification) {
+        std::cerr << "dingtalk-render: not an Alertmanager notification: " << parsed.error << "\n";
+        return 1;
+    }
+    if (!check_unset(o, opt, *parsed.notification)) {
+        return 1;
+    }
+    opt.at = dingtalk::resolve_mentions({o.rule}, *parsed.notification);
+    dingtalk::Message m;
+    try {
+        m = dingtalk::render_message(*parsed.notification, opt);
+    } catch (const std::exception &e) {
+        std::cerr << "dingtalk-render: " << e.what() << "\n";
+        return 1;
+    }
+    std::cout << (o.text_only ? m.text
+                  : o.indent  ? pretty(m.request_body)
+                              : m.request_body)
+              << "\n";
+    if (m.omitted > 0) {
+        std::cerr << "dingtalk-render: " << m.shown << " of " << m.shown + m.omitted
+                  << " alerts fit DingTalk's limit (" << m.request_body.size() << " bytes)\n";
+    }
+    return o.send_url.empty() ? 0 : send(o, m);
+}
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+    Options o;
+    if (argc > 1 && (std::string(argv[1]) == "-h" || std::string(argv[1]) == "--help")) {
+        std::cout << kUsage;
+        return 0;
+    }
+    const std::string why = parse_args(argc, argv, o);
+    if (!why.empty()) {
+        return usage_error(why);
+    }
+    std::string body;
+    if (o.payload_path.empty() || o.payload_path == "-") {
+        body = read_all(std::cin);
+    } else if (!read_file(o.payload_path, body)) {
+        std::cerr << "dingtalk-render: cannot read " << o.payload_path << ": "
+                  << std::strerror(errno) << "\n";
+        return 1;
+    }
+    std::string error;
+    const auto zone = dingtalk::Zone::find(o.zone_name, error);
+    if (!zone) {
+        std::cerr << "dingtalk-render: " << error << "\n";
+        return 2;
+    }
+    return render(o, body, *zone);
 }

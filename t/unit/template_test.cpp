@@ -136,8 +136,19 @@ TEST(Template, TitleTemplateIsPlainText)
     // the text keeps its own heading
     EXPECT_EQ(m.text.rfind("### \\[FIRING:3\\] Kube\\_Pod", 0), 0u) << m.text.substr(0, 80);
 
-    EXPECT_FALSE(compile("{{#alerts}}{{pod}}{{/alerts}}", Template::Kind::title, error));
-    EXPECT_NE(error.find("unknown name \"alerts\""), std::string::npos) << error;
+    // the same names as the text, as plain text (the issue: has_firing, external_url and
+    // has_more were refused, and {{#firing_count}} was true at 0)
+    const auto listing = compile("{{emoji}} {{#alerts}}{{pod}} {{/alerts}}{{#has_firing}}!"
+                                 "{{/has_firing}}{{#resolved_count}}never{{/resolved_count}}"
+                                 "{{#has_more}}more{{/has_more}} {{external_url}}",
+                                 Template::Kind::title, error);
+    ASSERT_TRUE(listing) << error;
+    Notification two =
+        make_notification({make_alert(Status::firing, {{"pod", "a_b"}, {"severity", "Critical"}}),
+                           make_alert(Status::firing, {{"pod", "c*d"}})});
+    EXPECT_EQ(render_with(two, nullptr, listing).title,
+              "🔴 a_b c*d ! http://alertmanager.example:9093")
+        << "plain text, nothing escaped; no resolved alert, nothing more";
 }
 
 TEST(Template, ErrorsNameTheLine)
