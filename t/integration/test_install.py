@@ -25,7 +25,7 @@ def test_install_into_a_staging_root_and_nginx_t_with_the_stock_config():
     assert os.path.isfile(so) and os.access(os.path.join(stage, "usr/bin/dingtalk-render"), os.X_OK)
     assert open(snippet).read().strip() == "load_module modules/ngx_http_dingtalk_module.so;"
     assert os.readlink(enabled) == "/usr/share/nginx/modules-available/mod-http-dingtalk.conf"
-    for t in ("default", "compact", "english"):
+    for t in ("default", "compact", "english", "go-bridge", "oncall"):
         assert os.path.isfile(os.path.join(stage, f"usr/share/ngx-dingtalk/templates/{t}.mustache"))
 
     # Debian's stock configuration, moved into the staging root: every absolute /etc/nginx path

@@ -49,3 +49,18 @@ def test_send_signs_and_never_prints_the_token(mock):
     out = run("--send", url, os.path.join(FIXTURES, "firing.json"))
     assert out.returncode == 3 and b"310000" in out.stderr
     assert TOKEN.encode() not in out.stderr + out.stdout
+
+
+def test_strict_makes_a_name_no_alert_has_an_error(tmp_path):
+    template = tmp_path / "t.mustache"
+    template.write_text("{{#alerts}}{{labels.instnace}} {{labels.instance}}\n{{/alerts}}")
+    payload = os.path.join(FIXTURES, "firing.json")
+    # the issue: {{labels.instnace}} rendered empty without a word
+    out = run("--template", str(template), payload)
+    assert out.returncode == 0 and b"{{labels.instnace}} is set in no alert" in out.stderr
+    assert b"instance" not in out.stderr, "a name some alert has is fine"
+    out = run("--strict", "--template", str(template), payload)
+    assert out.returncode == 1 and b"{{labels.instnace}} is set in no alert" in out.stderr
+    assert out.stdout == b""
+    template.write_text("{{#alerts}}{{labels.instance}}\n{{/alerts}}")
+    assert run("--strict", "--template", str(template), payload).returncode == 0

@@ -1,8 +1,11 @@
 """dingtalk_template / dingtalk_title_template through the real nginx: the shipped templates,
 what a custom template sees, the size limit, and mistakes caught by `nginx -t`."""
 
+import datetime
+import json
 import os
 import signal
+import subprocess
 import time
 import urllib.parse
 
@@ -11,6 +14,12 @@ import pytest
 from harness import REPO, TOKEN, Nginx, alert, notification, world_readable_tmpdir, line_of
 
 TEMPLATES = os.path.join(REPO, "templates")
+FIXTURES = os.path.join(REPO, "t", "fixtures")
+TOOL = os.environ.get("DINGTALK_RENDER", os.path.join(REPO, "build", "dingtalk-render"))
+# The Go bridge's title, ported (README, Templates, "From the Go bridge")
+GO_TITLE = ("[{{status_upper}}{{#has_firing}}:{{firing_count}}{{/has_firing}}] "
+            "{{group_label_values}}{{#has_other_common_labels}} ({{other_common_label_values}})"
+            "{{/has_other_common_labels}}")
 AM = "http://alertmanager.example:9093"
 
 
@@ -203,6 +212,9 @@ BAD = [
     ("unknown", "### {{title}}\n{{#alerts}}\n{{lables.team}}\n{{/alerts}}\n", 3,
      'unknown name "lables.team"'),
     ("partial", "### {{title}}\n\n\n{{> footer}}\n", 4, "partials are not supported"),
+    # after a delimiter change nothing was checked, and <%> x%> rendered a client's value
+    ("delimiters", "ok\n{{=<% %>=}}\n<%> detail%>\n", 2,
+     "changing the delimiters is not supported"),
     ("tag", "a\n{{title\n", 2, "Unclosed tag"),
 ]
 
@@ -225,10 +237,10 @@ def test_missing_template_file_and_bad_title_template_fail_nginx_t(mock):
     assert not ok and 'dingtalk_template: cannot open "/nonexistent/t.mustache"' in out, out
     assert f"{ngx.conf_path}:{line_of(ngx, 'dingtalk_template')}" in out, out
 
-    # the title sees the top-level names only
-    ngx = Nginx(server(mock, {"/": 'dingtalk_title_template "{{#alerts}}{{pod}}{{/alerts}}";'}))
+    # the title sees the names the text sees, and is checked the same way
+    ngx = Nginx(server(mock, {"/": 'dingtalk_title_template "{{#alerts}}{{pood}}{{/alerts}}";'}))
     ok, out = ngx.test_config()
-    assert not ok and 'dingtalk_title_template: line 1: unknown name "alerts"' in out, out
+    assert not ok and 'dingtalk_title_template: line 1: unknown name "pood"' in out, out
     assert f"{ngx.conf_path}:{line_of(ngx, 'dingtalk_title_template')}" in out, out
 
     ngx = Nginx(server(mock, {"/": f"dingtalk_template {write('x')}; "
@@ -279,3 +291,77 @@ def test_template_file_is_read_at_configuration_time(nginx_factory, mock):
     assert "Unclosed section" in ngx.error_log()
     assert ngx.post("/", notification()).status == 200
     assert mock.received[3].text == "V2 firing"
+
+
+def fired_a_while_ago(name):
+    """A fixture whose firing alerts started 2 h 3.5 min ago: the durations the module renders
+    when it sends (in words, to the minute) are the ones the tool renders for the receipt time."""
+    payload = json.load(open(os.path.join(FIXTURES, name + ".json")))
+    start = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=7410)
+    for a in payload["alerts"]:
+        if a["status"] == "firing":
+            a["startsAt"] = start.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return json.dumps(payload).encode()
+
+
+GALLERY = {  # location: (directives, dingtalk-render options)
+    "/built-in": ("", []),
+    "/go-bridge": (f'dingtalk_template {TEMPLATES}/go-bridge.mustache; '
+                   f"dingtalk_title_template '{GO_TITLE}';",
+                   ["--template", f"{TEMPLATES}/go-bridge.mustache", "--title-template", GO_TITLE]),
+    "/compact": (f"dingtalk_template {TEMPLATES}/compact.mustache;",
+                 ["--template", f"{TEMPLATES}/compact.mustache"]),
+    "/oncall": (f"dingtalk_template {TEMPLATES}/oncall.mustache; "
+                "dingtalk_severity_style critical 🚨 '#FF0000'; "
+                "dingtalk_severity_style warning ⚠️;",
+                ["--template", f"{TEMPLATES}/oncall.mustache",
+                 "--severity-style", "critical 🚨 #FF0000", "--severity-style", "warning ⚠️"]),
+}
+
+
+def test_the_gallery_sends_what_dingtalk_render_prints(nginx_factory, mock):
+    ngx = nginx_factory(server(mock, {path: d for path, (d, _) in GALLERY.items()}))
+    for name in ("firing", "resolved", "mixed"):
+        payload = fired_a_while_ago(name)
+        for path, (_, options) in GALLERY.items():
+            del mock.received[:]
+            assert ngx.post(path, payload).status == 200, (name, path)
+            sent = mock.received[0]
+            now = datetime.datetime.fromtimestamp(sent.at, datetime.timezone.utc)
+            out = subprocess.run([TOOL, *options, "--now", now.strftime("%Y-%m-%dT%H:%M:%SZ")],
+                                 input=payload, capture_output=True, timeout=30)
+            assert out.returncode == 0, out.stderr
+            assert out.stdout.rstrip(b"\n") == sent.body, (name, path)
+            if path == "/oncall" and name == "mixed":
+                # the configured styles and a duration, as DingTalk shows them
+                assert '🚨 **TargetDown** · <font color="#FF0000">critical</font>' in sent.text
+                assert "⚠️ **KubePodCrashLooping**" in sent.text
+                assert "已持续 2小时3分钟" in sent.text, sent.text
+
+
+def test_the_title_sees_the_top_level_names_and_counts_are_false_at_zero(nginx_factory, mock):
+    ngx = nginx_factory(server(mock, {"/": (
+        "dingtalk_title_template '{{#firing_count}}🔥{{/firing_count}}{{status_upper}}"
+        "{{#has_firing}} firing{{/has_firing}}{{^has_more}} all{{/has_more}} {{external_url}} "
+        "{{emoji}}';")}))
+    resolved = notification(alert(status="resolved", ends="2026-11-23T17:00:00Z"))
+    assert ngx.post("/", resolved).status == 200
+    # the issue: {{#firing_count}} was true at 0, which gave "🔥RESOLVED"
+    assert mock.received[0].title == "RESOLVED all http://alertmanager.example:9093 ✅"
+    assert ngx.post("/", notification(alert())).status == 200
+    assert mock.received[1].title == "🔥FIRING firing all http://alertmanager.example:9093 🔴"
+
+
+BAD_STYLES = [
+    ("dingtalk_severity_style critical 🔴 'dark red';", "a colour is #RGB, #RRGGBB or a name"),
+    ("dingtalk_severity_style critical **;", "an emoji is up to 32 bytes of UTF-8"),
+    ("dingtalk_severity_style critical;", 'invalid number of arguments in "dingtalk_severity_style"'),
+]
+
+
+@pytest.mark.parametrize("directive,why", BAD_STYLES, ids=["colour", "emoji", "arguments"])
+def test_a_bad_severity_style_fails_nginx_t_naming_its_line(mock, directive, why):
+    ngx = Nginx(server(mock, {"/": directive}))
+    ok, out = ngx.test_config()
+    assert not ok and why in out, out
+    assert f"{ngx.conf_path}:{line_of(ngx, 'dingtalk_severity_style')}" in out, out
