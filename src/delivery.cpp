@@ -16,12 +16,28 @@ namespace dingtalk
 namespace
 {
 
-const char *hint(long errcode)
+// 310000 covers three security settings; DingTalk's errmsg says which.
+const char *security_hint(const std::string &errmsg)
+{
+    if (errmsg.find("keyword") != std::string::npos) {
+        return "the robot requires one of its custom keywords in every message: set "
+               "dingtalk_keyword";
+    }
+    if (errmsg.find("sign") != std::string::npos || errmsg.find("timestamp") != std::string::npos) {
+        return "the signature does not match: check dingtalk_secret and the clock";
+    }
+    if (errmsg.find("whitelist") != std::string::npos || errmsg.rfind("ip ", 0) == 0) {
+        return "this address is not in the robot's IP allow-list";
+    }
+    return "check the robot's security settings: keywords (dingtalk_keyword), signature "
+           "(dingtalk_secret) or IP allow-list";
+}
+
+const char *hint(long errcode, const std::string &errmsg)
 {
     switch (errcode) {
     case 310000:
-        return "check the robot's security settings: keywords, signature (dingtalk_secret) or "
-               "IP allow-list";
+        return security_hint(errmsg);
     case 300001:
     case 300005:
         return "the robot token is not valid (dingtalk_token)";
@@ -121,7 +137,7 @@ void classify_errcode(Report &r)
         if (!r.errmsg.empty()) {
             r.reason += " \"" + r.errmsg + "\"";
         }
-        if (const char *h = hint(code)) {
+        if (const char *h = hint(code, r.errmsg)) {
             r.reason += std::string(" (") + h + ")";
             r.category += std::string(" (") + h + ")";
         }
@@ -216,10 +232,13 @@ bool Delivery::prepare()
     opt.zone = target_.zone;
     if (target_.mentions) {
         opt.at = resolve_mentions(*target_.mentions, *parsed.notification);
+        report_.mentioned =
+            plain_line(describe_mentions(*target_.mentions, opt.at, *parsed.notification), 1024);
     }
     opt.text_template = target_.text_template;
     opt.title_template = target_.title_template;
     opt.styles = target_.styles.get();
+    opt.keyword = target_.keyword;
     Message m = render_message(*parsed.notification, opt);
     request_ = std::move(m.request_body);
     report_.alerts = parsed.notification->total();
@@ -265,14 +284,11 @@ void Delivery::attempt(std::uint64_t deadline_ms)
     const auto left = std::chrono::milliseconds(deadline_ms > now ? deadline_ms - now : 0);
     if (left < kLatestStart) {
         Report r;
+        carry(r);
         r.outcome = Outcome::late;
         r.http_status = 503;
         r.reason = "busy: the delivery waited in the thread pool's queue until no time was left "
                    "to send it; retry later";
-        r.alerts = report_.alerts;
-        r.shown = report_.shown;
-        r.attempts = report_.attempts;
-        r.new_connections = report_.new_connections;
         r.ended_ms = now;
         report_ = std::move(r);
         return;
@@ -286,14 +302,23 @@ void Delivery::attempt(std::uint64_t deadline_ms)
 
     const HttpReply http = http_post(req);
     Report r = interpret(http);
+    carry(r);
     r.sent = http.sent;
     r.ended_ms = http.ended_ms;
+    r.attempts += 1;
+    r.new_connections += http.new_connections;
+    report_ = std::move(r);
+}
+
+// What a new attempt's report keeps of the delivery so far.
+void Delivery::carry(Report &r) const
+{
     r.alerts = report_.alerts;
     r.shown = report_.shown;
-    r.attempts = report_.attempts + 1;
-    r.new_connections = report_.new_connections + http.new_connections;
+    r.attempts = report_.attempts;
+    r.new_connections = report_.new_connections;
     r.elapsed = report_.elapsed;
-    report_ = std::move(r);
+    r.mentioned = report_.mentioned;
 }
 
 std::string Report::reply_json(bool verbose) const
@@ -331,6 +356,9 @@ std::string Report::summary() const
         s += ", errcode " + std::to_string(*errcode);
     }
     s += ", " + std::to_string(elapsed.count()) + " ms";
+    if (!mentioned.empty()) {
+        s += ", " + mentioned;
+    }
     if (outcome != Outcome::delivered) {
         s += ": " + reason;
     }

@@ -29,6 +29,7 @@ struct Target {
     std::shared_ptr<const Template> text_template;            // null = built-in layout
     std::shared_ptr<const Template> title_template;           // null = built-in title
     std::shared_ptr<const Styles> styles;                     // null = Styles::defaults()
+    std::string keyword;                                      // dingtalk_keyword; "" = none
     ParseLimits limits;
 };
 
@@ -57,6 +58,7 @@ struct Report {
     std::size_t alerts = 0;      // in the notification
     std::size_t shown = 0;       // in the message sent
     long attempts = 0;
+    std::string mentioned; // describe_mentions(): who, or why nobody; "" without rules
     long new_connections = 0;
     std::chrono::milliseconds elapsed{0};
     bool transient = false;     // worth trying again soon
@@ -120,6 +122,7 @@ public:
 private:
     bool prepare(); // parse and render; false (and a 400 report) for a bad body
     void attempt(std::uint64_t deadline_ms);
+    void carry(Report &r) const;
 
     Target target_;
     std::string body_;

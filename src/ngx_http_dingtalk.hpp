@@ -67,6 +67,7 @@ struct ngx_http_dingtalk_loc_conf_t {
     std::shared_ptr<dingtalk::Credentials> *auth; // dingtalk_auth_*_file; null: open
     std::shared_ptr<dingtalk::Styles> *styles;    // dingtalk_severity_style; null: defaults
     ngx_flag_t verbose_replies;                   // replies say what the log says
+    ngx_str_t keyword;                            // dingtalk_keyword; "" = none
 
     // where "dingtalk;" stands, for errors found once the whole configuration is known
     ngx_str_t file;

@@ -704,6 +704,7 @@ void configure(dingtalk::Target &t, const ngx_http_dingtalk_loc_conf_t *lcf)
     if (lcf->styles != nullptr) {
         t.styles = *lcf->styles;
     }
+    t.keyword.assign(ngx_http_dingtalk_view(lcf->keyword));
     t.limits.max_body_bytes = lcf->max_body_size;
     t.limits.max_alerts = lcf->max_alerts;
 }

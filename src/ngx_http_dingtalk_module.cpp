@@ -475,10 +475,31 @@ char *set_severity_style(ngx_conf_t *cf, ngx_command_t *, void *conf) noexcept
         auto *value = static_cast<ngx_str_t *>(cf->args->elts);
         const std::string_view color =
             cf->args->nelts > 3 ? ngx_http_dingtalk_view(value[3]) : std::string_view();
-        if (const char *why = (*dlcf->styles)
-                                  ->set(ngx_http_dingtalk_view(value[1]),
-                                        ngx_http_dingtalk_view(value[2]), color)) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "dingtalk_severity_style: %s", why);
+        const std::string why =
+            (*dlcf->styles)
+                ->set(ngx_http_dingtalk_view(value[1]), ngx_http_dingtalk_view(value[2]), color);
+        if (!why.empty()) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "dingtalk_severity_style: %s", why.c_str());
+            return conf_error();
+        }
+        return NGX_CONF_OK;
+    } catch (...) {
+        return conf_error();
+    }
+}
+
+// dingtalk_keyword WORD: one of the robot's custom keywords, which every message must contain.
+char *set_keyword(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept
+{
+    char *rv = ngx_conf_set_str_slot(cf, cmd, conf);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+    try {
+        const auto *dlcf = static_cast<ngx_http_dingtalk_loc_conf_t *>(conf);
+        const std::string why = dingtalk::check_keyword(ngx_http_dingtalk_view(dlcf->keyword));
+        if (!why.empty()) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "dingtalk_keyword: %s", why.c_str());
             return conf_error();
         }
         return NGX_CONF_OK;
@@ -488,66 +509,16 @@ char *set_severity_style(ngx_conf_t *cf, ngx_command_t *, void *conf) noexcept
 }
 
 // What a dingtalk_at_* directive names (its ngx_command_t's post).
-enum class mention_kind { mobiles, user_ids, all };
-const mention_kind kAtMobiles = mention_kind::mobiles;
-const mention_kind kAtUserIds = mention_kind::user_ids;
-const mention_kind kAtAll = mention_kind::all;
-
-// "severity=S1,S2" into rule.severities; false (and logged) when it names none.
-bool parse_severities(ngx_conf_t *cf, const char *directive, std::string_view list,
-                      dingtalk::MentionRule &rule)
-{
-    for (std::size_t pos = 0; pos <= list.size();) {
-        const std::size_t comma = std::min(list.find(',', pos), list.size());
-        if (comma > pos) {
-            rule.severities.emplace_back(list.substr(pos, comma - pos));
-        }
-        pos = comma + 1;
-    }
-    if (rule.severities.empty()) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s: empty \"severity=\"", directive);
-        return false;
-    }
-    return true;
-}
-
-// One value of a dingtalk_at_* directive into the rule; false (and logged) when it is not one.
-bool parse_mention(ngx_conf_t *cf, const char *directive, mention_kind kind, ngx_str_t *value,
-                   dingtalk::MentionRule &rule)
-{
-    const std::string_view v = ngx_http_dingtalk_view(*value);
-    if (kind == mention_kind::all) {
-        if (v != "on" && v != "off") {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s: \"%V\" is not on, off or severity=...",
-                               directive, value);
-            return false;
-        }
-        rule.all = v == "on";
-        return true;
-    }
-    const bool mobile = kind == mention_kind::mobiles;
-    const bool ok = !v.empty() && v.size() <= 64 && std::all_of(v.begin(), v.end(), [&](char c) {
-        return (c >= '0' && c <= '9') ||
-               (mobile ? c == '+' || c == '-'
-                       : (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' || c == '-' ||
-                             c == '.');
-    });
-    if (!ok) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s: \"%V\" is not %s", directive, value,
-                           mobile ? "a mobile number (digits, + and -)"
-                                  : "a DingTalk user id (letters, digits, _ - .)");
-        return false;
-    }
-    (mobile ? rule.mobiles : rule.user_ids).emplace_back(v);
-    return true;
-}
+const dingtalk::MentionKind kAtMobiles = dingtalk::MentionKind::mobiles;
+const dingtalk::MentionKind kAtUserIds = dingtalk::MentionKind::user_ids;
+const dingtalk::MentionKind kAtAll = dingtalk::MentionKind::all;
 
 // dingtalk_at_mobiles / dingtalk_at_user_ids VALUE... [severity=S1,S2]
 // dingtalk_at_all on|off [severity=S1,S2]
 char *set_mention(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept
 {
     auto *dlcf = static_cast<ngx_http_dingtalk_loc_conf_t *>(conf);
-    const mention_kind kind = *static_cast<const mention_kind *>(cmd->post);
+    const dingtalk::MentionKind kind = *static_cast<const dingtalk::MentionKind *>(cmd->post);
     const char *directive = reinterpret_cast<const char *>(cmd->name.data);
     try {
         if (dlcf->mentions == nullptr) {
@@ -560,21 +531,17 @@ char *set_mention(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept
         }
         auto *value = static_cast<ngx_str_t *>(cf->args->elts);
         dingtalk::MentionRule rule;
-        for (ngx_uint_t i = 1; i < cf->args->nelts; ++i) {
-            const std::string_view v = ngx_http_dingtalk_view(value[i]);
-            const bool ok = v.substr(0, 9) == "severity="
-                                ? parse_severities(cf, directive, v.substr(9), rule)
-                                : parse_mention(cf, directive, kind, &value[i], rule);
-            if (!ok) {
-                return conf_error();
-            }
+        std::string why;
+        for (ngx_uint_t i = 1; i < cf->args->nelts && why.empty(); ++i) {
+            why = dingtalk::add_mention_argument(rule, kind, ngx_http_dingtalk_view(value[i]));
         }
-        if (kind != mention_kind::all && rule.mobiles.empty() && rule.user_ids.empty()) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s: nobody to mention", directive);
+        why = why.empty() ? dingtalk::check_mention_rule(rule, kind) : why;
+        if (!why.empty()) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s: %s", directive, why.c_str());
             return conf_error();
         }
-        if ((*dlcf->mentions)->size() >= 32 || rule.mobiles.size() + rule.user_ids.size() > 64) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s: too many mentions", directive);
+        if ((*dlcf->mentions)->size() >= 32) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s: too many rules (32 at most)", directive);
             return conf_error();
         }
         (*dlcf->mentions)->push_back(std::move(rule));
@@ -758,6 +725,7 @@ void merge_values(ngx_http_dingtalk_loc_conf_t *prev, ngx_http_dingtalk_loc_conf
         conf->styles = prev->styles;
     }
     ngx_conf_merge_value(conf->verbose_replies, prev->verbose_replies, 0);
+    ngx_conf_merge_str_value(conf->keyword, prev->keyword, "");
     if (conf->rate_limit == NGX_CONF_UNSET) {
         conf->rate_limit = prev->rate_limit == NGX_CONF_UNSET ? 1 : prev->rate_limit;
         conf->rate = prev->rate;
@@ -961,13 +929,13 @@ ngx_command_t ngx_http_dingtalk_commands[] = {
      set_title_template, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("dingtalk_at_mobiles"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_1MORE, set_mention,
-     NGX_HTTP_LOC_CONF_OFFSET, 0, const_cast<mention_kind *>(&kAtMobiles)},
+     NGX_HTTP_LOC_CONF_OFFSET, 0, const_cast<dingtalk::MentionKind *>(&kAtMobiles)},
     {ngx_string("dingtalk_at_user_ids"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_1MORE, set_mention,
-     NGX_HTTP_LOC_CONF_OFFSET, 0, const_cast<mention_kind *>(&kAtUserIds)},
+     NGX_HTTP_LOC_CONF_OFFSET, 0, const_cast<dingtalk::MentionKind *>(&kAtUserIds)},
     {ngx_string("dingtalk_at_all"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE12, set_mention,
-     NGX_HTTP_LOC_CONF_OFFSET, 0, const_cast<mention_kind *>(&kAtAll)},
+     NGX_HTTP_LOC_CONF_OFFSET, 0, const_cast<dingtalk::MentionKind *>(&kAtAll)},
     {ngx_string("dingtalk_severity_style"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE23,
      set_severity_style, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
@@ -981,6 +949,9 @@ ngx_command_t ngx_http_dingtalk_commands[] = {
     {ngx_string("dingtalk_auth_basic_file"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_auth_file,
      NGX_HTTP_LOC_CONF_OFFSET, 0, const_cast<auth_kind *>(&kAuthBasic)},
+    {ngx_string("dingtalk_keyword"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_keyword,
+     NGX_HTTP_LOC_CONF_OFFSET, offsetof(ngx_http_dingtalk_loc_conf_t, keyword), nullptr},
     {ngx_string("dingtalk_verbose_replies"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_FLAG,
      ngx_conf_set_flag_slot, NGX_HTTP_LOC_CONF_OFFSET,

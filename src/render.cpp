@@ -146,10 +146,21 @@ std::string mention_suffix(const std::string &text, const Mentions &at)
     return missing ? "\n\n" + mention_line(at) : "";
 }
 
-std::string with_mentions(std::string text, const Mentions &at)
+// What follows the text: the robot's keyword when the text lacks it (DingTalk refuses a message
+// without one, 310000), then the mentions it lacks.
+std::string closing_lines(const std::string &text, const RenderOptions &opt)
+{
+    std::string lines;
+    if (!opt.keyword.empty() && text.find(opt.keyword) == std::string::npos) {
+        lines = "\n\n" + opt.keyword;
+    }
+    return lines + mention_suffix(text, opt.at);
+}
+
+std::string with_closing_lines(std::string text, const RenderOptions &opt)
 {
     trim_end(text);
-    return text + mention_suffix(text, at);
+    return text + closing_lines(text, opt);
 }
 
 // The longest run of whole lines of text whose JSON-escaped size is at most budget; a single
@@ -255,7 +266,7 @@ public:
         return t;
     }
 
-    std::string text(std::size_t k) { return with_mentions(body(k), opt_.at); }
+    std::string text(std::size_t k) { return with_closing_lines(body(k), opt_); }
 
     // How many alerts could fit at most, judging by their blocks alone (built-in layout).
     std::size_t upper_bound(std::size_t budget)
@@ -327,10 +338,10 @@ Mentions resolve_mentions(const std::vector<MentionRule> &rules, const Notificat
     for (const auto &rule : rules) {
         bool applies = rule.severities.empty();
         for (const auto &a : n.alerts) {
-            auto sev = a.labels.find("severity");
-            applies = applies || (a.status == Status::firing && sev != a.labels.end() &&
-                                  std::find(rule.severities.begin(), rule.severities.end(),
-                                            sev->second) != rule.severities.end());
+            const std::string sev = severity_key(a); // rule.severities are lower case
+            applies = applies || (a.status == Status::firing && !sev.empty() &&
+                                  std::find(rule.severities.begin(), rule.severities.end(), sev) !=
+                                      rule.severities.end());
         }
         if (!applies) {
             continue;
@@ -348,6 +359,123 @@ Mentions resolve_mentions(const std::vector<MentionRule> &rules, const Notificat
         at.all = at.all || rule.all;
     }
     return at;
+}
+
+namespace
+{
+
+std::string add_severities(MentionRule &rule, std::string_view list)
+{
+    for (std::size_t pos = 0; pos <= list.size();) {
+        const std::size_t comma = std::min(list.find(',', pos), list.size());
+        std::string s(list.substr(pos, comma - pos));
+        pos = comma + 1;
+        if (s.empty()) {
+            continue;
+        }
+        std::transform(s.begin(), s.end(), s.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        if (const std::string known = severity_typo_of(s); !known.empty()) {
+            return "severity \"" + s + "\" looks like a typo of \"" + known +
+                   "\", which would never match";
+        }
+        rule.severities.push_back(std::move(s));
+    }
+    return rule.severities.empty() ? "empty \"severity=\"" : "";
+}
+
+bool is_mention(std::string_view v, MentionKind kind)
+{
+    const bool mobile = kind == MentionKind::mobiles;
+    return !v.empty() && v.size() <= 64 && std::all_of(v.begin(), v.end(), [&](char c) {
+        return (c >= '0' && c <= '9') ||
+               (mobile ? c == '+' || c == '-'
+                       : (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' || c == '-' ||
+                             c == '.');
+    });
+}
+
+} // namespace
+
+std::string describe_mentions(const std::vector<MentionRule> &rules, const Mentions &at,
+                              const Notification &n)
+{
+    if (rules.empty()) {
+        return "";
+    }
+    if (!at.empty()) {
+        std::string who = at.all ? "everyone" : "";
+        for (const auto *list : {&at.mobiles, &at.user_ids}) {
+            for (const auto &m : *list) {
+                who += (who.empty() ? "@" : " @") + m;
+            }
+        }
+        return "mentioned " + who;
+    }
+    if (n.count(Status::firing) == 0) {
+        return "mentioned nobody: no alert is firing";
+    }
+    std::vector<std::string> named;
+    for (const auto &rule : rules) {
+        for (const auto &s : rule.severities) {
+            if (std::find(named.begin(), named.end(), s) == named.end()) {
+                named.push_back(s);
+            }
+        }
+    }
+    std::string list;
+    for (const auto &s : named) {
+        list += (list.empty() ? "" : ", ") + s;
+    }
+    return named.empty() ? "mentioned nobody: the rules say off"
+                         : "mentioned nobody: no firing alert has severity " + list;
+}
+
+std::string check_keyword(std::string_view word)
+{
+    if (word.empty()) {
+        return "empty: name one of the robot's keywords";
+    }
+    if (word.size() > 64) {
+        return "longer than 64 bytes";
+    }
+    if (plain_line(word, 64) != word || word.front() == ' ' || word.back() == ' ') {
+        return "a keyword is one line of UTF-8 text, without control characters or spaces at "
+               "either end";
+    }
+    return "";
+}
+
+std::string add_mention_argument(MentionRule &rule, MentionKind kind, std::string_view arg)
+{
+    if (arg.substr(0, 9) == "severity=") {
+        return add_severities(rule, arg.substr(9));
+    }
+    const std::string quoted = "\"" + plain_line(arg, 64) + "\"";
+    if (kind == MentionKind::all) {
+        if (arg != "on" && arg != "off") {
+            return quoted + " is not on, off or severity=...";
+        }
+        rule.all = arg == "on";
+    } else if (!is_mention(arg, kind)) {
+        return quoted + (kind == MentionKind::mobiles
+                             ? " is not a mobile number (digits, + and -)"
+                             : " is not a DingTalk user id (letters, digits, _ - .)");
+    } else {
+        (kind == MentionKind::mobiles ? rule.mobiles : rule.user_ids).emplace_back(arg);
+    }
+    return "";
+}
+
+std::string check_mention_rule(const MentionRule &rule, MentionKind kind)
+{
+    if (kind != MentionKind::all && rule.mobiles.empty() && rule.user_ids.empty()) {
+        return "nobody to mention";
+    }
+    if (rule.mobiles.size() + rule.user_ids.size() > 64) {
+        return "too many mentions (64 at most)";
+    }
+    return "";
 }
 
 std::size_t json_escaped_size(std::string_view s)
@@ -409,13 +537,14 @@ Message render_message(const Notification &n, const RenderOptions &opt)
         }
     } else {
         // Not even the text without alerts fits (a template's fixed part, a huge mention
-        // list): cut whole lines of it, and keep the mentions whole after the cut.
+        // list): cut whole lines of it, and keep the keyword and the mentions whole after the
+        // cut (room for all of them: the cut may take those the text had).
         m.title = c.title(0);
         std::string text = c.body(0);
         trim_end(text);
-        const std::string suffix = mention_suffix(text, opt.at);
-        const std::size_t overhead = request_body(m.title, suffix, opt.at).size();
-        m.text = cut_to_fit(text, max > overhead ? max - overhead : 0) + suffix;
+        const std::size_t overhead = request_body(m.title, closing_lines("", opt), opt.at).size();
+        m.text = cut_to_fit(text, max > overhead ? max - overhead : 0);
+        m.text += closing_lines(m.text, opt);
         m.request_body = request_body(m.title, m.text, opt.at);
     }
     m.shown = fit;

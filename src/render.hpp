@@ -34,16 +34,37 @@ struct MentionRule {
     std::vector<std::string> mobiles;
     std::vector<std::string> user_ids;
     bool all = false;
-    std::vector<std::string> severities; // empty: always
+    std::vector<std::string> severities; // lower case; empty: always
 };
 
 Mentions resolve_mentions(const std::vector<MentionRule> &rules, const Notification &n);
+
+// For the log line: "mentioned [everyone] @138... @user", or "mentioned nobody: " and why; ""
+// without rules.
+std::string describe_mentions(const std::vector<MentionRule> &rules, const Mentions &at,
+                              const Notification &n);
+
+// dingtalk_keyword: "" when the word can be one of a robot's keywords, else why not.
+std::string check_keyword(std::string_view word);
+
+// What a dingtalk_at_* directive names.
+enum class MentionKind { mobiles, user_ids, all };
+
+// One argument of a dingtalk_at_* directive into the rule: a mobile number (digits, + and -),
+// a user id (letters, digits, _ - .), on|off (dingtalk_at_all), or "severity=S1,S2" (matched
+// in lower case; a likely typo of a well-known severity is refused). "" when done, else why it
+// cannot be.
+std::string add_mention_argument(MentionRule &rule, MentionKind kind, std::string_view arg);
+
+// The rule as a whole, once every argument is in: "" when fine, else why not.
+std::string check_mention_rule(const MentionRule &rule, MentionKind kind);
 
 struct RenderOptions {
     const Zone *zone = nullptr;     // required
     const Styles *styles = nullptr; // null: Styles::defaults()
     TimePoint now{};                // for the age of firing alerts; unset: the clock's now
     Mentions at;
+    std::string keyword; // dingtalk_keyword: every text contains it ("" = none)
     std::size_t max_request_bytes = kMaxRequestBytes;
     std::shared_ptr<const Template> text_template;  // null: the built-in layout
     std::shared_ptr<const Template> title_template; // null: "[FIRING:3] group labels"

@@ -412,7 +412,7 @@ bool usable_color(std::string_view c)
 
 } // namespace
 
-const char *Styles::set(std::string_view severity, std::string_view emoji, std::string_view color)
+std::string Styles::set(std::string_view severity, std::string_view emoji, std::string_view color)
 {
     if (!usable_emoji(emoji)) {
         return "an emoji is up to 32 bytes of UTF-8, without spaces or markdown specials";
@@ -423,6 +423,9 @@ const char *Styles::set(std::string_view severity, std::string_view emoji, std::
     std::string key(severity);
     for (char &c : key) {
         c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    if (const std::string known = severity_typo_of(key); !known.empty()) {
+        return "\"" + key + "\" looks like a typo of \"" + known + "\", which would never match";
     }
     Style *style = key == "resolved" ? &resolved : key == "default" ? &other : nullptr;
     for (auto &s : severities) {
@@ -436,7 +439,7 @@ const char *Styles::set(std::string_view severity, std::string_view emoji, std::
     if (!color.empty()) {
         style->color.assign(color);
     }
-    return nullptr;
+    return "";
 }
 
 std::string severity_key(const Alert &a)
@@ -447,6 +450,47 @@ std::string severity_key(const Alert &a)
         c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     }
     return key;
+}
+
+namespace
+{
+
+// Levenshtein distance, for short words only.
+std::size_t edit_distance(std::string_view a, std::string_view b)
+{
+    std::vector<std::size_t> row(b.size() + 1);
+    for (std::size_t j = 0; j <= b.size(); ++j) {
+        row[j] = j;
+    }
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+        std::size_t diagonal = row[0];
+        row[0] = i;
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            const std::size_t up = row[j];
+            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
+            diagonal = up;
+        }
+    }
+    return row[b.size()];
+}
+
+} // namespace
+
+std::string severity_typo_of(std::string_view severity)
+{
+    static const char *const known[] = {"critical", "error",    "warning", "info",
+                                        "page",     "high",     "medium",  "major",
+                                        "minor",    "disaster", "notice",  "emergency"};
+    if (severity.size() < 4 || severity.size() > 16 ||
+        std::find(std::begin(known), std::end(known), severity) != std::end(known)) {
+        return "";
+    }
+    for (const char *k : known) {
+        if (edit_distance(severity, k) <= (severity.size() < 6 ? 1U : 2U)) {
+            return k;
+        }
+    }
+    return "";
 }
 
 const Style &Styles::of(const Alert &a) const

@@ -52,8 +52,8 @@ struct Styles {
 
     // dingtalk_severity_style SEVERITY EMOJI [COLOR]: replaces the style of a severity (or of
     // "resolved", or "default" for the others), or adds one after the others. Returns why it
-    // cannot, or nullptr.
-    const char *set(std::string_view severity, std::string_view emoji, std::string_view color);
+    // cannot, or "".
+    std::string set(std::string_view severity, std::string_view emoji, std::string_view color);
 
     const Style &of(const Alert &a) const;
     // The group's: the most severe firing alert's, or resolved's when none fires.
@@ -62,6 +62,10 @@ struct Styles {
 
 // The severity label in lower case (ASCII), "" when there is none.
 std::string severity_key(const Alert &a);
+
+// A well-known severity that `severity` (lower case) is one or two letters away from, as
+// "critcal" is from "critical": a typo that would never match; "" when it is none.
+std::string severity_typo_of(std::string_view severity);
 
 // How long, in words DingTalk users read: "45秒", "5分钟", "2小时3分钟", "3天4小时"; and short:
 // "45s", "5m", "2h 3m", "3d 4h". Never negative.

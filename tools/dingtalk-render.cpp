@@ -34,9 +34,13 @@ payload (read from PAYLOAD.json, or stdin).
   --zone ZONE             time zone for the times shown (default Asia/Shanghai)
   --template FILE         mustache template for the text (as dingtalk_template)
   --title-template TEXT   mustache template for the title (as dingtalk_title_template)
-  --at-mobiles A,B        mention these mobiles (as dingtalk_at_mobiles)
-  --at-user-ids A,B       mention these user ids (as dingtalk_at_user_ids)
-  --at-all                mention everyone (as dingtalk_at_all on)
+  --at-mobiles 'A,B [severity=S1,S2]'
+                          mention these mobiles (as dingtalk_at_mobiles); may repeat
+  --at-user-ids 'A,B [severity=S1,S2]'
+                          mention these user ids (as dingtalk_at_user_ids); may repeat
+  --at-all ['on|off [severity=S1,S2]']
+                          mention everyone (as dingtalk_at_all; alone: on)
+  --keyword WORD          every message contains WORD (as dingtalk_keyword)
   --severity-style 'SEVERITY EMOJI [COLOR]'
                           a style for templates (as dingtalk_severity_style); may repeat
   --max-alerts N          alerts kept, the rest only counted (as dingtalk_max_alerts; 100)
@@ -108,11 +112,40 @@ struct Options {
     std::string zone_name = "Asia/Shanghai", template_path, title_template, payload_path;
     std::string send_url, secret, ca_path;
     bool text_only = false, indent = false, insecure = false, strict = false;
-    dingtalk::MentionRule rule;
+    std::vector<dingtalk::MentionRule> rules;
+    std::string keyword;
     dingtalk::ParseLimits limits;
     dingtalk::Styles styles = dingtalk::Styles::defaults();
     dingtalk::TimePoint now{};
 };
+
+// --at-mobiles 'A,B [severity=S1,S2]' (and --at-user-ids, --at-all on|off [severity=...]): one
+// rule, in the directive's syntax (commas between values are fine too).
+std::string mention_rule(Options &o, const std::string &arg, const std::string &v)
+{
+    const auto kind = arg == "--at-mobiles"    ? dingtalk::MentionKind::mobiles
+                      : arg == "--at-user-ids" ? dingtalk::MentionKind::user_ids
+                                               : dingtalk::MentionKind::all;
+    dingtalk::MentionRule rule;
+    std::istringstream words(v);
+    std::string why;
+    for (std::string word; why.empty() && words >> word;) {
+        const bool severities = word.rfind("severity=", 0) == 0;
+        for (const auto &item : severities ? std::vector<std::string>{word} : split(word)) {
+            why = why.empty() ? dingtalk::add_mention_argument(rule, kind, item) : why;
+        }
+    }
+    why = why.empty() ? dingtalk::check_mention_rule(rule, kind) : why;
+    o.rules.push_back(std::move(rule));
+    return why.empty() ? "" : arg + ": " + why;
+}
+
+// Whether what follows --at-all is its value ("on", "off severity=critical", ...), not a payload.
+bool at_all_value(const std::string &next)
+{
+    const std::string first = next.substr(0, next.find(' '));
+    return first == "on" || first == "off" || first.rfind("severity=", 0) == 0;
+}
 
 // One option with its value; "" when it is fine, else what is wrong.
 std::string option(Options &o, const std::string &arg, const std::string &v)
@@ -123,10 +156,12 @@ std::string option(Options &o, const std::string &arg, const std::string &v)
         o.template_path = v;
     } else if (arg == "--title-template") {
         o.title_template = v;
-    } else if (arg == "--at-mobiles" || arg == "--at-user-ids") {
-        for (auto &m : split(v)) {
-            (arg == "--at-mobiles" ? o.rule.mobiles : o.rule.user_ids).push_back(m);
-        }
+    } else if (arg == "--at-mobiles" || arg == "--at-user-ids" || arg == "--at-all") {
+        return mention_rule(o, arg, v);
+    } else if (arg == "--keyword") {
+        const std::string why = dingtalk::check_keyword(v);
+        o.keyword = v;
+        return why.empty() ? "" : "--keyword: " + why;
     } else if (arg == "--max-alerts" || arg == "--max-body-size") {
         char *end = nullptr;
         const unsigned long n = std::strtoul(v.c_str(), &end, 10);
@@ -138,8 +173,8 @@ std::string option(Options &o, const std::string &arg, const std::string &v)
         std::istringstream in(v);
         std::string severity, emoji, color;
         in >> severity >> emoji >> color;
-        const char *why = o.styles.set(severity, emoji, color);
-        return why ? std::string("--severity-style: ") + why : "";
+        const std::string why = o.styles.set(severity, emoji, color);
+        return why.empty() ? "" : "--severity-style: " + why;
     } else if (arg == "--now") {
         const auto t = dingtalk::parse_rfc3339(v);
         if (!t) {
@@ -163,10 +198,11 @@ std::string parse_args(int argc, char **argv, Options &o)
 {
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
-        if (arg == "--at-all" || arg == "--text" || arg == "--pretty" || arg == "--insecure" ||
-            arg == "--strict") {
-            bool &flag = arg == "--at-all"   ? o.rule.all
-                         : arg == "--text"   ? o.text_only
+        if (arg == "--at-all" && !(i + 1 < argc && at_all_value(argv[i + 1]))) {
+            option(o, arg, "on"); // the flag alone: everyone, always
+        } else if (arg == "--text" || arg == "--pretty" || arg == "--insecure" ||
+                   arg == "--strict") {
+            bool &flag = arg == "--text"     ? o.text_only
                          : arg == "--pretty" ? o.indent
                          : arg == "--strict" ? o.strict
                                              : o.insecure;
@@ -290,7 +326,8 @@ int render(const Options &o, const std::string &body, const dingtalk::Zone &zone
     if (!check_unset(o, opt, *parsed.notification)) {
         return 1;
     }
-    opt.at = dingtalk::resolve_mentions({o.rule}, *parsed.notification);
+    opt.at = dingtalk::resolve_mentions(o.rules, *parsed.notification);
+    opt.keyword = o.keyword;
     dingtalk::Message m;
     try {
         m = dingtalk::render_message(*parsed.notification, opt);

@@ -128,6 +128,8 @@ class MockDingTalk:
         self.dingtalk_limit = None
         self.over_limit = 0  # times the limit was hit: the module should make this impossible
         self.chaos = None  # (probability, random.Random): fail attempts at random
+        # Like a robot secured by custom keywords: a message whose text has none is 310000.
+        self.keywords = []
         mock = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -147,6 +149,7 @@ class MockDingTalk:
                     answer = mock.script.popleft() if mock.script else dict(mock.default)
                     answer = mock._chaos(answer)
                     answer = mock._limit(rec, answer)
+                    answer = mock._keywords(rec, answer)
                     rec.answer = answer
                     rec.at = time.time()
                     mock.received.append(rec)
@@ -188,6 +191,15 @@ class MockDingTalk:
     @property
     def url(self):
         return f"{self.scheme}://127.0.0.1:{self.port}/robot/send"
+
+    def _keywords(self, rec, answer):
+        if not self.keywords or answer.get("body", self.OK) != self.OK:
+            return answer
+        text = ((rec.json or {}).get("markdown") or {}).get("text", "")
+        if any(k in text for k in self.keywords):
+            return answer
+        msg = "keywords not in content, more: [https://ding-doc.dingtalk.com/doc#/serverapi2/qf2nxq]"
+        return {"status": 200, "body": {"errcode": 310000, "errmsg": msg}}
 
     def _check_signature(self, rec):
         if "sign" not in rec.query and "timestamp" not in rec.query:

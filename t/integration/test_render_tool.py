@@ -64,3 +64,24 @@ def test_strict_makes_a_name_no_alert_has_an_error(tmp_path):
     assert out.stdout == b""
     template.write_text("{{#alerts}}{{labels.instance}}\n{{/alerts}}")
     assert run("--strict", "--template", str(template), payload).returncode == 0
+
+
+def test_keyword_and_severity_rules_as_the_module_sends_them(nginx_factory, mock):
+    template = os.path.join(REPO, "templates", "english.mustache")
+    ngx = nginx_factory(webhook(mock, f"dingtalk_template {template}; dingtalk_keyword prometheus; "
+                                      "dingtalk_at_mobiles 13800000000 severity=Warning; "
+                                      "dingtalk_at_all on severity=critical;"))
+    for name in ("firing", "resolved", "mixed"):
+        payload = open(os.path.join(FIXTURES, name + ".json"), "rb").read()
+        assert ngx.post("/", payload).status == 200
+        out = run("--template", template, "--keyword", "prometheus",
+                  "--at-mobiles", "13800000000 severity=Warning",
+                  "--at-all", "on severity=critical", stdin=payload)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.rstrip(b"\n") == mock.received[-1].body, name
+    mixed = json.loads(mock.received[-1].body)
+    assert mixed["at"] == {"atMobiles": ["13800000000"], "atUserIds": [], "isAtAll": True}
+    assert "prometheus" in mixed["markdown"]["text"]
+    assert json.loads(mock.received[1].body).get("at") is None, "resolved: nobody"
+    bad = run("--at-all", "on severity=critcal", os.path.join(FIXTURES, "firing.json"))
+    assert bad.returncode == 2 and b"looks like a typo" in bad.stderr

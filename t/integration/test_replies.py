@@ -63,7 +63,7 @@ def test_dingtalk_refusal_is_502_with_errcode(nginx_factory, mock):
     r = ngx.post("/", notification())
     assert r.status == 502, r
     assert r.json["errcode"] == 310000 and "errmsg" not in r.json, "DingTalk's words: the log's"
-    assert "security settings" in r.json["reason"]
+    assert "set dingtalk_keyword" in r.json["reason"]
     assert "keywords not in content" in ngx.error_log()
     r = ngx.post("/", notification())
     assert r.status == 502 and r.json["errcode"] == 300001

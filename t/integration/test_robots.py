@@ -7,7 +7,9 @@ import re
 
 import pytest
 
-from harness import TOKEN, Nginx, alert, notification, world_readable_tmpdir, line_of
+from harness import REPO, TOKEN, Nginx, alert, notification, world_readable_tmpdir, line_of
+
+ENGLISH = os.path.join(REPO, "templates", "english.mustache")
 
 TOKEN_DB = "feedface00112233feedface00112233"
 TOKEN_B = "b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0"
@@ -184,6 +186,21 @@ def test_mentions_of_mobiles_and_user_ids(nginx_factory, mock):
     assert at_of(mock.received[2]) == {"atMobiles": [], "atUserIds": ["oncall"],
                                        "isAtAll": False}
     assert "@13800000000" not in mock.received[2].text and "@oncall" in mock.received[2].text
+    # the log line says who was mentioned, or why nobody was
+    log = ngx.error_log()
+    assert "mentioned @13800000000 @oncall" in log
+    assert re.search(r"200 delivered, 1 alert, .*mentioned @13800000000 @\+86-13900000000 "
+                     r"@manager01 @ops\.lead_2", log), log
+
+
+def test_severities_match_in_any_case_and_the_log_says_why_nobody(nginx_factory, mock):
+    ngx = nginx_factory(server(mock, {"/": "dingtalk_at_mobiles 13800000000 severity=Critical;"}))
+    # the issue: "Critical" in an alert did not match severity=critical
+    assert ngx.post("/", notification(alert(severity="CRITICAL"))).status == 200
+    assert at_of(mock.received[0])["atMobiles"] == ["13800000000"]
+    assert ngx.post("/", notification(alert(severity="warning"))).status == 200
+    assert at_of(mock.received[1]) is None
+    assert "mentioned nobody: no firing alert has severity critical" in ngx.error_log()
 
 
 def test_at_all_only_for_firing_alerts_of_a_severity(nginx_factory, mock):
@@ -235,6 +252,9 @@ BAD_MENTIONS = [
     ("dingtalk_at_user_ids " + "u" * 65 + ";", "is not a DingTalk user id"),
     ("dingtalk_at_all maybe;", "is not on, off or severity="),
     ("dingtalk_at_all on off severity=a severity=b;", "invalid number of arguments"),
+    # the issue: severity=critcal passed nginx -t and never fired
+    ("dingtalk_at_all on severity=critcal;", 'severity "critcal" looks like a typo of "critical"'),
+    ("dingtalk_severity_style Warnig ⚠️;", '"warnig" looks like a typo of "warning"'),
 ]
 
 
@@ -271,3 +291,36 @@ def test_robot_names_are_never_the_token(nginx_factory, mock):
         assert secret not in text and secret not in log
         assert not any(secret[:16] in n for n in names)
     assert "bad ***" in log, "DingTalk's errmsg is redacted too"
+
+
+def test_a_keyword_robot_gets_its_keyword_in_every_message(nginx_factory, mock):
+    mock.keywords = ["值班"]  # the robot refuses what lacks it, as DingTalk does
+    ngx = nginx_factory(server(mock, {
+        "/without": f"dingtalk_template {ENGLISH};",
+        "/with": f"dingtalk_template {ENGLISH}; dingtalk_keyword 值班; "
+                 "dingtalk_at_user_ids oncall;",
+        "/built-in": "dingtalk_keyword 告警;",
+    }))
+    r = ngx.post("/without", notification())
+    assert r.status == 502 and r.json["errcode"] == 310000, r
+    assert "set dingtalk_keyword" in r.json["reason"], "the reply names the directive"
+    r = ngx.post("/with", notification())
+    assert r.status == 200, r
+    # a line of its own at the end (the template printed the mentions already)
+    assert mock.received[-1].text.endswith("\n\n@oncall\n\n值班")
+    # the built-in layout already says 告警: nothing added
+    mock.keywords = ["告警"]
+    assert ngx.post("/built-in", notification()).status == 200
+    assert not mock.received[-1].text.endswith("告警")
+
+
+@pytest.mark.parametrize("directive,why", [
+    ('dingtalk_keyword "";', "empty"),
+    ("dingtalk_keyword " + "k" * 65 + ";", "longer than 64 bytes"),
+    ('dingtalk_keyword " padded";', "without control characters or spaces at either end"),
+], ids=["empty", "long", "padded"])
+def test_a_bad_keyword_fails_nginx_t(mock, directive, why):
+    ngx = Nginx(server(mock, {"/": directive}))
+    ok, out = ngx.test_config()
+    assert not ok and f"dingtalk_keyword: " in out and why in out, out
+    assert f"{ngx.conf_path}:{line_of(ngx, 'dingtalk_keyword')}" in out, out

@@ -78,7 +78,13 @@ TEST(Interpret, RefusedNamesErrcodeErrmsgAndHint)
         const char *hint;
     };
     const Case cases[] = {
-        {310000, "keywords not in content", "security settings"},
+        {310000, "keywords not in content, more: [https://ding-doc.dingtalk.com/doc]",
+         "set dingtalk_keyword"},
+        {310000, "sign not match, more: [https://ding-doc.dingtalk.com/doc]",
+         "check dingtalk_secret"},
+        {310000, "invalid timestamp", "check dingtalk_secret and the clock"},
+        {310000, "ip X.X.X.X not in whitelist", "IP allow-list"},
+        {310000, "something new", "security settings"},
         {300001, "token is not exist", "dingtalk_token"},
         {460101, "message too long, exceed 20000 bytes", "too long"},
         {101002, "message is too long", "too long"},

@@ -87,12 +87,12 @@ TEST(TemplateIntent, StyleBySeverityCaseInsensitive)
               "🔴|🟠#FF8C00 🔴#D93026! ⚪#808080 ✅#2EA44F!"); // end trimmed
 
     Styles mine = Styles::defaults();
-    ASSERT_EQ(mine.set("Page-Me", "🚨", "#ff00ff"), nullptr);
-    ASSERT_EQ(mine.set("critical", "🔥", ""), nullptr);
+    ASSERT_EQ(mine.set("Page-Me", "🚨", "#ff00ff"), "");
+    ASSERT_EQ(mine.set("critical", "🔥", ""), "");
     EXPECT_EQ(render("{{emoji}}|{{#alerts}}{{emoji}}{{color}} {{/alerts}}", n, &mine),
               "🔥|🟠#FF8C00 🔥#D93026 🚨#ff00ff ✅#2EA44F");
-    EXPECT_NE(mine.set("x", "*", ""), nullptr) << "markdown specials are no emoji";
-    EXPECT_NE(mine.set("x", "🚨", "red\" onclick"), nullptr) << "a colour cannot end its attribute";
+    EXPECT_NE(mine.set("x", "*", ""), "") << "markdown specials are no emoji";
+    EXPECT_NE(mine.set("x", "🚨", "red\" onclick"), "") << "a colour cannot end its attribute";
     // the group's style: resolved only
     EXPECT_EQ(render("{{emoji}}", one(Status::resolved, {{"severity", "critical"}})), "✅");
 }
