@@ -239,6 +239,8 @@ bool Delivery::prepare()
     opt.title_template = target_.title_template;
     opt.styles = target_.styles.get();
     opt.keyword = target_.keyword;
+    opt.hidden_labels = target_.hidden_labels;
+    opt.silence_link = target_.silence_link;
     Message m = render_message(*parsed.notification, opt);
     request_ = std::move(m.request_body);
     report_.alerts = parsed.notification->total();

@@ -30,6 +30,8 @@ struct Target {
     std::shared_ptr<const Template> title_template;           // null = built-in title
     std::shared_ptr<const Styles> styles;                     // null = Styles::defaults()
     std::string keyword;                                      // dingtalk_keyword; "" = none
+    std::shared_ptr<const LabelNames> hidden_labels;          // null: the default set
+    bool silence_link = true;                                 // dingtalk_silence_link
     ParseLimits limits;
 };
 

@@ -68,6 +68,8 @@ struct ngx_http_dingtalk_loc_conf_t {
     std::shared_ptr<dingtalk::Styles> *styles;    // dingtalk_severity_style; null: defaults
     ngx_flag_t verbose_replies;                   // replies say what the log says
     ngx_str_t keyword;                            // dingtalk_keyword; "" = none
+    std::shared_ptr<const dingtalk::LabelNames> *hidden_labels; // dingtalk_hide_labels
+    ngx_flag_t silence_link;                                    // dingtalk_silence_link
 
     // where "dingtalk;" stands, for errors found once the whole configuration is known
     ngx_str_t file;

@@ -662,6 +662,9 @@ const refusal_t *credentials(ngx_http_request_t *r, ngx_http_dingtalk_loc_conf_t
         return &eval_token;
     }
     if (t.token.empty()) {
+        // an unknown target of a map: the request line in this line says which
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "dingtalk: dingtalk_token is empty for this request: no robot, answered 404");
         return &no_robot;
     }
     if (!dingtalk::valid_token(t.token)) {
@@ -675,7 +678,7 @@ const refusal_t *credentials(ngx_http_request_t *r, ngx_http_dingtalk_loc_conf_t
     }
     if (!t.secret.empty() && !dingtalk::valid_secret(t.secret)) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "dingtalk: the secret from dingtalk_secret is not \"SEC\" followed by hex "
+                      "dingtalk: the secret from dingtalk_secret is not \"SEC\" followed by 64 hex "
                       "digits; refused");
         return &bad_secret;
     }
@@ -705,6 +708,10 @@ void configure(dingtalk::Target &t, const ngx_http_dingtalk_loc_conf_t *lcf)
         t.styles = *lcf->styles;
     }
     t.keyword.assign(ngx_http_dingtalk_view(lcf->keyword));
+    if (lcf->hidden_labels != nullptr) {
+        t.hidden_labels = *lcf->hidden_labels;
+    }
+    t.silence_link = lcf->silence_link != 0;
     t.limits.max_body_bytes = lcf->max_body_size;
     t.limits.max_alerts = lcf->max_alerts;
 }

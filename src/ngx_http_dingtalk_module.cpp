@@ -115,7 +115,7 @@ char *set_secret(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept
     auto *dlcf = static_cast<ngx_http_dingtalk_loc_conf_t *>(conf);
     if (dlcf->secret->lengths == nullptr &&
         !dingtalk::valid_secret(ngx_http_dingtalk_view(dlcf->secret->value))) {
-        return const_cast<char *>("is not a DingTalk signing secret (\"SEC\" followed by hex "
+        return const_cast<char *>("is not a DingTalk signing secret (\"SEC\" followed by 64 hex "
                                   "digits, as the robot's security settings show it)");
     }
     return NGX_CONF_OK;
@@ -334,7 +334,7 @@ const credential_file_t kTokenFile{offsetof(ngx_http_dingtalk_loc_conf_t, token)
                                    "a DingTalk robot token (letters and digits only, on one line)"};
 const credential_file_t kSecretFile{
     offsetof(ngx_http_dingtalk_loc_conf_t, secret), dingtalk::valid_secret,
-    "a DingTalk signing secret (\"SEC\" and hex digits, on one line)"};
+    "a DingTalk signing secret (\"SEC\" and 64 hex digits, on one line)"};
 
 // dingtalk_token_file FILE / dingtalk_secret_file FILE: from a file (a Kubernetes Secret
 // mounted as a volume), read now by the master; a changed file takes effect on reload. The
@@ -508,6 +508,34 @@ char *set_keyword(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept
     }
 }
 
+// dingtalk_hide_labels NAME... | off: the labels no line of a message shows (off: none).
+char *set_hide_labels(ngx_conf_t *cf, ngx_command_t *, void *conf) noexcept
+{
+    auto *dlcf = static_cast<ngx_http_dingtalk_loc_conf_t *>(conf);
+    if (dlcf->hidden_labels != nullptr) {
+        return const_cast<char *>("is duplicate");
+    }
+    try {
+        auto names = std::make_shared<dingtalk::LabelNames>();
+        const auto *value = static_cast<ngx_str_t *>(cf->args->elts);
+        const bool off = cf->args->nelts == 2 && ngx_http_dingtalk_view(value[1]) == "off";
+        for (ngx_uint_t i = 1; i < cf->args->nelts && !off; ++i) {
+            const std::string why =
+                dingtalk::add_label_name(*names, ngx_http_dingtalk_view(value[i]));
+            if (!why.empty()) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "dingtalk_hide_labels: %s", why.c_str());
+                return conf_error();
+            }
+        }
+        dlcf->hidden_labels =
+            ngx_http_dingtalk_pool_new<std::shared_ptr<const dingtalk::LabelNames>>(
+                cf->pool, std::move(names));
+        return dlcf->hidden_labels ? NGX_CONF_OK : conf_error();
+    } catch (...) {
+        return conf_error();
+    }
+}
+
 // What a dingtalk_at_* directive names (its ngx_command_t's post).
 const dingtalk::MentionKind kAtMobiles = dingtalk::MentionKind::mobiles;
 const dingtalk::MentionKind kAtUserIds = dingtalk::MentionKind::user_ids;
@@ -636,6 +664,7 @@ void *create_loc_conf(ngx_conf_t *cf) noexcept
     conf->max_body_size = NGX_CONF_UNSET_SIZE;
     conf->max_alerts = NGX_CONF_UNSET_UINT;
     conf->verbose_replies = NGX_CONF_UNSET;
+    conf->silence_link = NGX_CONF_UNSET;
     return conf;
 }
 
@@ -726,6 +755,10 @@ void merge_values(ngx_http_dingtalk_loc_conf_t *prev, ngx_http_dingtalk_loc_conf
     }
     ngx_conf_merge_value(conf->verbose_replies, prev->verbose_replies, 0);
     ngx_conf_merge_str_value(conf->keyword, prev->keyword, "");
+    if (conf->hidden_labels == nullptr) {
+        conf->hidden_labels = prev->hidden_labels;
+    }
+    ngx_conf_merge_value(conf->silence_link, prev->silence_link, 1);
     if (conf->rate_limit == NGX_CONF_UNSET) {
         conf->rate_limit = prev->rate_limit == NGX_CONF_UNSET ? 1 : prev->rate_limit;
         conf->rate = prev->rate;
@@ -952,6 +985,13 @@ ngx_command_t ngx_http_dingtalk_commands[] = {
     {ngx_string("dingtalk_keyword"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_keyword,
      NGX_HTTP_LOC_CONF_OFFSET, offsetof(ngx_http_dingtalk_loc_conf_t, keyword), nullptr},
+    {ngx_string("dingtalk_hide_labels"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_1MORE, set_hide_labels,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("dingtalk_silence_link"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_FLAG,
+     ngx_conf_set_flag_slot, NGX_HTTP_LOC_CONF_OFFSET,
+     offsetof(ngx_http_dingtalk_loc_conf_t, silence_link), nullptr},
     {ngx_string("dingtalk_verbose_replies"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_FLAG,
      ngx_conf_set_flag_slot, NGX_HTTP_LOC_CONF_OFFSET,

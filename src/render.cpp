@@ -8,15 +8,15 @@ namespace dingtalk
 namespace
 {
 
-std::string builtin_block(const AlertView &v)
+std::string builtin_block(const AlertView &v, const std::string &silence)
 {
     std::string b;
-    b.reserve(256 + v.detail.size() + v.other_labels.size() + v.link.size());
-    b += "**告警级别**: " + v.severity + "\n\n";
-    b += "**告警类型**: " + v.alertname + "\n\n";
-    b += "**故障pod**: " + v.pod + "\n\n";
-    b += "**故障namespace**: " + v.namespace_ + "\n\n";
-    b += "**告警详情**: " + v.detail + "\n\n";
+    b.reserve(256 + v.detail.size() + v.other_labels.size() + v.link.size() + silence.size());
+    b += v.has_severity ? "**告警级别**: " + v.severity + "\n\n" : "";
+    b += v.has_alertname ? "**告警类型**: " + v.alertname + "\n\n" : "";
+    b += v.target.empty() ? "" : "**" + target_title(v.target_label) + "**: " + v.target + "\n\n";
+    b += v.has_namespace ? "**故障namespace**: " + v.namespace_ + "\n\n" : "";
+    b += v.has_detail ? "**告警详情**: " + v.detail + "\n\n" : "";
     b += "**告警状态**: " + std::string(to_string(v.alert->status)) + "\n\n";
     b += "**触发时间**: " + v.starts_at + "\n\n";
     if (v.alert->status == Status::resolved) {
@@ -25,8 +25,11 @@ std::string builtin_block(const AlertView &v)
     if (!v.other_labels.empty()) {
         b += "**其他标签**: " + v.other_labels + "\n\n";
     }
-    if (!v.link.empty()) {
-        b += "[查看图表](" + v.link + ")\n\n";
+    if (!v.link.empty() || !silence.empty()) {
+        b += v.link.empty() ? "" : "[查看图表](" + v.link + ")";
+        b += v.link.empty() || silence.empty() ? "" : " · ";
+        b += silence.empty() ? "" : "[静默](" + silence + ")";
+        b += "\n\n";
     }
     return b;
 }
@@ -207,7 +210,9 @@ std::string cut_to_fit(const std::string &text, std::size_t budget)
 class Composer
 {
 public:
-    Composer(const Notification &n, const RenderOptions &opt) : n_(n), opt_(opt)
+    Composer(const Notification &n, const RenderOptions &opt)
+        : n_(n), opt_(opt),
+          hidden_(opt.hidden_labels ? *opt.hidden_labels : default_hidden_labels())
     {
         // Firing first: when space runs out, what is still burning matters most.
         order_.reserve(n.alerts.size());
@@ -288,10 +293,16 @@ public:
 private:
     const AlertView &view(std::size_t i) { return view(i, views_, escape_markdown); }
 
+    // The new-silence link of a firing alert, when there is one to show.
+    std::string silence(const Alert &a) const
+    {
+        return opt_.silence_link && a.status == Status::firing ? silence_link(n_, a.labels) : "";
+    }
+
     const AlertView &view(std::size_t i, std::vector<AlertView> &views, Escape esc)
     {
         while (views.size() <= i) {
-            views.push_back(make_view(*order_[views.size()], *opt_.zone, esc));
+            views.push_back(make_view(*order_[views.size()], *opt_.zone, esc, hidden_));
         }
         return views[i];
     }
@@ -309,19 +320,22 @@ private:
         in.zone = opt_.zone;
         in.styles = opt_.styles ? opt_.styles : &Styles::defaults();
         in.now = now_;
+        in.silence_links = opt_.silence_link;
         return in;
     }
 
     const std::string &block(std::size_t i)
     {
         while (blocks_.size() <= i) {
-            blocks_.push_back(builtin_block(view(blocks_.size())));
+            const AlertView &v = view(blocks_.size());
+            blocks_.push_back(builtin_block(v, silence(*v.alert)));
         }
         return blocks_[i];
     }
 
     const Notification &n_;
     const RenderOptions &opt_;
+    const LabelNames &hidden_;
     std::vector<const Alert *> order_;
     std::vector<AlertView> views_;       // built as needed: a big group shows a few dozen
     std::vector<AlertView> plain_views_; // the same, as plain text, for the title template

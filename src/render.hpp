@@ -65,6 +65,8 @@ struct RenderOptions {
     TimePoint now{};                // for the age of firing alerts; unset: the clock's now
     Mentions at;
     std::string keyword; // dingtalk_keyword: every text contains it ("" = none)
+    std::shared_ptr<const LabelNames> hidden_labels; // null: default_hidden_labels()
+    bool silence_link = true; // a firing alert links to Alertmanager's new-silence form
     std::size_t max_request_bytes = kMaxRequestBytes;
     std::shared_ptr<const Template> text_template;  // null: the built-in layout
     std::shared_ptr<const Template> title_template; // null: "[FIRING:3] group labels"

@@ -66,7 +66,8 @@ bool valid_token(std::string_view t)
 
 bool valid_secret(std::string_view s)
 {
-    return s.size() > 3 && s.substr(0, 3) == "SEC" &&
+    // DingTalk's are 64 hex digits: fewer is a secret cut short when it was copied.
+    return s.size() >= 3 + 64 && s.size() <= 3 + 256 && s.substr(0, 3) == "SEC" &&
            std::all_of(s.begin() + 3, s.end(), [](char c) {
                return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
            });

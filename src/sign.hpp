@@ -17,7 +17,8 @@ std::string url_encode(std::string_view s); // RFC 3986 unreserved kept, all els
 // The "sign" query value for a timestamp in milliseconds since the epoch.
 std::string sign(std::string_view secret, std::int64_t timestamp_ms);
 
-// What DingTalk issues: tokens are letters and digits; secrets are "SEC" and hex digits.
+// What DingTalk issues: tokens are letters and digits; secrets are "SEC" and 64 hex digits (more
+// are accepted, fewer are a secret cut short).
 // Anything else is refused before it can reach a URL.
 bool valid_token(std::string_view token);
 bool valid_secret(std::string_view secret);

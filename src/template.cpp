@@ -44,10 +44,11 @@ const std::vector<std::string> kNames = [] {
         "urlencode", "strip_port", "upper", "lower",
         // each alert
         "index", "first", "first_firing", "first_resolved", "section_start", "severity",
-        "severity_is", "alertname", "pod", "namespace", "detail", "starts_at", "starts_at_date",
-        "starts_at_time", "starts_at_rfc3339", "ends_at", "ends_at_date", "ends_at_time",
-        "ends_at_rfc3339", "duration", "duration_short", "other_labels", "has_other_labels",
-        "generator_url", "has_generator_url", "fingerprint",
+        "severity_is", "alertname", "pod", "namespace", "detail", "has_severity", "has_alertname",
+        "has_namespace", "has_detail", "target", "target_label", "target_title", "has_target",
+        "starts_at", "starts_at_date", "starts_at_time", "starts_at_rfc3339", "ends_at",
+        "ends_at_date", "ends_at_time", "ends_at_rfc3339", "duration", "duration_short",
+        "other_labels", "has_other_labels", "generator_url", "has_generator_url", "fingerprint",
         // in a list of labels
         "name", "value", "name_is"};
     for (const auto &m : kMaps) {
@@ -400,7 +401,8 @@ private:
         set_map(d, kMaps[3], n_.common_labels, esc_, used_);
         set_map(d, kMaps[4], n_.common_annotations, esc_, used_);
         d.set("external_url", safe_link_url(n_.external_url));
-        const std::string am = alertmanager_link(n_), silence = silence_link(n_, n_.group_labels);
+        const std::string am = alertmanager_link(n_);
+        const std::string silence = in_.silence_links ? silence_link(n_, n_.group_labels) : "";
         d.set("alertmanager_url", am);
         d.set("has_alertmanager_url", !am.empty());
         d.set("silence_url", silence);
@@ -455,6 +457,23 @@ private:
         d.set("resolved", resolved);
     }
 
+    // The built-in layout's fields, and whether the alert has them.
+    void set_fields(mu::data &d, const AlertView &v) const
+    {
+        d.set("alertname", v.alertname);
+        d.set("pod", v.pod);
+        d.set("namespace", v.namespace_);
+        d.set("detail", v.detail);
+        d.set("has_severity", v.has_severity);
+        d.set("has_alertname", v.has_alertname);
+        d.set("has_namespace", v.has_namespace);
+        d.set("has_detail", v.has_detail);
+        d.set("target", v.target);
+        d.set("target_label", esc_(v.target_label, kMaxValue));
+        d.set("target_title", target_title(v.target_label));
+        d.set("has_target", !v.target.empty());
+    }
+
     mu::data alert(const AlertView &v, std::size_t index) const
     {
         const Alert &a = *v.alert;
@@ -470,10 +489,7 @@ private:
         const Style &style = in_.styles->of(a);
         d.set("emoji", style.emoji);
         d.set("color", style.color);
-        d.set("alertname", v.alertname);
-        d.set("pod", v.pod);
-        d.set("namespace", v.namespace_);
-        d.set("detail", v.detail);
+        set_fields(d, v);
         set_times(d, "starts_at", a.starts_at, *in_.zone);
         set_times(d, "ends_at", a.status == Status::resolved ? a.ends_at : std::nullopt, *in_.zone);
         set_duration(d, a, in_.now);
@@ -481,7 +497,7 @@ private:
         d.set("has_other_labels", !v.other_labels.empty());
         d.set("generator_url", v.link);
         d.set("has_generator_url", !v.link.empty());
-        const std::string silence = silence_link(n_, a.labels);
+        const std::string silence = in_.silence_links ? silence_link(n_, a.labels) : "";
         d.set("silence_url", silence);
         d.set("has_silence_url", !silence.empty());
         d.set("fingerprint", esc_(a.fingerprint, kMaxValue));

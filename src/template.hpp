@@ -34,7 +34,8 @@ struct TemplateInput {
     const Mentions *at = nullptr;
     const Zone *zone = nullptr;
     const Styles *styles = nullptr;
-    TimePoint now; // for the age of firing alerts
+    TimePoint now;             // for the age of firing alerts
+    bool silence_links = true; // dingtalk_silence_link: off empties silence_url
 };
 
 class Template

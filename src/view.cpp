@@ -21,10 +21,14 @@ bool is_continuation(unsigned char c)
 }
 
 // Line breaks and controls of every kind, Unicode's too (NEL, C1 controls, LS, PS): in a value
-// they become spaces, so no value can start a markdown line of its own.
+// they become spaces, so no value can start a markdown line of its own. So do the invisible
+// format characters that reorder or hide text (bidi embeddings, overrides and isolates, zero
+// width spaces and joiners, marks, the BOM): a value cannot show other text than it holds.
 bool is_break_or_control(char32_t cp)
 {
-    return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029;
+    return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029 ||
+           (cp >= 0x200B && cp <= 0x200F) || (cp >= 0x202A && cp <= 0x202E) ||
+           (cp >= 0x2060 && cp <= 0x2069) || cp == 0x061C || cp == 0xFEFF;
 }
 
 const std::string *find(const Labels &m, const char *key)
@@ -43,10 +47,15 @@ std::string label_or_none(const Labels &m, Escape esc, const char *key,
     return v ? esc(*v, kMaxValue) : kNone;
 }
 
-bool is_shown_elsewhere(const std::string &label)
+bool is_shown_elsewhere(const std::string &label, const std::string &target)
 {
     return label == "alertname" || label == "severity" || label == "pod" || label == "pod_name" ||
-           label == "namespace";
+           label == "namespace" || (!target.empty() && label == target);
+}
+
+bool contains(const LabelNames &names, const std::string &name)
+{
+    return std::find(names.begin(), names.end(), name) != names.end();
 }
 
 std::string external_base(const Notification &n)
@@ -93,7 +102,59 @@ std::size_t utf8_length(std::string_view s, std::size_t i, char32_t &cp)
     return len;
 }
 
-AlertView make_view(const Alert &a, const Zone &zone, Escape esc)
+const LabelNames &default_hidden_labels()
+{
+    static const LabelNames names = {"prometheus", "prometheus_replica", "uid", "endpoint",
+                                     "service"};
+    return names;
+}
+
+const std::vector<std::pair<std::string, std::string>> &identity_labels()
+{
+    static const std::vector<std::pair<std::string, std::string>> labels = {
+        {"pod", "故障pod"},
+        {"pod_name", "故障pod"},
+        {"node", "故障节点"},
+        {"instance", "故障实例"},
+        {"deployment", "故障deployment"},
+        {"statefulset", "故障statefulset"},
+        {"daemonset", "故障daemonset"},
+        {"job_name", "故障job"},
+        {"job", "故障job"},
+    };
+    return labels;
+}
+
+std::string target_title(const std::string &label)
+{
+    for (const auto &[name, title] : identity_labels()) {
+        if (name == label) {
+            return title;
+        }
+    }
+    return "";
+}
+
+std::string add_label_name(LabelNames &names, std::string_view name)
+{
+    const auto word = [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+    };
+    if (name.empty() || name.size() > 128 || std::isdigit(static_cast<unsigned char>(name[0])) ||
+        !std::all_of(name.begin(), name.end(), word)) {
+        return "\"" + plain_line(name, 64) + "\" is not a label name (letters, digits and _)";
+    }
+    if (contains(names, std::string(name))) {
+        return "\"" + std::string(name) + "\" is named twice";
+    }
+    if (names.size() == 64) {
+        return "too many labels (64 at most)";
+    }
+    names.emplace_back(name);
+    return "";
+}
+
+AlertView make_view(const Alert &a, const Zone &zone, Escape esc, const LabelNames &hidden)
 {
     AlertView v;
     v.alert = &a;
@@ -101,6 +162,17 @@ AlertView make_view(const Alert &a, const Zone &zone, Escape esc)
     v.alertname = label_or_none(a.labels, esc, "alertname");
     v.pod = label_or_none(a.labels, esc, "pod", "pod_name");
     v.namespace_ = label_or_none(a.labels, esc, "namespace");
+    v.has_severity = find(a.labels, "severity") != nullptr;
+    v.has_alertname = find(a.labels, "alertname") != nullptr;
+    v.has_namespace = find(a.labels, "namespace") != nullptr && !contains(hidden, "namespace");
+    for (const auto &id : identity_labels()) {
+        const std::string *value = find(a.labels, id.first.c_str());
+        if (value != nullptr && !contains(hidden, id.first)) {
+            v.target_label = id.first;
+            v.target = esc(*value, kMaxValue);
+            break;
+        }
+    }
 
     const std::string *detail = find(a.annotations, "message");
     if (detail == nullptr) {
@@ -110,12 +182,13 @@ AlertView make_view(const Alert &a, const Zone &zone, Escape esc)
         detail = find(a.annotations, "summary");
     }
     v.detail = detail ? esc(*detail, kMaxDetail) : kNone;
+    v.has_detail = detail != nullptr;
     v.starts_at = a.starts_at ? zone.format(*a.starts_at) : kNone;
     v.ends_at = a.status == Status::resolved && a.ends_at ? zone.format(*a.ends_at) : kNone;
 
     std::string others;
     for (const auto &kv : a.labels) {
-        if (!is_shown_elsewhere(kv.first)) {
+        if (!is_shown_elsewhere(kv.first, v.target_label) && !contains(hidden, kv.first)) {
             others += others.empty() ? "" : ", ";
             others += kv.first + "=" + kv.second;
         }

@@ -24,16 +24,40 @@ struct AlertView {
     std::string pod;          // pod, else pod_name, or "-"
     std::string namespace_;   // or "-"
     std::string detail;       // annotation message, else description, else summary, or "-"
+    std::string target_label; // the label that names what is wrong (identity_labels()), or ""
+    std::string target;       // its value
     std::string starts_at;    // in the zone, or "-"
     std::string ends_at;      // resolved alerts only; "-" when unknown or firing
-    std::string other_labels; // "k=v, k=v" of the labels not shown above, or ""
+    std::string other_labels; // "k=v, k=v" of the labels not shown above nor hidden, or ""
     std::string link;         // generatorURL when http(s), or ""
+    bool has_severity = false, has_alertname = false, has_namespace = false, has_detail = false;
 };
 
 // What a value becomes in a message: escape_markdown for text, plain_line for titles.
 using Escape = std::string (*)(std::string_view, std::size_t);
 
-AlertView make_view(const Alert &a, const Zone &zone, Escape esc);
+// Label names, for dingtalk_hide_labels.
+using LabelNames = std::vector<std::string>;
+
+// The labels a message leaves out unless told otherwise: Prometheus's own bookkeeping and the
+// scrape's plumbing, which name no broken thing (prometheus, prometheus_replica, uid, endpoint,
+// service).
+const LabelNames &default_hidden_labels();
+
+// The labels that name what is wrong, most specific first, with the line that shows them:
+// pod (故障pod), pod_name, node (故障节点), instance (故障实例), deployment, statefulset,
+// daemonset, job_name (a Kubernetes Job), job.
+const std::vector<std::pair<std::string, std::string>> &identity_labels();
+
+// The line's name for a target_label ("故障节点"), "" for none.
+std::string target_title(const std::string &label);
+
+// Adds a label name to `names` (dingtalk_hide_labels): "" when done, else why it cannot be one
+// (Prometheus's [a-zA-Z_][a-zA-Z0-9_]*, 128 bytes at most; 64 names at most; no repeats).
+std::string add_label_name(LabelNames &names, std::string_view name);
+
+// `hidden` labels are in no line of the view (the identity line included).
+AlertView make_view(const Alert &a, const Zone &zone, Escape esc, const LabelNames &hidden);
 
 // How an alert looks in a template: an emoji and a colour (for <font color=...>) by severity
 // (dingtalk_severity_style), matched case-insensitively; resolved alerts have their own.

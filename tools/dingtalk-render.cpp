@@ -41,6 +41,10 @@ payload (read from PAYLOAD.json, or stdin).
   --at-all ['on|off [severity=S1,S2]']
                           mention everyone (as dingtalk_at_all; alone: on)
   --keyword WORD          every message contains WORD (as dingtalk_keyword)
+  --hide-labels 'NAME NAME' | off
+                          labels no line shows (as dingtalk_hide_labels; default: prometheus
+                          prometheus_replica uid endpoint service)
+  --silence-link on|off   a firing alert links to a new silence (as dingtalk_silence_link; on)
   --severity-style 'SEVERITY EMOJI [COLOR]'
                           a style for templates (as dingtalk_severity_style); may repeat
   --max-alerts N          alerts kept, the rest only counted (as dingtalk_max_alerts; 100)
@@ -114,6 +118,8 @@ struct Options {
     bool text_only = false, indent = false, insecure = false, strict = false;
     std::vector<dingtalk::MentionRule> rules;
     std::string keyword;
+    std::shared_ptr<dingtalk::LabelNames> hidden; // null: the default set
+    bool silence_link = true;
     dingtalk::ParseLimits limits;
     dingtalk::Styles styles = dingtalk::Styles::defaults();
     dingtalk::TimePoint now{};
@@ -147,21 +153,54 @@ bool at_all_value(const std::string &next)
     return first == "on" || first == "off" || first.rfind("severity=", 0) == 0;
 }
 
+// --hide-labels 'NAME NAME' | off, as dingtalk_hide_labels.
+std::string hide_labels(Options &o, const std::string &v)
+{
+    o.hidden = std::make_shared<dingtalk::LabelNames>();
+    std::istringstream words(v);
+    std::string why;
+    for (std::string word; why.empty() && words >> word && v != "off";) {
+        why = dingtalk::add_label_name(*o.hidden, word);
+    }
+    return why.empty() ? "" : "--hide-labels: " + why;
+}
+
+// The options that change how the message reads; "-" when arg is none of them.
+std::string message_option(Options &o, const std::string &arg, const std::string &v)
+{
+    if (arg == "--at-mobiles" || arg == "--at-user-ids" || arg == "--at-all") {
+        return mention_rule(o, arg, v);
+    } else if (arg == "--keyword") {
+        const std::string why = dingtalk::check_keyword(v);
+        o.keyword = v;
+        return why.empty() ? "" : "--keyword: " + why;
+    } else if (arg == "--hide-labels") {
+        return hide_labels(o, v);
+    } else if (arg == "--silence-link") {
+        o.silence_link = v == "on";
+        return v == "on" || v == "off" ? "" : "--silence-link takes on or off";
+    } else if (arg == "--severity-style") {
+        std::istringstream in(v);
+        std::string severity, emoji, color;
+        in >> severity >> emoji >> color;
+        const std::string why = o.styles.set(severity, emoji, color);
+        return why.empty() ? "" : "--severity-style: " + why;
+    }
+    return "-";
+}
+
 // One option with its value; "" when it is fine, else what is wrong.
 std::string option(Options &o, const std::string &arg, const std::string &v)
 {
+    if (const std::string why = message_option(o, arg, v); why != "-") {
+        return why;
+    }
     if (arg == "--zone") {
         o.zone_name = v;
     } else if (arg == "--template") {
         o.template_path = v;
     } else if (arg == "--title-template") {
         o.title_template = v;
-    } else if (arg == "--at-mobiles" || arg == "--at-user-ids" || arg == "--at-all") {
-        return mention_rule(o, arg, v);
-    } else if (arg == "--keyword") {
-        const std::string why = dingtalk::check_keyword(v);
-        o.keyword = v;
-        return why.empty() ? "" : "--keyword: " + why;
     } else if (arg == "--max-alerts" || arg == "--max-body-size") {
         char *end = nullptr;
         const unsigned long n = std::strtoul(v.c_str(), &end, 10);
@@ -169,12 +208,6 @@ std::string option(Options &o, const std::string &arg, const std::string &v)
             return arg + " needs a number (--max-alerts: 1 to 10000)";
         }
         (arg == "--max-alerts" ? o.limits.max_alerts : o.limits.max_body_bytes) = n;
-    } else if (arg == "--severity-style") {
-        std::istringstream in(v);
-        std::string severity, emoji, color;
-        in >> severity >> emoji >> color;
-        const std::string why = o.styles.set(severity, emoji, color);
-        return why.empty() ? "" : "--severity-style: " + why;
     } else if (arg == "--now") {
         const auto t = dingtalk::parse_rfc3339(v);
         if (!t) {
@@ -273,7 +306,7 @@ bool check_unset(const Options &o, const dingtalk::RenderOptions &opt,
 int send(const Options &o, const dingtalk::Message &m)
 {
     if (!o.secret.empty() && !dingtalk::valid_secret(o.secret)) {
-        std::cerr << "dingtalk-render: --secret is not \"SEC\" followed by hex digits\n";
+        std::cerr << "dingtalk-render: --secret is not \"SEC\" followed by 64 hex digits\n";
         return 2;
     }
     dingtalk::global_init();
@@ -328,6 +361,8 @@ int render(const Options &o, const std::string &body, const dingtalk::Zone &zone
     }
     opt.at = dingtalk::resolve_mentions(o.rules, *parsed.notification);
     opt.keyword = o.keyword;
+    opt.hidden_labels = o.hidden;
+    opt.silence_link = o.silence_link;
     dingtalk::Message m;
     try {
         m = dingtalk::render_message(*parsed.notification, opt);

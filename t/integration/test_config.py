@@ -30,6 +30,11 @@ BAD = [
      "not the whole URL"),
     ("dingtalk_token abc-def;", "dingtalk_token", "letters and digits"),
     ("dingtalk_secret notasecret;", "dingtalk_secret", "SEC"),
+    # a secret cut short when it was copied: DingTalk's have 64 hex digits
+    ("dingtalk_secret SEC" + "0123456789abcdef" * 3 + ";", "dingtalk_secret", "64 hex digits"),
+    ("dingtalk_hide_labels pod-name;", "dingtalk_hide_labels", "not a label name"),
+    ("dingtalk_hide_labels uid uid;", "dingtalk_hide_labels", "named twice"),
+    ("dingtalk_silence_link maybe;", "dingtalk_silence_link", "invalid value"),
     ("dingtalk_timeout soon;", "dingtalk_timeout", "invalid value"),
     ("dingtalk_ssl_verify maybe;", "dingtalk_ssl_verify", "invalid value"),
     ("dingtalk_ssl_trusted_certificate /nonexistent/ca.pem;", "dingtalk_ssl_trusted_certificate",

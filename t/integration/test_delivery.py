@@ -57,9 +57,10 @@ def test_mixed_group_shows_firing_and_resolved_apart(nginx_factory, mock):
     assert mock.received[0].title == "[FIRING:2, RESOLVED:1] KubePodCrashLooping"
     firing_at, resolved_at = text.index("#### 告警中 (2)"), text.index("#### 已恢复 (1)")
     assert firing_at < text.index("new-0") < resolved_at < text.index("old-0")
-    # an alert without a pod still says where it comes from
-    assert "**故障pod**: -" in text
-    assert "**其他标签**: instance=10.0.0.7:9100, job=node" in text
+    # an alert without a pod says what is wrong all the same
+    assert "**故障实例**: 10.0.0.7:9100" in text
+    assert "**其他标签**: job=node" in text
+    assert "**: -\n" not in text, "no field shown as a dash"
 
 
 def test_timezone_directive_changes_times(nginx_factory, mock):

@@ -1,6 +1,7 @@
 """dingtalk-render prints exactly what the module sends, and --send delivers it."""
 
 import json
+import re
 import os
 import subprocess
 
@@ -85,3 +86,27 @@ def test_keyword_and_severity_rules_as_the_module_sends_them(nginx_factory, mock
     assert json.loads(mock.received[1].body).get("at") is None, "resolved: nobody"
     bad = run("--at-all", "on severity=critcal", os.path.join(FIXTURES, "firing.json"))
     assert bad.returncode == 2 and b"looks like a typo" in bad.stderr
+
+
+def test_hidden_labels_and_silence_links_as_the_module_sends_them(nginx_factory, mock):
+    locations = {"/": "", "/hide": "dingtalk_hide_labels job container; dingtalk_silence_link off;",
+                 "/all": "dingtalk_hide_labels off;"}
+    ngx = nginx_factory("server { listen 127.0.0.1:%PORT%; " + "".join(
+        f"location = {path} {{ dingtalk; dingtalk_token {TOKEN}; dingtalk_api_url {mock.url}; "
+        f"{extra} }}" for path, extra in locations.items()) + " }")
+    payload = open(os.path.join(FIXTURES, "node.json"), "rb").read()
+    for path, args in (("/", []), ("/hide", ["--hide-labels", "job container",
+                                              "--silence-link", "off"]),
+                       ("/all", ["--hide-labels", "off"])):
+        assert ngx.post(path, payload).status == 200
+        out = run(*args, stdin=payload)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.rstrip(b"\n") == mock.received[-1].body, path
+    default, hidden, everything = (json.loads(m.body)["markdown"]["text"] for m in mock.received)
+    assert "**故障节点**: worker-3" in default and "**故障实例**: 10.0.3.15:9100" in default
+    for noise in ("uid=", "prometheus=", "service=", "endpoint="):
+        # in no line (the silence link matches every label of the alert, hidden ones too)
+        assert noise not in re.sub(r"\]\([^)]*\)", "]", default), noise
+        assert noise in everything, noise
+    assert "[静默](http://alertmanager.example:9093/#/silences/new?filter=" in default
+    assert "静默" not in hidden and "job=" not in hidden and "container=" not in hidden

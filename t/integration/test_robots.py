@@ -57,14 +57,19 @@ def test_go_bridge_urls_route_to_robots_with_map(nginx_factory, mock):
     map $target $robot_token {{
         ops {TOKEN};
         db  {TOKEN_DB};
+        default "";
     }}
     server {{
         listen 127.0.0.1:%PORT%;
-        location ~ ^/dingtalk/(?<target>[a-z0-9_-]+)/send$ {{
+        location ~ ^/dingtalk/(?<target>[^/]+)/send$ {{
             dingtalk;
             dingtalk_token $robot_token;
             dingtalk_robot_name $target;
             dingtalk_api_url {mock.url};
+        }}
+        location /dingtalk/ {{
+            default_type application/json;
+            return 404 '{{"ok":false,"reason":"not a webhook URL: POST to /dingtalk/<target>/send"}}\n';
         }}
         location = /metrics {{ dingtalk_metrics; }}
     }}
@@ -74,16 +79,25 @@ def test_go_bridge_urls_route_to_robots_with_map(nginx_factory, mock):
     assert ngx.post("/dingtalk/ops/send", notification()).status == 200
     assert [m.query["access_token"] for m in mock.received] == [TOKEN, TOKEN_DB, TOKEN]
 
-    r = ngx.post("/dingtalk/nosuch/send", notification())
-    assert r.status == 404, r
-    assert r.headers["content-type"] == "application/json"
-    assert r.json["ok"] is False and "no DingTalk robot" in r.json["reason"]
+    # an unknown target, in any spelling, and a path that is no webhook URL: JSON, never
+    # nginx's HTML page or a file lookup
+    for path in ("/dingtalk/nosuch/send", "/dingtalk/Ops.old/send", "/dingtalk/ops/send/",
+                 "/dingtalk/ops"):
+        r = ngx.post(path, notification())
+        assert r.status == 404, (path, r)
+        assert r.headers["content-type"] == "application/json", path
+        assert r.json["ok"] is False, path
     assert len(mock.received) == 3, "an unknown target sends nothing"
 
     assert sent_per_robot(ngx) == {"ops": 2, "db": 1}
     log = ngx.error_log()
     assert len(re.findall(r'dingtalk "[^"]*" robot ops: 200 delivered', log)) == 2, log
     assert len(re.findall(r'dingtalk "[^"]*" robot db: 200 delivered', log)) == 1, log
+    assert "open()" not in log, log
+    # one line for each unknown target the map does not know, naming what is missing
+    for target in ("nosuch", "Ops.old"):
+        lines = [l for l in log.splitlines() if f"/dingtalk/{target}/send" in l]
+        assert len(lines) == 1 and "dingtalk_token is empty" in lines[0], lines
 
 
 def test_per_location_tokens_and_inheritance(nginx_factory, mock):

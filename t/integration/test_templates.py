@@ -121,9 +121,9 @@ def test_compact_and_english_templates_deliver(nginx_factory, mock):
     text = english.text
     assert "#### Firing (2)" in text and "#### Resolved (1)" in text
     assert text.index("#### Firing") < text.index("new-0") < text.index("#### Resolved")
-    assert "**Severity**: critical" in text and "**Pod**: kube-ops/new-0" in text
+    assert "**Severity**: critical" in text and "**pod**: new-0\n\n**Namespace**: kube-ops" in text
     assert "**Ended**: 2026-11-24 01:00:00 +08:00" in text
-    assert "**Labels**: instance=10.0.0.7:9100" in text
+    assert "**instance**: 10.0.0.7:9100" in text, "what is wrong, when it is not a pod"
     assert "[Silence](" in text and "告警" not in text
 
     r = ngx.post("/english", big_group())

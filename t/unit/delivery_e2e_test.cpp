@@ -20,7 +20,7 @@ namespace
 {
 
 const std::string kToken = "7a6b5c4d3e2f10017a6b5c4d3e2f10017a6b5c4d3e2f10017a6b5c4d3e2f1001";
-const std::string kSecret = "SECfeedfacecafebeef0123456789abcdeffeedfacecafebeef0123456789abcd";
+const std::string kSecret = "SECfeedfacecafebeef0123456789abcdeffeedfacecafebeef0123456789abcdef";
 
 bool contains(const std::string &hay, const std::string &needle)
 {

@@ -16,7 +16,7 @@ namespace
 {
 
 const std::string kToken = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
-const std::string kSecret = "SEC1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f80";
+const std::string kSecret = "SEC1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f801";
 
 HttpReply reply(long status, std::string body, Transport t = Transport::ok)
 {

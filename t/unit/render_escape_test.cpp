@@ -72,6 +72,25 @@ TEST(EscapeMarkdown, LineBreaksAndTabsBecomeOneSpace)
     EXPECT_EQ(escape_markdown("", 1000), "");
 }
 
+// Invisible format characters could make a value show other text than it holds (a right-to-left
+// override turns "txt.exe" around; a zero-width space splits a word a reader checks).
+TEST(EscapeMarkdown, BidiAndZeroWidthCharactersBecomeSpaces)
+{
+    const char *const invisible[] = {
+        "\u202A", "\u202B", "\u202C", "\u202D", "\u202E", // embeddings and overrides
+        "\u2066", "\u2067", "\u2068", "\u2069",           // isolates
+        "\u200B", "\u200C", "\u200D", "\u200E", "\u200F", // zero width, marks
+        "\uFEFF", "\u2060", "\u061C",                     // BOM, word joiner, Arabic mark
+    };
+    for (const char *c : invisible) {
+        const std::string value = std::string("pay") + c + "pal";
+        EXPECT_EQ(escape_markdown(value, 1000), "pay pal") << value;
+        EXPECT_EQ(plain_line(value, 1000), "pay pal") << value;
+    }
+    // visible characters nearby stay
+    EXPECT_EQ(escape_markdown("\u2010\u2011\u2070\u00AD", 1000), "\u2010\u2011\u2070\u00AD");
+}
+
 TEST(EscapeMarkdown, CutsAtTheLimitWithAnEllipsis)
 {
     EXPECT_EQ(escape_markdown("abc", 3), "abc");

@@ -48,6 +48,11 @@ TEST(RenderGolden, Firing)
 {
     expect_golden("firing");
 }
+// A node and a filesystem alert as kube-prometheus sends them: no pod, the scrape's labels.
+TEST(RenderGolden, Node)
+{
+    expect_golden("node");
+}
 TEST(RenderGolden, Resolved)
 {
     expect_golden("resolved");
@@ -99,20 +104,29 @@ TEST(Render, Titles)
     EXPECT_EQ(m.text.substr(0, m.text.find('\n')), "### \\[FIRING:3\\] KubePodCrashLooping");
 }
 
-TEST(Render, SeedFieldsAppearOncePerAlert)
+TEST(Render, SeedFieldsAppearOncePerAlertThatHasThem)
 {
     for (const char *name : {"firing", "resolved", "mixed"}) {
         SCOPED_TRACE(name);
         const Notification n = fixture(name);
         const std::string text = render(n).text;
-        for (const char *field : {"告警级别", "告警类型", "故障pod", "故障namespace", "告警详情",
-                                  "告警状态", "触发时间"}) {
+        for (const char *field : {"告警类型", "告警状态", "触发时间"}) {
             EXPECT_EQ(occurrences(text, std::string("\n**") + field + "**: "), n.alerts.size())
                 << field;
         }
+        std::size_t severity = 0, pod = 0, namespace_ = 0;
+        for (const Alert &a : n.alerts) {
+            severity += a.labels.count("severity");
+            pod += a.labels.count("pod") + a.labels.count("pod_name") > 0 ? 1 : 0;
+            namespace_ += a.labels.count("namespace");
+        }
+        EXPECT_EQ(occurrences(text, "\n**告警级别**: "), severity);
+        EXPECT_EQ(occurrences(text, "\n**故障pod**: "), pod);
+        EXPECT_EQ(occurrences(text, "\n**故障namespace**: "), namespace_);
         EXPECT_EQ(occurrences(text, "**结束时间**: "), n.count(Status::resolved));
         EXPECT_EQ(occurrences(text, "**告警状态**: firing"), n.count(Status::firing));
         EXPECT_EQ(occurrences(text, "**告警状态**: resolved"), n.count(Status::resolved));
+        EXPECT_EQ(text.find("**: -\n"), std::string::npos) << "nothing shown as a dash";
         EXPECT_EQ(text.find("0001"), std::string::npos) << "Go's zero time must never show";
         EXPECT_EQ(text.find("null"), std::string::npos);
     }
@@ -152,22 +166,22 @@ TEST(Render, EndTimeOnlyForResolvedAlerts)
     EXPECT_EQ(occurrences(text, "**触发时间**: 2026-11-24 00:04:05 +08:00\n"), 3u) << text;
 }
 
-TEST(Render, MissingValuesPrintADash)
+TEST(Render, MissingFieldsAreLeftOut)
 {
     Alert bare;
     bare.status = Status::firing;
     const std::string text = render(make_notification({bare})).text + "\n";
-    for (const char *field :
-         {"告警级别", "告警类型", "故障pod", "故障namespace", "告警详情", "触发时间"}) {
-        EXPECT_NE(text.find(std::string("\n**") + field + "**: -\n"), std::string::npos) << field;
+    for (const char *field : {"告警级别", "告警类型", "故障", "告警详情", "其他标签"}) {
+        EXPECT_EQ(text.find(std::string("\n**") + field), std::string::npos) << field << text;
     }
-    EXPECT_EQ(text.find("其他标签"), std::string::npos) << "no other labels, no line";
+    EXPECT_NE(text.find("\n**告警状态**: firing\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("\n**触发时间**: -\n"), std::string::npos) << "a time is always shown";
     EXPECT_EQ(text.find("查看图表"), std::string::npos) << "no generatorURL, no link";
 
     // An empty value counts as missing.
     Alert empty = make_alert(Status::firing, {{"severity", ""}, {"pod", ""}, {"pod_name", "p-1"}});
     const std::string t2 = render(make_notification({empty})).text + "\n";
-    EXPECT_NE(t2.find("\n**告警级别**: -\n"), std::string::npos) << t2;
+    EXPECT_EQ(t2.find("告警级别"), std::string::npos) << t2;
     EXPECT_NE(t2.find("\n**故障pod**: p-1\n"), std::string::npos) << t2;
 }
 
@@ -178,7 +192,94 @@ TEST(Render, PodFallsBackToPodName)
     const std::string text = render(make_notification({both, old})).text + "\n";
     EXPECT_NE(text.find("\n**故障pod**: new-0\n"), std::string::npos) << text;
     EXPECT_NE(text.find("\n**故障pod**: old-1\n"), std::string::npos) << text;
-    EXPECT_EQ(text.find("old-0"), std::string::npos) << text;
+    EXPECT_EQ(text.find("pod\\_name=old-0"), std::string::npos) << text;
+    EXPECT_EQ(text.find("**故障pod**: old-0"), std::string::npos) << text;
+}
+
+// The line after the alert's type names what is wrong: the most specific label it has.
+TEST(Render, TheIdentifyingLabelIsShownOnce)
+{
+    struct Case {
+        Labels labels;
+        const char *line;
+        const char *not_in_others;
+    };
+    const Case cases[] = {
+        {{{"pod", "api-0"}, {"node", "n1"}, {"instance", "10.0.0.1:9100"}},
+         "**故障pod**: api-0",
+         "pod="},
+        {{{"node", "worker-3"}, {"instance", "10.0.0.3:9100"}}, "**故障节点**: worker-3", "node="},
+        {{{"instance", "10.0.0.1:9100"}, {"job", "node"}},
+         "**故障实例**: 10.0.0.1:9100",
+         "instance="},
+        {{{"deployment", "api"}, {"job", "kube-state-metrics"}},
+         "**故障deployment**: api",
+         "deployment="},
+        {{{"job_name", "backup-1"}, {"job", "kube-state-metrics"}},
+         "**故障job**: backup-1",
+         "job\\_name="},
+        {{{"job", "node-exporter"}}, "**故障job**: node-exporter", "job="},
+    };
+    for (const Case &c : cases) {
+        Labels labels = c.labels;
+        labels["alertname"] = "A";
+        const std::string text =
+            render(make_notification({make_alert(Status::firing, labels)})).text;
+        EXPECT_EQ(occurrences(text, "\n**故障"), 1u) << text;
+        EXPECT_NE(text.find(std::string("\n") + c.line + "\n"), std::string::npos) << text;
+        EXPECT_EQ(line_starting(text, "**其他标签**").find(c.not_in_others), std::string::npos)
+            << text;
+    }
+}
+
+TEST(Render, HiddenLabelsAreInNoLine)
+{
+    Labels labels = {{"alertname", "KubeNodeNotReady"},
+                     {"node", "worker-3"},
+                     {"prometheus", "monitoring/k8s"},
+                     {"uid", "6f1c"},
+                     {"service", "ksm"},
+                     {"endpoint", "http"},
+                     {"job", "kube-state-metrics"}};
+    const Notification n = make_notification({make_alert(Status::firing, labels)});
+    const std::string text = render(n).text;
+    EXPECT_EQ(line_starting(text, "**其他标签**"), "**其他标签**: job=kube-state-metrics") << text;
+
+    RenderOptions opt;
+    opt.zone = &dingtalk_test::zone("Asia/Shanghai");
+    opt.hidden_labels = std::make_shared<LabelNames>(LabelNames{"job", "node"});
+    const std::string custom = render_message(n, opt).text;
+    EXPECT_EQ(custom.find("故障节点"), std::string::npos) << "a hidden label names nothing";
+    EXPECT_EQ(line_starting(custom, "**其他标签**"),
+              "**其他标签**: endpoint=http, prometheus=monitoring/k8s, service=ksm, uid=6f1c")
+        << custom;
+    opt.hidden_labels = std::make_shared<LabelNames>(); // dingtalk_hide_labels off
+    EXPECT_NE(render_message(n, opt).text.find("prometheus=monitoring/k8s"), std::string::npos);
+}
+
+TEST(Render, FiringAlertsLinkToANewSilence)
+{
+    const std::string text = render(fixture("mixed")).text;
+    EXPECT_EQ(
+        occurrences(text, "[静默](http://alertmanager.example:9093/#/silences/new?filter=%7B"), 2u)
+        << "the firing alerts only" << text;
+    // every label of the alert is a matcher, quoted and URL-encoded
+    EXPECT_NE(text.find(") · [静默](http://alertmanager.example:9093/#/silences/new?filter="
+                        "%7Balertname%3D%22TargetDown%22%2Cinstance%3D%2210.0.3.15%3A9100%22%2C"
+                        "job%3D%22node-exporter%22%2Cnamespace%3D%22kube-ops%22%2C"
+                        "severity%3D%22critical%22%7D)\n"),
+              std::string::npos)
+        << text;
+
+    RenderOptions opt;
+    opt.zone = &dingtalk_test::zone("Asia/Shanghai");
+    opt.silence_link = false;
+    EXPECT_EQ(render_message(fixture("mixed"), opt).text.find("静默"), std::string::npos);
+    for (const char *url : {"", "ftp://am.example", "javascript:alert(1)"}) {
+        Notification n = fixture("mixed");
+        n.external_url = url;
+        EXPECT_EQ(render(n).text.find("静默"), std::string::npos) << url;
+    }
 }
 
 TEST(Render, DetailFallsBackMessageDescriptionSummary)
@@ -192,7 +293,6 @@ TEST(Render, DetailFallsBackMessageDescriptionSummary)
         {{{"description", "D"}, {"summary", "S"}}, "D"},
         {{{"summary", "S"}}, "S"},
         {{{"message", ""}, {"description", "D"}}, "D"},
-        {{{"runbook_url", "http://x"}}, "-"},
     };
     for (const Case &c : cases) {
         const Alert a = make_alert(Status::firing, {{"alertname", "A"}}, c.annotations);
@@ -206,10 +306,9 @@ TEST(Render, DetailFallsBackMessageDescriptionSummary)
 TEST(Render, OtherLabelsOnOneLine)
 {
     const std::string text = render(fixture("mixed")).text;
-    EXPECT_EQ(line_starting(text, "**其他标签**: instance=10.0.3.15:9100"),
-              "**其他标签**: instance=10.0.3.15:9100, job=node-exporter");
+    EXPECT_EQ(line_starting(text, "**其他标签**: job=node"), "**其他标签**: job=node-exporter");
     for (const std::string &line : {line_starting(text, "**其他标签**: container=legacy"),
-                                    line_starting(text, "**其他标签**: instance=10.0.3")}) {
+                                    line_starting(text, "**其他标签**: job=node")}) {
         ASSERT_FALSE(line.empty()) << text;
         for (const char *hidden : {"alertname=", "severity=", "pod=", "pod_name=", "namespace="}) {
             EXPECT_EQ(line.find(hidden), std::string::npos) << line;

@@ -160,8 +160,11 @@ TEST(Credentials, TokensAreLettersAndDigits)
 TEST(Credentials, SecretsAreSecAndHex)
 {
     EXPECT_TRUE(valid_secret(kSecret));
-    EXPECT_TRUE(valid_secret("SECABCDEF0"));
-    for (const char *bad : {"", "SEC", "sec0123", "SEC012g", "0123abcd", "SEC01 23", "SEC+/="}) {
-        EXPECT_FALSE(valid_secret(bad)) << bad;
+    EXPECT_TRUE(valid_secret("SEC" + std::string(64, 'A')));
+    EXPECT_TRUE(valid_secret("SEC" + std::string(80, 'f'))) << "a longer one some day";
+    for (const std::string &bad : std::vector<std::string>{
+             "", "SEC", "sec0123", "SEC012g", "0123abcd", "SEC01 23", "SEC+/=", "SECABCDEF0",
+             kSecret.substr(0, kSecret.size() - 1), "SEC" + std::string(257, '0')}) {
+        EXPECT_FALSE(valid_secret(bad)) << bad << " (" << bad.size() << " bytes)";
     }
 }
