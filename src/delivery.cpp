@@ -100,8 +100,9 @@ namespace
 std::string proxy_refusal(const HttpReply &http)
 {
     std::string s = "the proxy did not open the way to DingTalk";
-    if (http.proxy_status == 407) {
-        return s + " (HTTP 407: check the user and password in dingtalk_proxy)";
+    if (http.proxy_status == 407 || http.proxy_status == 401) { // tinyproxy 1.11 says 401
+        return s + " (HTTP " + std::to_string(http.proxy_status) +
+               ": check the user and password in dingtalk_proxy)";
     }
     if (http.proxy_status != 0) {
         return s + " (HTTP " + std::to_string(http.proxy_status) + ")";

@@ -146,6 +146,9 @@ TEST(Interpret, ProxyFailuresNameTheProxyNotDingTalk)
     EXPECT_TRUE(contains(r.reason, "(the proxy http://***@10.0.0.1:3128)")) << r.reason;
     EXPECT_FALSE(contains(r.reply_json(), "10.0.0.1")) << "addresses stay in the log";
 
+    refused.proxy_status = 401; // what tinyproxy 1.11 answers
+    EXPECT_TRUE(contains(interpret(refused, &proxy).category, "HTTP 401: check the user"));
+    EXPECT_FALSE(interpret(refused, &proxy).transient);
     refused.proxy_status = 503;
     EXPECT_TRUE(interpret(refused, &proxy).transient);
 
