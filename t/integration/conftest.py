@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from harness import MODULE, NGINX_BIN, SECRET, Certs, MockDingTalk, Nginx, Tinyproxy
+from harness import MODULE, NGINX_BIN, SECRET, TINYPROXY, Certs, MockDingTalk, Nginx, Tinyproxy
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: minutes of wall time (DingTalk's real rate limit)")
@@ -33,6 +33,8 @@ def tls_mock(certs):
 @pytest.fixture
 def proxies():
     """Starts tinyproxy instances: proxies(port, ...) allows CONNECT to those ports."""
+    if not os.access(TINYPROXY, os.X_OK):
+        pytest.skip("tinyproxy not installed (scripts/install-deps.sh test installs it)")
     started = []
 
     def make(*ports, auth=None):

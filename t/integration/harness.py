@@ -24,8 +24,6 @@ import threading
 import time
 import urllib.parse
 
-import pytest
-
 TOKEN = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 SECRET = "SEC" + "a1b2c3d4e5f6" * 5 + "a1b2"
 
@@ -582,10 +580,6 @@ class FlakyFront:
 
 
 TINYPROXY = shutil.which("tinyproxy") or "/usr/bin/tinyproxy"
-
-needs_tinyproxy = pytest.mark.skipif(
-    not os.access(TINYPROXY, os.X_OK),
-    reason="tinyproxy not installed (scripts/install-deps.sh test installs it)")
 
 
 class Tinyproxy:

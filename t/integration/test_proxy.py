@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from harness import TOKEN, MockDingTalk, Nginx, free_port, line_of, needs_tinyproxy, notification
+from harness import TOKEN, MockDingTalk, Nginx, free_port, line_of, notification
 
 PASSWORD = "Pr0xy-Passw0rd-Never-Logged"
 
@@ -24,7 +24,6 @@ def server(locations, http=""):
 """
 
 
-@needs_tinyproxy
 def test_https_goes_through_the_proxy_with_dingtalks_certificate_verified(
         nginx_factory, proxies, tls_mock, certs):
     rogue = MockDingTalk(tls_cert=certs.rogue_cert, tls_key=certs.rogue_key)
@@ -70,7 +69,6 @@ def test_without_dingtalk_proxy_the_environment_is_ignored(nginx_factory, tls_mo
     assert len(tls_mock.received) == 1 and len(mock.received) == 2
 
 
-@needs_tinyproxy
 def test_off_in_a_location_overrides_the_servers_proxy(nginx_factory, proxies, mock):
     proxy = proxies(mock.port)
     ngx = nginx_factory(server(f"""
@@ -87,7 +85,6 @@ def test_off_in_a_location_overrides_the_servers_proxy(nginx_factory, proxies, m
     assert len(mock.received) == 2
 
 
-@needs_tinyproxy
 def test_proxy_credentials_work_and_are_never_shown(nginx_factory, proxies, tls_mock, certs):
     proxy = proxies(tls_mock.port, auth=("ops", PASSWORD))
     good = proxy.url(f"ops:{PASSWORD}@")

@@ -4,7 +4,7 @@ import json
 import os
 import subprocess
 
-from harness import REPO, SECRET, TOKEN, MockDingTalk, free_port, needs_tinyproxy, webhook
+from harness import REPO, SECRET, TOKEN, MockDingTalk, free_port, webhook
 
 TOOL = os.environ.get("DINGTALK_RENDER", os.path.join(REPO, "build", "dingtalk-render"))
 FIXTURES = os.path.join(REPO, "t", "fixtures")
@@ -87,7 +87,6 @@ def test_keyword_and_severity_rules_as_the_module_sends_them(nginx_factory, mock
     assert bad.returncode == 2 and b"looks like a typo" in bad.stderr
 
 
-@needs_tinyproxy
 def test_send_through_a_proxy_and_never_print_its_password(mock, proxies):
     password = "Pr0xy-Passw0rd-Never-Logged"
     proxy = proxies(mock.port, auth=("ops", password))
