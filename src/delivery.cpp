@@ -96,20 +96,47 @@ const char *to_string(Delivery::Phase p)
 namespace
 {
 
-// No usable answer: the connection, TLS, or a timeout.
-Report transport_failure(const HttpReply &http)
+// The proxy answered CONNECT with an error (or a SOCKS failure): what to say about it.
+std::string proxy_refusal(const HttpReply &http)
+{
+    std::string s = "the proxy did not open the way to DingTalk";
+    if (http.proxy_status == 407 || http.proxy_status == 401) { // tinyproxy 1.11 says 401
+        return s + " (HTTP " + std::to_string(http.proxy_status) +
+               ": check the user and password in dingtalk_proxy)";
+    }
+    if (http.proxy_status != 0) {
+        return s + " (HTTP " + std::to_string(http.proxy_status) + ")";
+    }
+    return s;
+}
+
+// No usable answer: the connection, TLS, the proxy, or a timeout.
+Report transport_failure(const HttpReply &http, const Proxy *proxy)
 {
     Report r;
     r.http_status = 502;
+    r.outcome = Outcome::unreachable;
     r.transient = http.transport != Transport::certificate; // that one will not fix itself
-    if (http.transport == Transport::timeout) {
+    std::string where = proxy ? " (through the proxy " + proxy->shown + ")" : "";
+    switch (http.transport) {
+    case Transport::timeout:
         r.outcome = Outcome::timeout;
         r.category = "DingTalk did not answer in time";
-    } else {
-        r.outcome = Outcome::unreachable;
+        break;
+    case Transport::proxy_down:
+        r.category = "cannot reach the proxy";
+        where = " " + (proxy ? proxy->shown : std::string());
+        break;
+    case Transport::proxy_refused:
+        r.category = proxy_refusal(http);
+        where = " (the proxy " + (proxy ? proxy->shown : std::string()) + ")";
+        // 403, 407: the proxy's rules, which no retry changes; 5xx, SOCKS: it may pass
+        r.transient = http.proxy_status == 0 || http.proxy_status >= 500;
+        break;
+    default:
         r.category = std::string("cannot reach DingTalk (") + to_string(http.transport) + ")";
     }
-    r.reason = r.category + ": " + http.error;
+    r.reason = r.category + where + ": " + http.error;
     return r;
 }
 
@@ -146,10 +173,10 @@ void classify_errcode(Report &r)
 
 } // namespace
 
-Report interpret(const HttpReply &http)
+Report interpret(const HttpReply &http, const Proxy *proxy)
 {
     if (http.transport != Transport::ok) {
-        return transport_failure(http);
+        return transport_failure(http, proxy);
     }
     Report r;
     json_error_t jerr;
@@ -163,6 +190,10 @@ Report interpret(const HttpReply &http)
                        ? "DingTalk answered HTTP " + std::to_string(http.status)
                        : std::string("DingTalk's reply has no errcode: not the robot API?");
         r.transient = http.status >= 500 || http.status == 429 || http.status == 200;
+        if (proxy != nullptr) { // the answer may be the proxy's: the log says which one
+            r.category = r.reason;
+            r.reason += " (through the proxy " + proxy->shown + ")";
+        }
         return r;
     }
     r.errcode = static_cast<long>(json_integer_value(code));
@@ -180,7 +211,9 @@ std::string send_url(const Target &t)
 
 std::string redact(std::string text, const Target &t)
 {
-    for (const std::string *secret : {&t.token, &t.secret}) {
+    static const std::string none;
+    const std::string &password = t.proxy ? t.proxy->password : none;
+    for (const std::string *secret : {&t.token, &t.secret, &password}) {
         if (secret->empty()) {
             continue;
         }
@@ -301,9 +334,12 @@ void Delivery::attempt(std::uint64_t deadline_ms)
     req.timeout = attempt_budget(left); // of what is left when the thread starts it
     req.ssl_verify = target_.ssl_verify;
     req.ca_pem = target_.ca_pem;
+    if (target_.proxy) {
+        req.proxy = target_.proxy->url;
+    }
 
     const HttpReply http = http_post(req);
-    Report r = interpret(http);
+    Report r = interpret(http, target_.proxy.get());
     carry(r);
     r.sent = http.sent;
     r.ended_ms = http.ended_ms;

@@ -24,6 +24,7 @@ struct Target {
     std::chrono::milliseconds timeout{10000};
     bool ssl_verify = true;
     std::shared_ptr<const std::string> ca_pem; // null = system CAs
+    std::shared_ptr<const Proxy> proxy;        // dingtalk_proxy; null = direct, always
     const Zone *zone = nullptr;
     std::shared_ptr<const std::vector<MentionRule>> mentions; // null = nobody
     std::shared_ptr<const Template> text_template;            // null = built-in layout
@@ -74,13 +75,14 @@ struct Report {
     std::string summary() const;
 };
 
-// What DingTalk's reply means. `http` is one finished exchange.
-Report interpret(const HttpReply &http);
+// What DingTalk's reply means. `http` is one finished exchange, through `proxy` when not null.
+Report interpret(const HttpReply &http, const Proxy *proxy = nullptr);
 
 // Builds the full send URL (token, and signature when a secret is set).
 std::string send_url(const Target &t);
 
-// Removes every occurrence of the secrets from text that may reach a log or a reply.
+// Removes every occurrence of the secrets (token, signing secret, proxy password) from text
+// that may reach a log or a reply.
 std::string redact(std::string text, const Target &t);
 
 // When to try again after a failed attempt, or nothing when the failure is permanent or the

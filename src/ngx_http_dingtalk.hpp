@@ -54,7 +54,8 @@ struct ngx_http_dingtalk_loc_conf_t {
     const dingtalk::Zone *zone;
     ngx_flag_t ssl_verify;
     ngx_str_t ssl_trusted_certificate;
-    std::shared_ptr<const std::string> *ca_pem; // the CA file, read at configuration time
+    std::shared_ptr<const std::string> *ca_pem;    // the CA file, read at configuration time
+    std::shared_ptr<const dingtalk::Proxy> *proxy; // dingtalk_proxy; null: unset; holds null: off
 
     ngx_flag_t rate_limit; // NGX_CONF_UNSET until set; 0 = off
     dingtalk::RateLimit rate;

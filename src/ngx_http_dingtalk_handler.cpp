@@ -694,6 +694,9 @@ void configure(dingtalk::Target &t, const ngx_http_dingtalk_loc_conf_t *lcf)
     if (lcf->ca_pem != nullptr) {
         t.ca_pem = *lcf->ca_pem;
     }
+    if (lcf->proxy != nullptr) {
+        t.proxy = *lcf->proxy;
+    }
     t.zone = lcf->zone;
     if (lcf->mentions != nullptr) {
         t.mentions = *lcf->mentions;

@@ -246,6 +246,34 @@ char *set_trusted_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) no
     }
 }
 
+// dingtalk_proxy URL | off. Errors show the URL without its credentials.
+char *set_proxy(ngx_conf_t *cf, ngx_command_t *, void *conf) noexcept
+{
+    auto *dlcf = static_cast<ngx_http_dingtalk_loc_conf_t *>(conf);
+    if (dlcf->proxy != nullptr) {
+        return const_cast<char *>("is duplicate");
+    }
+    const std::string_view value =
+        ngx_http_dingtalk_view(static_cast<ngx_str_t *>(cf->args->elts)[1]);
+    try {
+        std::shared_ptr<const dingtalk::Proxy> proxy; // off: no proxy
+        if (value != "off") {
+            std::string error;
+            auto parsed = dingtalk::parse_proxy(value, error);
+            if (!parsed) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "dingtalk_proxy %s", error.c_str());
+                return conf_error();
+            }
+            proxy = std::make_shared<const dingtalk::Proxy>(std::move(*parsed));
+        }
+        dlcf->proxy = ngx_http_dingtalk_pool_new<std::shared_ptr<const dingtalk::Proxy>>(
+            cf->pool, std::move(proxy));
+        return dlcf->proxy ? NGX_CONF_OK : conf_error();
+    } catch (...) {
+        return conf_error();
+    }
+}
+
 // dingtalk_rate_limit off | COUNT/PERIOD [hold=TIME] [cooldown=TIME]
 char *set_rate_limit(ngx_conf_t *cf, ngx_command_t *, void *conf) noexcept
 {
@@ -652,7 +680,7 @@ void *create_loc_conf(ngx_conf_t *cf) noexcept
         return nullptr;
     }
     // ngx_pcalloc set: env_token, api_url, thread_pool_name, ssl_trusted_certificate, file = {},
-    // thread_pool, zone, ca_pem = NULL
+    // thread_pool, zone, ca_pem, proxy = NULL
     conf->enable = NGX_CONF_UNSET;
     conf->token = static_cast<ngx_http_complex_value_t *>(NGX_CONF_UNSET_PTR);
     conf->secret = static_cast<ngx_http_complex_value_t *>(NGX_CONF_UNSET_PTR);
@@ -733,6 +761,9 @@ void merge_values(ngx_http_dingtalk_loc_conf_t *prev, ngx_http_dingtalk_loc_conf
     ngx_conf_merge_str_value(conf->ssl_trusted_certificate, prev->ssl_trusted_certificate, "");
     if (conf->ca_pem == nullptr) {
         conf->ca_pem = prev->ca_pem;
+    }
+    if (conf->proxy == nullptr) {
+        conf->proxy = prev->proxy;
     }
     if (conf->zone == nullptr) {
         conf->zone = prev->zone;
@@ -946,6 +977,9 @@ ngx_command_t ngx_http_dingtalk_commands[] = {
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
      set_trusted_certificate, NGX_HTTP_LOC_CONF_OFFSET,
      offsetof(ngx_http_dingtalk_loc_conf_t, ssl_trusted_certificate), nullptr},
+    {ngx_string("dingtalk_proxy"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_proxy,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("dingtalk_token_file"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
      set_credential_file, NGX_HTTP_LOC_CONF_OFFSET, 0,

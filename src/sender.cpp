@@ -3,6 +3,8 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include <algorithm>
+#include <cctype>
 #include <ctime>
 #include <memory>
 
@@ -48,7 +50,6 @@ Transport classify(CURLcode rc)
         return Transport::timeout;
     case CURLE_COULDNT_CONNECT:
     case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
         return Transport::connect_failed;
     case CURLE_SSL_CONNECT_ERROR: // a reset or close in the handshake, as often as anything
         return Transport::handshake;
@@ -73,6 +74,40 @@ Transport classify(CURLcode rc)
     }
 }
 
+bool starts_with_nocase(std::string_view s, std::string_view prefix)
+{
+    return s.size() >= prefix.size() &&
+           std::equal(prefix.begin(), prefix.end(), s.begin(), [](char a, char b) {
+               return std::tolower(static_cast<unsigned char>(a)) ==
+                      std::tolower(static_cast<unsigned char>(b));
+           });
+}
+
+bool tls_failure(Transport t)
+{
+    return t == Transport::handshake || t == Transport::certificate;
+}
+
+// Through a proxy, every connection is to the proxy: a failed connect is the proxy's, and so
+// is a TLS failure before the proxy answered CONNECT (an https:// proxy's own certificate).
+Transport classify(CURLcode rc, const HttpRequest &req, long connect_code)
+{
+    const Transport t = classify(rc);
+    if (req.proxy.empty() || rc == CURLE_OK) {
+        return t;
+    }
+    if (rc == CURLE_COULDNT_RESOLVE_PROXY || rc == CURLE_COULDNT_CONNECT) {
+        return Transport::proxy_down;
+    }
+    if (rc == CURLE_PROXY || (connect_code != 0 && connect_code / 100 != 2)) {
+        return Transport::proxy_refused;
+    }
+    if (tls_failure(t) && connect_code == 0 && starts_with_nocase(req.proxy, "https://")) {
+        return Transport::proxy_down;
+    }
+    return t;
+}
+
 } // namespace
 
 const char *to_string(Transport t)
@@ -90,6 +125,10 @@ const char *to_string(Transport t)
         return "TLS certificate not trusted";
     case Transport::dropped:
         return "connection dropped";
+    case Transport::proxy_down:
+        return "proxy unreachable";
+    case Transport::proxy_refused:
+        return "proxy refused";
     case Transport::other:
         break;
     }
@@ -116,6 +155,76 @@ void global_cleanup()
     curl_global_cleanup();
 }
 
+namespace
+{
+
+// Everything the handle needs for one POST; the pointers must outlive curl_easy_perform.
+void set_options(CURL *h, const HttpRequest &req, curl_slist *headers, char *errbuf,
+                 std::string *body)
+{
+    const long timeout_ms = static_cast<long>(req.timeout.count() > 0 ? req.timeout.count() : 1);
+    curl_easy_setopt(h, CURLOPT_URL, req.url.c_str());
+#if LIBCURL_VERSION_NUM >= 0x075500 // 7.85: the long form is deprecated from there on
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS, static_cast<long>(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    // "" is no proxy at all: libcurl would otherwise take http_proxy, https_proxy, all_proxy
+    // and no_proxy from the environment.
+    curl_easy_setopt(h, CURLOPT_PROXY, req.proxy.c_str());
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, req.body.data());
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "ngx_http_dingtalk_module");
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, body);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, req.ssl_verify ? 1L : 0L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, req.ssl_verify ? 2L : 0L);
+    if (req.ca_pem) {
+        curl_blob blob;
+        blob.data = const_cast<char *>(req.ca_pem->data());
+        blob.len = req.ca_pem->size();
+        blob.flags = CURL_BLOB_NOCOPY; // req outlives the transfer
+        curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);
+        curl_easy_setopt(h, CURLOPT_CAPATH, nullptr); // only the configured CAs
+    }
+}
+
+void read_outcome(CURL *h, CURLcode rc, const HttpRequest &req, const char *errbuf,
+                  HttpReply &reply)
+{
+    reply.ended_ms = monotonic_ms();
+    long connect_code = 0;
+    curl_easy_getinfo(h, CURLINFO_HTTP_CONNECTCODE, &connect_code);
+    reply.transport = classify(rc, req, connect_code);
+    long request_bytes = 0;
+    curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &request_bytes);
+    // A refused CONNECT counts as a request too, but nothing went further than the proxy.
+    reply.sent = request_bytes > 0 && reply.transport != Transport::proxy_down &&
+                 reply.transport != Transport::proxy_refused;
+    if (reply.transport == Transport::proxy_refused) {
+        reply.proxy_status = connect_code;
+    }
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &reply.status);
+    curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &reply.new_connections);
+    if (rc != CURLE_OK) {
+        // curl's own text for the code is generic; the error buffer adds detail (peer address,
+        // certificate problem). Neither holds the query string; callers redact anyway.
+        reply.error = errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc);
+        if (rc == CURLE_WRITE_ERROR) {
+            reply.error = "reply larger than 64 KiB";
+        }
+    }
+}
+
+} // namespace
+
 HttpReply http_post(const HttpRequest &req)
 {
     thread_local CurlEasy easy;
@@ -133,58 +242,125 @@ HttpReply http_post(const HttpRequest &req)
     curl_slist_append(headers.get(), "Expect:");
 
     char errbuf[CURL_ERROR_SIZE] = {0};
-    const long timeout_ms = static_cast<long>(req.timeout.count() > 0 ? req.timeout.count() : 1);
-
-    curl_easy_setopt(h, CURLOPT_URL, req.url.c_str());
-#if LIBCURL_VERSION_NUM >= 0x075500 // 7.85: the long form is deprecated from there on
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS, static_cast<long>(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, req.body.data());
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "ngx_http_dingtalk_module");
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &reply.body);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, req.ssl_verify ? 1L : 0L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, req.ssl_verify ? 2L : 0L);
-    if (req.ca_pem) {
-        curl_blob blob;
-        blob.data = const_cast<char *>(req.ca_pem->data());
-        blob.len = req.ca_pem->size();
-        blob.flags = CURL_BLOB_NOCOPY; // req outlives the transfer
-        curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);
-        curl_easy_setopt(h, CURLOPT_CAPATH, nullptr); // only the configured CAs
-    }
-
+    set_options(h, req, headers.get(), errbuf, &reply.body);
     const CURLcode rc = curl_easy_perform(h);
-    reply.ended_ms = monotonic_ms();
-    reply.transport = classify(rc);
-    long request_bytes = 0;
-    curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &request_bytes);
-    reply.sent = request_bytes > 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &reply.status);
-    curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &reply.new_connections);
-    if (rc != CURLE_OK) {
-        // curl's own text for the code is generic; the error buffer adds detail (peer address,
-        // certificate problem). Neither holds the query string; callers redact anyway.
-        reply.error = errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc);
-        if (rc == CURLE_WRITE_ERROR) {
-            reply.error = "reply larger than 64 KiB";
-        }
-    }
+    read_outcome(h, rc, req, errbuf, reply);
     // The handle must not keep pointers into this call's stack after we return.
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, nullptr);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, nullptr);
     curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, nullptr);
     return reply;
+}
+
+namespace
+{
+
+constexpr std::string_view kProxySchemes[] = {"http://", "https://", "socks5h://"};
+
+// Where the user:password@ of a URL ends: the last '@' after the scheme (an '@' later on, which
+// a proxy URL may not have anyway, only hides more), or npos.
+std::size_t userinfo_end(std::string_view url, std::size_t host_at)
+{
+    const std::size_t at = url.rfind('@');
+    return at != std::string_view::npos && at >= host_at ? at : std::string_view::npos;
+}
+
+std::size_t host_start(std::string_view url)
+{
+    const std::size_t scheme_end = url.find("://");
+    return scheme_end == std::string_view::npos ? 0 : scheme_end + 3;
+}
+
+// host:port after the credentials, "" when it is good. The port is required: libcurl's
+// default for every proxy scheme is 1080, which nobody expects of an http:// proxy.
+std::string check_host_port(std::string_view hostport)
+{
+    std::size_t colon = hostport.rfind(':');
+    if (!hostport.empty() && hostport.front() == '[') { // [IPv6]:port
+        const std::size_t close = hostport.find(']');
+        if (close == std::string_view::npos || close < 2) {
+            return "has a bad IPv6 address";
+        }
+        colon = hostport.size() > close + 1 && hostport[close + 1] == ':' ? close + 1
+                                                                          : std::string_view::npos;
+    }
+    if (hostport.empty() || colon == 0) {
+        return "has no host name";
+    }
+    if (colon == std::string_view::npos || colon + 1 == hostport.size()) {
+        return "needs a port (http://proxy.example:3128)";
+    }
+    long port = 0;
+    for (const char c : hostport.substr(colon + 1)) {
+        if (c < '0' || c > '9' || port > 65535) {
+            return "has a bad port";
+        }
+        port = port * 10 + (c - '0');
+    }
+    return port >= 1 && port <= 65535 ? "" : "has a bad port";
+}
+
+std::string check_proxy(std::string_view url)
+{
+    if (std::none_of(std::begin(kProxySchemes), std::end(kProxySchemes),
+                     [&](std::string_view s) { return starts_with_nocase(url, s); })) {
+        return starts_with_nocase(url, "socks")
+                   ? "must be an http://, https:// or socks5h:// URL (socks5h://: the proxy, "
+                     "not this host, resolves DingTalk's name)"
+                   : "must be an http://, https:// or socks5h:// URL";
+    }
+    for (const char c : url) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u <= 0x20 || u >= 0x7F || c == '#' || c == '?') {
+            return "must be a URL without spaces, queries, fragments or non-ASCII bytes";
+        }
+    }
+    const std::size_t start = host_start(url);
+    const std::size_t creds = userinfo_end(url, start);
+    if (creds != std::string_view::npos &&
+        url.substr(start, creds - start).find_first_of("@/") != std::string_view::npos) {
+        return "must have its user and password percent-encoded (%40 for @, %2F for /)";
+    }
+    const std::size_t host_at = creds == std::string_view::npos ? start : creds + 1;
+    const std::size_t path = url.find('/', host_at);
+    if (path != std::string_view::npos && path + 1 != url.size()) {
+        return "must be scheme://[user:password@]host:port, without a path";
+    }
+    return check_host_port(url.substr(host_at, path - host_at));
+}
+
+} // namespace
+
+std::string hide_credentials(std::string_view url)
+{
+    const std::size_t start = host_start(url);
+    const std::size_t creds = userinfo_end(url, start);
+    if (creds == std::string_view::npos) {
+        return std::string(url);
+    }
+    return std::string(url.substr(0, start)) + "***" + std::string(url.substr(creds));
+}
+
+std::optional<Proxy> parse_proxy(std::string_view url, std::string &error)
+{
+    const std::string why = check_proxy(url);
+    if (!why.empty()) {
+        error = why + ": \"" + hide_credentials(url) + "\"";
+        return std::nullopt;
+    }
+    Proxy p;
+    p.url = std::string(url);
+    p.shown = hide_credentials(url);
+    const std::size_t start = host_start(url);
+    const std::size_t creds = userinfo_end(url, start);
+    if (creds != std::string_view::npos) {
+        const std::string_view userinfo = url.substr(start, creds - start);
+        const std::size_t colon = userinfo.find(':');
+        if (colon != std::string_view::npos) {
+            p.password = std::string(userinfo.substr(colon + 1));
+        }
+    }
+    return p;
 }
 
 } // namespace dingtalk

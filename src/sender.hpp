@@ -5,10 +5,27 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace dingtalk
 {
+
+// A forward proxy (dingtalk_proxy): http://, https:// or socks5h://, with optional
+// user:password@. An https:// target goes through it with CONNECT, so DingTalk's certificate
+// is still verified end to end.
+struct Proxy {
+    std::string url;      // as configured, for libcurl
+    std::string shown;    // for logs and errors: the credentials replaced by "***"
+    std::string password; // as written in the URL, so that any text can be cleaned of it
+};
+
+// A proxy URL as dingtalk_proxy takes it; nothing (and why, without credentials) otherwise.
+std::optional<Proxy> parse_proxy(std::string_view url, std::string &error);
+
+// The URL with its user:password@ (if any) replaced by "***@".
+std::string hide_credentials(std::string_view url);
 
 struct HttpRequest {
     std::string url;
@@ -16,6 +33,7 @@ struct HttpRequest {
     std::chrono::milliseconds timeout{10000}; // the whole exchange, connect included
     bool ssl_verify = true;
     std::shared_ptr<const std::string> ca_pem; // trusted CAs (PEM) instead of the system's
+    std::string proxy; // "" = straight to the URL, whatever http(s)_proxy in the environment say
 };
 
 enum class Transport {
@@ -25,6 +43,8 @@ enum class Transport {
     handshake,      // the TLS handshake broke off (a reset, a close): may pass next time
     certificate,    // DingTalk's certificate was not trusted: will not pass by itself
     dropped,        // connection closed or broken mid-exchange
+    proxy_down,     // the proxy could not be reached (refused, unreachable, DNS)
+    proxy_refused,  // the proxy would not open the way to DingTalk (CONNECT answer, SOCKS error)
     other,
 };
 
@@ -32,6 +52,7 @@ struct HttpReply {
     Transport transport = Transport::other;
     std::string error; // what went wrong; never holds the URL
     long status = 0;
+    long proxy_status = 0; // the proxy's HTTP answer to CONNECT, when it refused (403, 407 ...)
     std::string body;
     long new_connections = 0;   // 0 when an existing connection was reused
     bool sent = false;          // the request left: DingTalk may have it, whatever came back

@@ -19,6 +19,7 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -59,6 +60,9 @@ payload (read from PAYLOAD.json, or stdin).
   --secret SECRET         sign the request (with --send)
   --ca FILE               trust these CAs instead of the system's (with --send)
   --insecure              do not verify the certificate (with --send)
+  --proxy URL             send through this proxy: http://, https:// or socks5h://HOST:PORT,
+                          user:password@ allowed (with --send; http_proxy and the like in
+                          the environment are ignored, as by the module)
   -h, --help              this text
 
 Exit status: 0 done (with --send: DingTalk answered errcode 0), 1 the payload is not an
@@ -115,6 +119,7 @@ std::string pretty(const std::string &json)
 struct Options {
     std::string zone_name = "Asia/Shanghai", template_path, title_template, payload_path;
     std::string send_url, secret, ca_path;
+    std::shared_ptr<const dingtalk::Proxy> proxy; // --proxy; null: direct, whatever the env says
     bool text_only = false, indent = false, insecure = false, strict = false;
     std::vector<dingtalk::MentionRule> rules;
     std::string keyword;
@@ -220,6 +225,13 @@ std::string option(Options &o, const std::string &arg, const std::string &v)
         o.secret = v;
     } else if (arg == "--ca") {
         o.ca_path = v;
+    } else if (arg == "--proxy") {
+        std::string error;
+        auto proxy = dingtalk::parse_proxy(v, error);
+        if (!proxy) {
+            return "--proxy " + error;
+        }
+        o.proxy = std::make_shared<const dingtalk::Proxy>(std::move(*proxy));
     } else {
         return "unknown option " + arg;
     }
@@ -322,8 +334,9 @@ int send(const Options &o, const dingtalk::Message &m)
         }
         req.ca_pem = std::make_shared<const std::string>(std::move(pem));
     }
+    req.proxy = o.proxy ? o.proxy->url : "";
     const dingtalk::HttpReply reply = dingtalk::http_post(req);
-    dingtalk::Report rep = dingtalk::interpret(reply);
+    dingtalk::Report rep = dingtalk::interpret(reply, o.proxy.get());
 
     // The URL holds the token: keep it (and the secret) out of anything printed.
     dingtalk::Target t;
@@ -332,6 +345,7 @@ int send(const Options &o, const dingtalk::Message &m)
         t.token = o.send_url.substr(at + 13, o.send_url.find('&', at) - (at + 13));
     }
     t.secret = o.secret;
+    t.proxy = o.proxy;
     std::cerr << "dingtalk-render: " << dingtalk::redact(rep.reason, t);
     if (rep.errcode) {
         std::cerr << " (errcode " << *rep.errcode << ", errmsg \""

@@ -161,9 +161,15 @@ class Alertmanager(Process):
     # machine a second of group_wait was seen to flush a group before its second alert.
     def __init__(self, webhook_url, group_wait="3s", group_interval="2s", repeat_interval="1h",
                  send_resolved=True, http_config="", binary=ALERTMANAGER_BIN):
-        """http_config: YAML lines for the webhook's http_config (credentials), indented by the
-        caller to sit under it."""
+        """webhook_url: one URL, or a list for one receiver with a webhook_config each (the
+        same send_resolved and http_config). http_config: YAML lines for the webhook's
+        http_config (credentials), indented by the caller to sit under it."""
         super().__init__(binary)
+        urls = webhook_url if isinstance(webhook_url, list) else [webhook_url]
+        webhooks = "".join(f"""  - url: {json.dumps(url)}
+    send_resolved: {str(send_resolved).lower()}
+{"    http_config:" + chr(10) + http_config if http_config else ""}
+""" for url in urls)
         self.config_text = f"""
 route:
   receiver: dingtalk
@@ -174,10 +180,7 @@ route:
 receivers:
 - name: dingtalk
   webhook_configs:
-  - url: {json.dumps(webhook_url)}
-    send_resolved: {str(send_resolved).lower()}
-{"    http_config:" + chr(10) + http_config if http_config else ""}
-"""
+{webhooks}"""
         self.config = self.write("alertmanager.yml", self.config_text)
 
     def args(self):

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from harness import MODULE, NGINX_BIN, SECRET, Certs, MockDingTalk, Nginx
+from harness import MODULE, NGINX_BIN, SECRET, TINYPROXY, Certs, MockDingTalk, Nginx, Tinyproxy
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: minutes of wall time (DingTalk's real rate limit)")
@@ -28,6 +28,23 @@ def tls_mock(certs):
     m = MockDingTalk(tls_cert=certs.cert, tls_key=certs.key, secret=SECRET)
     yield m
     m.close()
+
+
+@pytest.fixture
+def proxies():
+    """Starts tinyproxy instances: proxies(port, ...) allows CONNECT to those ports."""
+    if not os.access(TINYPROXY, os.X_OK):
+        pytest.skip("tinyproxy not installed (scripts/install-deps.sh test installs it)")
+    started = []
+
+    def make(*ports, auth=None):
+        p = Tinyproxy(ports, auth)
+        started.append(p)
+        return p
+
+    yield make
+    for p in started:
+        p.close()
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import http.client
 import http.server
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -572,3 +573,54 @@ class FlakyFront:
 
     def close(self):
         self.sock.close()
+
+
+# ------------------------------------------------------------------------------------------
+# a real forward proxy (dingtalk_proxy)
+
+
+TINYPROXY = shutil.which("tinyproxy") or "/usr/bin/tinyproxy"
+
+
+class Tinyproxy:
+    """tinyproxy in the foreground on a free loopback port, logging CONNECTs to a file."""
+
+    def __init__(self, connect_ports, auth=None):
+        self.dir = world_readable_tmpdir("dingtalk-tinyproxy-")
+        self.port = free_port()
+        self.log_path = os.path.join(self.dir, "log")
+        lines = [f"Port {self.port}", "Listen 127.0.0.1", "Timeout 30", "LogLevel Connect",
+                 "MaxClients 20", "Allow 127.0.0.1"]
+        lines += [f"ConnectPort {p}" for p in connect_ports]
+        if auth:
+            lines.append(f"BasicAuth {auth[0]} {auth[1]}")
+        self.conf = os.path.join(self.dir, "tinyproxy.conf")
+        with open(self.conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen([TINYPROXY, "-d", "-c", self.conf], stdout=log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            assert self.proc.poll() is None, "tinyproxy exited:\n" + self.log()
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("tinyproxy did not listen:\n" + self.log())
+
+    def log(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def url(self, credentials=""):
+        return f"http://{credentials}127.0.0.1:{self.port}"
+
+    def close(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)

@@ -303,7 +303,42 @@ def test_4xx_is_not_retried_by_alertmanager(nginx_factory, mock, chain):
 
 
 # ------------------------------------------------------------------------------------------
-# 4. Prometheus -> Alertmanager -> nginx -> DingTalk
+# 4. fan-out: one receiver with a webhook_config per robot
+
+
+DB_TOKEN = "fedcba9876543210" * 4
+
+
+def test_one_receiver_with_two_webhooks_reaches_each_robot_once(nginx_factory, mock, chain):
+    ngx = chain.watch(nginx_factory(f"""
+    server {{
+        listen 127.0.0.1:%PORT%;
+        dingtalk_api_url {mock.url};
+        location = /dingtalk/ops/send {{ dingtalk; dingtalk_token {TOKEN}; }}
+        location = /dingtalk/db/send {{ dingtalk; dingtalk_token {DB_TOKEN}; }}
+    }}
+"""))
+    base = f"http://127.0.0.1:{ngx.port}/dingtalk"
+    am = chain.alertmanager([f"{base}/ops/send", f"{base}/db/send"])
+    name = "DingtalkFanOut"
+
+    starts, ends = now_s() - datetime.timedelta(minutes=2), now_s() + datetime.timedelta(hours=1)
+    am.post_alerts([am_alert(name, "db-0", starts, ends)])
+
+    wait_until(lambda: len(messages(mock, name)) >= 2, 15, "a message for each robot",
+               chain.logs)
+    # Twice group_interval (2 s) and then some: a second flush or a retry would show up.
+    time.sleep(5)
+    robots = sorted(r.query["access_token"] for r in messages(mock, name))
+    assert robots == sorted([TOKEN, DB_TOKEN]), "each robot exactly once"
+    for r in messages(mock, name):
+        assert r.title == f"[FIRING:1] {name}" and "**故障pod**: db-0" in r.text
+    assert am.webhook_requests() == 2 and am.webhook_requests_failed() == 0
+    assert ngx.error_log().count("200 delivered, 1 alert") == 2
+
+
+# ------------------------------------------------------------------------------------------
+# 5. Prometheus -> Alertmanager -> nginx -> DingTalk
 
 
 RULES = """

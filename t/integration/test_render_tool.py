@@ -1,11 +1,11 @@
 """dingtalk-render prints exactly what the module sends, and --send delivers it."""
 
 import json
-import re
 import os
+import re
 import subprocess
 
-from harness import REPO, SECRET, TOKEN, MockDingTalk, webhook
+from harness import REPO, SECRET, TOKEN, MockDingTalk, free_port, webhook
 
 TOOL = os.environ.get("DINGTALK_RENDER", os.path.join(REPO, "build", "dingtalk-render"))
 FIXTURES = os.path.join(REPO, "t", "fixtures")
@@ -110,3 +110,23 @@ def test_hidden_labels_and_silence_links_as_the_module_sends_them(nginx_factory,
         assert noise in everything, noise
     assert "[静默](http://alertmanager.example:9093/#/silences/new?filter=" in default
     assert "静默" not in hidden and "job=" not in hidden and "container=" not in hidden
+
+
+def test_send_through_a_proxy_and_never_print_its_password(mock, proxies):
+    password = "Pr0xy-Passw0rd-Never-Logged"
+    proxy = proxies(mock.port, auth=("ops", password))
+    url, payload = f"{mock.url}?access_token={TOKEN}", os.path.join(FIXTURES, "firing.json")
+    out = run("--send", url, "--proxy", proxy.url(f"ops:{password}@"), payload)
+    assert out.returncode == 0, out.stderr
+    assert len(mock.received) == 1
+    assert f"POST http://127.0.0.1:{mock.port}/robot/send?access_token=" in proxy.log()
+
+    dead = free_port()
+    out = run("--send", url, "--proxy", f"http://ops:{password}@127.0.0.1:{dead}", payload)
+    assert out.returncode == 3, out.stderr
+    assert f"cannot reach the proxy http://***@127.0.0.1:{dead}".encode() in out.stderr
+    bad = run("--send", url, "--proxy", f"ftp://ops:{password}@127.0.0.1:{dead}", payload)
+    assert bad.returncode == 2 and b"--proxy must be an http://" in bad.stderr, bad.stderr
+    for o in (out, bad):
+        assert password.encode() not in o.stderr + o.stdout
+    assert len(mock.received) == 1
