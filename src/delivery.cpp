@@ -263,11 +263,7 @@ bool Delivery::prepare()
     }
     RenderOptions opt;
     opt.zone = target_.zone;
-    if (target_.mentions) {
-        opt.at = resolve_mentions(*target_.mentions, *parsed.notification);
-        report_.mentioned =
-            plain_line(describe_mentions(*target_.mentions, opt.at, *parsed.notification), 1024);
-    }
+    opt.at = mentions_for(*parsed.notification);
     opt.text_template = target_.text_template;
     opt.title_template = target_.title_template;
     opt.styles = target_.styles.get();
@@ -280,6 +276,18 @@ bool Delivery::prepare()
     report_.shown = m.shown;
     std::string().swap(body_); // the raw body can be large; it is no longer needed
     return true;
+}
+
+// Whom to mention: the rules' and those the firing alerts name; the log line says who.
+Mentions Delivery::mentions_for(const Notification &n)
+{
+    const std::vector<MentionRule> no_rules;
+    const auto &rules = target_.mentions ? *target_.mentions : no_rules;
+    Mentions at = resolve_mentions(rules, n);
+    const MentionsFromAlerts taken = add_mentions_from_alerts(target_.mentions_from, n, at);
+    report_.mentioned =
+        plain_line(describe_mentions(rules, target_.mentions_from, at, n, taken), 1024);
+    return at;
 }
 
 void Delivery::run(std::uint64_t deadline_ms) noexcept

@@ -27,12 +27,13 @@ struct Target {
     std::shared_ptr<const Proxy> proxy;        // dingtalk_proxy; null = direct, always
     const Zone *zone = nullptr;
     std::shared_ptr<const std::vector<MentionRule>> mentions; // null = nobody
-    std::shared_ptr<const Template> text_template;            // null = built-in layout
-    std::shared_ptr<const Template> title_template;           // null = built-in title
-    std::shared_ptr<const Styles> styles;                     // null = Styles::defaults()
-    std::string keyword;                                      // dingtalk_keyword; "" = none
-    std::shared_ptr<const LabelNames> hidden_labels;          // null: the default set
-    bool silence_link = true;                                 // dingtalk_silence_link
+    MentionSources mentions_from; // dingtalk_at_*_from: whom the firing alerts name
+    std::shared_ptr<const Template> text_template;   // null = built-in layout
+    std::shared_ptr<const Template> title_template;  // null = built-in title
+    std::shared_ptr<const Styles> styles;            // null = Styles::defaults()
+    std::string keyword;                             // dingtalk_keyword; "" = none
+    std::shared_ptr<const LabelNames> hidden_labels; // null: the default set
+    bool silence_link = true;                        // dingtalk_silence_link
     ParseLimits limits;
 };
 
@@ -61,7 +62,7 @@ struct Report {
     std::size_t alerts = 0;      // in the notification
     std::size_t shown = 0;       // in the message sent
     long attempts = 0;
-    std::string mentioned; // describe_mentions(): who, or why nobody; "" without rules
+    std::string mentioned; // describe_mentions(): who, or why nobody; "" without rules/sources
     long new_connections = 0;
     std::chrono::milliseconds elapsed{0};
     bool transient = false;     // worth trying again soon
@@ -127,6 +128,7 @@ private:
     bool prepare(); // parse and render; false (and a 400 report) for a bad body
     void attempt(std::uint64_t deadline_ms);
     void carry(Report &r) const;
+    Mentions mentions_for(const Notification &n);
 
     Target target_;
     std::string body_;

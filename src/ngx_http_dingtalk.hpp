@@ -69,6 +69,8 @@ struct ngx_http_dingtalk_loc_conf_t {
     std::shared_ptr<dingtalk::Styles> *styles;    // dingtalk_severity_style; null: defaults
     ngx_flag_t verbose_replies;                   // replies say what the log says
     ngx_str_t keyword;                            // dingtalk_keyword; "" = none
+    ngx_str_t at_mobiles_from;                    // dingtalk_at_mobiles_from; "" = none
+    ngx_str_t at_user_ids_from;                   // dingtalk_at_user_ids_from; "" = none
     std::shared_ptr<const dingtalk::LabelNames> *hidden_labels; // dingtalk_hide_labels
     ngx_flag_t silence_link;                                    // dingtalk_silence_link
 

@@ -711,6 +711,8 @@ void configure(dingtalk::Target &t, const ngx_http_dingtalk_loc_conf_t *lcf)
         t.styles = *lcf->styles;
     }
     t.keyword.assign(ngx_http_dingtalk_view(lcf->keyword));
+    t.mentions_from.mobiles_from.assign(ngx_http_dingtalk_view(lcf->at_mobiles_from));
+    t.mentions_from.user_ids_from.assign(ngx_http_dingtalk_view(lcf->at_user_ids_from));
     if (lcf->hidden_labels != nullptr) {
         t.hidden_labels = *lcf->hidden_labels;
     }

@@ -564,6 +564,28 @@ char *set_hide_labels(ngx_conf_t *cf, ngx_command_t *, void *conf) noexcept
     }
 }
 
+// dingtalk_at_mobiles_from / dingtalk_at_user_ids_from NAME: an annotation or label name.
+char *set_mentions_from(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept
+{
+    char *rv = ngx_conf_set_str_slot(cf, cmd, conf);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+    try {
+        const auto *name =
+            reinterpret_cast<const ngx_str_t *>(static_cast<char *>(conf) + cmd->offset);
+        dingtalk::LabelNames one;
+        const std::string why = dingtalk::add_label_name(one, ngx_http_dingtalk_view(*name));
+        if (!why.empty()) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%V: %s", &cmd->name, why.c_str());
+            return conf_error();
+        }
+        return NGX_CONF_OK;
+    } catch (...) {
+        return conf_error();
+    }
+}
+
 // What a dingtalk_at_* directive names (its ngx_command_t's post).
 const dingtalk::MentionKind kAtMobiles = dingtalk::MentionKind::mobiles;
 const dingtalk::MentionKind kAtUserIds = dingtalk::MentionKind::user_ids;
@@ -786,6 +808,8 @@ void merge_values(ngx_http_dingtalk_loc_conf_t *prev, ngx_http_dingtalk_loc_conf
     }
     ngx_conf_merge_value(conf->verbose_replies, prev->verbose_replies, 0);
     ngx_conf_merge_str_value(conf->keyword, prev->keyword, "");
+    ngx_conf_merge_str_value(conf->at_mobiles_from, prev->at_mobiles_from, "");
+    ngx_conf_merge_str_value(conf->at_user_ids_from, prev->at_user_ids_from, "");
     if (conf->hidden_labels == nullptr) {
         conf->hidden_labels = prev->hidden_labels;
     }
@@ -1019,6 +1043,12 @@ ngx_command_t ngx_http_dingtalk_commands[] = {
     {ngx_string("dingtalk_keyword"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_keyword,
      NGX_HTTP_LOC_CONF_OFFSET, offsetof(ngx_http_dingtalk_loc_conf_t, keyword), nullptr},
+    {ngx_string("dingtalk_at_mobiles_from"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_mentions_from,
+     NGX_HTTP_LOC_CONF_OFFSET, offsetof(ngx_http_dingtalk_loc_conf_t, at_mobiles_from), nullptr},
+    {ngx_string("dingtalk_at_user_ids_from"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_mentions_from,
+     NGX_HTTP_LOC_CONF_OFFSET, offsetof(ngx_http_dingtalk_loc_conf_t, at_user_ids_from), nullptr},
     {ngx_string("dingtalk_hide_labels"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_1MORE, set_hide_labels,
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},

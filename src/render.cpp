@@ -411,23 +411,65 @@ bool is_mention(std::string_view v, MentionKind kind)
 
 } // namespace
 
-std::string describe_mentions(const std::vector<MentionRule> &rules, const Mentions &at,
-                              const Notification &n)
+namespace
+{
+
+// "+86-13800000000" or "13800000000": what a label may name as a mobile number.
+bool is_mobile(std::string_view v)
+{
+    const auto digits = [](std::string_view d, std::size_t min, std::size_t max) {
+        return d.size() >= min && d.size() <= max &&
+               std::all_of(d.begin(), d.end(), [](char c) { return c >= '0' && c <= '9'; });
+    };
+    const std::size_t dash = v.find('-');
+    if (!v.empty() && v[0] == '+' && dash != std::string_view::npos) {
+        return digits(v.substr(1, dash - 1), 1, 4) && digits(v.substr(dash + 1), 5, 20);
+    }
+    return digits(v, 5, 20);
+}
+
+// The value the alert names for `name`: its annotation, else its label; "" when neither.
+std::string_view named_by(const Alert &a, const std::string &name)
+{
+    for (const Labels *m : {&a.annotations, &a.labels}) {
+        const auto it = m->find(name);
+        if (it != m->end() && !it->second.empty()) {
+            return it->second;
+        }
+    }
+    return {};
+}
+
+void add_from(std::string_view value, bool mobiles, std::vector<std::string> &list,
+              std::size_t &budget, MentionsFromAlerts &taken)
+{
+    for (std::size_t pos = 0; pos < value.size();) {
+        const std::size_t end = std::min(value.find_first_of(", ", pos), value.size());
+        const std::string_view entry = value.substr(pos, end - pos);
+        pos = end + 1;
+        if (entry.empty()) {
+            continue;
+        }
+        if (!(mobiles ? is_mobile(entry) : is_mention(entry, MentionKind::user_ids))) {
+            ++taken.invalid;
+        } else if (std::find(list.begin(), list.end(), entry) != list.end()) {
+            continue;
+        } else if (budget == 0) {
+            ++taken.over_cap;
+        } else {
+            list.emplace_back(entry);
+            --budget;
+            ++taken.added;
+        }
+    }
+}
+
+// Why nobody was mentioned, the rules' side: "no firing alert has severity a, b" or "the
+// rules say off"; "" without rules.
+std::string why_rules_mention_nobody(const std::vector<MentionRule> &rules)
 {
     if (rules.empty()) {
         return "";
-    }
-    if (!at.empty()) {
-        std::string who = at.all ? "everyone" : "";
-        for (const auto *list : {&at.mobiles, &at.user_ids}) {
-            for (const auto &m : *list) {
-                who += (who.empty() ? "@" : " @") + m;
-            }
-        }
-        return "mentioned " + who;
-    }
-    if (n.count(Status::firing) == 0) {
-        return "mentioned nobody: no alert is firing";
     }
     std::vector<std::string> named;
     for (const auto &rule : rules) {
@@ -441,8 +483,65 @@ std::string describe_mentions(const std::vector<MentionRule> &rules, const Menti
     for (const auto &s : named) {
         list += (list.empty() ? "" : ", ") + s;
     }
-    return named.empty() ? "mentioned nobody: the rules say off"
-                         : "mentioned nobody: no firing alert has severity " + list;
+    return list.empty() ? "the rules say off" : "no firing alert has severity " + list;
+}
+
+} // namespace
+
+MentionsFromAlerts add_mentions_from_alerts(const MentionSources &from, const Notification &n,
+                                            Mentions &at)
+{
+    MentionsFromAlerts taken;
+    std::size_t budget = kMaxMentionsFromAlerts;
+    for (const auto &a : n.alerts) {
+        if (a.status != Status::firing) {
+            continue; // a resolved alert calls nobody
+        }
+        if (!from.mobiles_from.empty()) {
+            add_from(named_by(a, from.mobiles_from), true, at.mobiles, budget, taken);
+        }
+        if (!from.user_ids_from.empty()) {
+            add_from(named_by(a, from.user_ids_from), false, at.user_ids, budget, taken);
+        }
+    }
+    return taken;
+}
+
+std::string describe_mentions(const std::vector<MentionRule> &rules, const MentionSources &from,
+                              const Mentions &at, const Notification &n,
+                              const MentionsFromAlerts &taken)
+{
+    if (rules.empty() && from.empty()) {
+        return "";
+    }
+    std::string s;
+    if (!at.empty()) {
+        std::string who = at.all ? "everyone" : "";
+        for (const auto *list : {&at.mobiles, &at.user_ids}) {
+            for (const auto &m : *list) {
+                who += (who.empty() ? "@" : " @") + m;
+            }
+        }
+        s = "mentioned " + who;
+    } else if (n.count(Status::firing) == 0) {
+        s = "mentioned nobody: no alert is firing";
+    } else {
+        std::string why = why_rules_mention_nobody(rules);
+        if (!from.empty() && taken.invalid + taken.over_cap == 0) {
+            why += (why.empty() ? "" : "; ") + std::string("no firing alert names anyone in ") +
+                   (from.mobiles_from.empty() ? from.user_ids_from : from.mobiles_from);
+        }
+        s = "mentioned nobody" + (why.empty() ? std::string() : ": " + why);
+    }
+    if (taken.invalid > 0) {
+        s += "; dropped " + std::to_string(taken.invalid) +
+             " named by the alerts that are not a mobile number or user id";
+    }
+    if (taken.over_cap > 0) {
+        s += "; dropped " + std::to_string(taken.over_cap) +
+             " named by the alerts past the first " + std::to_string(kMaxMentionsFromAlerts);
+    }
+    return s;
 }
 
 std::string check_keyword(std::string_view word)

@@ -39,10 +39,34 @@ struct MentionRule {
 
 Mentions resolve_mentions(const std::vector<MentionRule> &rules, const Notification &n);
 
-// For the log line: "mentioned [everyone] @138... @user", or "mentioned nobody: " and why; ""
-// without rules.
-std::string describe_mentions(const std::vector<MentionRule> &rules, const Mentions &at,
-                              const Notification &n);
+// dingtalk_at_mobiles_from / dingtalk_at_user_ids_from: the annotation (else the label) of the
+// firing alerts that names whom to call. "" = none.
+struct MentionSources {
+    std::string mobiles_from;
+    std::string user_ids_from;
+
+    bool empty() const { return mobiles_from.empty() && user_ids_from.empty(); }
+};
+
+// Mentions taken from the alerts at most, so that a bad label cannot mention a crowd.
+constexpr std::size_t kMaxMentionsFromAlerts = 20;
+
+struct MentionsFromAlerts {
+    std::size_t added = 0;    // new to `at`
+    std::size_t invalid = 0;  // not a mobile number ([+cc-]digits) or a user id: dropped
+    std::size_t over_cap = 0; // past kMaxMentionsFromAlerts: dropped
+};
+
+// Adds to `at` the mobiles and user ids that the firing alerts of n name (separated by commas
+// or spaces), after those already in it, without repeats.
+MentionsFromAlerts add_mentions_from_alerts(const MentionSources &from, const Notification &n,
+                                            Mentions &at);
+
+// For the log line: "mentioned [everyone] @138... @user", or "mentioned nobody: " and why, then
+// what was dropped from the alerts; "" without rules or sources.
+std::string describe_mentions(const std::vector<MentionRule> &rules, const MentionSources &from,
+                              const Mentions &at, const Notification &n,
+                              const MentionsFromAlerts &taken = {});
 
 // dingtalk_keyword: "" when the word can be one of a robot's keywords, else why not.
 std::string check_keyword(std::string_view word);

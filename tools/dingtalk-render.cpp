@@ -41,6 +41,9 @@ payload (read from PAYLOAD.json, or stdin).
                           mention these user ids (as dingtalk_at_user_ids); may repeat
   --at-all ['on|off [severity=S1,S2]']
                           mention everyone (as dingtalk_at_all; alone: on)
+  --at-mobiles-from NAME  mention the mobiles the firing alerts name in annotation (else label)
+                          NAME (as dingtalk_at_mobiles_from)
+  --at-user-ids-from NAME the same for user ids (as dingtalk_at_user_ids_from)
   --keyword WORD          every message contains WORD (as dingtalk_keyword)
   --hide-labels 'NAME NAME' | off
                           labels no line shows (as dingtalk_hide_labels; default: prometheus
@@ -122,6 +125,7 @@ struct Options {
     std::shared_ptr<const dingtalk::Proxy> proxy; // --proxy; null: direct, whatever the env says
     bool text_only = false, indent = false, insecure = false, strict = false;
     std::vector<dingtalk::MentionRule> rules;
+    dingtalk::MentionSources mentions_from;
     std::string keyword;
     std::shared_ptr<dingtalk::LabelNames> hidden; // null: the default set
     bool silence_link = true;
@@ -179,6 +183,12 @@ std::string message_option(Options &o, const std::string &arg, const std::string
         const std::string why = dingtalk::check_keyword(v);
         o.keyword = v;
         return why.empty() ? "" : "--keyword: " + why;
+    } else if (arg == "--at-mobiles-from" || arg == "--at-user-ids-from") {
+        dingtalk::LabelNames one;
+        (arg == "--at-mobiles-from" ? o.mentions_from.mobiles_from
+                                    : o.mentions_from.user_ids_from) = v;
+        const std::string why = dingtalk::add_label_name(one, v);
+        return why.empty() ? "" : arg + ": " + why;
     } else if (arg == "--hide-labels") {
         return hide_labels(o, v);
     } else if (arg == "--silence-link") {
@@ -374,6 +384,7 @@ int render(const Options &o, const std::string &body, const dingtalk::Zone &zone
         return 1;
     }
     opt.at = dingtalk::resolve_mentions(o.rules, *parsed.notification);
+    dingtalk::add_mentions_from_alerts(o.mentions_from, *parsed.notification, opt.at);
     opt.keyword = o.keyword;
     opt.hidden_labels = o.hidden;
     opt.silence_link = o.silence_link;

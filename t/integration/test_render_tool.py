@@ -130,3 +130,20 @@ def test_send_through_a_proxy_and_never_print_its_password(mock, proxies):
     for o in (out, bad):
         assert password.encode() not in o.stderr + o.stdout
     assert len(mock.received) == 1
+
+
+def test_mentions_from_the_alerts_as_the_module_sends_them(nginx_factory, mock):
+    ngx = nginx_factory(webhook(mock, "dingtalk_at_mobiles_from oncall_mobiles; "
+                                      "dingtalk_at_user_ids_from oncall;"))
+    payload = json.loads(open(os.path.join(FIXTURES, "mixed.json"), "rb").read())
+    firing, resolved = payload["alerts"][1], payload["alerts"][0]
+    firing["labels"]["oncall"] = "zhang.san"
+    firing["annotations"]["oncall_mobiles"] = "+86-13700000000 13900000000"
+    resolved["labels"]["oncall"] = "resolved.nobody"
+    body = json.dumps(payload).encode()
+    assert ngx.post("/", body).status == 200
+    out = run("--at-mobiles-from", "oncall_mobiles", "--at-user-ids-from", "oncall", stdin=body)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.rstrip(b"\n") == mock.received[-1].body
+    assert json.loads(out.stdout)["at"] == {"atMobiles": ["+86-13700000000", "13900000000"],
+                                            "atUserIds": ["zhang.san"], "isAtAll": False}

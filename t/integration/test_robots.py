@@ -2,6 +2,7 @@
 and robot names (never the token) in metrics and logs."""
 
 import hashlib
+import json
 import os
 import re
 
@@ -338,3 +339,48 @@ def test_a_bad_keyword_fails_nginx_t(mock, directive, why):
     ok, out = ngx.test_config()
     assert not ok and f"dingtalk_keyword: " in out and why in out, out
     assert f"{ngx.conf_path}:{line_of(ngx, 'dingtalk_keyword')}" in out, out
+
+
+def test_mentions_named_by_the_firing_alerts(nginx_factory, mock):
+    ngx = nginx_factory(server(mock, {
+        "/": "dingtalk_at_mobiles_from oncall_mobiles; dingtalk_at_user_ids_from oncall; "
+             "dingtalk_at_mobiles 13800000000;",
+    }))
+    body = notification(
+        alert(pod="api-0", extra_labels={"oncall": "zhang.san",
+                                         "oncall_mobiles": "13500000000"}),
+        alert(pod="api-1", extra_labels={"oncall": "li_si zhang.san"}),
+        alert(status="resolved", pod="old-0", ends="2026-11-23T17:00:00Z",
+              extra_labels={"oncall": "wang.wu", "oncall_mobiles": "13600000000"}))
+    # an annotation wins over the label of the same name
+    body["alerts"][0]["annotations"]["oncall_mobiles"] = "13900000000, +86-13700000000,bogus!"
+    assert ngx.post("/", body).status == 200
+    msg = mock.received[0]
+    assert at_of(msg) == {"atMobiles": ["13800000000", "13900000000", "+86-13700000000"],
+                          "atUserIds": ["zhang.san", "li_si"], "isAtAll": False}, at_of(msg)
+    # the @ text that makes DingTalk notify them, and none for the resolved alert's people
+    assert msg.text.endswith("\n\n@13800000000 @13900000000 @+86-13700000000 @zhang.san @li_si")
+    assert "wang.wu" not in json.dumps(at_of(msg)) and "13600000000" not in json.dumps(at_of(msg))
+    log = ngx.error_log()
+    assert ("mentioned @13800000000 @13900000000 @+86-13700000000 @zhang.san @li_si; dropped 1 "
+            "named by the alerts that are not a mobile number or user id") in log, log
+
+    # a label naming a crowd: 20 at most
+    crowd = " ".join(f"1390000{i:04d}" for i in range(40))
+    assert ngx.post("/", notification(alert(extra_labels={"oncall_mobiles": crowd}))).status == 200
+    assert len(at_of(mock.received[1])["atMobiles"]) == 1 + 20
+    assert "dropped 20 named by the alerts past the first 20" in ngx.error_log()
+
+    # nobody named: the static list alone, and the log says why the alerts added nobody
+    assert ngx.post("/", notification(alert())).status == 200
+    assert at_of(mock.received[2])["atMobiles"] == ["13800000000"]
+
+
+@pytest.mark.parametrize("directive", ["dingtalk_at_mobiles_from on-call;",
+                                       "dingtalk_at_user_ids_from \"\";"])
+def test_a_bad_mention_source_fails_nginx_t(mock, directive):
+    ngx = Nginx(server(mock, {"/": directive}))
+    ok, out = ngx.test_config()
+    name = directive.split()[0]
+    assert not ok and f"{name}: " in out and "not a label name" in out, out
+    assert f"{ngx.conf_path}:{line_of(ngx, name)}" in out, out

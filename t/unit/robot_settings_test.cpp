@@ -137,14 +137,82 @@ TEST(Mentions, TheLogSaysWhoOrWhyNobody)
         rule(MentionKind::mobiles, {"13800000000", "severity=critical,page"}),
         rule(MentionKind::all, {"on", "severity=critical"})};
     const Notification warning = firing("warning");
-    EXPECT_EQ(describe_mentions(rules, resolve_mentions(rules, warning), warning),
+    EXPECT_EQ(describe_mentions(rules, {}, resolve_mentions(rules, warning), warning),
               "mentioned nobody: no firing alert has severity critical, page");
     const Notification critical = firing("critical");
-    EXPECT_EQ(describe_mentions(rules, resolve_mentions(rules, critical), critical),
+    EXPECT_EQ(describe_mentions(rules, {}, resolve_mentions(rules, critical), critical),
               "mentioned everyone @13800000000");
     const Notification resolved =
         make_notification({make_alert(Status::resolved, {{"severity", "critical"}})});
-    EXPECT_EQ(describe_mentions(rules, resolve_mentions(rules, resolved), resolved),
+    EXPECT_EQ(describe_mentions(rules, {}, resolve_mentions(rules, resolved), resolved),
               "mentioned nobody: no alert is firing");
-    EXPECT_EQ(describe_mentions({}, {}, critical), "") << "no rules, nothing to say";
+    EXPECT_EQ(describe_mentions({}, {}, {}, critical), "") << "no rules, nothing to say";
+}
+
+// dingtalk_at_mobiles_from / _user_ids_from: whom the firing alerts name, annotation first.
+TEST(MentionsFromAlerts, FiringAlertsNameWhomToCall)
+{
+    const MentionSources from{"oncall_mobiles", "oncall"};
+    const Notification n = make_notification({
+        make_alert(Status::firing, {{"oncall", "zhang.san"}, {"oncall_mobiles", "13500000000"}},
+                   {{"oncall_mobiles", "13900000000, +86-13700000000  13800000000,,bogus!"}}),
+        make_alert(Status::firing, {{"oncall", "li_si zhang.san"}}),
+        make_alert(Status::resolved, {{"oncall", "wang.wu"}}, {{"oncall_mobiles", "13600000000"}}),
+    });
+    Mentions at;
+    at.mobiles = {"13800000000"}; // from dingtalk_at_mobiles: kept first, not repeated
+    const MentionsFromAlerts taken = add_mentions_from_alerts(from, n, at);
+    EXPECT_EQ(at.mobiles,
+              (std::vector<std::string>{"13800000000", "13900000000", "+86-13700000000"}))
+        << "the annotation wins over the label; a resolved alert calls nobody";
+    EXPECT_EQ(at.user_ids, (std::vector<std::string>{"zhang.san", "li_si"}));
+    EXPECT_EQ(taken.added, 4u);
+    EXPECT_EQ(taken.invalid, 1u) << "bogus!";
+    EXPECT_EQ(describe_mentions({}, from, at, n, taken),
+              "mentioned @13800000000 @13900000000 @+86-13700000000 @zhang.san @li_si; dropped 1 "
+              "named by the alerts that are not a mobile number or user id");
+}
+
+TEST(MentionsFromAlerts, OnlyMobileNumbersAndUserIds)
+{
+    for (const char *bad : {"138", "+86_13800000000", "+12345-13800000000", "1380000000a",
+                            "-13800000000", "+-13800000000", "+86-", "139000000001234567890"}) {
+        const Notification n = make_notification(
+            {make_alert(Status::firing, {{"alertname", "A"}}, {{"mobiles", bad}})});
+        Mentions at;
+        EXPECT_EQ(add_mentions_from_alerts({"mobiles", ""}, n, at).invalid, 1u) << bad;
+        EXPECT_TRUE(at.empty()) << bad;
+    }
+    for (const char *bad : {"@zhang", "zhang\u00e9", "a/b", "<b>x</b>"}) {
+        const Notification n =
+            make_notification({make_alert(Status::firing, {{"alertname", "A"}}, {{"who", bad}})});
+        Mentions at;
+        EXPECT_EQ(add_mentions_from_alerts({"", "who"}, n, at).invalid, 1u) << bad;
+    }
+}
+
+TEST(MentionsFromAlerts, AtMostTwentySoABadLabelCannotCallACrowd)
+{
+    std::string crowd;
+    for (int i = 0; i < 30; ++i) {
+        crowd += "1380000" + std::to_string(1000 + i) + " ";
+    }
+    const Notification n =
+        make_notification({make_alert(Status::firing, {{"alertname", "A"}}, {{"mobiles", crowd}})});
+    Mentions at;
+    const MentionsFromAlerts taken = add_mentions_from_alerts({"mobiles", ""}, n, at);
+    EXPECT_EQ(at.mobiles.size(), kMaxMentionsFromAlerts);
+    EXPECT_EQ(taken.over_cap, 10u);
+    EXPECT_NE(describe_mentions({}, {"mobiles", ""}, at, n, taken)
+                  .find("; dropped 10 named by the alerts past the first 20"),
+              std::string::npos);
+}
+
+TEST(MentionsFromAlerts, TheLogSaysWhyNobody)
+{
+    const Notification n = make_notification({make_alert(Status::firing, {{"alertname", "A"}})});
+    Mentions at;
+    const MentionSources from{"oncall_mobiles", ""};
+    EXPECT_EQ(describe_mentions({}, from, at, n, add_mentions_from_alerts(from, n, at)),
+              "mentioned nobody: no firing alert names anyone in oncall_mobiles");
 }
