@@ -213,13 +213,21 @@ std::string redact(std::string text, const Target &t)
 {
     static const std::string none;
     const std::string &password = t.proxy ? t.proxy->password : none;
-    for (const std::string *secret : {&t.token, &t.secret, &password}) {
+    // the proxy's user where libcurl writes it, before its ':***@' or '@' (a short user name
+    // elsewhere in the text is no secret)
+    const std::string &user = t.proxy ? t.proxy->user : none;
+    const std::string user_colon = user.empty() ? "" : user + ":";
+    const std::string user_at = user.empty() ? "" : user + "@";
+    for (const std::string *secret : {&t.token, &t.secret, &password, &user_colon, &user_at}) {
         if (secret->empty()) {
             continue;
         }
+        const std::string mask = secret->back() == ':'   ? "***:"
+                                 : secret->back() == '@' ? "***@"
+                                                         : "***";
         for (std::size_t pos = text.find(*secret); pos != std::string::npos;
-             pos = text.find(*secret, pos + 3)) {
-            text.replace(pos, secret->size(), "***");
+             pos = text.find(*secret, pos + mask.size())) {
+            text.replace(pos, secret->size(), mask);
         }
     }
     return text;

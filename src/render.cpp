@@ -1,6 +1,8 @@
 #include "render.hpp"
 
 #include <algorithm>
+#include <optional>
+#include <unordered_set>
 
 namespace dingtalk
 {
@@ -149,15 +151,16 @@ std::string mention_suffix(const std::string &text, const Mentions &at)
     return missing ? "\n\n" + mention_line(at) : "";
 }
 
-// What follows the text: the robot's keyword when the text lacks it (DingTalk refuses a message
-// without one, 310000), then the mentions it lacks.
+// What follows the text: the mentions it lacks, then the robot's keyword when the text lacks it
+// (DingTalk refuses a message without one, 310000): last, as after a template's own mentions.
 std::string closing_lines(const std::string &text, const RenderOptions &opt)
 {
-    std::string lines;
-    if (!opt.keyword.empty() && text.find(opt.keyword) == std::string::npos) {
-        lines = "\n\n" + opt.keyword;
+    std::string lines = mention_suffix(text, opt.at);
+    if (!opt.keyword.empty() && text.find(opt.keyword) == std::string::npos &&
+        lines.find(opt.keyword) == std::string::npos) {
+        lines += "\n\n" + opt.keyword;
     }
-    return lines + mention_suffix(text, opt.at);
+    return lines;
 }
 
 std::string with_closing_lines(std::string text, const RenderOptions &opt)
@@ -244,10 +247,12 @@ public:
 
     std::size_t total() const { return order_.size(); } // the alerts that may be shown
 
+    // Alerts of the notification a message with the first k does not show.
+    std::size_t not_shown(std::size_t k) const { return n_.total() - k; }
+
     // Text with the first k alerts of the order, mentions not yet added.
     std::string body(std::size_t k)
     {
-        const std::size_t not_shown = n_.total() - k;
         if (opt_.text_template) {
             std::string t = opt_.text_template->render(input(k, views_, escape_markdown));
             // Blank lines collapse into one: markdown gives them no meaning.
@@ -266,7 +271,7 @@ public:
             }
             t += block(i);
         }
-        const std::string more = omitted_line(n_, not_shown);
+        const std::string more = omitted_line(n_, not_shown(k));
         t += more.empty() ? "" : more + "\n\n";
         return t;
     }
@@ -293,16 +298,12 @@ public:
 private:
     const AlertView &view(std::size_t i) { return view(i, views_, escape_markdown); }
 
-    // The new-silence link of a firing alert, when there is one to show.
-    std::string silence(const Alert &a) const
-    {
-        return opt_.silence_link && a.status == Status::firing ? silence_link(n_, a.labels) : "";
-    }
-
     const AlertView &view(std::size_t i, std::vector<AlertView> &views, Escape esc)
     {
         while (views.size() <= i) {
-            views.push_back(make_view(*order_[views.size()], *opt_.zone, esc, hidden_));
+            const Alert &a = *order_[views.size()];
+            views.push_back(make_view(a, *opt_.zone, esc, hidden_));
+            views.back().silence = opt_.silence_link ? silence_link_of(n_, a, hidden_) : "";
         }
         return views[i];
     }
@@ -315,7 +316,7 @@ private:
         for (std::size_t i = 0; i < k; ++i) {
             in.shown.push_back(&view(i, views, esc));
         }
-        in.not_shown = n_.total() - k;
+        in.not_shown = not_shown(k);
         in.at = &opt_.at;
         in.zone = opt_.zone;
         in.styles = opt_.styles ? opt_.styles : &Styles::defaults();
@@ -328,7 +329,7 @@ private:
     {
         while (blocks_.size() <= i) {
             const AlertView &v = view(blocks_.size());
-            blocks_.push_back(builtin_block(v, silence(*v.alert)));
+            blocks_.push_back(builtin_block(v, v.alert->status == Status::firing ? v.silence : ""));
         }
         return blocks_[i];
     }
@@ -440,8 +441,10 @@ std::string_view named_by(const Alert &a, const std::string &name)
     return {};
 }
 
+// The entries of one alert's value into list (and seen, its set). Linear in the value: past the
+// cap only counted, repeats found in the set.
 void add_from(std::string_view value, bool mobiles, std::vector<std::string> &list,
-              std::size_t &budget, MentionsFromAlerts &taken)
+              std::unordered_set<std::string> &seen, std::size_t &budget, MentionsFromAlerts &taken)
 {
     for (std::size_t pos = 0; pos < value.size();) {
         const std::size_t end = std::min(value.find_first_of(", ", pos), value.size());
@@ -452,11 +455,9 @@ void add_from(std::string_view value, bool mobiles, std::vector<std::string> &li
         }
         if (!(mobiles ? is_mobile(entry) : is_mention(entry, MentionKind::user_ids))) {
             ++taken.invalid;
-        } else if (std::find(list.begin(), list.end(), entry) != list.end()) {
-            continue;
         } else if (budget == 0) {
             ++taken.over_cap;
-        } else {
+        } else if (seen.emplace(entry).second) {
             list.emplace_back(entry);
             --budget;
             ++taken.added;
@@ -492,16 +493,21 @@ MentionsFromAlerts add_mentions_from_alerts(const MentionSources &from, const No
                                             Mentions &at)
 {
     MentionsFromAlerts taken;
+    if (from.empty()) {
+        return taken;
+    }
     std::size_t budget = kMaxMentionsFromAlerts;
+    std::unordered_set<std::string> mobiles(at.mobiles.begin(), at.mobiles.end()),
+        user_ids(at.user_ids.begin(), at.user_ids.end());
     for (const auto &a : n.alerts) {
         if (a.status != Status::firing) {
             continue; // a resolved alert calls nobody
         }
         if (!from.mobiles_from.empty()) {
-            add_from(named_by(a, from.mobiles_from), true, at.mobiles, budget, taken);
+            add_from(named_by(a, from.mobiles_from), true, at.mobiles, mobiles, budget, taken);
         }
         if (!from.user_ids_from.empty()) {
-            add_from(named_by(a, from.user_ids_from), false, at.user_ids, budget, taken);
+            add_from(named_by(a, from.user_ids_from), false, at.user_ids, user_ids, budget, taken);
         }
     }
     return taken;
@@ -528,8 +534,11 @@ std::string describe_mentions(const std::vector<MentionRule> &rules, const Menti
     } else {
         std::string why = why_rules_mention_nobody(rules);
         if (!from.empty() && taken.invalid + taken.over_cap == 0) {
-            why += (why.empty() ? "" : "; ") + std::string("no firing alert names anyone in ") +
-                   (from.mobiles_from.empty() ? from.user_ids_from : from.mobiles_from);
+            const std::string names = from.mobiles_from.empty() || from.user_ids_from.empty()
+                                          ? from.mobiles_from + from.user_ids_from
+                                          : from.mobiles_from + " or " + from.user_ids_from;
+            why +=
+                std::string(why.empty() ? "" : "; ") + "no firing alert names anyone in " + names;
         }
         s = "mentioned nobody" + (why.empty() ? std::string() : ": " + why);
     }
@@ -608,10 +617,13 @@ std::size_t json_escaped_size(std::string_view s)
     return n;
 }
 
-Message render_message(const Notification &n, const RenderOptions &opt)
+namespace
 {
-    Message m;
-    Composer c(n, opt);
+
+// The most alerts of the composer's page that fit in one request, with m the message that shows
+// them; nothing when not even the text without alerts fits.
+std::optional<std::size_t> fit_alerts(Composer &c, const RenderOptions &opt, Message &m)
+{
     const std::size_t max = opt.max_request_bytes;
     std::size_t tried = SIZE_MAX;
     auto attempt = [&](std::size_t k) {
@@ -626,7 +638,7 @@ Message render_message(const Notification &n, const RenderOptions &opt)
     // changes by a digit at most). Grown from a few, in proportion to what the alerts so far
     // took (at most x4 a step), then bisected: a few renders, each of what is shown, never of
     // the whole body.
-    std::size_t fit = 0, limit = std::min(c.upper_bound(max), c.total());
+    std::size_t fit = 0, limit = c.upper_bound(max);
     for (std::size_t k = std::min<std::size_t>(16, limit); k > fit;) {
         if (!attempt(k)) {
             limit = k - 1;
@@ -644,14 +656,28 @@ Message render_message(const Notification &n, const RenderOptions &opt)
             limit = mid - 1;
         }
     }
-    if (fit > 0 || attempt(0)) {
-        if (tried != fit) {
-            attempt(fit);
-        }
-    } else {
+    if (fit == 0 && !attempt(0)) {
+        return std::nullopt;
+    }
+    if (tried != fit) {
+        attempt(fit);
+    }
+    m.shown = fit;
+    m.omitted = c.not_shown(fit);
+    return fit;
+}
+
+} // namespace
+
+Message render_message(const Notification &n, const RenderOptions &opt)
+{
+    Message m;
+    Composer c(n, opt);
+    if (!fit_alerts(c, opt, m)) {
         // Not even the text without alerts fits (a template's fixed part, a huge mention
         // list): cut whole lines of it, and keep the keyword and the mentions whole after the
         // cut (room for all of them: the cut may take those the text had).
+        const std::size_t max = opt.max_request_bytes;
         m.title = c.title(0);
         std::string text = c.body(0);
         trim_end(text);
@@ -659,9 +685,9 @@ Message render_message(const Notification &n, const RenderOptions &opt)
         m.text = cut_to_fit(text, max > overhead ? max - overhead : 0);
         m.text += closing_lines(m.text, opt);
         m.request_body = request_body(m.title, m.text, opt.at);
+        m.shown = 0;
+        m.omitted = n.total();
     }
-    m.shown = fit;
-    m.omitted = n.total() - fit;
     return m;
 }
 

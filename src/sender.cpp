@@ -170,8 +170,10 @@ void set_options(CURL *h, const HttpRequest &req, curl_slist *headers, char *err
     curl_easy_setopt(h, CURLOPT_PROTOCOLS, static_cast<long>(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
     // "" is no proxy at all: libcurl would otherwise take http_proxy, https_proxy, all_proxy
-    // and no_proxy from the environment.
+    // and no_proxy from the environment; no_proxy it reads even with a proxy set, so that an
+    // environment's no_proxy would go around dingtalk_proxy: "" is no exception.
     curl_easy_setopt(h, CURLOPT_PROXY, req.proxy.c_str());
+    curl_easy_setopt(h, CURLOPT_NOPROXY, "");
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
@@ -287,6 +289,16 @@ std::string check_host_port(std::string_view hostport)
     if (hostport.empty() || colon == 0) {
         return "has no host name";
     }
+    const std::string_view host = hostport.substr(0, colon);
+    const bool ipv6 = host.front() == '[';
+    const auto allowed = [ipv6](char c) {
+        return ipv6 ? std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.'
+                    : std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' ||
+                          c == '_';
+    };
+    if (!std::all_of(host.begin() + (ipv6 ? 1 : 0), host.end() - (ipv6 ? 1 : 0), allowed)) {
+        return ipv6 ? "has a bad IPv6 address" : "has a bad host name";
+    }
     if (colon == std::string_view::npos || colon + 1 == hostport.size()) {
         return "needs a port (http://proxy.example:3128)";
     }
@@ -356,6 +368,7 @@ std::optional<Proxy> parse_proxy(std::string_view url, std::string &error)
     if (creds != std::string_view::npos) {
         const std::string_view userinfo = url.substr(start, creds - start);
         const std::size_t colon = userinfo.find(':');
+        p.user = std::string(userinfo.substr(0, colon));
         if (colon != std::string_view::npos) {
             p.password = std::string(userinfo.substr(colon + 1));
         }

@@ -19,6 +19,7 @@ struct Proxy {
     std::string url;      // as configured, for libcurl
     std::string shown;    // for logs and errors: the credentials replaced by "***"
     std::string password; // as written in the URL, so that any text can be cleaned of it
+    std::string user;     // the same (an API key may be the user, with no password)
 };
 
 // A proxy URL as dingtalk_proxy takes it; nothing (and why, without credentials) otherwise.

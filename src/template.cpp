@@ -497,9 +497,8 @@ private:
         d.set("has_other_labels", !v.other_labels.empty());
         d.set("generator_url", v.link);
         d.set("has_generator_url", !v.link.empty());
-        const std::string silence = in_.silence_links ? silence_link(n_, a.labels) : "";
-        d.set("silence_url", silence);
-        d.set("has_silence_url", !silence.empty());
+        d.set("silence_url", v.silence);
+        d.set("has_silence_url", !v.silence.empty());
         d.set("fingerprint", esc_(a.fingerprint, kMaxValue));
         set_map(d, kMaps[0], a.labels, esc_, used_);
         set_map(d, kMaps[1], a.annotations, esc_, used_);

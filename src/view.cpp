@@ -28,7 +28,8 @@ bool is_break_or_control(char32_t cp)
 {
     return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029 ||
            (cp >= 0x200B && cp <= 0x200F) || (cp >= 0x202A && cp <= 0x202E) ||
-           (cp >= 0x2060 && cp <= 0x2069) || cp == 0x061C || cp == 0xFEFF;
+           (cp >= 0x2060 && cp <= 0x2069) || cp == 0x061C || cp == 0x180E || cp == 0xFEFF ||
+           (cp >= 0xE0000 && cp <= 0xE007F); // tag characters: text no one sees
 }
 
 const std::string *find(const Labels &m, const char *key)
@@ -115,11 +116,12 @@ const std::vector<std::pair<std::string, std::string>> &identity_labels()
         {"pod", "故障pod"},
         {"pod_name", "故障pod"},
         {"node", "故障节点"},
-        {"instance", "故障实例"},
         {"deployment", "故障deployment"},
         {"statefulset", "故障statefulset"},
         {"daemonset", "故障daemonset"},
         {"job_name", "故障job"},
+        // after the workloads: kube-state-metrics' alerts carry its own address as instance
+        {"instance", "故障实例"},
         {"job", "故障job"},
     };
     return labels;
@@ -144,6 +146,9 @@ std::string add_label_name(LabelNames &names, std::string_view name)
         !std::all_of(name.begin(), name.end(), word)) {
         return "\"" + plain_line(name, 64) + "\" is not a label name (letters, digits and _)";
     }
+    if (name == "off") {
+        return "off stands alone: it hides no label";
+    }
     if (contains(names, std::string(name))) {
         return "\"" + std::string(name) + "\" is named twice";
     }
@@ -162,8 +167,8 @@ AlertView make_view(const Alert &a, const Zone &zone, Escape esc, const LabelNam
     v.alertname = label_or_none(a.labels, esc, "alertname");
     v.pod = label_or_none(a.labels, esc, "pod", "pod_name");
     v.namespace_ = label_or_none(a.labels, esc, "namespace");
-    v.has_severity = find(a.labels, "severity") != nullptr;
-    v.has_alertname = find(a.labels, "alertname") != nullptr;
+    v.has_severity = find(a.labels, "severity") != nullptr && !contains(hidden, "severity");
+    v.has_alertname = find(a.labels, "alertname") != nullptr && !contains(hidden, "alertname");
     v.has_namespace = find(a.labels, "namespace") != nullptr && !contains(hidden, "namespace");
     for (const auto &id : identity_labels()) {
         const std::string *value = find(a.labels, id.first.c_str());
@@ -249,6 +254,26 @@ std::string silence_link(const Notification &n, const Labels &matchers)
     filter += "}";
     const std::string link = safe_link_url(base + "/#/silences/new?filter=" + url_encode(filter));
     return link;
+}
+
+std::string silence_link_of(const Notification &n, const Alert &a, const LabelNames &hidden)
+{
+    Labels matchers;
+    for (const auto &kv : a.labels) {
+        if (!contains(hidden, kv.first)) {
+            matchers.insert(kv);
+        }
+    }
+    std::string link = silence_link(n, matchers);
+    if (link.size() <= kMaxSilenceLink) {
+        return link;
+    }
+    for (auto it = matchers.begin(); it != matchers.end();) {
+        const bool says_what = it->first == "alertname" || it->first == "severity" ||
+                               it->first == "namespace" || !target_title(it->first).empty();
+        it = says_what ? std::next(it) : matchers.erase(it);
+    }
+    return silence_link(n, matchers);
 }
 
 std::string omitted_line(const Notification &n, std::size_t omitted)
@@ -528,23 +553,29 @@ std::string severity_key(const Alert &a)
 namespace
 {
 
-// Levenshtein distance, for short words only.
-std::size_t edit_distance(std::string_view a, std::string_view b)
+// One slip of the keyboard turns `word` into `s`: a letter left out, one mistyped, or two
+// neighbours swapped. Never a letter more: "pager", "errors", "high1" are names of their own.
+bool one_slip(std::string_view s, std::string_view word)
 {
-    std::vector<std::size_t> row(b.size() + 1);
-    for (std::size_t j = 0; j <= b.size(); ++j) {
-        row[j] = j;
+    if (s.size() + 1 == word.size()) {
+        for (std::size_t i = 0; i < word.size(); ++i) {
+            if (std::string(word.substr(0, i)) + std::string(word.substr(i + 1)) == s) {
+                return true;
+            }
+        }
+        return false;
     }
-    for (std::size_t i = 1; i <= a.size(); ++i) {
-        std::size_t diagonal = row[0];
-        row[0] = i;
-        for (std::size_t j = 1; j <= b.size(); ++j) {
-            const std::size_t up = row[j];
-            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
-            diagonal = up;
+    if (s.size() != word.size()) {
+        return false;
+    }
+    std::vector<std::size_t> diff;
+    for (std::size_t i = 0; i < s.size() && diff.size() <= 2; ++i) {
+        if (s[i] != word[i]) {
+            diff.push_back(i);
         }
     }
-    return row[b.size()];
+    return diff.size() == 1 || (diff.size() == 2 && diff[1] == diff[0] + 1 &&
+                                s[diff[0]] == word[diff[1]] && s[diff[1]] == word[diff[0]]);
 }
 
 } // namespace
@@ -559,7 +590,7 @@ std::string severity_typo_of(std::string_view severity)
         return "";
     }
     for (const char *k : known) {
-        if (edit_distance(severity, k) <= (severity.size() < 6 ? 1U : 2U)) {
+        if (one_slip(severity, k)) {
             return k;
         }
     }

@@ -30,6 +30,7 @@ struct AlertView {
     std::string ends_at;      // resolved alerts only; "-" when unknown or firing
     std::string other_labels; // "k=v, k=v" of the labels not shown above nor hidden, or ""
     std::string link;         // generatorURL when http(s), or ""
+    std::string silence;      // a new silence for this alert (silence_link_of), or ""
     bool has_severity = false, has_alertname = false, has_namespace = false, has_detail = false;
 };
 
@@ -45,8 +46,8 @@ using LabelNames = std::vector<std::string>;
 const LabelNames &default_hidden_labels();
 
 // The labels that name what is wrong, most specific first, with the line that shows them:
-// pod (故障pod), pod_name, node (故障节点), instance (故障实例), deployment, statefulset,
-// daemonset, job_name (a Kubernetes Job), job.
+// pod (故障pod), pod_name, node (故障节点), deployment, statefulset, daemonset, job_name (a
+// Kubernetes Job), instance (故障实例), job.
 const std::vector<std::pair<std::string, std::string>> &identity_labels();
 
 // The line's name for a target_label ("故障节点"), "" for none.
@@ -87,8 +88,9 @@ struct Styles {
 // The severity label in lower case (ASCII), "" when there is none.
 std::string severity_key(const Alert &a);
 
-// A well-known severity that `severity` (lower case) is one or two letters away from, as
-// "critcal" is from "critical": a typo that would never match; "" when it is none.
+// A well-known severity that `severity` (lower case) is one slip away from (a letter left out,
+// one mistyped, two swapped), as "critcal" is from "critical": a typo that would never match;
+// "" when it is none.
 std::string severity_typo_of(std::string_view severity);
 
 // How long, in words DingTalk users read: "45秒", "5分钟", "2小时3分钟", "3天4小时"; and short:
@@ -102,6 +104,12 @@ std::string plain_title(const Notification &n);
 // Alertmanager's alert list and new-silence page for the group, or "" without externalURL.
 std::string alertmanager_link(const Notification &n);
 std::string silence_link(const Notification &n, const Labels &matchers);
+
+// The new-silence link for one alert: its labels but the hidden ones as matchers; when that
+// makes a link longer than kMaxSilenceLink, only those that say what it is (alertname,
+// severity, namespace, the identity labels). "" without an http(s) externalURL.
+constexpr std::size_t kMaxSilenceLink = 640;
+std::string silence_link_of(const Notification &n, const Alert &a, const LabelNames &hidden);
 
 // "**另有 N 条告警未显示**（...）" when alerts are left out (`omitted`: those this message does not
 // show, kept or not; plus Alertmanager's truncatedAlerts), else "". No trailing newline.

@@ -34,6 +34,7 @@ BAD = [
     ("dingtalk_secret SEC" + "0123456789abcdef" * 3 + ";", "dingtalk_secret", "64 hex digits"),
     ("dingtalk_hide_labels pod-name;", "dingtalk_hide_labels", "not a label name"),
     ("dingtalk_hide_labels uid uid;", "dingtalk_hide_labels", "named twice"),
+    ("dingtalk_hide_labels off uid;", "dingtalk_hide_labels", "off stands alone"),
     ("dingtalk_silence_link maybe;", "dingtalk_silence_link", "invalid value"),
     ("dingtalk_timeout soon;", "dingtalk_timeout", "invalid value"),
     ("dingtalk_ssl_verify maybe;", "dingtalk_ssl_verify", "invalid value"),

@@ -87,6 +87,8 @@ TEST(ParseProxy, RefusesOtherSchemesAndMalformedUrlsWithoutTheirPassword)
         {"http://" + creds + ":3128", "no host name"},
         {"http://" + creds, "no host name"},
         {"http://[::1:3128", "bad IPv6"},
+        {"http://" + creds + "[zz]:3128", "bad IPv6"},
+        {"http://" + creds + "pro%78y:3128", "bad host name"},
         {"http://" + creds + "proxy:3128/path", "without a path"},
         {"http://" + creds + "proxy:3128?x=1", "without spaces, queries"},
         {"http://ops:pa/ss" + kPassword + "@proxy:3128", "percent-encoded"},
@@ -118,6 +120,12 @@ TEST(Redact, RemovesTheProxyPassword)
     t.proxy = std::make_shared<const Proxy>(
         *parse_proxy("http://ops:" + kPassword + "@proxy:3128", error));
     EXPECT_EQ(redact("a " + kPassword + " b " + kToken, t), "a *** b ***");
+    // the user too, where libcurl writes it (an API key may be the user, with no password)
+    EXPECT_EQ(redact("proxy 'http://ops:***@proxy:3128' failed", t),
+              "proxy 'http://***:***@proxy:3128' failed");
+    t.proxy = std::make_shared<const Proxy>(*parse_proxy("http://K3yK3yK3y@proxy:3128", error));
+    EXPECT_EQ(redact("Unsupported proxy syntax in 'http://K3yK3yK3y@proxy:3128'", t),
+              "Unsupported proxy syntax in 'http://***@proxy:3128'");
 }
 
 TEST(Interpret, ProxyFailuresNameTheProxyNotDingTalk)
@@ -223,6 +231,21 @@ TEST_F(ProxySend, AnHttpTargetIsForwardedByTheProxy)
     EXPECT_EQ(r.outcome, Outcome::delivered) << r.reason;
     EXPECT_TRUE(contains(proxy.request(), "POST http://dingtalk.invalid/robot/send?access_token="))
         << proxy.request();
+}
+
+// libcurl reads no_proxy from the environment even with CURLOPT_PROXY set: a no_proxy of
+// nginx's environment must not send around the configured proxy.
+TEST_F(ProxySend, NoProxyInTheEnvironmentDoesNotBypassTheProxy)
+{
+    MockDingTalk mock(MockDingTalk::json_reply(200, R"({"errcode":0,"errmsg":"ok"})"));
+    ::setenv("no_proxy", "*", 1);
+    ::setenv("NO_PROXY", "127.0.0.1", 1);
+    const Report r = deliver(mock.url(), "http://127.0.0.1:1"); // a proxy nobody listens on
+    ::unsetenv("no_proxy");
+    ::unsetenv("NO_PROXY");
+    EXPECT_EQ(r.outcome, Outcome::unreachable) << r.reason;
+    EXPECT_TRUE(contains(r.reason, "cannot reach the proxy")) << r.reason;
+    EXPECT_EQ(mock.request(), "(the mock has not finished reading)") << "nothing went around";
 }
 
 TEST_F(ProxySend, WithoutDingtalkProxyTheEnvironmentsProxiesAreIgnored)

@@ -212,7 +212,8 @@ TEST(Render, TheIdentifyingLabelIsShownOnce)
         {{{"instance", "10.0.0.1:9100"}, {"job", "node"}},
          "**故障实例**: 10.0.0.1:9100",
          "instance="},
-        {{{"deployment", "api"}, {"job", "kube-state-metrics"}},
+        // kube-state-metrics' alerts carry its own address as instance: the workload comes first
+        {{{"deployment", "api"}, {"instance", "10.244.0.12:8080"}, {"job", "kube-state-metrics"}},
          "**故障deployment**: api",
          "deployment="},
         {{{"job_name", "backup-1"}, {"job", "kube-state-metrics"}},
@@ -270,6 +271,23 @@ TEST(Render, FiringAlertsLinkToANewSilence)
                         "severity%3D%22critical%22%7D)\n"),
               std::string::npos)
         << text;
+
+    // hidden labels are no matchers; an alert with many labels gets a short link that still
+    // says what it is, so that links do not crowd alerts out of the message
+    Labels many = {{"alertname", "DiskFull"}, {"node", "worker-3"}, {"uid", "6f1c"}};
+    for (int i = 0; i < 40; ++i) {
+        many["label_" + std::to_string(i)] = "value-" + std::to_string(i);
+    }
+    const std::string long_one =
+        render(make_notification({make_alert(Status::firing, many)})).text + "\n";
+    const std::size_t at = long_one.find("[静默](");
+    ASSERT_NE(at, std::string::npos) << long_one;
+    const std::string link = long_one.substr(at, long_one.find(")\n", at) - at);
+    EXPECT_LE(link.size(), kMaxSilenceLink) << link;
+    EXPECT_NE(link.find("alertname%3D%22DiskFull%22%2Cnode%3D%22worker-3%22"), std::string::npos)
+        << link;
+    EXPECT_EQ(link.find("uid"), std::string::npos) << link;
+    EXPECT_EQ(link.find("label_"), std::string::npos) << link;
 
     RenderOptions opt;
     opt.zone = &dingtalk_test::zone("Asia/Shanghai");

@@ -61,11 +61,11 @@ TEST(Keyword, AddedAsALastLineWhenTheTextLacksIt)
     // the built-in layout says 告警 in every message
     const Message builtin = render_with(n, "告警");
     EXPECT_EQ(builtin.text, render_with(n, "").text);
-    // before the mentions, which stay last
+    // after the mentions, as when a template prints them itself (default.mustache)
     Mentions at;
     at.mobiles = {"13800000000"};
     EXPECT_EQ(render_with(n, "prometheus", at, english).text,
-              "Alert A\n\nprometheus\n\n@13800000000");
+              "Alert A\n\n@13800000000\n\nprometheus");
 }
 
 TEST(Keyword, SurvivesTheLastResortCut)
@@ -77,7 +77,7 @@ TEST(Keyword, SurvivesTheLastResortCut)
     const Message m = render_with(firing("critical"), "prometheus", at, huge);
     EXPECT_LE(m.request_body.size(), kMaxRequestBytes);
     EXPECT_NE(m.text.find("prometheus"), std::string::npos) << "cut away, and put back";
-    EXPECT_EQ(m.text.substr(m.text.size() - 21), "\n\nprometheus\n\n@oncall");
+    EXPECT_EQ(m.text.substr(m.text.size() - 21), "\n\n@oncall\n\nprometheus");
 }
 
 TEST(Keyword, WhatMayBeOne)
@@ -116,6 +116,12 @@ TEST(Mentions, ATypoOfAWellKnownSeverityIsRefused)
     EXPECT_EQ(severity_typo_of("infp"), "info");
     EXPECT_EQ(severity_typo_of("disater"), "disaster");
     EXPECT_EQ(severity_typo_of("critical"), "");
+    EXPECT_EQ(severity_typo_of("critcial"), "critical") << "two letters swapped";
+    // names of their own, a letter or a digit more than a well-known one, or two letters off
+    for (const char *own : {"pager", "paged", "notify", "higher", "high1", "page1", "page2",
+                            "warning1", "errors", "infos", "majors", "debug", "fatal"}) {
+        EXPECT_EQ(severity_typo_of(own), "") << own;
+    }
     Styles styles = Styles::defaults();
     EXPECT_NE(styles.set("criticla", "🔴", ""), "") << "dingtalk_severity_style too";
 }

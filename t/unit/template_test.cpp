@@ -79,6 +79,15 @@ TEST(Template, DefaultTemplateIsTheBuiltInMessage)
         EXPECT_EQ(templated.request_body, builtin.request_body);
         const Message with_at = render_with(n, tmpl, nullptr, at);
         EXPECT_EQ(with_at.text, dingtalk_test::render(n, at).text);
+        // a keyword robot's word, after the mentions, either way
+        RenderOptions opt;
+        opt.zone = &dingtalk_test::zone("Asia/Shanghai");
+        opt.at = at;
+        opt.keyword = "zzz";
+        const std::string builtin_kw = render_message(n, opt).text;
+        opt.text_template = tmpl;
+        EXPECT_EQ(render_message(n, opt).text, builtin_kw);
+        EXPECT_NE(builtin_kw.find("@13800000000\n\nzzz"), std::string::npos) << builtin_kw;
     }
     // cut to fit: the same alerts shown, the same "N more" line
     const Notification n = big_group(400);
