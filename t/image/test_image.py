@@ -26,8 +26,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
 from harness import SECRET, TOKEN, MockDingTalk, alert, free_port, notification  # noqa: E402
 
 IMAGE = os.environ.get("IMAGE", "dingtalk-hook:latest")
-# What this image measured (README, Docker); it only grows by a deliberate change here.
-MAX_IMAGE_MB = float(os.environ.get("IMAGE_MAX_MB", "99"))
+# This image measured 98.9 MB (README, Docker): it only grows by a deliberate change here.
+MAX_IMAGE_MB = float(os.environ.get("IMAGE_MAX_MB", "100"))
 WEBHOOK = "w3bh00k-" + "b" * 40
 PODMAN = ["podman", "--runtime", "runc"]
 # crun cannot run in some sandboxes; runc needs limits it may set (see scripts/image.sh)
@@ -301,3 +301,10 @@ def test_image_is_small_stripped_and_tmp_is_empty(work):
         sections = subprocess.run(["readelf", "-S", "-W", local], capture_output=True,
                                   text=True, check=True).stdout
         assert ".symtab" not in sections and ".debug_info" not in sections, f"{path} not stripped"
+
+
+def test_debians_ca_bundle_is_what_deliveries_trust():
+    """DingTalk is reached over HTTPS: libcurl reads Debian's bundle, copied from the build stage."""
+    p = podman("run", "--rm", *LIMITS, "--network", "none", "--entrypoint", "cat", IMAGE,
+               "/etc/ssl/certs/ca-certificates.crt", check=True)
+    assert p.stdout.count("-----BEGIN CERTIFICATE-----") > 100
