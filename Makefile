@@ -1,7 +1,7 @@
 # ngx_http_dingtalk_module
 #
 #   make              the module (build/ngx_http_dingtalk_module.so) and build/dingtalk-render
-#   make test         unit tests, then integration tests against Debian's nginx
+#   make test         unit tests, integration tests against Debian's nginx, then image-test
 #   make unit         GoogleTest unit tests of the C++ core (and curl-compat: builds with older curl)
 #   make lint         clang-tidy: no function of the nginx glue over 60 lines
 #   make integration  pytest suite: real nginx + the module + mock DingTalk
@@ -159,6 +159,7 @@ fuzz:
 
 test: format-check lint unit valgrind integration integration-asan
 	t/fuzz/run.sh 20
+	$(MAKE) image-test
 
 # --- running it --------------------------------------------------------------------------------
 

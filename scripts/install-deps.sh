@@ -12,10 +12,11 @@ bench=(wrk libnginx-mod-http-echo libbenchmark-dev python3 openssl procps)
 # make image / image-test: Debian's podman (with runc: crun cannot run in some sandboxes) and
 # mmdebstrap, which makes the Debian base images from the machine's own mirror when no
 # registry is reachable.
-image=(podman runc mmdebstrap uidmap binutils python3 python3-pytest ca-certificates)
+image=(podman runc mmdebstrap binutils python3 python3-pytest ca-certificates)
 
 case "${1:-all}" in
-  test|check|unit|integration) want=("${build[@]}" "${tests[@]}") ;;
+  test|check) want=("${build[@]}" "${tests[@]}" "${image[@]}") ;;
+  unit|integration) want=("${build[@]}" "${tests[@]}") ;;
   bench) want=("${build[@]}" "${bench[@]}") ;;
   run) want=("${build[@]}" python3 curl) ;;
   image|image-test) want=("${image[@]}") ;;
