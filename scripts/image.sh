@@ -36,6 +36,7 @@ fi
 # The mirror apt on this machine uses for SUITE, or the default.
 mirror_of() {
     local uri
+    # shellcheck disable=SC2016 # $(RELEASE) is apt's own field syntax, not the shell's
     uri=$(apt-get indextargets --format '$(RELEASE) $(REPO_URI)' 2>/dev/null |
         awk -v s="$1" '$1 == s { print $2; exit }')
     printf '%s' "${uri:-$2}"
