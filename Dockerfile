@@ -27,21 +27,27 @@ RUN scripts/install-deps.sh build \
  && dpkg-query -W -f='${Version}' nginx > /nginx.version
 COPY . .
 RUN make clean && make module tools \
- && make install DESTDIR=/staging
+ && make install DESTDIR=/staging \
+ && strip --strip-unneeded /staging/usr/lib/nginx/modules/ngx_http_dingtalk_module.so \
+      /staging/usr/bin/dingtalk-render
 
 FROM debian:${DEBIAN}-slim
-COPY --from=build /nginx.version /tmp/nginx.version
+# Kept in the image: the nginx version the module was built for (an nginx update means a rebuild).
+COPY --from=build /nginx.version /usr/share/ngx-dingtalk/nginx.version
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      "nginx=$(cat /tmp/nginx.version)" libjansson4 libsimdjson14 libcurl4 libssl3 libdate-tz3 tzdata \
-      ca-certificates curl \
- && rm -rf /var/lib/apt/lists/* /etc/nginx/sites-enabled/default
+      "nginx=$(cat /usr/share/ngx-dingtalk/nginx.version)" libjansson4 libsimdjson14 libcurl4 libssl3 \
+      libdate-tz3 tzdata ca-certificates curl \
+ && apt-get clean \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
+      /var/cache/debconf/*-old /etc/nginx/sites-enabled/default
 COPY --from=build /staging/ /
 COPY deploy/docker/nginx.conf /etc/nginx/nginx.conf
 COPY deploy/docker/docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
+# nginx -t leaves its pid file and temp directories (root's) behind: /tmp is left empty.
 RUN mkdir -p /tmp/dingtalk.d \
  && printf 'dingtalk_token buildcheck0;\n' > /tmp/dingtalk.d/check.conf \
- && nginx -t && rm -rf /tmp/dingtalk.d /tmp/nginx.pid
+ && nginx -t && find /tmp -mindepth 1 -delete
 
 # 5000: the webhook; 9095: /healthz and /metrics
 EXPOSE 5000 9095

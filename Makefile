@@ -1,7 +1,7 @@
 # ngx_http_dingtalk_module
 #
 #   make              the module (build/ngx_http_dingtalk_module.so) and build/dingtalk-render
-#   make test         unit tests, then integration tests against Debian's nginx
+#   make test         unit tests, integration tests against Debian's nginx, then image-test
 #   make unit         GoogleTest unit tests of the C++ core (and curl-compat: builds with older curl)
 #   make lint         clang-tidy: no function of the nginx glue over 60 lines
 #   make integration  pytest suite: real nginx + the module + mock DingTalk
@@ -12,6 +12,8 @@
 #   make fuzz         libFuzzer over parse + render for FUZZ_SECONDS (default 60)
 #   make bench        every benchmark scenario; writes bench/results.md
 #   make install      into Debian's nginx layout (DESTDIR= for a staging root)
+#   make image        the container image (docker, else podman; IMAGE=dingtalk-hook:latest)
+#   make image-test   installs podman, builds the image and runs it against a DingTalk stand-in
 #   make format       clang-format every source file
 #   make clean
 #
@@ -46,7 +48,7 @@ CORE_OBJS  = $(CORE_SRCS:src/%.cpp=$(BUILD)/core/%.o)
 
 .PHONY: all module tools install uninstall test unit integration run format format-check clean check-nginx-src \
         curl-compat lint \
-        asan integration-asan valgrind fuzz bench
+        asan integration-asan valgrind fuzz bench image image-test
 
 TOOL       = $(BUILD)/dingtalk-render
 
@@ -157,11 +159,26 @@ fuzz:
 
 test: format-check lint unit valgrind integration integration-asan
 	t/fuzz/run.sh 20
+	$(MAKE) image-test
 
 # --- running it --------------------------------------------------------------------------------
 
 run: $(MODULE)
 	scripts/run-example.sh
+
+# --- the container image -------------------------------------------------------------------------
+# scripts/image.sh: docker if its engine answers, else podman, with base images made from the
+# machine's Debian mirror where no registry answers. t/image runs the image with podman.
+
+IMAGE ?= dingtalk-hook:latest
+
+image:
+	IMAGE=$(IMAGE) scripts/image.sh
+
+image-test:
+	scripts/install-deps.sh image
+	IMAGE=$(IMAGE) scripts/image.sh
+	IMAGE=$(IMAGE) $(PYTHON) -m pytest -q -rs -p no:cacheprovider t/image $(PYTEST_ARGS)
 
 # --- installing, Debian's way ------------------------------------------------------------------
 # The module where Debian's nginx looks for modules, and a load snippet in the layout Debian's

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a make target needs, if they are missing.
-# Usage: scripts/install-deps.sh [all|run|test|bench|...]
+# Usage: scripts/install-deps.sh [all|run|test|bench|image|image-test|...]
 set -euo pipefail
 
 build=(make g++ nginx nginx-dev libjansson-dev libcurl4-openssl-dev libssl-dev
@@ -9,11 +9,17 @@ tests=(libgtest-dev python3 python3-pytest python3-yaml openssl curl clang-forma
        libclang-rt-14-dev procps util-linux prometheus prometheus-alertmanager tinyproxy)
 
 bench=(wrk libnginx-mod-http-echo libbenchmark-dev python3 openssl procps)
+# make image / image-test: Debian's podman (with runc: crun cannot run in some sandboxes) and
+# mmdebstrap, which makes the Debian base images from the machine's own mirror when no
+# registry is reachable.
+image=(podman runc mmdebstrap binutils python3 python3-pytest ca-certificates)
 
 case "${1:-all}" in
-  test|check|unit|integration) want=("${build[@]}" "${tests[@]}") ;;
+  test|check) want=("${build[@]}" "${tests[@]}" "${image[@]}") ;;
+  unit|integration) want=("${build[@]}" "${tests[@]}") ;;
   bench) want=("${build[@]}" "${bench[@]}") ;;
   run) want=("${build[@]}" python3 curl) ;;
+  image|image-test) want=("${image[@]}") ;;
   *) want=("${build[@]}") ;;
 esac
 
