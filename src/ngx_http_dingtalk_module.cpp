@@ -516,18 +516,16 @@ char *set_severity_style(ngx_conf_t *cf, ngx_command_t *, void *conf) noexcept
     }
 }
 
-// dingtalk_keyword WORD: one of the robot's custom keywords, which every message must contain.
-char *set_keyword(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept
+// The check of a string directive's value by a core function, as nginx's post handler of
+// ngx_conf_set_str_slot: dingtalk_keyword, dingtalk_at_mobiles_from, dingtalk_at_user_ids_from.
+template <std::string (*Check)(std::string_view)>
+char *check_str(ngx_conf_t *cf, void *, void *data) noexcept
 {
-    char *rv = ngx_conf_set_str_slot(cf, cmd, conf);
-    if (rv != NGX_CONF_OK) {
-        return rv;
-    }
     try {
-        const auto *dlcf = static_cast<ngx_http_dingtalk_loc_conf_t *>(conf);
-        const std::string why = dingtalk::check_keyword(ngx_http_dingtalk_view(dlcf->keyword));
+        const std::string why = Check(ngx_http_dingtalk_view(*static_cast<ngx_str_t *>(data)));
         if (!why.empty()) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "dingtalk_keyword: %s", why.c_str());
+            const auto *name = static_cast<ngx_str_t *>(cf->args->elts);
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%V: %s", name, why.c_str());
             return conf_error();
         }
         return NGX_CONF_OK;
@@ -535,6 +533,9 @@ char *set_keyword(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept
         return conf_error();
     }
 }
+
+ngx_conf_post_t kKeywordCheck = {check_str<dingtalk::check_keyword>};
+ngx_conf_post_t kLabelNameCheck = {check_str<dingtalk::check_label_name>};
 
 // dingtalk_hide_labels NAME... | off: the labels no line of a message shows (off: none).
 char *set_hide_labels(ngx_conf_t *cf, ngx_command_t *, void *conf) noexcept
@@ -559,28 +560,6 @@ char *set_hide_labels(ngx_conf_t *cf, ngx_command_t *, void *conf) noexcept
             ngx_http_dingtalk_pool_new<std::shared_ptr<const dingtalk::LabelNames>>(
                 cf->pool, std::move(names));
         return dlcf->hidden_labels ? NGX_CONF_OK : conf_error();
-    } catch (...) {
-        return conf_error();
-    }
-}
-
-// dingtalk_at_mobiles_from / dingtalk_at_user_ids_from NAME: an annotation or label name.
-char *set_mentions_from(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept
-{
-    char *rv = ngx_conf_set_str_slot(cf, cmd, conf);
-    if (rv != NGX_CONF_OK) {
-        return rv;
-    }
-    try {
-        const auto *name =
-            reinterpret_cast<const ngx_str_t *>(static_cast<char *>(conf) + cmd->offset);
-        dingtalk::LabelNames one;
-        const std::string why = dingtalk::add_label_name(one, ngx_http_dingtalk_view(*name));
-        if (!why.empty()) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%V: %s", &cmd->name, why.c_str());
-            return conf_error();
-        }
-        return NGX_CONF_OK;
     } catch (...) {
         return conf_error();
     }
@@ -1041,14 +1020,17 @@ ngx_command_t ngx_http_dingtalk_commands[] = {
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_auth_file,
      NGX_HTTP_LOC_CONF_OFFSET, 0, const_cast<auth_kind *>(&kAuthBasic)},
     {ngx_string("dingtalk_keyword"),
-     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_keyword,
-     NGX_HTTP_LOC_CONF_OFFSET, offsetof(ngx_http_dingtalk_loc_conf_t, keyword), nullptr},
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_str_slot, NGX_HTTP_LOC_CONF_OFFSET,
+     offsetof(ngx_http_dingtalk_loc_conf_t, keyword), &kKeywordCheck},
     {ngx_string("dingtalk_at_mobiles_from"),
-     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_mentions_from,
-     NGX_HTTP_LOC_CONF_OFFSET, offsetof(ngx_http_dingtalk_loc_conf_t, at_mobiles_from), nullptr},
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_str_slot, NGX_HTTP_LOC_CONF_OFFSET,
+     offsetof(ngx_http_dingtalk_loc_conf_t, at_mobiles_from), &kLabelNameCheck},
     {ngx_string("dingtalk_at_user_ids_from"),
-     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_mentions_from,
-     NGX_HTTP_LOC_CONF_OFFSET, offsetof(ngx_http_dingtalk_loc_conf_t, at_user_ids_from), nullptr},
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_str_slot, NGX_HTTP_LOC_CONF_OFFSET,
+     offsetof(ngx_http_dingtalk_loc_conf_t, at_user_ids_from), &kLabelNameCheck},
     {ngx_string("dingtalk_hide_labels"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_1MORE, set_hide_labels,
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},

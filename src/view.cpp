@@ -137,7 +137,7 @@ std::string target_title(const std::string &label)
     return "";
 }
 
-std::string add_label_name(LabelNames &names, std::string_view name)
+std::string check_label_name(std::string_view name)
 {
     const auto word = [](char c) {
         return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
@@ -145,6 +145,14 @@ std::string add_label_name(LabelNames &names, std::string_view name)
     if (name.empty() || name.size() > 128 || std::isdigit(static_cast<unsigned char>(name[0])) ||
         !std::all_of(name.begin(), name.end(), word)) {
         return "\"" + plain_line(name, 64) + "\" is not a label name (letters, digits and _)";
+    }
+    return "";
+}
+
+std::string add_label_name(LabelNames &names, std::string_view name)
+{
+    if (std::string why = check_label_name(name); !why.empty()) {
+        return why;
     }
     if (name == "off") {
         return "off stands alone: it hides no label";

@@ -53,8 +53,12 @@ const std::vector<std::pair<std::string, std::string>> &identity_labels();
 // The line's name for a target_label ("故障节点"), "" for none.
 std::string target_title(const std::string &label);
 
+// "" when name is a label (or annotation) name, Prometheus's [a-zA-Z_][a-zA-Z0-9_]* of 128
+// bytes at most, else why not.
+std::string check_label_name(std::string_view name);
+
 // Adds a label name to `names` (dingtalk_hide_labels): "" when done, else why it cannot be one
-// (Prometheus's [a-zA-Z_][a-zA-Z0-9_]*, 128 bytes at most; 64 names at most; no repeats).
+// (check_label_name; not "off"; 64 names at most; no repeats).
 std::string add_label_name(LabelNames &names, std::string_view name);
 
 // `hidden` labels are in no line of the view (the identity line included).

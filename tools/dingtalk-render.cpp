@@ -184,10 +184,9 @@ std::string message_option(Options &o, const std::string &arg, const std::string
         o.keyword = v;
         return why.empty() ? "" : "--keyword: " + why;
     } else if (arg == "--at-mobiles-from" || arg == "--at-user-ids-from") {
-        dingtalk::LabelNames one;
         (arg == "--at-mobiles-from" ? o.mentions_from.mobiles_from
                                     : o.mentions_from.user_ids_from) = v;
-        const std::string why = dingtalk::add_label_name(one, v);
+        const std::string why = dingtalk::check_label_name(v);
         return why.empty() ? "" : arg + ": " + why;
     } else if (arg == "--hide-labels") {
         return hide_labels(o, v);
