@@ -155,7 +155,9 @@ def test_firing_then_resolved_through_alertmanager(nginx_factory, mock, chain):
     name = "DingtalkChainCrashLooping"
     started_at = time.monotonic()
 
-    starts, ends = now_s() - datetime.timedelta(minutes=7), now_s() + datetime.timedelta(hours=1)
+    # starting now: Alertmanager flushes at once a group whose first alert started more than
+    # group_wait ago, which raced the second alert into a message of its own
+    starts, ends = now_s(), now_s() + datetime.timedelta(hours=1)
     am.post_alerts([am_alert(name, "api-0", starts, ends), am_alert(name, "api-1", starts, ends)])
 
     firing = wait_until(lambda: messages(mock, name, "FIRING"), 10,
@@ -208,7 +210,7 @@ def test_throttled_robot_is_retried_by_alertmanager_until_accepted_once(nginx_fa
     name = "DingtalkThrottledRobot"
     started_at = time.monotonic()
 
-    starts, ends = now_s() - datetime.timedelta(minutes=1), now_s() + datetime.timedelta(hours=1)
+    starts, ends = now_s(), now_s() + datetime.timedelta(hours=1)  # both in one group_wait
     am.post_alerts([am_alert(name, "db-0", starts, ends), am_alert(name, "db-1", starts, ends)])
 
     wait_until(lambda: accepted(mock, name), 30, "DingTalk accepting the message", chain.logs)
