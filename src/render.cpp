@@ -226,7 +226,7 @@ public:
                 }
             }
         }
-        header_ = "### " + escape_markdown(plain_title(n), kMaxTitle * 2) + "\n\n";
+        set_page(Page{});
         // views are handed out by address: never reallocate
         views_.reserve(order_.size());
         plain_views_.reserve(order_.size());
@@ -235,22 +235,42 @@ public:
                                             std::chrono::system_clock::now());
     }
 
-    // The title with the first k alerts shown: the title template's, else the built-in one.
+    // Which alerts of the order a message shows: from `begin`; " (1/3)" after its title when
+    // it is one of several; whether it is the last (only the last says what is not shown).
+    struct Page {
+        std::size_t begin = 0;
+        std::string part;
+        bool last = true;
+    };
+
+    void set_page(Page p)
+    {
+        page_ = std::move(p);
+        header_ = "### " + escape_markdown(plain_title(n_) + page_.part, kMaxTitle * 2) + "\n\n";
+    }
+
+    // The title with k alerts of the page shown: the title template's, else the built-in one.
     std::string title(std::size_t k)
     {
         std::string t;
         if (opt_.title_template) {
-            t = opt_.title_template->render(input(k, plain_views_, plain_line));
+            TemplateInput in = input(k, plain_views_, plain_line);
+            in.part.clear(); // added below, whatever the template makes of the title
+            t = opt_.title_template->render(in);
         }
-        return t.empty() ? plain_title(n_) : t;
+        return (t.empty() ? plain_title(n_) : t) + page_.part;
     }
 
     std::size_t total() const { return order_.size(); } // the alerts that may be shown
 
-    // Alerts of the notification a message with the first k does not show.
-    std::size_t not_shown(std::size_t k) const { return n_.total() - k; }
+    // Alerts of the notification a message with k alerts of the page does not show: all but
+    // those shown by it and the pages before it, when it is the last; none before the last.
+    std::size_t not_shown(std::size_t k) const
+    {
+        return page_.last ? n_.total() - page_.begin - k : 0;
+    }
 
-    // Text with the first k alerts of the order, mentions not yet added.
+    // Text with k alerts of the page, mentions not yet added.
     std::string body(std::size_t k)
     {
         if (opt_.text_template) {
@@ -260,9 +280,9 @@ public:
             return t;
         }
         std::string t = header_;
-        for (std::size_t i = 0; i < k; ++i) {
+        for (std::size_t i = page_.begin; i < page_.begin + k; ++i) {
             const Status s = order_[i]->status;
-            if (i == 0 || s != order_[i - 1]->status) {
+            if (i == page_.begin || s != order_[i - 1]->status) {
                 t += s == Status::firing
                          ? "#### 告警中 (" + std::to_string(n_.count(Status::firing)) + ")\n\n"
                          : "#### 已恢复 (" + std::to_string(n_.count(Status::resolved)) + ")\n\n";
@@ -271,7 +291,7 @@ public:
             }
             t += block(i);
         }
-        const std::string more = omitted_line(n_, not_shown(k));
+        const std::string more = page_.last ? omitted_line(n_, not_shown(k)) : "";
         t += more.empty() ? "" : more + "\n\n";
         return t;
     }
@@ -282,11 +302,11 @@ public:
     std::size_t upper_bound(std::size_t budget)
     {
         if (opt_.text_template) {
-            return total();
+            return total() - page_.begin;
         }
         std::size_t used = json_escaped_size(header_), k = 0;
-        while (k < total()) {
-            used += json_escaped_size(block(k));
+        while (page_.begin + k < total()) {
+            used += json_escaped_size(block(page_.begin + k));
             if (used > budget) {
                 break;
             }
@@ -313,10 +333,12 @@ private:
         TemplateInput in;
         in.n = &n_;
         in.shown.reserve(k);
-        for (std::size_t i = 0; i < k; ++i) {
+        for (std::size_t i = page_.begin; i < page_.begin + k; ++i) {
             in.shown.push_back(&view(i, views, esc));
         }
         in.not_shown = not_shown(k);
+        in.part = page_.part;
+        in.last_part = page_.last;
         in.at = &opt_.at;
         in.zone = opt_.zone;
         in.styles = opt_.styles ? opt_.styles : &Styles::defaults();
@@ -342,6 +364,7 @@ private:
     std::vector<AlertView> plain_views_; // the same, as plain text, for the title template
     std::vector<std::string> blocks_;
     std::string header_;
+    Page page_;
     TimePoint now_;
 };
 
@@ -689,6 +712,71 @@ Message render_message(const Notification &n, const RenderOptions &opt)
         m.omitted = n.total();
     }
     return m;
+}
+
+namespace
+{
+
+// Where each message of several starts and how many alerts it shows: as many as fit, firing
+// first, the last one ending with "N more" when even max_messages are not enough. Empty when
+// they cannot be planned (a page that holds no alert): one message then.
+std::vector<std::pair<std::size_t, std::size_t>>
+plan_pages(Composer &first, Composer &others, const RenderOptions &opt, std::size_t max_messages)
+{
+    // planned with the widest part label, so that the real one fits as well
+    const std::string widest =
+        " (" + std::to_string(max_messages) + "/" + std::to_string(max_messages) + ")";
+    std::vector<std::pair<std::size_t, std::size_t>> plan;
+    for (std::size_t begin = 0; begin < first.total();) {
+        Composer &c = plan.empty() ? first : others;
+        Message m;
+        c.set_page({begin, widest, true});
+        const auto k = fit_alerts(c, opt, m);
+        if (!k || *k == 0) {
+            return {};
+        }
+        if (begin + *k == c.total() || plan.size() + 1 == max_messages) {
+            plan.emplace_back(begin, *k);
+            return plan;
+        }
+        c.set_page({begin, widest, false}); // not the last: no "N more" line to make room for
+        plan.emplace_back(begin, fit_alerts(c, opt, m).value_or(*k));
+        begin += plan.back().second;
+    }
+    return plan;
+}
+
+} // namespace
+
+std::vector<Message> render_messages(const Notification &n, const RenderOptions &opt,
+                                     std::size_t max_messages)
+{
+    std::vector<Message> out{render_message(n, opt)};
+    if (max_messages <= 1 || out[0].shown == n.alerts.size()) {
+        return out;
+    }
+    RenderOptions rest = opt;
+    rest.at = Mentions{}; // the first message mentions; the others would only ring again
+    Composer first(n, opt), others(n, rest);
+    const auto plan = plan_pages(first, others, opt, std::min(max_messages, kMaxMessages));
+    if (plan.size() < 2) {
+        return out;
+    }
+    out.clear();
+    for (std::size_t i = 0; i < plan.size(); ++i) {
+        Composer &c = i == 0 ? first : others;
+        c.set_page({plan[i].first,
+                    " (" + std::to_string(i + 1) + "/" + std::to_string(plan.size()) + ")",
+                    i + 1 == plan.size()});
+        Message m;
+        m.title = c.title(plan[i].second);
+        m.text = c.text(plan[i].second);
+        m.request_body = request_body(m.title, m.text, i == 0 ? opt.at : rest.at);
+        m.shown = plan[i].second;
+        m.omitted = c.not_shown(plan[i].second);
+        out.push_back(std::move(m));
+    }
+    return out;
 }
 
 } // namespace dingtalk

@@ -107,6 +107,14 @@ struct Message {
 
 Message render_message(const Notification &n, const RenderOptions &opt);
 
+// dingtalk_max_messages: a notification that does not fit in one message goes out as up to
+// max_messages (1 to kMaxMessages), each under the size limit, titled " (1/3)", " (2/3)"...,
+// firing first, no alert split across two; the last ends with "N more" when even they are not
+// enough. Only the first mentions anyone. One message when it fits, or max_messages is 1.
+constexpr std::size_t kMaxMessages = 10;
+std::vector<Message> render_messages(const Notification &n, const RenderOptions &opt,
+                                     std::size_t max_messages);
+
 // Bytes the string takes inside a JSON string literal as jansson writes it.
 std::size_t json_escaped_size(std::string_view s);
 

@@ -385,7 +385,7 @@ public:
 private:
     void set_notification(mu::data &d) const
     {
-        d.set("title", esc_(plain_title(n_), kMaxTitle * 2));
+        d.set("title", esc_(plain_title(n_) + in_.part, kMaxTitle * 2));
         d.set("status", to_string(n_.status));
         d.set("status_upper", n_.status == Status::firing ? "FIRING" : "RESOLVED");
         d.set("firing_count", count(n_.count(Status::firing)));
@@ -421,12 +421,13 @@ private:
         d.set("has_resolved", n_.count(Status::resolved) > 0);
         d.set("shown", count(in_.shown.size()));
         d.set("omitted", count(in_.not_shown));
-        d.set("truncated", in_.not_shown > 0 || n_.truncated_alerts > 0);
-        d.set("truncated_alerts", count(static_cast<std::uint64_t>(n_.truncated_alerts)));
-        d.set("more_count", count(in_.not_shown + static_cast<std::uint64_t>(n_.truncated_alerts)));
-        const std::string more = esc_ == plain_line
-                                     ? plain_line(omitted_line(n_, in_.not_shown), kMaxTitle * 2)
-                                     : omitted_line(n_, in_.not_shown);
+        // what the notification does not show is said once, by its last message
+        const std::uint64_t truncated = in_.last_part ? n_.truncated_alerts : 0;
+        d.set("truncated", in_.not_shown > 0 || truncated > 0);
+        d.set("truncated_alerts", count(truncated));
+        d.set("more_count", count(in_.not_shown + truncated));
+        const std::string line = in_.last_part ? omitted_line(n_, in_.not_shown) : "";
+        const std::string more = esc_ == plain_line ? plain_line(line, kMaxTitle * 2) : line;
         d.set("more", more);
         d.set("has_more", !more.empty());
     }

@@ -36,6 +36,8 @@ struct TemplateInput {
     const Styles *styles = nullptr;
     TimePoint now;             // for the age of firing alerts
     bool silence_links = true; // dingtalk_silence_link: off empties silence_url
+    std::string part;          // " (2/3)" in one of several messages, else ""
+    bool last_part = true;     // only the last of several says what is not shown
 };
 
 class Template

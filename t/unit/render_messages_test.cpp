@@ -1,0 +1,220 @@
+// render_messages (dingtalk_max_messages): a notification too big for one message goes out as
+// several, each under the size limit, no alert split, firing first, "N more" only at the end.
+#include "render.hpp"
+
+#include "json.hpp"
+#include "template.hpp"
+#include "test_util.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+using namespace dingtalk;
+using dingtalk_test::make_alert;
+using dingtalk_test::make_notification;
+using dingtalk_test::occurrences;
+
+namespace
+{
+
+Notification group(std::size_t firing, std::size_t resolved)
+{
+    std::vector<Alert> alerts;
+    for (std::size_t i = 0; i < firing + resolved; ++i) {
+        const std::string pod = "api-" + std::to_string(10000 + i);
+        // resolved ones first in the body: they must come last in the messages
+        alerts.push_back(make_alert(i < resolved ? Status::resolved : Status::firing,
+                                    {{"alertname", "KubePodCrashLooping"},
+                                     {"severity", "critical"},
+                                     {"namespace", "kube-ops"},
+                                     {"pod", pod}},
+                                    {{"message", "Pod kube-ops/" + pod + " is restarting."}}));
+    }
+    Notification n = make_notification(std::move(alerts));
+    n.group_labels = {{"alertname", "KubePodCrashLooping"}};
+    return n;
+}
+
+RenderOptions options(std::size_t max_bytes = kMaxRequestBytes)
+{
+    RenderOptions opt;
+    opt.zone = &dingtalk_test::zone("Asia/Shanghai");
+    opt.max_request_bytes = max_bytes;
+    return opt;
+}
+
+JsonPtr parsed(const Message &m)
+{
+    json_error_t err;
+    JsonPtr root(json_loadb(m.request_body.data(), m.request_body.size(), 0, &err));
+    EXPECT_TRUE(root) << err.text;
+    return root;
+}
+
+// The pods the messages show, in order.
+std::vector<std::string> pods_in(const std::vector<Message> &ms)
+{
+    std::vector<std::string> pods;
+    for (const Message &m : ms) {
+        const std::string line = "**故障pod**: ";
+        for (std::size_t p = m.text.find(line); p != std::string::npos;
+             p = m.text.find(line, p + 1)) {
+            pods.push_back(m.text.substr(p + line.size(), 9));
+        }
+    }
+    return pods;
+}
+
+} // namespace
+
+TEST(RenderMessages, OneMessageWhenItFits)
+{
+    const Notification n = group(3, 1);
+    const RenderOptions opt = options();
+    const auto ms = render_messages(n, opt, 5);
+    ASSERT_EQ(ms.size(), 1u);
+    EXPECT_EQ(ms[0].request_body, render_message(n, opt).request_body);
+    EXPECT_EQ(ms[0].title.find("(1/"), std::string::npos);
+}
+
+TEST(RenderMessages, OneMeansTodaysCut)
+{
+    const Notification n = group(500, 0);
+    const RenderOptions opt = options();
+    const auto ms = render_messages(n, opt, 1);
+    ASSERT_EQ(ms.size(), 1u);
+    EXPECT_EQ(ms[0].request_body, render_message(n, opt).request_body);
+    EXPECT_GT(ms[0].omitted, 0u);
+}
+
+TEST(RenderMessages, SeveralPagesEachUnderTheLimitAllShown)
+{
+    const Notification n = group(40, 20);
+    const auto ms = render_messages(n, options(6000), 10);
+    ASSERT_GE(ms.size(), 2u);
+    std::size_t shown = 0;
+    for (std::size_t i = 0; i < ms.size(); ++i) {
+        const std::string part =
+            " (" + std::to_string(i + 1) + "/" + std::to_string(ms.size()) + ")";
+        EXPECT_LE(ms[i].request_body.size(), 6000u);
+        EXPECT_EQ(ms[i].title, "[FIRING:40, RESOLVED:20] KubePodCrashLooping" + part);
+        EXPECT_EQ(ms[i].text.rfind(
+                      "### \\[FIRING:40, RESOLVED:20\\] KubePodCrashLooping" + part + "\n", 0),
+                  0u)
+            << ms[i].text.substr(0, 80);
+        EXPECT_EQ(occurrences(ms[i].text, "另有"), 0u) << "everything fits: nothing more";
+        EXPECT_EQ(ms[i].omitted, 0u);
+        EXPECT_EQ(occurrences(ms[i].text, "**告警级别**: "), ms[i].shown);
+        shown += ms[i].shown;
+        parsed(ms[i]);
+    }
+    EXPECT_EQ(shown, n.alerts.size());
+    // firing first, in body order; then the resolved ones; each alert once
+    const auto pods = pods_in(ms);
+    ASSERT_EQ(pods.size(), 60u);
+    EXPECT_EQ(pods.front(), "api-10020");
+    EXPECT_EQ(pods[39], "api-10059");
+    EXPECT_EQ(pods[40], "api-10000");
+    EXPECT_EQ(pods.back(), "api-10019");
+}
+
+TEST(RenderMessages, TheLastSaysWhatEvenTheyCouldNotShow)
+{
+    const Notification n = group(500, 0);
+    const auto ms = render_messages(n, options(), 3);
+    ASSERT_EQ(ms.size(), 3u);
+    std::size_t shown = 0;
+    for (const Message &m : ms) {
+        EXPECT_LE(m.request_body.size(), kMaxRequestBytes);
+        EXPECT_GE(m.shown, 1u);
+        shown += m.shown;
+    }
+    EXPECT_EQ(ms[0].omitted + ms[1].omitted, 0u);
+    EXPECT_EQ(ms[2].omitted, 500u - shown);
+    EXPECT_EQ(occurrences(ms[0].text + ms[1].text, "另有"), 0u);
+    EXPECT_NE(ms[2].text.find("**另有 " + std::to_string(500 - shown) + " 条告警未显示**"),
+              std::string::npos);
+    // pages are full: each holds about what one message held before
+    EXPECT_GT(shown, 2 * render_message(n, options()).shown);
+    EXPECT_EQ(pods_in(ms).size(), shown);
+}
+
+TEST(RenderMessages, AlertmanagersTruncationIsSaidOnceAtTheEnd)
+{
+    Notification n = group(30, 0);
+    n.truncated_alerts = 7;
+    const auto ms = render_messages(n, options(5000), 10);
+    ASSERT_GE(ms.size(), 2u);
+    for (std::size_t i = 0; i + 1 < ms.size(); ++i) {
+        EXPECT_EQ(occurrences(ms[i].text, "另有"), 0u);
+    }
+    EXPECT_NE(ms.back().text.find("**另有 7 条告警未显示**"), std::string::npos);
+}
+
+TEST(RenderMessages, OnlyTheFirstMentions)
+{
+    const Notification n = group(60, 0);
+    RenderOptions opt = options(6000);
+    opt.at.mobiles = {"13800000000"};
+    const auto ms = render_messages(n, opt, 10);
+    ASSERT_GE(ms.size(), 2u);
+    EXPECT_NE(ms[0].text.find("@13800000000"), std::string::npos);
+    const JsonPtr first = parsed(ms[0]);
+    EXPECT_EQ(json_array_size(json_object_get(json_object_get(first.get(), "at"), "atMobiles")),
+              1u);
+    for (std::size_t i = 1; i < ms.size(); ++i) {
+        EXPECT_EQ(ms[i].text.find("@13800000000"), std::string::npos);
+        EXPECT_EQ(ms[i].request_body.find("13800000000"), std::string::npos);
+    }
+}
+
+TEST(RenderMessages, EveryOneCarriesTheKeyword)
+{
+    const Notification n = group(60, 0);
+    RenderOptions opt = options(6000);
+    opt.keyword = "prodalert";
+    const auto ms = render_messages(n, opt, 10);
+    ASSERT_GE(ms.size(), 2u);
+    for (const Message &m : ms) {
+        EXPECT_NE(m.text.find("prodalert"), std::string::npos);
+        EXPECT_LE(m.request_body.size(), 6000u);
+    }
+}
+
+TEST(RenderMessages, TemplatesSeeThePartInTheirTitleOnce)
+{
+    const Notification n = group(200, 0);
+    RenderOptions opt = options(4000);
+    std::string error;
+    opt.text_template = Template::parse("## {{title}}\n{{#alerts}}- {{labels.pod}} "
+                                        "{{annotations.message}}\n{{/alerts}}{{more}}",
+                                        Template::Kind::text, error);
+    opt.title_template = Template::parse("{{title}} via template", Template::Kind::title, error);
+    ASSERT_TRUE(opt.text_template && opt.title_template) << error;
+    const auto ms = render_messages(n, opt, 2);
+    ASSERT_EQ(ms.size(), 2u);
+    EXPECT_EQ(ms[0].title, "[FIRING:200] KubePodCrashLooping via template (1/2)");
+    EXPECT_EQ(ms[0].text.rfind("## \\[FIRING:200\\] KubePodCrashLooping (1/2)\n", 0), 0u)
+        << ms[0].text.substr(0, 80);
+    EXPECT_EQ(ms[1].text.rfind("## \\[FIRING:200\\] KubePodCrashLooping (2/2)\n", 0), 0u);
+    EXPECT_EQ(occurrences(ms[0].text, "另有"), 0u);
+    EXPECT_NE(ms[1].text.find("另有"), std::string::npos) << "200 lines do not fit in two";
+    EXPECT_LE(ms[0].request_body.size(), 4000u);
+    EXPECT_LE(ms[1].request_body.size(), 4000u);
+}
+
+TEST(RenderMessages, AnAlertTooBigForAPageStillGoesOutCut)
+{
+    // one huge alert among small ones: a page holds it cut, as one message would
+    Notification n = group(10, 0);
+    n.alerts[0].annotations["message"] = std::string(50000, 'x');
+    const auto ms = render_messages(n, options(8000), 10);
+    std::size_t shown = 0;
+    for (const Message &m : ms) {
+        EXPECT_LE(m.request_body.size(), 8000u);
+        shown += m.shown;
+    }
+    EXPECT_EQ(shown, 10u);
+}
