@@ -278,10 +278,15 @@ bool Delivery::prepare()
     opt.keyword = target_.keyword;
     opt.hidden_labels = target_.hidden_labels;
     opt.silence_link = target_.silence_link;
-    Message m = render_message(*parsed.notification, opt);
-    request_ = std::move(m.request_body);
+    std::vector<Message> ms = render_messages(*parsed.notification, opt, target_.max_messages);
     report_.alerts = parsed.notification->total();
-    report_.shown = m.shown;
+    report_.shown = 0;
+    for (Message &m : ms) {
+        report_.shown += m.shown;
+        requests_.push_back(std::move(m.request_body));
+    }
+    report_.messages = requests_.size();
+    digest_ = requests_.size() > 1 ? body_digest(body_) : 0;
     std::string().swap(body_); // the raw body can be large; it is no longer needed
     return true;
 }
@@ -302,7 +307,7 @@ void Delivery::run(std::uint64_t deadline_ms) noexcept
 {
     try {
         phase_.store(Phase::preparing, std::memory_order_relaxed);
-        if (!request_.empty() || prepare()) {
+        if ((!requests_.empty() || prepare()) && !needs_go_ahead()) {
             phase_.store(Phase::sending, std::memory_order_relaxed);
             attempt(deadline_ms);
         }
@@ -346,7 +351,7 @@ void Delivery::attempt(std::uint64_t deadline_ms)
     }
     HttpRequest req;
     req.url = send_url(target_);
-    req.body = request_;
+    req.body = requests_[next_];
     req.timeout = attempt_budget(left); // of what is left when the thread starts it
     req.ssl_verify = target_.ssl_verify;
     req.ca_pem = target_.ca_pem;
@@ -361,7 +366,17 @@ void Delivery::attempt(std::uint64_t deadline_ms)
     r.ended_ms = http.ended_ms;
     r.attempts += 1;
     r.new_connections += http.new_connections;
+    if (r.outcome == Outcome::delivered) {
+        r.taken = ++next_;
+    }
     report_ = std::move(r);
+}
+
+void Delivery::send_from(std::size_t taken)
+{
+    next_ = std::min(taken, requests_.size() - 1);
+    report_.taken = next_;
+    cleared_ = true;
 }
 
 // What a new attempt's report keeps of the delivery so far.
@@ -369,6 +384,8 @@ void Delivery::carry(Report &r) const
 {
     r.alerts = report_.alerts;
     r.shown = report_.shown;
+    r.messages = report_.messages;
+    r.taken = report_.taken;
     r.attempts = report_.attempts;
     r.new_connections = report_.new_connections;
     r.elapsed = report_.elapsed;
@@ -384,6 +401,10 @@ std::string Report::reply_json(bool verbose) const
     if (alerts > 0) {
         json_object_set_new(root.get(), "alerts", json_integer(json_int_t(alerts)));
         json_object_set_new(root.get(), "shown", json_integer(json_int_t(shown)));
+    }
+    if (messages > 1) {
+        json_object_set_new(root.get(), "messages", json_integer(json_int_t(messages)));
+        json_object_set_new(root.get(), "taken", json_integer(json_int_t(taken)));
     }
     if (errcode) {
         json_object_set_new(root.get(), "errcode", json_integer(*errcode));
@@ -402,6 +423,10 @@ std::string Report::summary() const
         if (shown != alerts) {
             s += " (" + std::to_string(shown) + " shown)";
         }
+    }
+    if (messages > 1) {
+        s += ", " + (taken == messages ? "" : std::to_string(taken) + " of ") +
+             std::to_string(messages) + " messages" + (taken == messages ? "" : " taken");
     }
     if (attempts > 0) {
         s += ", " + std::to_string(attempts) + (attempts == 1 ? " attempt" : " attempts");

@@ -34,6 +34,7 @@ struct Target {
     std::string keyword;                             // dingtalk_keyword; "" = none
     std::shared_ptr<const LabelNames> hidden_labels; // null: the default set
     bool silence_link = true;                        // dingtalk_silence_link
+    std::size_t max_messages = 1;                    // dingtalk_max_messages
     ParseLimits limits;
 };
 
@@ -60,7 +61,9 @@ struct Report {
     std::optional<long> errcode; // DingTalk's, when it answered with one
     std::string errmsg;          // DingTalk's, sanitized
     std::size_t alerts = 0;      // in the notification
-    std::size_t shown = 0;       // in the message sent
+    std::size_t shown = 0;       // in the messages
+    std::size_t messages = 1;    // the notification's (dingtalk_max_messages)
+    std::size_t taken = 0;       // of them DingTalk took, from the first (earlier requests' too)
     long attempts = 0;
     std::string mentioned; // describe_mentions(): who, or why nobody; "" without rules/sources
     long new_connections = 0;
@@ -111,8 +114,18 @@ public:
     // Runs in a pool thread; never throws. The first run parses and renders; every run makes
     // at most one attempt, which ends by deadline_ms (monotonic_ms(), the delivery's end) and
     // takes its part of what is left (attempt_budget); started too late, it sends nothing. So
-    // the rate limit can count on that deadline whatever the queue did.
+    // the rate limit can count on that deadline whatever the queue did. Each attempt sends the
+    // first message not yet taken. A notification of several messages sends nothing in its
+    // first run: the caller reserves their rate-limit slots, then calls send_from().
     void run(std::uint64_t deadline_ms) noexcept;
+
+    // Several messages, not yet cleared to go.
+    bool needs_go_ahead() const { return requests_.size() > 1 && !cleared_; }
+    // Clears them to go, skipping the first `taken` (an earlier request's).
+    void send_from(std::size_t taken);
+    // Messages not yet taken (after a run that took one, those still to send).
+    std::size_t left() const { return requests_.size() - next_; }
+    std::uint64_t digest() const { return digest_; } // of the body, with several messages
 
     // The whole time the request took, holds and retries included (the caller's clock).
     void set_elapsed(std::chrono::milliseconds total) { report_.elapsed = total; }
@@ -132,7 +145,10 @@ private:
 
     Target target_;
     std::string body_;
-    std::string request_; // rendered once, re-signed on each attempt
+    std::vector<std::string> requests_; // rendered once, re-signed on each attempt
+    std::size_t next_ = 0;              // the first message not taken
+    bool cleared_ = false;              // send_from() was called
+    std::uint64_t digest_ = 0;
     Report report_;
     std::atomic<Phase> phase_{Phase::queued};
 };

@@ -49,8 +49,9 @@ struct ngx_http_dingtalk_loc_conf_t {
     ngx_str_t thread_pool_name;
     ngx_thread_pool_t *thread_pool; // added when dingtalk_thread_pool is read
     ngx_msec_t timeout;
-    size_t max_body_size;  // dingtalk_max_body_size
-    ngx_uint_t max_alerts; // dingtalk_max_alerts
+    size_t max_body_size;    // dingtalk_max_body_size
+    ngx_uint_t max_alerts;   // dingtalk_max_alerts
+    ngx_uint_t max_messages; // dingtalk_max_messages
     const dingtalk::Zone *zone;
     ngx_flag_t ssl_verify;
     ngx_str_t ssl_trusted_certificate;
@@ -120,6 +121,14 @@ ngx_int_t ngx_http_dingtalk_init_zone(ngx_shm_zone_t *shm_zone, void *data) noex
 dingtalk::Reservation ngx_http_dingtalk_reserve(ngx_shm_zone_t *zone, const u_char *key,
                                                 const dingtalk::RateLimit &limit,
                                                 uint64_t attempt_ms);
+// Sends for the n messages of one notification, ids res.id to res.id + n - 1: all or none.
+dingtalk::Reservation ngx_http_dingtalk_reserve_all(ngx_shm_zone_t *zone, const u_char *key,
+                                                    const dingtalk::RateLimit &limit,
+                                                    uint64_t attempt_ms, uint32_t n);
+// Messages of the body with this digest an earlier request got taken (dingtalk_max_messages).
+uint32_t ngx_http_dingtalk_taken_before(ngx_shm_zone_t *zone, const u_char *key, uint64_t digest);
+void ngx_http_dingtalk_remember_taken(ngx_shm_zone_t *zone, const u_char *key, uint64_t digest,
+                                      uint32_t taken, uint32_t total);
 // The send ended (sent: it may have arrived, at ended_ms at the latest) or never left.
 void ngx_http_dingtalk_settle(ngx_shm_zone_t *zone, const u_char *key, uint64_t id, bool sent,
                               uint64_t ended_ms);

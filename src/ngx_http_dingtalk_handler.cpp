@@ -48,6 +48,9 @@ struct ngx_http_dingtalk_ctx_t {
     ngx_msec_t received;      // body read
     ngx_msec_t first_attempt; // first task posted; the delivery timeout counts from here
     uint64_t send_id;         // the rate slot of the attempt planned or in flight; 0: none
+    uint64_t reserved_id;     // several messages: the slots of those after it, from this id
+    uint32_t reserved_left;   // ... this many
+    bool reserve_all;         // several messages, cleared to go: the next reservation is theirs
     uint64_t deadline;        // when the delivery must be over: no send starts that could end
                               // later (monotonic ms)
     ngx_msec_t asked_since;   // waiting for sends under way to end, since; 0: not waiting
@@ -184,13 +187,19 @@ ngx_uint_t seconds_up(uint64_t ms)
     return static_cast<ngx_uint_t>((ms + 999) / 1000);
 }
 
-// A slot reserved but not (or no longer) used goes back to the window.
+// Slots reserved but not (or no longer) used go back to the window.
 void give_back_slot(ngx_http_dingtalk_ctx_t *ctx)
 {
-    if (ctx->send_id != 0 && ctx->zone != nullptr) {
-        ngx_http_dingtalk_release(ctx->zone, ctx->robot, ctx->send_id);
+    if (ctx->zone != nullptr) {
+        if (ctx->send_id != 0) {
+            ngx_http_dingtalk_release(ctx->zone, ctx->robot, ctx->send_id);
+        }
+        for (uint32_t i = 0; i < ctx->reserved_left; ++i) {
+            ngx_http_dingtalk_release(ctx->zone, ctx->robot, ctx->reserved_id + i);
+        }
     }
     ctx->send_id = 0;
+    ctx->reserved_left = 0;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -242,6 +251,7 @@ void resume(ngx_http_request_t *r) noexcept
 void conclude(ngx_http_dingtalk_ctx_t *ctx)
 {
     ngx_http_request_t *r = ctx->r;
+    give_back_slot(ctx); // those of messages that will not be sent now
     ctx->state = State::done;
     set_waiting(ctx, false);
     const ngx_msec_t took = ngx_current_msec - ctx->received;
@@ -276,7 +286,8 @@ void queue_full(ngx_http_dingtalk_ctx_t *ctx)
                   "\"thread_pool\" directive",
                   &ctx->lcf->thread_pool_name);
     give_back_slot(ctx);
-    if (ctx->delivery->report().attempts > 0) {
+    const dingtalk::Report &rep = ctx->delivery->report();
+    if (rep.attempts > 0 && rep.outcome != dingtalk::Outcome::delivered) {
         conclude(ctx); // a retry that cannot run: the last failure stands
         return;
     }
@@ -341,13 +352,71 @@ void log_retry(ngx_http_dingtalk_ctx_t *ctx, const dingtalk::Report &rep, ngx_ms
     }
 }
 
+// The notification is several messages and the first run only rendered them: a retry of one
+// that went out in part resumes after the messages taken; then the slots of all the others, or
+// none (schedule).
+void plan_messages(ngx_http_dingtalk_ctx_t *ctx)
+{
+    give_back_slot(ctx); // the run sent nothing
+    dingtalk::Delivery &d = *ctx->delivery;
+    const auto total = static_cast<uint32_t>(d.left());
+    const uint32_t taken = ngx_http_dingtalk_taken_before(ctx->stats, ctx->robot, d.digest());
+    if (taken > 0) {
+        ngx_log_error(NGX_LOG_INFO, ctx->r->connection->log, 0,
+                      "dingtalk: an earlier request got %uD of this notification's %uD messages "
+                      "taken: sending the rest",
+                      taken, total);
+    }
+    d.send_from(taken);
+    ctx->reserve_all = true;
+    ctx->first_attempt = 0; // the delivery's time counts from its first send
+    schedule(ctx);
+}
+
+// A message of several was taken: the next one goes out on its slot, unless the client left.
+void next_message(ngx_http_dingtalk_ctx_t *ctx)
+{
+    if (ctx->r->connection->error) {
+        const dingtalk::Report &rep = ctx->delivery->report();
+        ngx_log_error(NGX_LOG_INFO, ctx->r->connection->log, 0,
+                      "dingtalk: the client closed the connection after %uz of %uz messages were "
+                      "taken; its retry sends the rest",
+                      rep.taken, rep.messages);
+        give_back_slot(ctx);
+        ctx->state = State::done;
+        ngx_http_dingtalk_count_ending(ctx->stats, dingtalk::Ending::client_closed);
+        ctx->r->write_event_handler(ctx->r);
+        return;
+    }
+    if (ctx->reserved_left == 0) {
+        schedule(ctx); // no rate limit
+        return;
+    }
+    ctx->send_id = ctx->reserved_id++;
+    --ctx->reserved_left;
+    post(ctx);
+}
+
 void after_attempt(ngx_http_dingtalk_ctx_t *ctx)
 {
     const dingtalk::Report &rep = ctx->delivery->report();
+    if (ctx->delivery->needs_go_ahead()) {
+        plan_messages(ctx);
+        return;
+    }
     if (rep.errcode) {
         ngx_http_dingtalk_count_answer(ctx->stats, *rep.errcode);
     }
     settle_slot(ctx, rep);
+    if (rep.messages > 1 && rep.outcome == dingtalk::Outcome::delivered) {
+        ngx_http_dingtalk_remember_taken(ctx->stats, ctx->robot, ctx->delivery->digest(),
+                                         static_cast<uint32_t>(rep.taken),
+                                         static_cast<uint32_t>(rep.messages));
+        if (ctx->delivery->left() > 0) {
+            next_message(ctx);
+            return;
+        }
+    }
     if (!ctx->r->connection->error) {
         const auto spent = std::chrono::milliseconds(ngx_current_msec - ctx->first_attempt);
         if (auto delay =
@@ -500,9 +569,14 @@ void schedule(ngx_http_dingtalk_ctx_t *ctx)
         post(ctx);
         return;
     }
-    // the send may end as late as the delivery (the window learns the real end when it comes)
-    const dingtalk::Reservation res = ngx_http_dingtalk_reserve(
-        ctx->zone, ctx->robot, limit_now(ctx), delivery_end(ctx, now) - now);
+    // the send may end as late as the delivery (the window learns the real end when it comes);
+    // several messages need all their slots
+    const uint32_t n = ctx->reserve_all ? static_cast<uint32_t>(ctx->delivery->left()) : 1;
+    const dingtalk::Reservation res =
+        n > 1 ? ngx_http_dingtalk_reserve_all(ctx->zone, ctx->robot, limit_now(ctx),
+                                              delivery_end(ctx, now) - now, n)
+              : ngx_http_dingtalk_reserve(ctx->zone, ctx->robot, limit_now(ctx),
+                                          delivery_end(ctx, now) - now);
     if (res.kind == dingtalk::Reservation::wait) {
         ctx->asked_since = ctx->asked_since ? ctx->asked_since : (now ? now : 1);
         hold(ctx, res.retry_after_ms);
@@ -514,6 +588,9 @@ void schedule(ngx_http_dingtalk_ctx_t *ctx)
     }
     ctx->asked_since = 0;
     ctx->send_id = res.id;
+    ctx->reserved_id = res.id + 1;
+    ctx->reserved_left = n - 1;
+    ctx->reserve_all = false;
     ctx->deadline = delivery_end(ctx, res.at_ms);
     if (ctx->first_attempt != 0 && res.at_ms + dingtalk::kShortestAttempt.count() > ctx->deadline) {
         give_back_slot(ctx); // a retry that would start too late to finish in time
@@ -535,7 +612,7 @@ void cleanup(void *data) noexcept
     if (ctx->timer.timer_set) {
         ngx_del_timer(&ctx->timer);
     }
-    if (ctx->state == State::holding) {
+    if (ctx->state != State::running) {
         give_back_slot(ctx);
     }
     if (ctx->stats != nullptr) {
@@ -719,6 +796,7 @@ void configure(dingtalk::Target &t, const ngx_http_dingtalk_loc_conf_t *lcf)
     t.silence_link = lcf->silence_link != 0;
     t.limits.max_body_bytes = lcf->max_body_size;
     t.limits.max_alerts = lcf->max_alerts;
+    t.max_messages = lcf->max_messages;
 }
 
 // dingtalk_robot_name, or "robot-" and 8 hex digits of the token's hash; never the token.

@@ -181,6 +181,16 @@ char *set_max_alerts(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept
     return rv;
 }
 
+char *set_max_messages(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept
+{
+    char *rv = ngx_conf_set_num_slot(cf, cmd, conf);
+    const ngx_uint_t n = static_cast<ngx_http_dingtalk_loc_conf_t *>(conf)->max_messages;
+    if (rv == NGX_CONF_OK && (n < 1 || n > dingtalk::kMaxMessages)) {
+        return const_cast<char *>("must be from 1 to 10");
+    }
+    return rv;
+}
+
 char *set_timezone(ngx_conf_t *cf, ngx_command_t *, void *conf) noexcept
 {
     auto *dlcf = static_cast<ngx_http_dingtalk_loc_conf_t *>(conf);
@@ -692,6 +702,7 @@ void *create_loc_conf(ngx_conf_t *cf) noexcept
     conf->robot_name = static_cast<ngx_http_complex_value_t *>(NGX_CONF_UNSET_PTR);
     conf->max_body_size = NGX_CONF_UNSET_SIZE;
     conf->max_alerts = NGX_CONF_UNSET_UINT;
+    conf->max_messages = NGX_CONF_UNSET_UINT;
     conf->verbose_replies = NGX_CONF_UNSET;
     conf->silence_link = NGX_CONF_UNSET;
     return conf;
@@ -758,6 +769,7 @@ void merge_values(ngx_http_dingtalk_loc_conf_t *prev, ngx_http_dingtalk_loc_conf
     ngx_conf_merge_msec_value(conf->timeout, prev->timeout, 10000);
     ngx_conf_merge_size_value(conf->max_body_size, prev->max_body_size, 1024 * 1024);
     ngx_conf_merge_uint_value(conf->max_alerts, prev->max_alerts, 100);
+    ngx_conf_merge_uint_value(conf->max_messages, prev->max_messages, 1);
     ngx_conf_merge_value(conf->ssl_verify, prev->ssl_verify, 1);
     ngx_conf_merge_str_value(conf->ssl_trusted_certificate, prev->ssl_trusted_certificate, "");
     if (conf->ca_pem == nullptr) {
@@ -879,6 +891,14 @@ char *check_sender(ngx_conf_t *cf, ngx_http_dingtalk_loc_conf_t *conf)
                       conf->line);
         return conf_error();
     }
+    if (conf->rate_limit && conf->max_messages > conf->rate.count) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"dingtalk\" in %V:%ui: dingtalk_max_messages %ui is more than the %uD "
+                      "messages dingtalk_rate_limit allows at once: such a notification could "
+                      "never be sent",
+                      &conf->file, conf->line, conf->max_messages, conf->rate.count);
+        return conf_error();
+    }
     if (conf->zone == nullptr) {
         std::string error;
         auto zone = dingtalk::Zone::find(kDefaultZone, error);
@@ -963,6 +983,9 @@ ngx_command_t ngx_http_dingtalk_commands[] = {
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
      ngx_conf_set_size_slot, NGX_HTTP_LOC_CONF_OFFSET,
      offsetof(ngx_http_dingtalk_loc_conf_t, max_body_size), nullptr},
+    {ngx_string("dingtalk_max_messages"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_max_messages,
+     NGX_HTTP_LOC_CONF_OFFSET, offsetof(ngx_http_dingtalk_loc_conf_t, max_messages), nullptr},
     {ngx_string("dingtalk_max_alerts"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_max_alerts,
      NGX_HTTP_LOC_CONF_OFFSET, offsetof(ngx_http_dingtalk_loc_conf_t, max_alerts), nullptr},

@@ -20,11 +20,15 @@ struct robot_node_t {
     ngx_queue_t lru;
     u_char key[kRobotKeySize];
     dingtalk::RateWindow window;
-    char name[64]; // for metrics: dingtalk_robot_name or a hash of the token
+    dingtalk::ProgressBook progress; // notifications of several messages not all out
+    char name[64];                   // for metrics: dingtalk_robot_name or a hash of the token
     uint64_t last_used;
     uint64_t sent;
     uint64_t failed;
 };
+
+// A robot takes one slab page (README: about 250 robots in 1m).
+static_assert(sizeof(robot_node_t) <= 4096, "a robot fits a 4 KB page");
 
 // Counters every worker adds to without a lock, with atomic adds (as nginx's status module
 // keeps its own). Gauges are kept per worker process slot, so that a worker that dies with
@@ -91,7 +95,8 @@ uint64_t now_ms()
 // Unused for a while: its counters may go.
 bool idle(const robot_node_t *rn, uint64_t now)
 {
-    return dingtalk::idle(rn->window, now) && rn->last_used + kIdleMs <= now;
+    return dingtalk::idle(rn->window, now) && dingtalk::idle(rn->progress, now) &&
+           rn->last_used + kIdleMs <= now;
 }
 
 robot_node_t *lookup(zone_ctx_t *ctx, const u_char *key, uint32_t hash)
@@ -150,6 +155,7 @@ robot_node_t *add_robot(zone_ctx_t *ctx, const u_char *key, uint32_t hash, uint6
     rn->node.key = hash;
     ngx_memcpy(rn->key, key, kRobotKeySize);
     dingtalk::init(rn->window);
+    dingtalk::init(rn->progress);
     rn->name[0] = '\0';
     rn->last_used = now;
     rn->sent = 0;
@@ -315,6 +321,46 @@ dingtalk::Reservation ngx_http_dingtalk_reserve(ngx_shm_zone_t *zone, const u_ch
     return res;
 }
 
+dingtalk::Reservation ngx_http_dingtalk_reserve_all(ngx_shm_zone_t *zone, const u_char *key,
+                                                    const dingtalk::RateLimit &limit,
+                                                    uint64_t attempt_ms, uint32_t n)
+{
+    zone_ctx_t *ctx = ctx_of(zone);
+    const uint64_t now = now_ms();
+    dingtalk::Reservation res{dingtalk::Reservation::full, 0, 0, limit.window_ms};
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+    if (robot_node_t *rn = find_or_add(ctx, key, true)) {
+        res =
+            dingtalk::reserve_all(rn->window, limit, now, attempt_ms, n, ctx->sh->next_send_id + 1);
+        ctx->sh->next_send_id += n;
+    }
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+    return res;
+}
+
+uint32_t ngx_http_dingtalk_taken_before(ngx_shm_zone_t *zone, const u_char *key, uint64_t digest)
+{
+    zone_ctx_t *ctx = ctx_of(zone);
+    uint32_t taken = 0;
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+    if (robot_node_t *rn = find_or_add(ctx, key, false)) {
+        taken = dingtalk::taken_before(rn->progress, digest, now_ms());
+    }
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+    return taken;
+}
+
+void ngx_http_dingtalk_remember_taken(ngx_shm_zone_t *zone, const u_char *key, uint64_t digest,
+                                      uint32_t taken, uint32_t total)
+{
+    zone_ctx_t *ctx = ctx_of(zone);
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+    if (robot_node_t *rn = find_or_add(ctx, key, taken > 0 && taken < total)) {
+        dingtalk::remember_taken(rn->progress, digest, taken, total, now_ms());
+    }
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+}
+
 void ngx_http_dingtalk_settle(ngx_shm_zone_t *zone, const u_char *key, uint64_t id, bool sent,
                               uint64_t ended_ms)
 {
@@ -337,7 +383,7 @@ void ngx_http_dingtalk_release(ngx_shm_zone_t *zone, const u_char *key, uint64_t
     if (robot_node_t *rn = find_or_add(ctx, key, false)) {
         dingtalk::release(rn->window, id);
         if (rn->name[0] == '\0' && rn->sent == 0 && rn->failed == 0 &&
-            dingtalk::idle(rn->window, now_ms())) {
+            dingtalk::idle(rn->window, now_ms()) && dingtalk::idle(rn->progress, now_ms())) {
             forget(ctx, rn);
         }
     }

@@ -85,6 +85,24 @@ Reservation reserve(RateWindow &w, const RateLimit &limit, std::uint64_t now_ms,
     return {t == now_ms ? Reservation::now : Reservation::later, id, t, 0};
 }
 
+Reservation reserve_all(RateWindow &w, const RateLimit &limit, std::uint64_t now_ms,
+                        std::uint64_t attempt_ms, std::uint32_t n, std::uint64_t first_id)
+{
+    Reservation all{Reservation::now, first_id, now_ms, 0};
+    for (std::uint32_t i = 0; i < n; ++i) {
+        const Reservation r = reserve(w, limit, now_ms, attempt_ms, first_id + i);
+        if (r.kind != Reservation::now && r.kind != Reservation::later) {
+            for (std::uint32_t j = 0; j < i; ++j) {
+                release(w, first_id + j);
+            }
+            return r;
+        }
+        all.at_ms = std::max(all.at_ms, r.at_ms);
+    }
+    all.kind = all.at_ms == now_ms ? Reservation::now : Reservation::later;
+    return all;
+}
+
 void correct(RateWindow &w, std::uint64_t id, std::uint64_t ended_ms)
 {
     if (RateSend *s = find(w, id)) {
@@ -110,6 +128,49 @@ bool idle(const RateWindow &w, std::uint64_t now_ms)
     return w.throttled_until <= now_ms &&
            std::none_of(std::begin(w.sends), std::end(w.sends),
                         [&](const RateSend &s) { return counts(s, w.span_ms, now_ms); });
+}
+
+void init(ProgressBook &b)
+{
+    std::fill(std::begin(b.entries), std::end(b.entries), Progress{0, 0, 0});
+}
+
+std::uint32_t taken_before(const ProgressBook &b, std::uint64_t digest, std::uint64_t now_ms)
+{
+    for (const Progress &p : b.entries) {
+        if (p.digest == digest && digest != 0 && p.expires > now_ms) {
+            return p.taken;
+        }
+    }
+    return 0;
+}
+
+void remember_taken(ProgressBook &b, std::uint64_t digest, std::uint32_t taken, std::uint32_t total,
+                    std::uint64_t now_ms)
+{
+    Progress *slot = nullptr;
+    for (Progress &p : b.entries) {
+        if (p.digest == digest) {
+            slot = &p;
+            break;
+        }
+        if (slot == nullptr || p.expires < slot->expires) {
+            slot = &p; // the free or the oldest, unless the digest is found
+        }
+    }
+    if (taken == 0 || taken >= total) {
+        if (slot->digest == digest) {
+            *slot = Progress{0, 0, 0};
+        }
+        return;
+    }
+    *slot = Progress{digest, now_ms + kProgressMs, taken};
+}
+
+bool idle(const ProgressBook &b, std::uint64_t now_ms)
+{
+    return std::none_of(std::begin(b.entries), std::end(b.entries),
+                        [&](const Progress &p) { return p.digest != 0 && p.expires > now_ms; });
 }
 
 } // namespace dingtalk

@@ -68,10 +68,44 @@ void correct(RateWindow &w, std::uint64_t id, std::uint64_t ended_ms);
 // The send never left (nothing connected, the body was invalid, the client went away first).
 void release(RateWindow &w, std::uint64_t id);
 
+// Reserves n sends for the messages of one notification, known as first_id, first_id + 1, ...:
+// all of them or none. now or later (at_ms: when the last may be sent; id: first_id), else the
+// answer the first send that could not be had got.
+Reservation reserve_all(RateWindow &w, const RateLimit &limit, std::uint64_t now_ms,
+                        std::uint64_t attempt_ms, std::uint32_t n, std::uint64_t first_id);
+
 // DingTalk answered 130101 anyway (another sender shares the robot): stop sending for a while.
 void throttle(RateWindow &w, const RateLimit &limit, std::uint64_t now_ms);
 
 // Nothing in the window can count any more and no cool-down runs: the robot may be forgotten.
 bool idle(const RateWindow &w, std::uint64_t now_ms);
+
+// What a robot remembers of notifications sent as several messages (dingtalk_max_messages)
+// that did not all go out: Alertmanager sends the same body again, and the retry resumes after
+// the messages DingTalk took, never sending one twice. Plain data in shared memory too.
+constexpr std::uint32_t kProgressSlots = 8;
+constexpr std::uint64_t kProgressMs = 3600 * 1000; // Alertmanager retries for minutes, not hours
+
+struct Progress {
+    std::uint64_t digest;  // body_digest() of the webhook body; 0: free
+    std::uint64_t expires; // forgotten after
+    std::uint32_t taken;   // messages DingTalk took, from the first
+};
+
+struct ProgressBook {
+    Progress entries[kProgressSlots];
+};
+
+void init(ProgressBook &b);
+
+// Messages of the body with this digest taken before; 0 when none is known.
+std::uint32_t taken_before(const ProgressBook &b, std::uint64_t digest, std::uint64_t now_ms);
+
+// taken of total messages are out: remembered while some are not, forgotten once all are (or
+// none). When every slot is in use, the one that expires first makes room.
+void remember_taken(ProgressBook &b, std::uint64_t digest, std::uint32_t taken, std::uint32_t total,
+                    std::uint64_t now_ms);
+
+bool idle(const ProgressBook &b, std::uint64_t now_ms);
 
 } // namespace dingtalk

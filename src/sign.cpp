@@ -73,16 +73,36 @@ bool valid_secret(std::string_view s)
            });
 }
 
-std::array<unsigned char, 16> robot_key(std::string_view token)
+namespace
+{
+
+template <std::size_t N> std::array<unsigned char, N> sha256_prefix(std::string_view data)
 {
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
-    if (EVP_Digest(token.data(), token.size(), digest, &len, EVP_sha256(), nullptr) != 1) {
+    if (EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr) != 1) {
         throw std::runtime_error("SHA-256 failed");
     }
-    std::array<unsigned char, 16> key{};
-    std::copy(digest, digest + key.size(), key.begin());
-    return key;
+    std::array<unsigned char, N> prefix{};
+    std::copy(digest, digest + N, prefix.begin());
+    return prefix;
+}
+
+} // namespace
+
+std::array<unsigned char, 16> robot_key(std::string_view token)
+{
+    return sha256_prefix<16>(token);
+}
+
+std::uint64_t body_digest(std::string_view body)
+{
+    const auto prefix = sha256_prefix<8>(body);
+    std::uint64_t d = 0;
+    for (const unsigned char c : prefix) {
+        d = (d << 8) | c;
+    }
+    return d != 0 ? d : 1; // 0 means "none" where digests are kept
 }
 
 std::string signed_query(std::string_view secret)

@@ -27,6 +27,10 @@ bool valid_secret(std::string_view secret);
 // SHA-256. The token itself never leaves the request.
 std::array<unsigned char, 16> robot_key(std::string_view token);
 
+// A webhook body's identity (the first 8 bytes of its SHA-256, never 0): the same notification
+// sent again is known by it.
+std::uint64_t body_digest(std::string_view body);
+
 // "&timestamp=...&sign=..." for now, or "" without a secret.
 std::string signed_query(std::string_view secret);
 

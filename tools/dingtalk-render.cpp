@@ -52,6 +52,9 @@ payload (read from PAYLOAD.json, or stdin).
   --severity-style 'SEVERITY EMOJI [COLOR]'
                           a style for templates (as dingtalk_severity_style); may repeat
   --max-alerts N          alerts kept, the rest only counted (as dingtalk_max_alerts; 100)
+  --max-messages N        up to N messages when one cannot hold every alert (as
+                          dingtalk_max_messages; 1 to 10, default 1): one JSON request a line
+                          (--text: the texts, each after a "--- message I of N ---" line)
   --max-body-size BYTES   refuse a larger payload (as dingtalk_max_body_size; 1048576)
   --now RFC3339           the time firing alerts' durations are counted to (default: now)
   --strict                a label or annotation the template names that no alert has is an
@@ -130,6 +133,7 @@ struct Options {
     std::shared_ptr<dingtalk::LabelNames> hidden; // null: the default set
     bool silence_link = true;
     dingtalk::ParseLimits limits;
+    std::size_t max_messages = 1;
     dingtalk::Styles styles = dingtalk::Styles::defaults();
     dingtalk::TimePoint now{};
 };
@@ -215,13 +219,16 @@ std::string option(Options &o, const std::string &arg, const std::string &v)
         o.template_path = v;
     } else if (arg == "--title-template") {
         o.title_template = v;
-    } else if (arg == "--max-alerts" || arg == "--max-body-size") {
+    } else if (arg == "--max-alerts" || arg == "--max-body-size" || arg == "--max-messages") {
         char *end = nullptr;
         const unsigned long n = std::strtoul(v.c_str(), &end, 10);
-        if (n == 0 || *end != '\0' || (arg == "--max-alerts" && n > 10000)) {
-            return arg + " needs a number (--max-alerts: 1 to 10000)";
+        if (n == 0 || *end != '\0' || (arg == "--max-alerts" && n > 10000) ||
+            (arg == "--max-messages" && n > dingtalk::kMaxMessages)) {
+            return arg + " needs a number (--max-alerts: 1 to 10000, --max-messages: 1 to 10)";
         }
-        (arg == "--max-alerts" ? o.limits.max_alerts : o.limits.max_body_bytes) = n;
+        (arg == "--max-alerts"     ? o.limits.max_alerts
+         : arg == "--max-messages" ? o.max_messages
+                                   : o.limits.max_body_bytes) = n;
     } else if (arg == "--now") {
         const auto t = dingtalk::parse_rfc3339(v);
         if (!t) {
@@ -323,14 +330,9 @@ bool check_unset(const Options &o, const dingtalk::RenderOptions &opt,
     return !(any && o.strict);
 }
 
-// POSTs the request to the robot's URL; 0 when DingTalk took it, 3 when not, 2 for bad options.
-int send(const Options &o, const dingtalk::Message &m)
+// POSTs one request to the robot's URL; 0 when DingTalk took it, 3 when not, 2 for bad options.
+int send_one(const Options &o, const dingtalk::Message &m)
 {
-    if (!o.secret.empty() && !dingtalk::valid_secret(o.secret)) {
-        std::cerr << "dingtalk-render: --secret is not \"SEC\" followed by 64 hex digits\n";
-        return 2;
-    }
-    dingtalk::global_init();
     dingtalk::HttpRequest req;
     req.url = o.send_url + dingtalk::signed_query(o.secret);
     req.body = m.request_body;
@@ -361,8 +363,49 @@ int send(const Options &o, const dingtalk::Message &m)
                   << dingtalk::redact(rep.errmsg, t) << "\")";
     }
     std::cerr << "\n";
-    dingtalk::global_cleanup();
     return rep.outcome == dingtalk::Outcome::delivered ? 0 : 3;
+}
+
+// POSTs the messages in order, up to the first DingTalk does not take.
+int send(const Options &o, const std::vector<dingtalk::Message> &ms)
+{
+    if (!o.secret.empty() && !dingtalk::valid_secret(o.secret)) {
+        std::cerr << "dingtalk-render: --secret is not \"SEC\" followed by 64 hex digits\n";
+        return 2;
+    }
+    dingtalk::global_init();
+    int status = 0;
+    for (auto m = ms.begin(); m != ms.end() && status == 0; ++m) {
+        status = send_one(o, *m);
+    }
+    dingtalk::global_cleanup();
+    return status;
+}
+
+// The requests (or texts) on stdout; on stderr, how many alerts did not fit.
+void print(const Options &o, const std::vector<dingtalk::Message> &ms)
+{
+    std::size_t shown = 0;
+    for (std::size_t i = 0; i < ms.size(); ++i) {
+        const dingtalk::Message &m = ms[i];
+        if (o.text_only && ms.size() > 1) {
+            std::cout << (i > 0 ? "\n" : "") << "--- message " << i + 1 << " of " << ms.size()
+                      << " ---\n";
+        }
+        std::cout << (o.text_only ? m.text
+                      : o.indent  ? pretty(m.request_body)
+                                  : m.request_body)
+                  << "\n";
+        shown += m.shown;
+    }
+    const dingtalk::Message &last = ms.back();
+    if (last.omitted > 0) {
+        std::cerr << "dingtalk-render: " << shown << " of " << shown + last.omitted
+                  << " alerts fit DingTalk's limit (" << last.request_body.size() << " bytes"
+                  << (ms.size() > 1 ? " in the last of " + std::to_string(ms.size()) + " messages"
+                                    : std::string())
+                  << ")\n";
+    }
 }
 
 int render(const Options &o, const std::string &body, const dingtalk::Zone &zone)
@@ -387,22 +430,15 @@ int render(const Options &o, const std::string &body, const dingtalk::Zone &zone
     opt.keyword = o.keyword;
     opt.hidden_labels = o.hidden;
     opt.silence_link = o.silence_link;
-    dingtalk::Message m;
+    std::vector<dingtalk::Message> ms;
     try {
-        m = dingtalk::render_message(*parsed.notification, opt);
+        ms = dingtalk::render_messages(*parsed.notification, opt, o.max_messages);
     } catch (const std::exception &e) {
         std::cerr << "dingtalk-render: " << e.what() << "\n";
         return 1;
     }
-    std::cout << (o.text_only ? m.text
-                  : o.indent  ? pretty(m.request_body)
-                              : m.request_body)
-              << "\n";
-    if (m.omitted > 0) {
-        std::cerr << "dingtalk-render: " << m.shown << " of " << m.shown + m.omitted
-                  << " alerts fit DingTalk's limit (" << m.request_body.size() << " bytes)\n";
-    }
-    return o.send_url.empty() ? 0 : send(o, m);
+    print(o, ms);
+    return o.send_url.empty() ? 0 : send(o, ms);
 }
 
 } // namespace

@@ -247,3 +247,42 @@ TEST_F(DeliveryRun, TheReportSaysWhetherTheRequestLeft)
     EXPECT_GE(d.report().ended_ms, before);
     EXPECT_LE(d.report().ended_ms, dingtalk::monotonic_ms());
 }
+
+TEST_F(DeliveryRun, SeveralMessagesWaitForTheGoAheadThenResumeWhereTold)
+{
+    std::string body = R"({"version":"4","status":"firing","alerts":[)";
+    for (int i = 0; i < 30; ++i) {
+        body += std::string(i ? "," : "") +
+                R"({"status":"firing","labels":{"alertname":"A","pod":"p)" + std::to_string(i) +
+                R"("},"annotations":{"message":")" + std::string(1500, 'x') +
+                R"("},"startsAt":"2026-11-23T16:04:05Z"})";
+    }
+    body += "]}";
+    MockDingTalk mock(MockDingTalk::json_reply(200, R"({"errcode":0,"errmsg":"ok"})"));
+    Target t = target(mock.url(), false);
+    t.max_messages = 3;
+    Delivery d(t, body);
+    d.run(dingtalk_test::in(t.timeout));
+    ASSERT_TRUE(d.needs_go_ahead()) << d.report().reason;
+    EXPECT_EQ(d.left(), 3u);
+    EXPECT_EQ(d.digest(), body_digest(body));
+    EXPECT_EQ(d.report().attempts, 0) << "nothing sent before the go-ahead";
+
+    d.send_from(1); // an earlier request got the first one taken
+    d.run(dingtalk_test::in(t.timeout));
+    const Report &r = d.report();
+    EXPECT_EQ(r.outcome, Outcome::delivered) << r.reason;
+    EXPECT_EQ(r.taken, 2u);
+    EXPECT_EQ(r.messages, 3u);
+    EXPECT_EQ(d.left(), 1u);
+    EXPECT_TRUE(contains(r.reply_json(), R"("messages":3,"taken":2)")) << r.reply_json();
+    EXPECT_TRUE(contains(r.summary(), "2 of 3 messages taken")) << r.summary();
+
+    const ParseResult parsed = parse_notification(body);
+    RenderOptions opt;
+    opt.zone = t.zone;
+    const auto ms = render_messages(*parsed.notification, opt, 3);
+    ASSERT_EQ(ms.size(), 3u);
+    const std::string req = mock.request();
+    EXPECT_EQ(req.substr(req.find("\r\n\r\n") + 4), ms[1].request_body);
+}

@@ -224,3 +224,65 @@ TEST(RateLimit, NoPeriodEverHoldsMoreThanCountArrivals)
         }
     }
 }
+
+TEST(RateLimit, SeveralMessagesGetAllTheirSlotsOrNone)
+{
+    Window x;
+    RateLimit l = limit(3, 60000);
+    l.hold_ms = 0;
+    ASSERT_EQ(x.reserve(l, 0, 100).kind, Reservation::now);
+    // two left: three cannot be had, and the two that could are not kept
+    const Reservation no = reserve_all(x.w, l, 10, 100, 3, 100);
+    EXPECT_EQ(no.kind, Reservation::rejected);
+    EXPECT_GT(no.retry_after_ms, 0u);
+    const Reservation yes = reserve_all(x.w, l, 10, 100, 2, 200);
+    EXPECT_EQ(yes.kind, Reservation::now);
+    EXPECT_EQ(yes.id, 200u);
+    EXPECT_EQ(x.reserve(l, 20, 100).kind, Reservation::rejected) << "both were taken";
+    release(x.w, 201);
+    EXPECT_EQ(x.reserve(l, 30, 100).kind, Reservation::now) << "ids 200 and 201 are theirs";
+}
+
+TEST(RateLimit, SeveralMessagesWaitForTheLatestSlotWithinHold)
+{
+    Window x;
+    RateLimit l = limit(2, 1000);
+    l.hold_ms = 5000;
+    for (const std::uint64_t t : {0, 10}) {
+        const Reservation r = x.reserve(l, t, 100);
+        ASSERT_EQ(r.kind, Reservation::now);
+        correct(x.w, r.id, t + 50);
+    }
+    const Reservation r = reserve_all(x.w, l, 100, 100, 2, 50);
+    EXPECT_EQ(r.kind, Reservation::later);
+    EXPECT_EQ(r.at_ms, 1060u) << "the second earlier send leaves the window at 60 + 1000";
+}
+
+TEST(Progress, RemembersPartsUntilAllAreTakenOrItExpires)
+{
+    ProgressBook b;
+    init(b);
+    EXPECT_EQ(taken_before(b, 7, 0), 0u);
+    remember_taken(b, 7, 1, 3, 0);
+    remember_taken(b, 7, 2, 3, 10);
+    EXPECT_EQ(taken_before(b, 7, 20), 2u);
+    EXPECT_EQ(taken_before(b, 8, 20), 0u) << "another body";
+    EXPECT_FALSE(idle(b, 20));
+    EXPECT_EQ(taken_before(b, 7, 10 + kProgressMs), 0u) << "expired";
+    remember_taken(b, 7, 3, 3, 30);
+    EXPECT_EQ(taken_before(b, 7, 40), 0u) << "all out: a repeat sends all again";
+    EXPECT_TRUE(idle(b, 40));
+}
+
+TEST(Progress, AFullBookForgetsTheOldestFirst)
+{
+    ProgressBook b;
+    init(b);
+    for (std::uint64_t d = 1; d <= kProgressSlots + 1; ++d) {
+        remember_taken(b, d, 1, 2, d * 100);
+    }
+    EXPECT_EQ(taken_before(b, 1, 1000), 0u) << "the oldest made room";
+    for (std::uint64_t d = 2; d <= kProgressSlots + 1; ++d) {
+        EXPECT_EQ(taken_before(b, d, 1000), 1u) << d;
+    }
+}
