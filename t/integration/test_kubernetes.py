@@ -733,12 +733,30 @@ def check_prometheus_rule(m):
         assert r["annotations"]["summary"] and r["annotations"]["description"], r
 
 
+def check_podman_can_play(m):
+    """What Debian 12's podman 4.3 needs to play the pods (deploy/kubernetes/README.md, "What
+    podman 4.3 cannot play"): every Secret volume says `optional` (it panics without), no
+    subPath (it cannot mount one onto a file), no hostPort. The fields it ignores
+    (defaultMode, fsGroup, emptyDir's medium) are held by the other checks."""
+    pods = [("Deployment", pod_spec(m)), ("sidecar", sidecar_spec(m))]
+    for where, spec in pods:
+        for v in spec["volumes"]:
+            if "secret" in v:
+                assert isinstance(v["secret"].get("optional"), bool), \
+                    f"{where}: Secret volume {v['name']} without optional: podman 4.3 panics"
+        for c in spec["containers"]:
+            for mt in c.get("volumeMounts") or []:
+                assert "subPath" not in mt, f"{where}: subPath {mt}: podman 4.3 cannot play it"
+            assert not any(p.get("hostPort") for p in c.get("ports") or []), where
+
+
 CHECKS = [check_files_names_and_namespaces, check_api_versions, check_labels_and_selectors,
           check_ports, check_secret, check_environment, check_config_volume,
           check_writable_paths, check_configmap_is_the_image_config, check_resources,
           check_security_context, check_network_policy, check_host_names, check_auth,
           check_graceful_termination, check_alertmanager, check_sidecar, check_kustomization,
-          check_readme, check_disruption_budget, check_service_monitor, check_prometheus_rule]
+          check_readme, check_disruption_budget, check_service_monitor, check_prometheus_rule,
+          check_podman_can_play]
 
 
 @pytest.fixture(scope="module")
@@ -906,6 +924,11 @@ MUTATIONS = {
     "an alert on another job": (
         check_prometheus_rule, lambda m: prometheus_rules(m)[0].update(
             expr='up{job="dingtalk"} == 0')),
+    "a Secret volume without optional (podman 4.3 panics)": (
+        check_podman_can_play, lambda m: volume(m, "secret")["secret"].pop("optional")),
+    "the sidecar's config by subPath again": (
+        check_podman_can_play, lambda m: the_container(sidecar_spec(m)["containers"])
+        ["volumeMounts"][0].update(subPath="nginx.conf")),
     "README without the health check": (
         check_readme, lambda m: edit_text(m, "README.md", "kubectl port-forward", "kubectl pf")),
 }
