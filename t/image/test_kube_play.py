@@ -306,6 +306,40 @@ def test_alertmanager_sidecar_plays_and_delivers(mock, workdir):
         p = pod.exec("sh", "-c", "cat /proc/net/tcp")
         listening = {line.split()[1] for line in p.stdout.splitlines()[1:] if line.split()[3] == "0A"}
         assert f"0100007F:{HOOK:04X}" in listening and f"00000000:{HOOK:04X}" not in listening
+        alertmanager_through_the_sidecar(mock, workdir)
+
+
+def alertmanager_through_the_sidecar(mock, workdir):
+    """Debian's Alertmanager with the receiver alertmanager-sidecar.yaml's comment gives
+    (http://localhost:5000/, the bearer token from a file), on the host's network as it would
+    be in the sidecar's pod: an alert it gets reaches the stand-in through the hook."""
+    from alertmanager_harness import ALERTMANAGER_BIN, Alertmanager, executable, wait_until
+    if not executable(ALERTMANAGER_BIN):
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{ALERTMANAGER_BIN} is missing (Debian's prometheus-alertmanager)")
+        pytest.skip("SKIPPED LOUDLY (the sidecar played and delivered): no Alertmanager "
+                    f"({ALERTMANAGER_BIN}) to send through it")
+    with open(os.path.join(K8S, "alertmanager-sidecar.yaml"), encoding="utf-8") as f:
+        text = f.read()
+    assert "#     - url: http://localhost:5000/" in text, "the sidecar's receiver changed"
+    token = os.path.join(workdir, "webhook-token")
+    with open(token, "w") as f:
+        f.write(WEBHOOK + "\n")
+    am = Alertmanager("http://localhost:5000/", http_config=(
+        "      authorization:\n        type: Bearer\n"
+        f"        credentials_file: {token}\n"))
+    try:
+        am.start()
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        am.post_alerts([{"labels": {"alertname": "SidecarCheck", "severity": "critical",
+                                    "namespace": "monitoring", "pod": "api-9"},
+                         "annotations": {"message": "through Alertmanager"}, "startsAt": now}])
+        wait_until(lambda: [r for r in mock.received if r.title == "[FIRING:1] SidecarCheck"],
+                   20, "Alertmanager's notification at the stand-in", am.log)
+        assert mock.received[-1].query["access_token"] == TOKEN
+    finally:
+        am.stop()
+        am.cleanup()
 
 
 def multi_target_docs():
