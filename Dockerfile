@@ -18,12 +18,30 @@
 #   2. The runtime stage runs "nginx -t" with the module loaded: nginx refuses a module built
 #      for another version or signature, so a mismatch fails the image build, never a pod.
 
-ARG DEBIAN=bookworm
+#
+# Build arguments, for clusters that cannot reach Docker Hub or deb.debian.org:
+#   BASE_IMAGE, RUNTIME_IMAGE   the two stages' base images (default debian:bookworm and
+#                               debian:bookworm-slim): a mirror of them in your registry. Both
+#                               must be the same Debian release (the module is pinned to its
+#                               nginx).
+#   DEBIAN_MIRROR               a Debian mirror (http://.../debian) apt uses in both stages
+#                               instead of deb.debian.org; DEBIAN_SECURITY_MIRROR the same for
+#                               deb.debian.org/debian-security. Empty: the base image's own.
+#   docker build --build-arg BASE_IMAGE=registry.example/debian:bookworm \
+#     --build-arg RUNTIME_IMAGE=registry.example/debian:bookworm-slim \
+#     --build-arg DEBIAN_MIRROR=http://mirror.example/debian -t dingtalk-hook .
 
-FROM debian:${DEBIAN} AS build
+ARG DEBIAN=bookworm
+ARG BASE_IMAGE=debian:${DEBIAN}
+ARG RUNTIME_IMAGE=debian:${DEBIAN}-slim
+
+FROM ${BASE_IMAGE} AS build
+ARG DEBIAN_MIRROR=
+ARG DEBIAN_SECURITY_MIRROR=
 WORKDIR /src
-COPY scripts/install-deps.sh scripts/install-deps.sh
-RUN scripts/install-deps.sh build \
+COPY scripts/install-deps.sh scripts/apt-mirror.sh scripts/
+RUN scripts/apt-mirror.sh "$DEBIAN_MIRROR" "$DEBIAN_SECURITY_MIRROR" \
+ && scripts/install-deps.sh build \
  && dpkg-query -W -f='${Version}' nginx > /nginx.version
 COPY . .
 RUN make clean && make module tools \
@@ -31,10 +49,14 @@ RUN make clean && make module tools \
  && strip --strip-unneeded /staging/usr/lib/nginx/modules/ngx_http_dingtalk_module.so \
       /staging/usr/bin/dingtalk-render
 
-FROM debian:${DEBIAN}-slim
+FROM ${RUNTIME_IMAGE}
+ARG DEBIAN_MIRROR=
+ARG DEBIAN_SECURITY_MIRROR=
 # Kept in the image: the nginx version the module was built for (an nginx update means a rebuild).
 COPY --from=build /nginx.version /usr/share/ngx-dingtalk/nginx.version
-RUN apt-get update \
+COPY --from=build /src/scripts/apt-mirror.sh /tmp/apt-mirror.sh
+RUN sh /tmp/apt-mirror.sh "$DEBIAN_MIRROR" "$DEBIAN_SECURITY_MIRROR" && rm /tmp/apt-mirror.sh \
+ && apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       "nginx=$(cat /usr/share/ngx-dingtalk/nginx.version)" libjansson4 libsimdjson14 libcurl4 libssl3 \
       libdate-tz3 tzdata ca-certificates curl \

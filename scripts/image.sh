@@ -6,7 +6,11 @@
 #   DEBIAN   the Debian release of both stages (default bookworm)
 #   ENGINE   docker or podman (default: docker if its engine answers, else podman)
 #   DEBIAN_MIRROR, DEBIAN_SECURITY_MIRROR   where mmdebstrap fetches from (default: the
-#            mirrors apt uses on this machine for that release, else deb.debian.org)
+#            mirrors apt uses on this machine for that release, else deb.debian.org); passed
+#            to the build as the Dockerfile's build arguments of the same names when set, or
+#            when apt on this machine uses a mirror for the release
+#   BASE_IMAGE, RUNTIME_IMAGE   the Dockerfile's build arguments (default debian:$DEBIAN and
+#            debian:$DEBIAN-slim), passed on when set
 #
 # With podman, the base images (debian:$DEBIAN and debian:$DEBIAN-slim) are pulled when a
 # registry answers; where none does, they are made once from Debian's own mirror with
@@ -80,18 +84,29 @@ base_image() {
     make_base "$tag" "$slim"
 }
 
+# The Dockerfile's build arguments: the Debian mirror where it is known, the base images if set.
+main_mirror=${DEBIAN_MIRROR:-$(mirror_of "$DEBIAN" "")}
+security_mirror=${DEBIAN_SECURITY_MIRROR:-$(mirror_of "$DEBIAN-security" "")}
+build_args=(--build-arg "DEBIAN=$DEBIAN")
+[ -z "$main_mirror" ] || build_args+=(--build-arg "DEBIAN_MIRROR=${main_mirror%/}")
+[ -z "$security_mirror" ] || build_args+=(--build-arg "DEBIAN_SECURITY_MIRROR=${security_mirror%/}")
+[ -z "${BASE_IMAGE:-}" ] || build_args+=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
+[ -z "${RUNTIME_IMAGE:-}" ] || build_args+=(--build-arg "RUNTIME_IMAGE=$RUNTIME_IMAGE")
+
 start=$(date +%s)
 case "$engine" in
 docker)
-    docker build --build-arg "DEBIAN=$DEBIAN" -t "$IMAGE" .
+    docker build "${build_args[@]}" -t "$IMAGE" .
     ;;
 podman)
-    base_image "$DEBIAN" full
-    base_image "$DEBIAN-slim" slim
+    if [ -z "${BASE_IMAGE:-}${RUNTIME_IMAGE:-}" ]; then
+        base_image "$DEBIAN" full
+        base_image "$DEBIAN-slim" slim
+    fi
     # --network host: the RUN steps reach the Debian mirror as the machine does.
     podman build --format docker --runtime runc --network host --pull=never \
         --ulimit nofile=20000:20000 --ulimit nproc=32768:32768 \
-        --build-arg "DEBIAN=$DEBIAN" -t "$IMAGE" .
+        "${build_args[@]}" -t "$IMAGE" .
     ;;
 *) die "ENGINE must be docker or podman, not $engine" ;;
 esac

@@ -9,10 +9,11 @@ tests=(libgtest-dev python3 python3-pytest python3-yaml openssl curl clang-forma
        libclang-rt-14-dev procps util-linux prometheus prometheus-alertmanager tinyproxy)
 
 bench=(wrk libnginx-mod-http-echo libbenchmark-dev python3 openssl procps)
-# make image / image-test: Debian's podman (with runc: crun cannot run in some sandboxes) and
+# make image / image-test: Debian's podman (with runc: crun cannot run in some sandboxes;
+# catatonit, the init of the pause container "podman kube play" makes for a pod) and
 # mmdebstrap, which makes the Debian base images from the machine's own mirror when no
-# registry is reachable.
-image=(podman runc mmdebstrap binutils python3 python3-pytest ca-certificates)
+# registry is reachable; python3-yaml reads the manifests the test plays.
+image=(podman runc catatonit mmdebstrap binutils python3 python3-pytest python3-yaml ca-certificates)
 
 case "${1:-all}" in
   test|check) want=("${build[@]}" "${tests[@]}" "${image[@]}") ;;

@@ -2,12 +2,12 @@
 (Dockerfile, deploy/docker/nginx.conf, docker-entrypoint.sh) and with the Flask hook's names.
 
 No cluster here, so the manifests are checked statically: every name, namespace,
-label/selector, port, Secret key, ConfigMap key/subPath, environment variable, URL and
+label/selector, port, Secret key, ConfigMap key and mount, environment variable, URL and
 apiVersion must match the object or file that uses it. The ConfigMap's nginx.conf also goes
 through a real `nginx -t` with the built module.
 
 The Deployment's container is then run roughly the way a kubelet would run it, with
-unshare/chroot/setpriv: a read-only root, its emptyDirs, its subPath mount and its Secret's
+unshare/chroot/setpriv: a read-only root, its emptyDirs, its ConfigMap directory and its Secret's
 files, as its user with no capabilities and no_new_privs, in a network namespace of its own.
 It must start, answer its probes and metrics, refuse a webhook without the bearer token and
 take one with it, and quit on SIGQUIT within its grace period. The pod specs are also held to
@@ -48,11 +48,14 @@ ALERTMANAGER_SECRETS = "/etc/alertmanager/secrets"  # where prometheus-operator 
 EXPECTED_FILES = {"namespace.yaml", "secret.yaml", "configmap.yaml", "deployment.yaml",
                   "service.yaml", "networkpolicy.yaml", "alertmanager-receiver.yaml",
                   "alertmanagerconfig.yaml", "alertmanager-sidecar.yaml", "nginx-sidecar.conf",
-                  "kustomization.yaml", "README.md"}
+                  "kustomization.yaml", "README.md", "poddisruptionbudget.yaml",
+                  "servicemonitor.yaml", "prometheusrule.yaml"}
 API_VERSIONS = {"Namespace": "v1", "Secret": "v1", "ConfigMap": "v1", "Deployment": "apps/v1",
                 "Service": "v1", "NetworkPolicy": "networking.k8s.io/v1",
                 "AlertmanagerConfig": "monitoring.coreos.com/v1alpha1",
                 "Alertmanager": "monitoring.coreos.com/v1",
+                "PodDisruptionBudget": "policy/v1", "ServiceMonitor": "monitoring.coreos.com/v1",
+                "PrometheusRule": "monitoring.coreos.com/v1",
                 "Kustomization": "kustomize.config.k8s.io/v1beta1"}
 SEED_RESOURCES = {"cpu": "50m", "memory": "100Mi"}
 HOLD_SECONDS = 10  # dingtalk_rate_limit's default hold: a delivery may wait that long first
@@ -86,6 +89,8 @@ def load():
     """Every file of deploy/kubernetes/ (YAML parsed like safe_load_all), plus the image's."""
     files = {}
     for name in sorted(os.listdir(K8S)):
+        if os.path.isdir(os.path.join(K8S, name)):  # multi-target/: an example of its own
+            continue
         with open(os.path.join(K8S, name), encoding="utf-8") as f:
             text = f.read()
         docs = []
@@ -282,7 +287,9 @@ def check_files_names_and_namespaces(m):
             assert d.get("metadata", {}).get("name"), f"{name}: an object without a name"
     assert only(m, "Namespace")["metadata"]["name"] == NAMESPACE
     for kind, name in (("Secret", SECRET_NAME), ("ConfigMap", CONFIGMAP), ("Deployment", APP),
-                       ("Service", APP), ("NetworkPolicy", APP), ("AlertmanagerConfig", APP)):
+                       ("Service", APP), ("NetworkPolicy", APP), ("AlertmanagerConfig", APP),
+                       ("PodDisruptionBudget", APP), ("ServiceMonitor", APP),
+                       ("PrometheusRule", APP)):
         meta = only(m, kind)["metadata"]
         assert meta["name"] == name, f"{kind} is named {meta['name']}, not {name}"
         assert meta.get("namespace") == NAMESPACE, f"{kind} {name} is not in {NAMESPACE}"
@@ -369,7 +376,7 @@ def check_secret(m):
     assert volume["secret"]["secretName"] == SECRET_NAME, volume
     assert volume["secret"].get("defaultMode") == 0o400, volume
     assert "items" not in volume["secret"], "every key, the optional one too, when it is there"
-    files = {e["name"]: e["value"] for e in container(m)["env"]}
+    files = {e["name"]: e["value"] for e in container(m)["env"] if e["name"].endswith("_FILE")}
     assert {v.rsplit("/", 1)[1] for v in files.values()} == keys, files
     for name, value in files.items():
         assert value.rsplit("/", 1)[0] == path, f"{name}={value} is not in the Secret's mount"
@@ -378,7 +385,8 @@ def check_secret(m):
 def check_environment(m):
     c = container(m)
     names = sorted(e["name"] for e in c["env"])
-    assert names == ["ROBOT_SECRET_FILE", "ROBOT_TOKEN_FILE", "WEBHOOK_TOKEN_FILE"], names
+    assert names == ["NGINX_CONF", "ROBOT_SECRET_FILE", "ROBOT_TOKEN_FILE",
+                     "WEBHOOK_TOKEN_FILE"], names
     for e in c["env"]:
         assert set(e) == {"name", "value"}, f"{e['name']}: a plain value, a file's path"
         assert re.search(r"\b" + e["name"] + r"\b", m["entrypoint"]), \
@@ -389,14 +397,23 @@ def check_environment(m):
     assert "env ROBOT_TOKEN" not in uncommented(nginx_conf(m)), "no token in nginx's environment"
 
 
+def nginx_conf_path(m):
+    return next(e["value"] for e in container(m)["env"] if e["name"] == "NGINX_CONF")
+
+
 def check_config_volume(m):
+    """The ConfigMap is a directory (no subPath: podman 4.3 cannot mount one onto a file, and a
+    subPath never sees an update); NGINX_CONF names its nginx.conf, which the entrypoint runs."""
     c, spec = container(m), pod_spec(m)
     volumes = {v["name"]: v for v in spec["volumes"]}
     mounts = c["volumeMounts"]
     assert {v["name"] for v in mounts} == set(volumes), "a mount without a volume, or unused"
-    sub = [v for v in mounts if "subPath" in v]
-    assert len(sub) == 1, sub
-    mount = sub[0]
+    assert not [v for v in mounts if "subPath" in v or "subPathExpr" in v], \
+        "a subPath mount: podman kube play cannot play it, and it never follows an update"
+    conf_dir, conf_file = nginx_conf_path(m).rsplit("/", 1)
+    found = [v for v in mounts if v["mountPath"] == conf_dir]
+    assert len(found) == 1, f"NGINX_CONF={nginx_conf_path(m)} is not in a mounted directory"
+    mount = found[0]
     vol = volumes[mount["name"]]
     assert "configMap" in vol, vol
     cm = only(m, "ConfigMap")
@@ -404,12 +421,15 @@ def check_config_volume(m):
         f"the volume uses ConfigMap {vol['configMap']['name']}, not {cm['metadata']['name']}"
     items = vol["configMap"].get("items") or [{"key": k, "path": k} for k in cm["data"]]
     paths = {i["path"]: i["key"] for i in items}
-    assert mount["subPath"] in paths, f"subPath {mount['subPath']} is not an item path {paths}"
-    assert paths[mount["subPath"]] in cm["data"], "the item's key is not in the ConfigMap"
-    assert paths[mount["subPath"]] == "nginx.conf"
-    # mounted where the image keeps the file it replaces
-    assert mount["mountPath"] == dockerfile_copy_dest(m, "deploy/docker/nginx.conf")
+    assert conf_file in paths, f"NGINX_CONF's {conf_file} is not an item path {paths}"
+    assert paths[conf_file] in cm["data"], "the item's key is not in the ConfigMap"
+    assert paths[conf_file] == "nginx.conf"
     assert mount.get("readOnly") is True
+    # not over the image's own nginx.conf (a directory there would hide the rest of /etc/nginx)
+    image_conf = dockerfile_copy_dest(m, "deploy/docker/nginx.conf")
+    assert conf_dir != os.path.dirname(image_conf), conf_dir
+    assert re.search(r'-c "\$nginx_conf"', m["entrypoint"]) and \
+        "NGINX_CONF" in m["entrypoint"], "the entrypoint does not run NGINX_CONF"
 
 
 def writable_mounts(m):
@@ -634,7 +654,8 @@ def check_kustomization(m):
     k = only(m, "Kustomization")
     assert sorted(k["resources"]) == sorted(["namespace.yaml", "secret.yaml", "configmap.yaml",
                                              "deployment.yaml", "service.yaml",
-                                             "networkpolicy.yaml"]), k["resources"]
+                                             "networkpolicy.yaml",
+                                             "poddisruptionbudget.yaml"]), k["resources"]
     for r in k["resources"]:
         assert r in m["files"], f"kustomization lists missing {r}"
 
@@ -651,12 +672,91 @@ def check_readme(m):
     assert "--from-literal" not in text, "a secret on a command line lands in shell history"
 
 
+def check_disruption_budget(m):
+    """The one replica may be evicted (a drain must not wait for ever); the budget selects the
+    Deployment's pods."""
+    pdb = only(m, "PodDisruptionBudget")["spec"]
+    labels = deployment(m)["spec"]["template"]["metadata"]["labels"]
+    assert pdb["selector"]["matchLabels"].items() <= labels.items(), "it selects no pod"
+    replicas = deployment(m)["spec"]["replicas"]
+    if "minAvailable" in pdb:
+        assert int(pdb["minAvailable"]) < replicas, "minAvailable = replicas: no drain ever ends"
+    else:
+        assert int(pdb["maxUnavailable"]) >= 1, "maxUnavailable 0: no drain ever ends"
+
+
+def check_service_monitor(m):
+    """prometheus-operator scrapes the Service's metrics port, where dingtalk_metrics is."""
+    sm, svc = only(m, "ServiceMonitor"), service(m)
+    spec = sm["spec"]
+    assert spec["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items(), \
+        "the ServiceMonitor selects no Service"
+    assert svc["metadata"]["namespace"] in spec["namespaceSelector"]["matchNames"]
+    ports = {p["name"]: p for p in svc["spec"]["ports"]}
+    (endpoint,) = spec["endpoints"]
+    assert endpoint["port"] in ports, f"{endpoint['port']} is not a port name of the Service"
+    target = named_port(container(m), ports[endpoint["port"]]["targetPort"])
+    assert target == METRICS_PORT, f"the ServiceMonitor scrapes {target}"
+    health = server_of(nginx_conf(m), "/healthz")
+    assert "dingtalk_metrics" in exact_locations(health).get(endpoint.get("path", "/metrics"), ())
+
+
+MODULE_METRICS = {"dingtalk_notifications_total", "dingtalk_errcode_total",
+                  "dingtalk_messages_failed_total", "dingtalk_tasks_in_flight", "up"}
+
+
+def prometheus_rules(m):
+    return [r for g in only(m, "PrometheusRule")["spec"]["groups"] for r in g["rules"]]
+
+
+def check_prometheus_rule(m):
+    """Every alert reads series the ServiceMonitor makes (job = the Service's name), metrics and
+    outcomes the module has (README "Metrics"), and says how bad it is."""
+    job = service(m)["metadata"]["name"]
+    readme = read("README.md")
+    outcomes = set(re.findall(r"`(\w+)`", readme.split("`dingtalk_notifications_total{outcome}`")[1]
+                              .split("\n")[0]))
+    rules = prometheus_rules(m)
+    assert {r["alert"] for r in rules} >= {"DingTalkHookDown", "DingTalkDeliveriesFailing",
+                                           "DingTalkRefusing", "DingTalkThrottling",
+                                           "DingTalkHookQueueFull"}
+    for r in rules:
+        expr = " ".join(r["expr"].split())
+        names = set(re.findall(r"\b([a-z_]+)\{", expr))
+        assert names and names <= MODULE_METRICS, f"{r['alert']}: {names - MODULE_METRICS}"
+        for sel in re.findall(r"\{([^}]*)\}", expr):
+            if "=" in sel:
+                assert f'job="{job}"' in sel, f"{r['alert']}: {sel} without job={job}"
+        for want in re.findall(r'outcome=~?"([^"]+)"', expr):
+            assert set(want.split("|")) <= outcomes, f"{r['alert']}: {want} vs {outcomes}"
+        assert r["labels"]["severity"] in ("critical", "warning"), r
+        assert r["annotations"]["summary"] and r["annotations"]["description"], r
+
+
+def check_podman_can_play(m):
+    """What Debian 12's podman 4.3 needs to play the pods (deploy/kubernetes/README.md, "What
+    podman 4.3 cannot play"): every Secret volume says `optional` (it panics without), no
+    subPath (it cannot mount one onto a file), no hostPort. The fields it ignores
+    (defaultMode, fsGroup, emptyDir's medium) are held by the other checks."""
+    pods = [("Deployment", pod_spec(m)), ("sidecar", sidecar_spec(m))]
+    for where, spec in pods:
+        for v in spec["volumes"]:
+            if "secret" in v:
+                assert isinstance(v["secret"].get("optional"), bool), \
+                    f"{where}: Secret volume {v['name']} without optional: podman 4.3 panics"
+        for c in spec["containers"]:
+            for mt in c.get("volumeMounts") or []:
+                assert "subPath" not in mt, f"{where}: subPath {mt}: podman 4.3 cannot play it"
+            assert not any(p.get("hostPort") for p in c.get("ports") or []), where
+
+
 CHECKS = [check_files_names_and_namespaces, check_api_versions, check_labels_and_selectors,
           check_ports, check_secret, check_environment, check_config_volume,
           check_writable_paths, check_configmap_is_the_image_config, check_resources,
           check_security_context, check_network_policy, check_host_names, check_auth,
           check_graceful_termination, check_alertmanager, check_sidecar, check_kustomization,
-          check_readme]
+          check_readme, check_disruption_budget, check_service_monitor, check_prometheus_rule,
+          check_podman_can_play]
 
 
 @pytest.fixture(scope="module")
@@ -743,11 +843,15 @@ MUTATIONS = {
     "volume names another ConfigMap": (
         check_config_volume, lambda m: volume(m, "configMap")["configMap"]
         .update(name="dingtalk-nginx")),
-    "subPath is not the ConfigMap item": (
-        check_config_volume, lambda m: mount(m, "/etc/nginx/nginx.conf").update(subPath="nginx")),
-    "config mounted beside the image's nginx.conf": (
-        check_config_volume, lambda m: mount(m, "/etc/nginx/nginx.conf")
-        .update(mountPath="/etc/nginx/conf.d/nginx.conf")),
+    "NGINX_CONF not the ConfigMap item": (
+        check_config_volume, lambda m: env_var(m, "NGINX_CONF").update(
+            value="/etc/nginx/dingtalk-hook/nginx")),
+    "a subPath mount podman cannot play": (
+        check_config_volume, lambda m: mount(m, "/etc/nginx/dingtalk-hook").update(
+            mountPath="/etc/nginx/nginx.conf", subPath="nginx.conf")),
+    "config mounted beside NGINX_CONF": (
+        check_config_volume, lambda m: mount(m, "/etc/nginx/dingtalk-hook")
+        .update(mountPath="/etc/nginx/conf.d")),
     "no writable /tmp for the pid file": (
         check_writable_paths, lambda m: container(m)["volumeMounts"].remove(mount(m, "/tmp"))),
     "ConfigMap differs from the image's nginx.conf by one space": (
@@ -805,6 +909,26 @@ MUTATIONS = {
     "kustomization without the NetworkPolicy": (
         check_kustomization, lambda m: doc(m, "Kustomization")["resources"]
         .remove("networkpolicy.yaml")),
+    "a budget that blocks every drain": (
+        check_disruption_budget, lambda m: doc(m, "PodDisruptionBudget")["spec"].update(
+            maxUnavailable=0)),
+    "ServiceMonitor on the webhook's port": (
+        check_service_monitor, lambda m: doc(m, "ServiceMonitor")["spec"]["endpoints"][0].update(
+            port="hook")),
+    "an alert on a metric the module does not have": (
+        check_prometheus_rule, lambda m: prometheus_rules(m)[1].update(
+            expr='sum(rate(dingtalk_failures_total{job="dingtalk-hook"}[5m])) > 0')),
+    "an alert on an outcome the module does not count": (
+        check_prometheus_rule, lambda m: prometheus_rules(m)[4].update(
+            expr=prometheus_rules(m)[4]["expr"].replace("queue_full", "pool_full"))),
+    "an alert on another job": (
+        check_prometheus_rule, lambda m: prometheus_rules(m)[0].update(
+            expr='up{job="dingtalk"} == 0')),
+    "a Secret volume without optional (podman 4.3 panics)": (
+        check_podman_can_play, lambda m: volume(m, "secret")["secret"].pop("optional")),
+    "the sidecar's config by subPath again": (
+        check_podman_can_play, lambda m: the_container(sidecar_spec(m)["containers"])
+        ["volumeMounts"][0].update(subPath="nginx.conf")),
     "README without the health check": (
         check_readme, lambda m: edit_text(m, "README.md", "kubectl port-forward", "kubectl pf")),
 }
@@ -876,7 +1000,8 @@ def run_nginx_t(d, conf, env=None):
     load = "load_module modules/ngx_http_dingtalk_module.so;"
     assert load in conf
     conf = conf.replace(load, f"load_module {MODULE};")
-    for path in re.findall(r"(?<![\w.])/[\w.-]+/[\w./*-]+", uncommented(conf)):
+    files = re.sub(r"^\s*(location|return)\b.*$", "", uncommented(conf), flags=re.M)  # URIs
+    for path in re.findall(r"(?<![\w.])/[\w.-]+/[\w./*-]+", files):
         assert path.startswith(d + "/") or path in (MODULE, "/dev/stderr"), \
             f"{path} would escape the temp prefix"
     with open(os.path.join(d, "nginx.conf"), "w") as f:
@@ -897,8 +1022,14 @@ def pod_files():
         dirs.append(d)
         secrets = os.path.join(d, "secrets")
         os.mkdir(secrets)
-        env = {}
+        config = os.path.join(d, "config")
+        os.mkdir(config)
+        env = {"NGINX_CONF": os.path.join(config, "nginx.conf")}
+        with open(env["NGINX_CONF"], "w") as f:
+            f.write(nginx_conf(m))
         for e in container(m)["env"]:
+            if e["name"] == "NGINX_CONF":
+                continue
             key = e["value"].rsplit("/", 1)[1]
             env[e["name"]] = os.path.join(secrets, key)
             if values.get(key) is not None:
@@ -929,7 +1060,8 @@ def test_the_entrypoint_refuses_to_start_without(manifests, pod_files, missing):
     d, rc, err = pod_files(manifests, dict(GOOD, **{missing: None}))
     var = next(e["name"] for e in container(manifests)["env"] if e["value"].endswith(missing))
     assert rc != 0 and f"{var}: cannot read" in err, err
-    rc, err = entrypoint_conf(manifests, os.path.join(d, "again"), {})
+    rc, err = entrypoint_conf(manifests, os.path.join(d, "again"),
+                              {"NGINX_CONF": os.path.join(d, "config", "nginx.conf")})
     assert rc != 0 and "set ROBOT_TOKEN_FILE" in err, err
 
 
@@ -986,12 +1118,12 @@ cp "$W/module.so" "$R/usr/lib/nginx/modules/ngx_http_dingtalk_module.so"
 mount -t tmpfs -o mode=755 tmpfs "$R/$(dirname "$ENTRYPOINT")"
 cp "$W/entrypoint.sh" "$R$ENTRYPOINT"; chmod 755 "$R$ENTRYPOINT"
 mount -t tmpfs -o mode=755 tmpfs "$R/run"             # the image's /run: empty
-mkdir -p "$R$SECRET_MOUNT"
+mkdir -p "$R$SECRET_MOUNT" "$R$CONFIG_DIR"
 for p in $EMPTYDIRS; do mkdir -p "$R$p"; done          # mount points, as the runtime makes
 mount -o remount,ro "$R/etc/nginx"; mount -o remount,ro "$R/usr/lib/nginx/modules"
 mount -o remount,ro "$R/$(dirname "$ENTRYPOINT")"
 # the pod's volumes: emptyDirs, the Secret (owner root, group fsGroup, mode + group read, as a
-# kubelet makes it), the ConfigMap at its subPath
+# kubelet makes it), the ConfigMap as a directory
 for p in $EMPTYDIRS; do mount -t tmpfs -o mode=1777 tmpfs "$R$p"; done
 mount -t tmpfs -o mode=755 tmpfs "$R$SECRET_MOUNT"
 for f in "$W"/secret/*; do
@@ -999,8 +1131,9 @@ for f in "$W"/secret/*; do
     chmod "$SECRET_MODE" "$R$SECRET_MOUNT/${f##*/}"
 done
 mount -o remount,ro "$R$SECRET_MOUNT"
-mount --bind "$W/configmap-nginx.conf" "$R$SUBPATH_MOUNT"
-mount -o remount,bind,ro "$R$SUBPATH_MOUNT"
+mount -t tmpfs -o mode=755 tmpfs "$R$CONFIG_DIR"
+cp "$W/configmap-nginx.conf" "$R$CONFIG_DIR/$CONFIG_FILE"
+mount -o remount,ro "$R$CONFIG_DIR"
 ip link set lo up
 
 chroot "$R" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
@@ -1090,7 +1223,7 @@ def run_pod(m, w, root, values, env):
     sc, psc = c["securityContext"], spec["securityContext"]
     volumes = {v["name"]: v for v in spec["volumes"]}
     emptydirs = [mt["mountPath"] for mt in c["volumeMounts"] if "emptyDir" in volumes[mt["name"]]]
-    subpath = next(mt["mountPath"] for mt in c["volumeMounts"] if "subPath" in mt)
+    config_dir, config_file = nginx_conf_path(m).rsplit("/", 1)
     secret_path, secret_volume = secret_mount(m)
     ann = deployment(m)["spec"]["template"]["metadata"]["annotations"]
     conf = nginx_conf(m)
@@ -1098,7 +1231,7 @@ def run_pod(m, w, root, values, env):
     assert not sc["capabilities"].get("add"), "the simulation grants no capability"
     script_env = dict(
         os.environ, ENTRYPOINT=dockerfile_entrypoint(m), EMPTYDIRS=" ".join(emptydirs),
-        SUBPATH_MOUNT=subpath, SECRET_MOUNT=secret_path,
+        CONFIG_DIR=config_dir, CONFIG_FILE=config_file, SECRET_MOUNT=secret_path,
         SECRET_MODE=oct(secret_volume["secret"]["defaultMode"] | 0o040)[2:],
         RUN_AS=str(psc["runAsUser"]), FS_GROUP=str(psc["fsGroup"]),
         NO_NEW_PRIVS="--no-new-privs" if sc.get("allowPrivilegeEscalation") is False else "",
@@ -1128,7 +1261,7 @@ def run_pod(m, w, root, values, env):
 
 def test_deployment_container_runs_like_a_pod(manifests):
     """The image's files (module, entrypoint, nginx.conf) on a read-only copy of this root,
-    the Deployment's emptyDirs as tmpfs, the ConfigMap bind-mounted at the subPath mount, the
+    the Deployment's emptyDirs as tmpfs, the ConfigMap as a directory where NGINX_CONF is, the
     Secret's keys as files owned by root and readable through fsGroup, the pod's user with no
     capabilities and no_new_privs; the real entrypoint starts nginx. No cluster, no image:
     roughly what a kubelet and runc do, enough to catch a file the user cannot read, a
@@ -1185,3 +1318,181 @@ def test_deployment_container_runs_like_a_pod(manifests):
             os.rmdir(root)
         except OSError:
             pass
+
+
+# ------------------------------------------------------------------------------------------
+# the alerts on the module's own metrics: promtool on the PrometheusRule, on recorded series
+
+
+def test_prometheus_rules_pass_promtool(manifests, tmp_path):
+    """promtool check rules on the PrometheusRule's groups, then promtool test rules with
+    prometheusrule_test.yaml: each alert fires on the series it is about, at the time it
+    should, with its labels and annotations rendered, and stays quiet on a healthy hook."""
+    if not shutil.which("promtool"):
+        if os.environ.get("CI") == "true":
+            pytest.fail("promtool is missing (Debian's prometheus package)")
+        pytest.skip("SKIPPED LOUDLY: promtool is not installed (apt-get install prometheus)")
+    rules = tmp_path / "dingtalk-hook.rules.yaml"
+    rules.write_text(yaml.safe_dump(only(manifests, "PrometheusRule")["spec"], sort_keys=False))
+    p = subprocess.run(["promtool", "check", "rules", str(rules)], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 0 and "SUCCESS: 5 rules found" in p.stdout, p.stdout + p.stderr
+    shutil.copy(os.path.join(os.path.dirname(__file__), "prometheusrule_test.yaml"), tmp_path)
+    p = subprocess.run(["promtool", "test", "rules", "prometheusrule_test.yaml"],
+                       capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert p.returncode == 0 and "SUCCESS" in p.stdout, p.stdout + p.stderr
+    tests = yaml.safe_load(open(tmp_path / "prometheusrule_test.yaml"))["tests"]
+    fired = {t["alertname"] for case in tests for t in case["alert_rule_test"] if t.get("exp_alerts")}
+    assert fired == {r["alert"] for r in prometheus_rules(manifests)}, "an alert never fires"
+
+
+# ------------------------------------------------------------------------------------------
+# multi-target/: several robots, a token file each, a generated ConfigMap
+
+
+MULTI = os.path.join(K8S, "multi-target")
+
+
+@pytest.fixture(scope="module")
+def multi():
+    from kustomize_lite import render
+    docs = render(MULTI)
+    with open(os.path.join(MULTI, "secret.yaml"), encoding="utf-8") as f:
+        secret = yaml.safe_load(f)
+    with open(os.path.join(MULTI, "kustomization.yaml"), encoding="utf-8") as f:
+        kustomization = yaml.safe_load(f)
+    return {"docs": docs, "secret": secret, "kustomization": kustomization}
+
+
+def multi_only(multi, kind):
+    found = [d for d in multi["docs"] if d["kind"] == kind]
+    assert len(found) == 1, kind
+    return found[0]
+
+
+def multi_robots(conf):
+    """location = PATH { ... dingtalk_token_file FILE; dingtalk_robot_name NAME; }"""
+    return {path: (re.search(r"dingtalk_token_file\s+(\S+);", body).group(1),
+                   re.search(r"dingtalk_robot_name\s+(\S+);", body).group(1))
+            for path, body in re.findall(r"location\s*=\s*(\S+)\s*\{([^}]*)\}", uncommented(conf))
+            if re.search(r"^\s*dingtalk;", body, re.M)}
+
+
+def test_multi_target_agrees_with_itself_and_the_single_target(multi, manifests):
+    dep = multi_only(multi, "Deployment")
+    spec = dep["spec"]["template"]["spec"]
+    (c,) = spec["containers"]
+    env = {e["name"]: e["value"] for e in c["env"]}
+    assert "ROBOT_TOKEN_FILE" not in env and "ROBOT_SECRET_FILE" not in env, env
+    cm = multi_only(multi, "ConfigMap")
+    gen = multi["kustomization"]["configMapGenerator"][0]
+    assert cm["metadata"]["name"].startswith(gen["name"] + "-"), "the name carries a hash"
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    mounts = {mt["mountPath"]: volumes[mt["name"]] for mt in c["volumeMounts"]}
+    assert not [mt for mt in c["volumeMounts"] if "subPath" in mt]
+    conf_dir, conf_file = env["NGINX_CONF"].rsplit("/", 1)
+    assert mounts[conf_dir]["configMap"]["name"] == cm["metadata"]["name"]
+    conf = cm["data"][conf_file]
+    for path in re.findall(r"dingtalk_template\s+(\S+);", uncommented(conf)):
+        assert path.rsplit("/", 1)[0] == conf_dir and path.rsplit("/", 1)[1] in cm["data"], path
+    secret = multi["secret"]
+    secret_dir = next(p for p, v in mounts.items() if "secret" in v)
+    assert mounts[secret_dir]["secret"]["secretName"] == secret["metadata"]["name"]
+    assert mounts[secret_dir]["secret"].get("optional") is False, "podman 4.3 panics without"
+    keys = set(secret["stringData"])
+    robots = multi_robots(conf)
+    assert len(robots) >= 2, robots
+    for path, (token_file, name) in robots.items():
+        assert path == f"/dingtalk/{name}/send", (path, name)
+        assert token_file == f"{secret_dir}/{name}" and name in keys, (token_file, keys)
+    assert env["WEBHOOK_TOKEN_FILE"] == f"{secret_dir}/webhook-token" and "webhook-token" in keys
+    assert keys == {name for _, name in robots.values()} | {"webhook-token"}, keys
+    assert all("REPLACE" in v for v in secret["stringData"].values()), "placeholders only"
+    # the probes ask /healthz on 9095, which this configuration has (no GET / here)
+    for probe in ("readinessProbe", "livenessProbe"):
+        get = c[probe]["httpGet"]
+        assert get["path"] == "/healthz" and named_port(c, get["port"]) == METRICS_PORT, get
+    assert re.search(r"location\s*=\s*/healthz\s*\{[^}]*return\s+200", server_of(conf, "/healthz"))
+    assert listen_ports("server {" + server_of(conf, "/healthz") + "}") == [METRICS_PORT]
+    # otherwise the single-target pod: same security, probes, resources, shutdown
+    single = container(manifests)
+    for key in ("image", "ports", "readinessProbe", "livenessProbe", "lifecycle", "resources",
+                "securityContext"):
+        assert c[key] == single[key], key
+    for key in ("securityContext", "terminationGracePeriodSeconds",
+                "automountServiceAccountToken"):
+        assert spec[key] == pod_spec(manifests)[key], key
+    assert restricted_violations(spec, spec["containers"]) == []
+    assert multi_only(multi, "Service")["spec"] == service(manifests)["spec"]
+    assert dep["metadata"]["namespace"] == NAMESPACE == secret["metadata"]["namespace"]
+
+
+def test_multi_target_kustomize_renders_the_same(multi):
+    """kubectl's kustomize (where installed) makes what kustomize_lite makes, but the hash."""
+    if not shutil.which("kubectl"):
+        pytest.skip("kubectl is not installed: the structure is checked by kustomize_lite only")
+    p = subprocess.run(["kubectl", "kustomize", MULTI], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    rendered = parse(p.stdout)
+    cm = next(d for d in rendered if d["kind"] == "ConfigMap")
+    ours = multi_only(multi, "ConfigMap")["metadata"]["name"]
+    gen = multi["kustomization"]["configMapGenerator"][0]["name"]
+    assert re.fullmatch(re.escape(gen) + r"-[a-z0-9]{10}", cm["metadata"]["name"]), cm["metadata"]
+    expected = yaml.safe_load(yaml.safe_dump(multi["docs"]).replace(ours, cm["metadata"]["name"]))
+    key = lambda d: (d["kind"], d["metadata"]["name"])  # noqa: E731
+    assert sorted(rendered, key=key) == sorted(expected, key=key)
+    # a template change is a new name, so a new pod template: the pods roll
+    d = world_readable_tmpdir("dingtalk-kustomize-")
+    try:
+        copy_dir = os.path.join(d, "multi")
+        shutil.copytree(MULTI, copy_dir)
+        with open(os.path.join(copy_dir, "message.mustache"), "a") as f:
+            f.write("\n(edited)\n")
+        p = subprocess.run(["kubectl", "kustomize", copy_dir], capture_output=True, text=True,
+                           timeout=60)
+        edited = next(x for x in parse(p.stdout) if x["kind"] == "ConfigMap")
+        assert edited["metadata"]["name"] != cm["metadata"]["name"]
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_multi_target_nginx_conf_passes_nginx_t(multi):
+    """The entrypoint with WEBHOOK_TOKEN_FILE only (no ROBOT_TOKEN: the configuration names
+    its robots), then nginx -t with the built module and the ConfigMap's template."""
+    cm = multi_only(multi, "ConfigMap")
+    dep = multi_only(multi, "Deployment")
+    (c,) = dep["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in c["env"]}
+    conf_dir = env["NGINX_CONF"].rsplit("/", 1)[0]
+    secret_dir = env["WEBHOOK_TOKEN_FILE"].rsplit("/", 1)[0]
+    d = world_readable_tmpdir("dingtalk-multi-")
+    try:
+        for sub in ("config", "secrets"):
+            os.mkdir(os.path.join(d, sub))
+        # run_nginx_t moves /tmp/... into d
+        conf = cm["data"]["nginx.conf"].replace(conf_dir, "/tmp/config") \
+            .replace(secret_dir, "/tmp/secrets")
+        for key, value in cm["data"].items():
+            with open(os.path.join(d, "config", key), "w") as f:
+                f.write(value)
+        values = {"ops": "a" * 64, "db": "b" * 64, "webhook-token": "w" * 48}
+        for key, value in values.items():
+            with open(os.path.join(d, "secrets", key), "w") as f:
+                f.write(value + "\n")
+        m = {"entrypoint": read("deploy/docker/docker-entrypoint.sh")}
+        run_env = {"NGINX_CONF": os.path.join(d, "config", "nginx.conf"),
+                   "WEBHOOK_TOKEN_FILE": os.path.join(d, "secrets", "webhook-token")}
+        rc, err = entrypoint_conf(m, os.path.join(d, "dingtalk.d"), run_env)
+        assert rc == 0, err
+        written = open(os.path.join(d, "dingtalk.d", "credentials.conf")).read()
+        assert written == f"dingtalk_auth_bearer_file {run_env['WEBHOOK_TOKEN_FILE']};\n", written
+        p = run_nginx_t(d, conf)
+        assert p.returncode == 0 and "test is successful" in p.stderr, p.stderr
+        # without the bearer token it still refuses; with a robot's file missing nginx does
+        rc, err = entrypoint_conf(m, os.path.join(d, "again"), {"NGINX_CONF": run_env["NGINX_CONF"]})
+        assert rc != 0 and "set WEBHOOK_TOKEN_FILE" in err, err
+        os.unlink(os.path.join(d, "secrets", "db"))
+        p = run_nginx_t(d, conf)
+        assert p.returncode != 0 and os.path.join(d, "secrets", "db") in p.stderr, p.stderr
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
