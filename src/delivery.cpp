@@ -240,10 +240,11 @@ std::optional<std::chrono::milliseconds> retry_delay(const Report &last,
     using std::chrono::milliseconds;
     constexpr int kMaxAttempts = 8;
     constexpr milliseconds kFirstDelay{100}, kMaxDelay{2000};
-    if (!last.transient || last.attempts >= kMaxAttempts) {
+    const long n = last.message_attempts;
+    if (!last.transient || n >= kMaxAttempts) {
         return std::nullopt;
     }
-    milliseconds delay = kFirstDelay * (1 << (last.attempts > 0 ? last.attempts - 1 : 0));
+    milliseconds delay = kFirstDelay * (1 << (n > 0 ? n - 1 : 0));
     delay = std::min(delay, kMaxDelay);
     if (elapsed + delay + kShortestAttempt > timeout) {
         return std::nullopt;
@@ -365,11 +366,25 @@ void Delivery::attempt(std::uint64_t deadline_ms)
     r.sent = http.sent;
     r.ended_ms = http.ended_ms;
     r.attempts += 1;
+    r.message_attempts += 1;
     r.new_connections += http.new_connections;
     if (r.outcome == Outcome::delivered) {
         r.taken = ++next_;
     }
     report_ = std::move(r);
+}
+
+void Delivery::stop_short()
+{
+    if (report_.outcome != Outcome::delivered || left() == 0) {
+        return; // a failure already says why
+    }
+    report_.outcome = Outcome::late;
+    report_.http_status = 503;
+    report_.reason = report_.category =
+        "busy: " + std::to_string(next_) + " of " + std::to_string(requests_.size()) +
+        " messages taken, no time or room was left for the others; retry later";
+    report_.errcode.reset();
 }
 
 void Delivery::send_from(std::size_t taken)
@@ -387,6 +402,8 @@ void Delivery::carry(Report &r) const
     r.messages = report_.messages;
     r.taken = report_.taken;
     r.attempts = report_.attempts;
+    // a message taken: the next one starts its own count
+    r.message_attempts = report_.outcome == Outcome::delivered ? 0 : report_.message_attempts;
     r.new_connections = report_.new_connections;
     r.elapsed = report_.elapsed;
     r.mentioned = report_.mentioned;

@@ -65,7 +65,8 @@ struct Report {
     std::size_t messages = 1;    // the notification's (dingtalk_max_messages)
     std::size_t taken = 0;       // of them DingTalk took, from the first (earlier requests' too)
     long attempts = 0;
-    std::string mentioned; // describe_mentions(): who, or why nobody; "" without rules/sources
+    long message_attempts = 0; // of the message now being sent (retry_delay counts these)
+    std::string mentioned;     // describe_mentions(): who, or why nobody; "" without rules/sources
     long new_connections = 0;
     std::chrono::milliseconds elapsed{0};
     bool transient = false;     // worth trying again soon
@@ -126,6 +127,9 @@ public:
     // Messages not yet taken (after a run that took one, those still to send).
     std::size_t left() const { return requests_.size() - next_; }
     std::uint64_t digest() const { return digest_; } // of the body, with several messages
+    // Messages are left that will not be sent now (no time, no queue): a 503, however many
+    // were taken, so that Alertmanager retries (and the retry resumes after those).
+    void stop_short();
 
     // The whole time the request took, holds and retries included (the caller's clock).
     void set_elapsed(std::chrono::milliseconds total) { report_.elapsed = total; }

@@ -125,8 +125,10 @@ dingtalk::Reservation ngx_http_dingtalk_reserve(ngx_shm_zone_t *zone, const u_ch
 dingtalk::Reservation ngx_http_dingtalk_reserve_all(ngx_shm_zone_t *zone, const u_char *key,
                                                     const dingtalk::RateLimit &limit,
                                                     uint64_t attempt_ms, uint32_t n);
-// Messages of the body with this digest an earlier request got taken (dingtalk_max_messages).
-uint32_t ngx_http_dingtalk_taken_before(ngx_shm_zone_t *zone, const u_char *key, uint64_t digest);
+// Messages of the body with this digest, in `total` messages, an earlier request got taken
+// (dingtalk_max_messages).
+uint32_t ngx_http_dingtalk_taken_before(ngx_shm_zone_t *zone, const u_char *key, uint64_t digest,
+                                        uint32_t total);
 void ngx_http_dingtalk_remember_taken(ngx_shm_zone_t *zone, const u_char *key, uint64_t digest,
                                       uint32_t taken, uint32_t total);
 // The send ended (sent: it may have arrived, at ended_ms at the latest) or never left.

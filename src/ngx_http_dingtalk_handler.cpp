@@ -251,7 +251,8 @@ void resume(ngx_http_request_t *r) noexcept
 void conclude(ngx_http_dingtalk_ctx_t *ctx)
 {
     ngx_http_request_t *r = ctx->r;
-    give_back_slot(ctx); // those of messages that will not be sent now
+    give_back_slot(ctx);         // those of messages that will not be sent now
+    ctx->delivery->stop_short(); // which then makes it a 503, however many were taken
     ctx->state = State::done;
     set_waiting(ctx, false);
     const ngx_msec_t took = ngx_current_msec - ctx->received;
@@ -286,9 +287,8 @@ void queue_full(ngx_http_dingtalk_ctx_t *ctx)
                   "\"thread_pool\" directive",
                   &ctx->lcf->thread_pool_name);
     give_back_slot(ctx);
-    const dingtalk::Report &rep = ctx->delivery->report();
-    if (rep.attempts > 0 && rep.outcome != dingtalk::Outcome::delivered) {
-        conclude(ctx); // a retry that cannot run: the last failure stands
+    if (ctx->delivery->report().attempts > 0) {
+        conclude(ctx); // a retry (or a next message) that cannot run: the last report stands
         return;
     }
     ctx->state = State::done;
@@ -352,15 +352,39 @@ void log_retry(ngx_http_dingtalk_ctx_t *ctx, const dingtalk::Report &rep, ngx_ms
     }
 }
 
+// Between two steps of a delivery of several messages: a client that went away stops it there
+// (nginx finalizes the request); its retry sends the messages not taken.
+bool client_gone(ngx_http_dingtalk_ctx_t *ctx)
+{
+    if (!ctx->r->connection->error) {
+        return false;
+    }
+    const dingtalk::Report &rep = ctx->delivery->report();
+    ngx_log_error(NGX_LOG_INFO, ctx->r->connection->log, 0,
+                  "dingtalk: the client closed the connection after %uz of %uz messages were "
+                  "taken; its retry sends the rest",
+                  rep.taken, rep.messages);
+    give_back_slot(ctx);
+    ctx->state = State::done;
+    set_waiting(ctx, false);
+    ngx_http_dingtalk_count_ending(ctx->stats, dingtalk::Ending::client_closed);
+    ctx->r->write_event_handler(ctx->r);
+    return true;
+}
+
 // The notification is several messages and the first run only rendered them: a retry of one
 // that went out in part resumes after the messages taken; then the slots of all the others, or
 // none (schedule).
 void plan_messages(ngx_http_dingtalk_ctx_t *ctx)
 {
     give_back_slot(ctx); // the run sent nothing
+    if (client_gone(ctx)) {
+        return;
+    }
     dingtalk::Delivery &d = *ctx->delivery;
     const auto total = static_cast<uint32_t>(d.left());
-    const uint32_t taken = ngx_http_dingtalk_taken_before(ctx->stats, ctx->robot, d.digest());
+    const uint32_t taken =
+        ngx_http_dingtalk_taken_before(ctx->stats, ctx->robot, d.digest(), total);
     if (taken > 0) {
         ngx_log_error(NGX_LOG_INFO, ctx->r->connection->log, 0,
                       "dingtalk: an earlier request got %uD of this notification's %uD messages "
@@ -370,22 +394,15 @@ void plan_messages(ngx_http_dingtalk_ctx_t *ctx)
     d.send_from(taken);
     ctx->reserve_all = true;
     ctx->first_attempt = 0; // the delivery's time counts from its first send
+    // the wait for their slots is what is left of "hold" since the webhook came
+    ctx->asked_since = ctx->received ? ctx->received : 1;
     schedule(ctx);
 }
 
 // A message of several was taken: the next one goes out on its slot, unless the client left.
 void next_message(ngx_http_dingtalk_ctx_t *ctx)
 {
-    if (ctx->r->connection->error) {
-        const dingtalk::Report &rep = ctx->delivery->report();
-        ngx_log_error(NGX_LOG_INFO, ctx->r->connection->log, 0,
-                      "dingtalk: the client closed the connection after %uz of %uz messages were "
-                      "taken; its retry sends the rest",
-                      rep.taken, rep.messages);
-        give_back_slot(ctx);
-        ctx->state = State::done;
-        ngx_http_dingtalk_count_ending(ctx->stats, dingtalk::Ending::client_closed);
-        ctx->r->write_event_handler(ctx->r);
+    if (client_gone(ctx)) {
         return;
     }
     if (ctx->reserved_left == 0) {
@@ -588,9 +605,11 @@ void schedule(ngx_http_dingtalk_ctx_t *ctx)
     }
     ctx->asked_since = 0;
     ctx->send_id = res.id;
-    ctx->reserved_id = res.id + 1;
-    ctx->reserved_left = n - 1;
     ctx->reserve_all = false;
+    if (n > 1) { // the slots of the messages after this one (a retry's slot is one more)
+        ctx->reserved_id = res.id + 1;
+        ctx->reserved_left = n - 1;
+    }
     ctx->deadline = delivery_end(ctx, res.at_ms);
     if (ctx->first_attempt != 0 && res.at_ms + dingtalk::kShortestAttempt.count() > ctx->deadline) {
         give_back_slot(ctx); // a retry that would start too late to finish in time

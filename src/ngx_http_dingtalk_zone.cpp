@@ -338,13 +338,14 @@ dingtalk::Reservation ngx_http_dingtalk_reserve_all(ngx_shm_zone_t *zone, const 
     return res;
 }
 
-uint32_t ngx_http_dingtalk_taken_before(ngx_shm_zone_t *zone, const u_char *key, uint64_t digest)
+uint32_t ngx_http_dingtalk_taken_before(ngx_shm_zone_t *zone, const u_char *key, uint64_t digest,
+                                        uint32_t total)
 {
     zone_ctx_t *ctx = ctx_of(zone);
     uint32_t taken = 0;
     ngx_shmtx_lock(&ctx->shpool->mutex);
     if (robot_node_t *rn = find_or_add(ctx, key, false)) {
-        taken = dingtalk::taken_before(rn->progress, digest, now_ms());
+        taken = dingtalk::taken_before(rn->progress, digest, total, now_ms());
     }
     ngx_shmtx_unlock(&ctx->shpool->mutex);
     return taken;

@@ -99,6 +99,11 @@ Reservation reserve_all(RateWindow &w, const RateLimit &limit, std::uint64_t now
         }
         all.at_ms = std::max(all.at_ms, r.at_ms);
     }
+    // every message leaves after the last slot's time: each may arrive until its attempt's end
+    for (std::uint32_t i = 0; i < n; ++i) {
+        RateSend *s = find(w, first_id + i);
+        s->until = std::max(s->until, all.at_ms + attempt_ms);
+    }
     all.kind = all.at_ms == now_ms ? Reservation::now : Reservation::later;
     return all;
 }
@@ -132,13 +137,14 @@ bool idle(const RateWindow &w, std::uint64_t now_ms)
 
 void init(ProgressBook &b)
 {
-    std::fill(std::begin(b.entries), std::end(b.entries), Progress{0, 0, 0});
+    std::fill(std::begin(b.entries), std::end(b.entries), Progress{0, 0, 0, 0});
 }
 
-std::uint32_t taken_before(const ProgressBook &b, std::uint64_t digest, std::uint64_t now_ms)
+std::uint32_t taken_before(const ProgressBook &b, std::uint64_t digest, std::uint32_t total,
+                           std::uint64_t now_ms)
 {
     for (const Progress &p : b.entries) {
-        if (p.digest == digest && digest != 0 && p.expires > now_ms) {
+        if (p.digest == digest && digest != 0 && p.expires > now_ms && p.total == total) {
             return p.taken;
         }
     }
@@ -160,11 +166,11 @@ void remember_taken(ProgressBook &b, std::uint64_t digest, std::uint32_t taken, 
     }
     if (taken == 0 || taken >= total) {
         if (slot->digest == digest) {
-            *slot = Progress{0, 0, 0};
+            *slot = Progress{0, 0, 0, 0};
         }
         return;
     }
-    *slot = Progress{digest, now_ms + kProgressMs, taken};
+    *slot = Progress{digest, now_ms + kProgressMs, taken, total};
 }
 
 bool idle(const ProgressBook &b, std::uint64_t now_ms)

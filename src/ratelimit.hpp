@@ -90,6 +90,7 @@ struct Progress {
     std::uint64_t digest;  // body_digest() of the webhook body; 0: free
     std::uint64_t expires; // forgotten after
     std::uint32_t taken;   // messages DingTalk took, from the first
+    std::uint32_t total;   // of so many: another count is another split, not resumed
 };
 
 struct ProgressBook {
@@ -98,8 +99,10 @@ struct ProgressBook {
 
 void init(ProgressBook &b);
 
-// Messages of the body with this digest taken before; 0 when none is known.
-std::uint32_t taken_before(const ProgressBook &b, std::uint64_t digest, std::uint64_t now_ms);
+// Messages of the body with this digest, rendered as `total` messages, taken before; 0 when
+// none is known.
+std::uint32_t taken_before(const ProgressBook &b, std::uint64_t digest, std::uint32_t total,
+                           std::uint64_t now_ms);
 
 // taken of total messages are out: remembered while some are not, forgotten once all are (or
 // none). When every slot is in use, the one that expires first makes room.

@@ -740,8 +740,12 @@ plan_pages(Composer &first, Composer &others, const RenderOptions &opt, std::siz
             return plan;
         }
         c.set_page({begin, widest, false}); // not the last: no "N more" line to make room for
-        plan.emplace_back(begin, fit_alerts(c, opt, m).value_or(*k));
-        begin += plan.back().second;
+        std::size_t take = fit_alerts(c, opt, m).value_or(*k);
+        if (begin + take >= c.total()) {
+            take = *k; // the rest fits only without "N more": the last page says it, after this
+        }
+        plan.emplace_back(begin, take);
+        begin += take;
     }
     return plan;
 }

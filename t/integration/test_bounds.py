@@ -93,7 +93,8 @@ def test_worst_bodies_of_a_mebibyte_are_cheap(costly, mock, shape, path):
     r = costly.post(path, body, timeout=60)
     took = time.time() - started
     assert r.status == 200, r
-    assert took < 1.0, f"{took:.2f} s for a body of 1 MiB"
+    # 30 ms here, 0.5 s under ASan; the wide margin still catches the 53 s of before
+    assert took < (5.0 if SANITIZED else 1.0), f"{took:.2f} s for a body of 1 MiB"
     grew = (status_kb(pid, "VmHWM") - rss) / 1024
     assert SANITIZED or grew < 128, f"the worker grew {grew:.0f} MB for a body of 1 MiB"
     assert worker_of(costly) == pid

@@ -187,3 +187,23 @@ def test_a_client_gone_between_messages_stops_there_and_its_retry_resumes(nginx_
     r = ngx.post("/", payload)
     assert r.status == 200 and r.json["taken"] == 3, r
     assert [rec.title[-5:] for rec in mock.received[2:]] == ["(3/3)"]
+
+
+def test_a_retry_takes_a_slot_of_its_own_and_keeps_the_others(nginx_factory, mock):
+    # three slots for the messages, one more for the retry of the second: exactly four
+    ngx = nginx_factory(webhook(mock, "dingtalk_max_messages 3; "
+                                      "dingtalk_rate_limit 4/60s hold=0;"))
+    mock.answer(mock.OK, {"status": 502, "body": "bad gateway", "type": "text/plain"})
+    r = ngx.post("/", big(firing=30, resolved=0))
+    assert r.status == 200 and r.json["taken"] == 3, r
+    assert [rec.title[-5:] for rec in mock.received] == ["(1/3)", "(2/3)", "(2/3)", "(3/3)"]
+    assert ngx.post("/", notification(alert())).status == 503, "all four slots were used"
+
+
+def test_no_slot_for_a_retry_is_never_a_200(nginx_factory, mock):
+    ngx = nginx_factory(webhook(mock, "dingtalk_max_messages 3; "
+                                      "dingtalk_rate_limit 3/60s hold=0;"))
+    mock.answer(mock.OK, {"status": 502, "body": "bad gateway", "type": "text/plain"})
+    r = ngx.post("/", big(firing=30, resolved=0))
+    assert r.status == 502 and r.json["taken"] == 1, r
+    assert len(mock.received) == 2, "no slot for a retry; the third message's slot went back"

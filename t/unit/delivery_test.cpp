@@ -307,3 +307,16 @@ TEST(Interpret, HandshakeFailureIsTransient)
     EXPECT_TRUE(r.transient);
     EXPECT_TRUE(contains(r.reason, "TLS handshake failed")) << r.reason;
 }
+
+// Of several messages, each gets its own retries: the attempts of those before do not count.
+TEST(RetryDelay, CountsTheAttemptsOfTheMessageBeingSent)
+{
+    Report r = interpret(reply(502, "bad gateway"));
+    r.attempts = 9; // eight messages taken before, then this one failed once
+    r.message_attempts = 1;
+    const auto d = retry_delay(r, std::chrono::milliseconds(0), std::chrono::seconds(10));
+    ASSERT_TRUE(d);
+    EXPECT_EQ(d->count(), 100);
+    r.message_attempts = 8;
+    EXPECT_FALSE(retry_delay(r, std::chrono::milliseconds(0), std::chrono::seconds(10)));
+}
