@@ -4,9 +4,12 @@
 #include <jansson.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <ctime>
 #include <memory>
+#include <mutex>
+#include <vector>
 
 namespace dingtalk
 {
@@ -15,16 +18,6 @@ namespace
 {
 
 constexpr std::size_t kMaxReplyBytes = 64 * 1024;
-
-struct CurlEasy {
-    CURL *handle = curl_easy_init();
-    ~CurlEasy()
-    {
-        if (handle != nullptr) {
-            curl_easy_cleanup(handle);
-        }
-    }
-};
 
 struct SlistDeleter {
     void operator()(curl_slist *l) const { curl_slist_free_all(l); }
@@ -143,15 +136,129 @@ std::uint64_t monotonic_ms()
            static_cast<std::uint64_t>(ts.tv_nsec / 1000000);
 }
 
+namespace
+{
+
+// The curl handles of one process that are idle between two deliveries, each with its
+// kept-alive connection (curl keeps connections in the handle). A thread takes one for each
+// request and gives it back after, so there are only as many handles, and connections, as
+// requests were ever sent at once, where a handle per thread would keep one per thread.
+// Handing handles from thread to thread is what libcurl allows; sharing one connection cache
+// between threads (CURL_LOCK_DATA_CONNECT) is not supported before curl 8 (CURLSHOPT_SHARE(3)),
+// so connections stay in their handles and the share holds TLS sessions and DNS answers only.
+class Connections
+{
+public:
+    Connections() : share_(curl_share_init())
+    {
+        if (share_ == nullptr ||
+            curl_share_setopt(share_, CURLSHOPT_LOCKFUNC, lock) != CURLSHE_OK ||
+            curl_share_setopt(share_, CURLSHOPT_UNLOCKFUNC, unlock) != CURLSHE_OK ||
+            curl_share_setopt(share_, CURLSHOPT_USERDATA, this) != CURLSHE_OK ||
+            curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK ||
+            curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK) {
+            ok_ = false;
+        }
+    }
+
+    ~Connections()
+    {
+        for (const Idle &i : idle_) {
+            curl_easy_cleanup(i.handle);
+        }
+        if (share_ != nullptr) {
+            curl_share_cleanup(share_);
+        }
+    }
+
+    Connections(const Connections &) = delete;
+    Connections &operator=(const Connections &) = delete;
+
+    bool ok() const { return ok_; }
+
+    // The handle used last (its connection is the one most likely still open), or a new one;
+    // null when curl cannot make one. Handles idle past their keep-alive are closed here.
+    CURL *take()
+    {
+        std::vector<CURL *> expired;
+        CURL *h = nullptr;
+        {
+            const std::lock_guard<std::mutex> guard(mutex_);
+            const std::uint64_t now = monotonic_ms();
+            const auto stale = [now](const Idle &i) { return now - i.since_ms >= i.keepalive_ms; };
+            const auto keep = std::stable_partition(idle_.begin(), idle_.end(),
+                                                    [&](const Idle &i) { return !stale(i); });
+            for (auto it = keep; it != idle_.end(); ++it) {
+                expired.push_back(it->handle);
+            }
+            idle_.erase(keep, idle_.end());
+            if (!idle_.empty()) {
+                h = idle_.back().handle;
+                idle_.pop_back();
+            }
+        }
+        for (CURL *e : expired) {
+            curl_easy_cleanup(e); // closes its connection
+        }
+        if (h == nullptr && (h = curl_easy_init()) != nullptr) {
+            curl_easy_setopt(h, CURLOPT_SHARE, share_); // kept by curl_easy_reset
+        }
+        return h;
+    }
+
+    void give(CURL *h, std::chrono::seconds keepalive)
+    {
+        const auto ms = static_cast<std::uint64_t>(keepalive.count()) * 1000;
+        const std::lock_guard<std::mutex> guard(mutex_);
+        idle_.push_back(Idle{h, monotonic_ms(), ms});
+    }
+
+private:
+    struct Idle {
+        CURL *handle;
+        std::uint64_t since_ms;
+        std::uint64_t keepalive_ms;
+    };
+
+    // One lock for each kind of data the share holds, as CURLSHOPT_LOCKFUNC(3) asks.
+    static void lock(CURL *, curl_lock_data data, curl_lock_access, void *self)
+    {
+        static_cast<Connections *>(self)->locks_.at(data).lock();
+    }
+
+    static void unlock(CURL *, curl_lock_data data, void *self)
+    {
+        static_cast<Connections *>(self)->locks_.at(data).unlock();
+    }
+
+    CURLSH *share_;
+    bool ok_ = true;
+    std::array<std::mutex, CURL_LOCK_DATA_LAST> locks_;
+    std::mutex mutex_;
+    std::vector<Idle> idle_; // the most recently given back last
+};
+
+// Made by global_init in each process that sends (an nginx worker, after the fork).
+std::unique_ptr<Connections> connections;
+
+} // namespace
+
 bool global_init()
 {
     // jansson seeds its hash function lazily, racing if two threads parse first at once.
     json_object_seed(0);
-    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        return false;
+    }
+    if (!connections) {
+        connections = std::make_unique<Connections>();
+    }
+    return connections->ok();
 }
 
 void global_cleanup()
 {
+    connections.reset();
     curl_global_cleanup();
 }
 
@@ -179,6 +286,10 @@ void set_options(CURL *h, const HttpRequest &req, curl_slist *headers, char *err
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    // A connection idle longer than this is closed rather than reused (DingTalk may have closed
+    // it already); with 0, each connection is closed after its request.
+    curl_easy_setopt(h, CURLOPT_MAXAGE_CONN, static_cast<long>(req.keepalive.count()));
+    curl_easy_setopt(h, CURLOPT_FORBID_REUSE, req.keepalive.count() > 0 ? 0L : 1L);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, req.body.data());
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
@@ -229,14 +340,13 @@ void read_outcome(CURL *h, CURLcode rc, const HttpRequest &req, const char *errb
 
 HttpReply http_post(const HttpRequest &req)
 {
-    thread_local CurlEasy easy;
     HttpReply reply;
-    if (easy.handle == nullptr) {
-        reply.error = "curl_easy_init failed";
+    CURL *h = connections ? connections->take() : nullptr;
+    if (h == nullptr) {
+        reply.error = connections ? "curl_easy_init failed" : "global_init() was not called";
         return reply;
     }
-    CURL *h = easy.handle;
-    curl_easy_reset(h); // keeps the connection cache: that is the point of a per-thread handle
+    curl_easy_reset(h); // keeps the connection and the share: that is the point of reusing it
 
     std::unique_ptr<curl_slist, SlistDeleter> headers(
         curl_slist_append(nullptr, "Content-Type: application/json; charset=utf-8"));
@@ -251,6 +361,7 @@ HttpReply http_post(const HttpRequest &req)
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, nullptr);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, nullptr);
     curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, nullptr);
+    connections->give(h, req.keepalive);
     return reply;
 }
 
