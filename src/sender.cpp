@@ -2,6 +2,9 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include <algorithm>
 #include <array>
@@ -9,6 +12,7 @@
 #include <ctime>
 #include <memory>
 #include <mutex>
+#include <unordered_map>
 #include <vector>
 
 namespace dingtalk
@@ -238,8 +242,95 @@ private:
     std::vector<Idle> idle_; // the most recently given back last
 };
 
+// The CAs DingTalk's certificate is checked against, parsed once per process and shared by every
+// TLS connection (an X509_STORE is reference counted and safe to share between threads). libcurl
+// would build one for each connection: the system's 140-odd CAs take some 2 MB each time.
+class TrustStores
+{
+public:
+    ~TrustStores()
+    {
+        for (auto &[key, entry] : stores_) {
+            X509_STORE_free(entry.store);
+        }
+    }
+
+    // The store for a PEM bundle (null: the CAs libcurl would use, found with `h`); null if
+    // nothing in it could be read. Known by its address, which the entry keeps from reuse.
+    X509_STORE *get(CURL *h, const std::shared_ptr<const std::string> &pem)
+    {
+        const std::lock_guard<std::mutex> guard(mutex_);
+        Entry &entry = stores_[pem.get()];
+        if (entry.store == nullptr) {
+            entry.pem = pem;
+            X509_STORE *store = entry.store = pem ? pem_store(*pem) : system_store(h);
+            if (store != nullptr) {
+                // as libcurl sets its own (CURLSSLOPT_NO_PARTIALCHAIN not set)
+                X509_STORE_set_flags(store, X509_V_FLAG_TRUSTED_FIRST | X509_V_FLAG_PARTIAL_CHAIN);
+            }
+        }
+        return entry.store;
+    }
+
+private:
+    static X509_STORE *pem_store(const std::string &pem)
+    {
+        X509_STORE *store = X509_STORE_new();
+        BIO *bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+        STACK_OF(X509_INFO) *infos =
+            bio != nullptr ? PEM_X509_INFO_read_bio(bio, nullptr, nullptr, nullptr) : nullptr;
+        int added = 0;
+        for (int i = 0; store != nullptr && i < sk_X509_INFO_num(infos); ++i) {
+            const X509_INFO *info = sk_X509_INFO_value(infos, i);
+            added += info->x509 != nullptr && X509_STORE_add_cert(store, info->x509) == 1;
+            if (info->crl != nullptr) {
+                X509_STORE_add_crl(store, info->crl);
+            }
+        }
+        sk_X509_INFO_pop_free(infos, X509_INFO_free);
+        BIO_free(bio);
+        if (added == 0) {
+            X509_STORE_free(store);
+            return nullptr;
+        }
+        return store;
+    }
+
+    static X509_STORE *system_store(CURL *h)
+    {
+        X509_STORE *store = X509_STORE_new();
+        if (store == nullptr) {
+            return nullptr;
+        }
+        const char *file = nullptr;
+        const char *dir = nullptr;
+#if LIBCURL_VERSION_NUM >= 0x075400 // 7.84: libcurl says which CAs it would use
+        curl_easy_getinfo(h, CURLINFO_CAINFO, &file);
+        curl_easy_getinfo(h, CURLINFO_CAPATH, &dir);
+#else
+        (void)h;
+#endif
+        const int loaded = file == nullptr && dir == nullptr
+                               ? X509_STORE_set_default_paths(store)
+                               : X509_STORE_load_locations(store, file, dir);
+        if (loaded != 1) {
+            X509_STORE_free(store);
+            return nullptr;
+        }
+        return store;
+    }
+
+    struct Entry {
+        std::shared_ptr<const std::string> pem;
+        X509_STORE *store = nullptr;
+    };
+    std::mutex mutex_;
+    std::unordered_map<const std::string *, Entry> stores_;
+};
+
 // Made by global_init in each process that sends (an nginx worker, after the fork).
 std::unique_ptr<Connections> connections;
+std::unique_ptr<TrustStores> trust_stores;
 
 } // namespace
 
@@ -252,6 +343,7 @@ bool global_init()
     }
     if (!connections) {
         connections = std::make_unique<Connections>();
+        trust_stores = std::make_unique<TrustStores>();
     }
     return connections->ok();
 }
@@ -259,11 +351,41 @@ bool global_init()
 void global_cleanup()
 {
     connections.reset();
+    trust_stores.reset();
     curl_global_cleanup();
 }
 
 namespace
 {
+
+// Each new TLS connection: the process's store for the request's CAs, and no buffers kept
+// while the connection is idle.
+CURLcode use_trust_store(CURL *, void *ssl_ctx, void *store)
+{
+    auto *ctx = static_cast<SSL_CTX *>(ssl_ctx);
+    SSL_CTX_set1_cert_store(ctx, static_cast<X509_STORE *>(store));
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    return CURLE_OK;
+}
+
+// Verification against the shared store instead of a store libcurl builds for the connection:
+// false where that cannot be (libcurl without OpenSSL; an https:// proxy, whose certificate is
+// checked against the system's CAs while libcurl would give it this callback's store too).
+bool share_trust_store(CURL *h, const HttpRequest &req)
+{
+    if (!trust_stores || starts_with_nocase(req.proxy, "https://")) {
+        return false;
+    }
+    X509_STORE *store = trust_stores->get(h, req.ca_pem);
+    if (store == nullptr ||
+        curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, use_trust_store) != CURLE_OK) {
+        return false;
+    }
+    curl_easy_setopt(h, CURLOPT_SSL_CTX_DATA, store);
+    curl_easy_setopt(h, CURLOPT_CAINFO, nullptr); // libcurl loads nothing itself
+    curl_easy_setopt(h, CURLOPT_CAPATH, nullptr);
+    return true;
+}
 
 // Everything the handle needs for one POST; the pointers must outlive curl_easy_perform.
 void set_options(CURL *h, const HttpRequest &req, curl_slist *headers, char *errbuf,
@@ -299,6 +421,9 @@ void set_options(CURL *h, const HttpRequest &req, curl_slist *headers, char *err
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, req.ssl_verify ? 1L : 0L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, req.ssl_verify ? 2L : 0L);
+    if (req.ssl_verify && share_trust_store(h, req)) {
+        return;
+    }
     if (req.ca_pem) {
         curl_blob blob;
         blob.data = const_cast<char *>(req.ca_pem->data());

@@ -2,6 +2,7 @@
 DingTalk sees as many as deliveries were sent at once (not one per thread), and an idle one is
 closed after dingtalk_keepalive_timeout."""
 
+import os
 import threading
 import time
 
@@ -71,3 +72,34 @@ def test_keepalive_timeout_zero_closes_each_connection(nginx_factory, tls_mock, 
 def test_keepalive_timeout_must_be_a_time(mock):
     ok, out = Nginx(webhook(mock, "dingtalk_keepalive_timeout forever;")).test_config()
     assert not ok and "dingtalk_keepalive_timeout" in out, out
+
+
+def worker_rss_kb(ngx):
+    with open(f"/proc/{ngx.workers()[0]}/status") as f:
+        return int(next(line for line in f if line.startswith("VmRSS:")).split()[1])
+
+
+def test_connections_share_one_certificate_store(nginx_factory, tls_mock, certs, tmp_path):
+    """The system's CAs (and the test CA) parsed once per worker, not once per connection: with
+    a store per connection, 8 more connections took some 14 MB."""
+    bundle = tmp_path / "cas.pem"
+    with open("/etc/ssl/certs/ca-certificates.crt") as system, open(certs.ca) as ca:
+        bundle.write_text(system.read() + ca.read())
+    os.chmod(tmp_path, 0o755)
+    os.chmod(bundle, 0o644)
+    ngx = nginx_factory(webhook(tls_mock, f"dingtalk_ssl_trusted_certificate {bundle};\n"
+                                          "dingtalk_rate_limit off;"), thread_pool=POOL)
+    assert ngx.post("/", notification()).status == 200
+    before = worker_rss_kb(ngx)
+    tls_mock.default = dict(tls_mock.default, delay=0.3)  # 9 deliveries at once: 9 connections
+    statuses = []
+    clients = [threading.Thread(target=lambda: statuses.append(ngx.post("/", notification()).status))
+               for _ in range(9)]
+    for c in clients:
+        c.start()
+    for c in clients:
+        c.join()
+    assert statuses == [200] * 9
+    assert tls_mock.connections >= 5, "the deliveries overlapped"
+    grown = worker_rss_kb(ngx) - before
+    assert grown < 6 * 1024, f"{tls_mock.connections} connections took {grown} kB"
