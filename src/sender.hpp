@@ -32,7 +32,7 @@ std::string hide_credentials(std::string_view url);
 
 struct HttpRequest {
     std::string url;
-    std::string body;
+    std::string_view body;                    // the caller's, for the whole call: not copied
     std::chrono::milliseconds timeout{10000}; // the whole exchange, connect included
     bool ssl_verify = true;
     std::shared_ptr<const std::string> ca_pem; // trusted CAs (PEM) instead of the system's
