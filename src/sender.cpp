@@ -370,10 +370,12 @@ CURLcode use_trust_store(CURL *, void *ssl_ctx, void *store)
 
 // Verification against the shared store instead of a store libcurl builds for the connection:
 // false where that cannot be (libcurl without OpenSSL; an https:// proxy, whose certificate is
-// checked against the system's CAs while libcurl would give it this callback's store too).
+// checked against the system's CAs while libcurl would give it this callback's store too) or
+// need not be (an http:// URL: no store is loaded for it).
 bool share_trust_store(CURL *h, const HttpRequest &req)
 {
-    if (!trust_stores || starts_with_nocase(req.proxy, "https://")) {
+    if (!trust_stores || starts_with_nocase(req.proxy, "https://") ||
+        !starts_with_nocase(req.url, "https://")) {
         return false;
     }
     X509_STORE *store = trust_stores->get(h, req.ca_pem);
