@@ -189,13 +189,15 @@ public:
         {
             const std::lock_guard<std::mutex> guard(mutex_);
             const std::uint64_t now = monotonic_ms();
-            const auto stale = [now](const Idle &i) { return now - i.since_ms >= i.keepalive_ms; };
-            const auto keep = std::stable_partition(idle_.begin(), idle_.end(),
-                                                    [&](const Idle &i) { return !stale(i); });
-            for (auto it = keep; it != idle_.end(); ++it) {
-                expired.push_back(it->handle);
+            std::size_t kept = 0; // in place, in order: no allocation unless one expired
+            for (const Idle &i : idle_) {
+                if (now - i.since_ms >= i.keepalive_ms) {
+                    expired.push_back(i.handle);
+                } else {
+                    idle_[kept++] = i;
+                }
             }
-            idle_.erase(keep, idle_.end());
+            idle_.resize(kept);
             if (!idle_.empty()) {
                 h = idle_.back().handle;
                 idle_.pop_back();
