@@ -553,7 +553,8 @@ def report(b, started):
         out += ["## 3. Memory (worker RSS)", "",
                 "One worker, nginx's default pool of 32 threads; HTTPS deliveries 16 at once, "
                 "with verification on against the system's CA bundle (and the bench CA, "
-                f"appended: `dingtalk_ssl_trusted_certificate`). kB, and over the plain worker. "
+                "appended: `dingtalk_ssl_trusted_certificate`), to an HTTPS stand-in in an nginx "
+                "of its own (its TLS work does not count). kB, and over the plain worker. "
                 f"Before: {BEFORE_COMMIT}, the module before issue 14, in the same run. The last "
                 "column is this build with nginx started under `MALLOC_ARENA_MAX=2` (glibc: "
                 "2 malloc arenas for the whole process instead of up to 8 per core), a setting "
