@@ -212,11 +212,16 @@ public:
         return h;
     }
 
-    void give(CURL *h, std::chrono::seconds keepalive)
+    // Back on the stack; closed instead if it cannot be kept (out of memory).
+    void give(CURL *h, std::chrono::seconds keepalive) noexcept
     {
         const auto ms = static_cast<std::uint64_t>(keepalive.count()) * 1000;
-        const std::lock_guard<std::mutex> guard(mutex_);
-        idle_.push_back(Idle{h, monotonic_ms(), ms});
+        try {
+            const std::lock_guard<std::mutex> guard(mutex_);
+            idle_.push_back(Idle{h, monotonic_ms(), ms});
+        } catch (...) {
+            curl_easy_cleanup(h);
+        }
     }
 
 private:
@@ -467,6 +472,27 @@ void read_outcome(CURL *h, CURLcode rc, const HttpRequest &req, const char *errb
 
 } // namespace
 
+namespace
+{
+
+// A handle taken for one request, given back however the request ends (an exception too),
+// without the pointers into the request's stack frame it was given.
+struct Lease {
+    CURL *handle;
+    std::chrono::seconds keepalive;
+    ~Lease()
+    {
+        curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, nullptr);
+        curl_easy_setopt(handle, CURLOPT_HTTPHEADER, nullptr);
+        curl_easy_setopt(handle, CURLOPT_CAINFO_BLOB, nullptr);
+        connections->give(handle, keepalive);
+    }
+    Lease(const Lease &) = delete;
+    Lease &operator=(const Lease &) = delete;
+};
+
+} // namespace
+
 HttpReply http_post(const HttpRequest &req)
 {
     HttpReply reply;
@@ -475,6 +501,7 @@ HttpReply http_post(const HttpRequest &req)
         reply.error = connections ? "curl_easy_init failed" : "global_init() was not called";
         return reply;
     }
+    const Lease lease{h, req.keepalive};
     curl_easy_reset(h); // keeps the connection and the share: that is the point of reusing it
 
     std::unique_ptr<curl_slist, SlistDeleter> headers(
@@ -486,11 +513,6 @@ HttpReply http_post(const HttpRequest &req)
     set_options(h, req, headers.get(), errbuf, &reply.body);
     const CURLcode rc = curl_easy_perform(h);
     read_outcome(h, rc, req, errbuf, reply);
-    // The handle must not keep pointers into this call's stack after we return.
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, nullptr);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, nullptr);
-    curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, nullptr);
-    connections->give(h, req.keepalive);
     return reply;
 }
 
