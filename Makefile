@@ -33,7 +33,7 @@ MODULE_LD_OPT ?= -Wl,-z,relro -Wl,-z,now -fPIC
 CXX       ?= g++
 CXXFLAGS  ?= -O2 -g
 CXXFLAGS  += -std=c++17 -Wall -Wextra -Werror -fPIC
-LIBS       = -lsimdjson -ljansson -lcurl -lcrypto -ldate-tz -pthread
+LIBS       = -lsimdjson -ljansson -lcurl -lssl -lcrypto -ldate-tz -pthread
 
 CORE_SRCS  = src/alert.cpp src/auth.cpp src/delivery.cpp src/metrics.cpp src/ratelimit.cpp src/render.cpp src/sender.cpp \
              src/sign.cpp src/template.cpp src/view.cpp src/zone.cpp
@@ -150,8 +150,17 @@ RENDER_BENCH = $(BUILD)/render_bench
 $(RENDER_BENCH): bench/render_bench.cpp $(CORE_OBJS) $(CORE_HDRS)
 	$(CXX) $(CXXFLAGS) -Isrc bench/render_bench.cpp $(CORE_OBJS) -o $@ -lbenchmark $(LIBS)
 
-bench: $(MODULE) $(RENDER_BENCH)
-	$(PYTHON) bench/run.py $(BENCH_ARGS)
+# The module as it was before issue 14 (connections, memory), for the before/after rows.
+BENCH_BEFORE  ?= 71d696d
+BEFORE_MODULE  = $(BUILD)/before/ngx_http_dingtalk_module.so
+$(BEFORE_MODULE):
+	rm -rf $(BUILD)/before-src && mkdir -p $(BUILD)/before-src $(dir $@)
+	git archive $(BENCH_BEFORE) | tar -x -C $(BUILD)/before-src
+	$(MAKE) -C $(BUILD)/before-src module NGINX_SRC=$(NGINX_SRC)
+	cp $(BUILD)/before-src/build/ngx_http_dingtalk_module.so $@
+
+bench: $(MODULE) $(RENDER_BENCH) $(BEFORE_MODULE)
+	BENCH_BEFORE=$(BENCH_BEFORE) $(PYTHON) bench/run.py $(BENCH_ARGS)
 
 FUZZ_SECONDS ?= 60
 fuzz:

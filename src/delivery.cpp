@@ -354,6 +354,7 @@ void Delivery::attempt(std::uint64_t deadline_ms)
     req.url = send_url(target_);
     req.body = requests_[next_];
     req.timeout = attempt_budget(left); // of what is left when the thread starts it
+    req.keepalive = target_.keepalive;
     req.ssl_verify = target_.ssl_verify;
     req.ca_pem = target_.ca_pem;
     if (target_.proxy) {

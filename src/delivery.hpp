@@ -22,6 +22,7 @@ struct Target {
     std::string token;
     std::string secret; // "" = no signing
     std::chrono::milliseconds timeout{10000};
+    std::chrono::seconds keepalive{60}; // dingtalk_keepalive_timeout
     bool ssl_verify = true;
     std::shared_ptr<const std::string> ca_pem; // null = system CAs
     std::shared_ptr<const Proxy> proxy;        // dingtalk_proxy; null = direct, always

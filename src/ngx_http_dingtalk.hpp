@@ -49,9 +49,10 @@ struct ngx_http_dingtalk_loc_conf_t {
     ngx_str_t thread_pool_name;
     ngx_thread_pool_t *thread_pool; // added when dingtalk_thread_pool is read
     ngx_msec_t timeout;
-    size_t max_body_size;    // dingtalk_max_body_size
-    ngx_uint_t max_alerts;   // dingtalk_max_alerts
-    ngx_uint_t max_messages; // dingtalk_max_messages
+    time_t keepalive_timeout; // dingtalk_keepalive_timeout
+    size_t max_body_size;     // dingtalk_max_body_size
+    ngx_uint_t max_alerts;    // dingtalk_max_alerts
+    ngx_uint_t max_messages;  // dingtalk_max_messages
     const dingtalk::Zone *zone;
     ngx_flag_t ssl_verify;
     ngx_str_t ssl_trusted_certificate;

@@ -786,6 +786,7 @@ void configure(dingtalk::Target &t, const ngx_http_dingtalk_loc_conf_t *lcf)
 {
     t.api_url.assign(ngx_http_dingtalk_view(lcf->api_url));
     t.timeout = std::chrono::milliseconds(lcf->timeout);
+    t.keepalive = std::chrono::seconds(lcf->keepalive_timeout);
     t.ssl_verify = lcf->ssl_verify != 0;
     if (lcf->ca_pem != nullptr) {
         t.ca_pem = *lcf->ca_pem;

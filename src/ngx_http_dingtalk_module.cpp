@@ -696,6 +696,7 @@ void *create_loc_conf(ngx_conf_t *cf) noexcept
     conf->token = static_cast<ngx_http_complex_value_t *>(NGX_CONF_UNSET_PTR);
     conf->secret = static_cast<ngx_http_complex_value_t *>(NGX_CONF_UNSET_PTR);
     conf->timeout = NGX_CONF_UNSET_MSEC;
+    conf->keepalive_timeout = NGX_CONF_UNSET;
     conf->ssl_verify = NGX_CONF_UNSET;
     conf->rate_limit = NGX_CONF_UNSET;
     conf->rate = dingtalk::RateLimit(); // DingTalk's limit: 20 a minute
@@ -767,6 +768,7 @@ void merge_values(ngx_http_dingtalk_loc_conf_t *prev, ngx_http_dingtalk_loc_conf
         conf->thread_pool = prev->thread_pool;
     }
     ngx_conf_merge_msec_value(conf->timeout, prev->timeout, 10000);
+    ngx_conf_merge_sec_value(conf->keepalive_timeout, prev->keepalive_timeout, 60);
     ngx_conf_merge_size_value(conf->max_body_size, prev->max_body_size, 1024 * 1024);
     ngx_conf_merge_uint_value(conf->max_alerts, prev->max_alerts, 100);
     ngx_conf_merge_uint_value(conf->max_messages, prev->max_messages, 1);
@@ -993,6 +995,10 @@ ngx_command_t ngx_http_dingtalk_commands[] = {
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
      ngx_conf_set_msec_slot, NGX_HTTP_LOC_CONF_OFFSET,
      offsetof(ngx_http_dingtalk_loc_conf_t, timeout), nullptr},
+    {ngx_string("dingtalk_keepalive_timeout"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_sec_slot, NGX_HTTP_LOC_CONF_OFFSET,
+     offsetof(ngx_http_dingtalk_loc_conf_t, keepalive_timeout), nullptr},
     {ngx_string("dingtalk_timezone"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_timezone,
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},

@@ -2,11 +2,18 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <ctime>
 #include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
 
 namespace dingtalk
 {
@@ -15,16 +22,6 @@ namespace
 {
 
 constexpr std::size_t kMaxReplyBytes = 64 * 1024;
-
-struct CurlEasy {
-    CURL *handle = curl_easy_init();
-    ~CurlEasy()
-    {
-        if (handle != nullptr) {
-            curl_easy_cleanup(handle);
-        }
-    }
-};
 
 struct SlistDeleter {
     void operator()(curl_slist *l) const { curl_slist_free_all(l); }
@@ -143,20 +140,261 @@ std::uint64_t monotonic_ms()
            static_cast<std::uint64_t>(ts.tv_nsec / 1000000);
 }
 
+namespace
+{
+
+// The curl handles of one process that are idle between two deliveries, each with its
+// kept-alive connection (curl keeps connections in the handle). A thread takes one for each
+// request and gives it back after, so there are only as many handles, and connections, as
+// requests were ever sent at once, where a handle per thread would keep one per thread.
+// Handing handles from thread to thread is what libcurl allows; sharing one connection cache
+// between threads (CURL_LOCK_DATA_CONNECT) is not supported before curl 8 (CURLSHOPT_SHARE(3)),
+// so connections stay in their handles and the share holds TLS sessions and DNS answers only.
+class Connections
+{
+public:
+    Connections() : share_(curl_share_init())
+    {
+        if (share_ == nullptr ||
+            curl_share_setopt(share_, CURLSHOPT_LOCKFUNC, lock) != CURLSHE_OK ||
+            curl_share_setopt(share_, CURLSHOPT_UNLOCKFUNC, unlock) != CURLSHE_OK ||
+            curl_share_setopt(share_, CURLSHOPT_USERDATA, this) != CURLSHE_OK ||
+            curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK ||
+            curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK) {
+            ok_ = false;
+        }
+    }
+
+    ~Connections()
+    {
+        for (const Idle &i : idle_) {
+            curl_easy_cleanup(i.handle);
+        }
+        if (share_ != nullptr) {
+            curl_share_cleanup(share_);
+        }
+    }
+
+    Connections(const Connections &) = delete;
+    Connections &operator=(const Connections &) = delete;
+
+    bool ok() const { return ok_; }
+
+    // The handle used last (its connection is the one most likely still open), or a new one;
+    // null when curl cannot make one. Handles idle past their keep-alive are closed here.
+    CURL *take()
+    {
+        std::vector<CURL *> expired;
+        CURL *h = nullptr;
+        {
+            const std::lock_guard<std::mutex> guard(mutex_);
+            const std::uint64_t now = monotonic_ms();
+            std::size_t kept = 0; // in place, in order: no allocation unless one expired
+            for (const Idle &i : idle_) {
+                if (now - i.since_ms >= i.keepalive_ms) {
+                    expired.push_back(i.handle);
+                } else {
+                    idle_[kept++] = i;
+                }
+            }
+            idle_.resize(kept);
+            if (!idle_.empty()) {
+                h = idle_.back().handle;
+                idle_.pop_back();
+            }
+        }
+        for (CURL *e : expired) {
+            curl_easy_cleanup(e); // closes its connection
+        }
+        if (h == nullptr && (h = curl_easy_init()) != nullptr) {
+            curl_easy_setopt(h, CURLOPT_SHARE, share_); // kept by curl_easy_reset
+        }
+        return h;
+    }
+
+    // Back on the stack; closed instead if it cannot be kept (out of memory).
+    void give(CURL *h, std::chrono::seconds keepalive) noexcept
+    {
+        const auto ms = static_cast<std::uint64_t>(keepalive.count()) * 1000;
+        try {
+            const std::lock_guard<std::mutex> guard(mutex_);
+            idle_.push_back(Idle{h, monotonic_ms(), ms});
+        } catch (...) {
+            curl_easy_cleanup(h);
+        }
+    }
+
+private:
+    struct Idle {
+        CURL *handle;
+        std::uint64_t since_ms;
+        std::uint64_t keepalive_ms;
+    };
+
+    // One lock for each kind of data the share holds, as CURLSHOPT_LOCKFUNC(3) asks.
+    static void lock(CURL *, curl_lock_data data, curl_lock_access, void *self)
+    {
+        static_cast<Connections *>(self)->locks_.at(data).lock();
+    }
+
+    static void unlock(CURL *, curl_lock_data data, void *self)
+    {
+        static_cast<Connections *>(self)->locks_.at(data).unlock();
+    }
+
+    CURLSH *share_;
+    bool ok_ = true;
+    std::array<std::mutex, CURL_LOCK_DATA_LAST> locks_;
+    std::mutex mutex_;
+    std::vector<Idle> idle_; // the most recently given back last
+};
+
+// The CAs DingTalk's certificate is checked against, parsed once per process and shared by every
+// TLS connection (an X509_STORE is reference counted and safe to share between threads). libcurl
+// would build one for each connection: the system's 140-odd CAs take some 2 MB each time.
+class TrustStores
+{
+public:
+    ~TrustStores()
+    {
+        for (auto &[key, entry] : stores_) {
+            X509_STORE_free(entry.store);
+        }
+    }
+
+    // The store for a PEM bundle (null: the CAs libcurl would use, found with `h`); null if
+    // nothing in it could be read. Known by its address, which the entry keeps from reuse.
+    X509_STORE *get(CURL *h, const std::shared_ptr<const std::string> &pem)
+    {
+        const std::lock_guard<std::mutex> guard(mutex_);
+        Entry &entry = stores_[pem.get()];
+        if (entry.store == nullptr) {
+            entry.pem = pem;
+            X509_STORE *store = entry.store = pem ? pem_store(*pem) : system_store(h);
+            if (store != nullptr) {
+                // as libcurl sets its own (CURLSSLOPT_NO_PARTIALCHAIN not set)
+                X509_STORE_set_flags(store, X509_V_FLAG_TRUSTED_FIRST | X509_V_FLAG_PARTIAL_CHAIN);
+            }
+        }
+        return entry.store;
+    }
+
+private:
+    static X509_STORE *pem_store(const std::string &pem)
+    {
+        X509_STORE *store = X509_STORE_new();
+        BIO *bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+        STACK_OF(X509_INFO) *infos =
+            bio != nullptr ? PEM_X509_INFO_read_bio(bio, nullptr, nullptr, nullptr) : nullptr;
+        int added = 0;
+        for (int i = 0; store != nullptr && i < sk_X509_INFO_num(infos); ++i) {
+            const X509_INFO *info = sk_X509_INFO_value(infos, i);
+            added += info->x509 != nullptr && X509_STORE_add_cert(store, info->x509) == 1;
+            if (info->crl != nullptr) {
+                X509_STORE_add_crl(store, info->crl);
+            }
+        }
+        sk_X509_INFO_pop_free(infos, X509_INFO_free);
+        BIO_free(bio);
+        if (added == 0) {
+            X509_STORE_free(store);
+            return nullptr;
+        }
+        return store;
+    }
+
+    static X509_STORE *system_store(CURL *h)
+    {
+        X509_STORE *store = X509_STORE_new();
+        if (store == nullptr) {
+            return nullptr;
+        }
+        const char *file = nullptr;
+        const char *dir = nullptr;
+#if LIBCURL_VERSION_NUM >= 0x075400 // 7.84: libcurl says which CAs it would use
+        curl_easy_getinfo(h, CURLINFO_CAINFO, &file);
+        curl_easy_getinfo(h, CURLINFO_CAPATH, &dir);
+#else
+        (void)h;
+#endif
+        const int loaded = file == nullptr && dir == nullptr
+                               ? X509_STORE_set_default_paths(store)
+                               : X509_STORE_load_locations(store, file, dir);
+        if (loaded != 1) {
+            X509_STORE_free(store);
+            return nullptr;
+        }
+        return store;
+    }
+
+    struct Entry {
+        std::shared_ptr<const std::string> pem;
+        X509_STORE *store = nullptr;
+    };
+    std::mutex mutex_;
+    std::unordered_map<const std::string *, Entry> stores_;
+};
+
+// Made by global_init in each process that sends (an nginx worker, after the fork).
+std::unique_ptr<Connections> connections;
+std::unique_ptr<TrustStores> trust_stores;
+
+} // namespace
+
 bool global_init()
 {
     // jansson seeds its hash function lazily, racing if two threads parse first at once.
     json_object_seed(0);
-    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        return false;
+    }
+    if (!connections) {
+        connections = std::make_unique<Connections>();
+        trust_stores = std::make_unique<TrustStores>();
+    }
+    return connections->ok();
 }
 
 void global_cleanup()
 {
+    connections.reset();
+    trust_stores.reset();
     curl_global_cleanup();
 }
 
 namespace
 {
+
+// Each new TLS connection: the process's store for the request's CAs, and no buffers kept
+// while the connection is idle.
+CURLcode use_trust_store(CURL *, void *ssl_ctx, void *store)
+{
+    auto *ctx = static_cast<SSL_CTX *>(ssl_ctx);
+    SSL_CTX_set1_cert_store(ctx, static_cast<X509_STORE *>(store));
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    return CURLE_OK;
+}
+
+// Verification against the shared store instead of a store libcurl builds for the connection:
+// false where that cannot be (libcurl without OpenSSL; an https:// proxy, whose certificate is
+// checked against the system's CAs while libcurl would give it this callback's store too) or
+// need not be (an http:// URL: no store is loaded for it).
+bool share_trust_store(CURL *h, const HttpRequest &req)
+{
+    if (!trust_stores || starts_with_nocase(req.proxy, "https://") ||
+        !starts_with_nocase(req.url, "https://")) {
+        return false;
+    }
+    X509_STORE *store = trust_stores->get(h, req.ca_pem);
+    if (store == nullptr ||
+        curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, use_trust_store) != CURLE_OK) {
+        return false;
+    }
+    curl_easy_setopt(h, CURLOPT_SSL_CTX_DATA, store);
+    curl_easy_setopt(h, CURLOPT_CAINFO, nullptr); // libcurl loads nothing itself
+    curl_easy_setopt(h, CURLOPT_CAPATH, nullptr);
+    return true;
+}
 
 // Everything the handle needs for one POST; the pointers must outlive curl_easy_perform.
 void set_options(CURL *h, const HttpRequest &req, curl_slist *headers, char *errbuf,
@@ -179,6 +417,10 @@ void set_options(CURL *h, const HttpRequest &req, curl_slist *headers, char *err
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    // A connection idle longer than this is closed rather than reused (DingTalk may have closed
+    // it already); with 0, each connection is closed after its request.
+    curl_easy_setopt(h, CURLOPT_MAXAGE_CONN, static_cast<long>(req.keepalive.count()));
+    curl_easy_setopt(h, CURLOPT_FORBID_REUSE, req.keepalive.count() > 0 ? 0L : 1L);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, req.body.data());
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
@@ -188,6 +430,9 @@ void set_options(CURL *h, const HttpRequest &req, curl_slist *headers, char *err
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, req.ssl_verify ? 1L : 0L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, req.ssl_verify ? 2L : 0L);
+    if (req.ssl_verify && share_trust_store(h, req)) {
+        return;
+    }
     if (req.ca_pem) {
         curl_blob blob;
         blob.data = const_cast<char *>(req.ca_pem->data());
@@ -227,16 +472,37 @@ void read_outcome(CURL *h, CURLcode rc, const HttpRequest &req, const char *errb
 
 } // namespace
 
+namespace
+{
+
+// A handle taken for one request, given back however the request ends (an exception too),
+// without the pointers into the request's stack frame it was given.
+struct Lease {
+    CURL *handle;
+    std::chrono::seconds keepalive;
+    ~Lease()
+    {
+        curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, nullptr);
+        curl_easy_setopt(handle, CURLOPT_HTTPHEADER, nullptr);
+        curl_easy_setopt(handle, CURLOPT_CAINFO_BLOB, nullptr);
+        connections->give(handle, keepalive);
+    }
+    Lease(const Lease &) = delete;
+    Lease &operator=(const Lease &) = delete;
+};
+
+} // namespace
+
 HttpReply http_post(const HttpRequest &req)
 {
-    thread_local CurlEasy easy;
     HttpReply reply;
-    if (easy.handle == nullptr) {
-        reply.error = "curl_easy_init failed";
+    CURL *h = connections ? connections->take() : nullptr;
+    if (h == nullptr) {
+        reply.error = connections ? "curl_easy_init failed" : "global_init() was not called";
         return reply;
     }
-    CURL *h = easy.handle;
-    curl_easy_reset(h); // keeps the connection cache: that is the point of a per-thread handle
+    const Lease lease{h, req.keepalive};
+    curl_easy_reset(h); // keeps the connection and the share: that is the point of reusing it
 
     std::unique_ptr<curl_slist, SlistDeleter> headers(
         curl_slist_append(nullptr, "Content-Type: application/json; charset=utf-8"));
@@ -247,10 +513,6 @@ HttpReply http_post(const HttpRequest &req)
     set_options(h, req, headers.get(), errbuf, &reply.body);
     const CURLcode rc = curl_easy_perform(h);
     read_outcome(h, rc, req, errbuf, reply);
-    // The handle must not keep pointers into this call's stack after we return.
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, nullptr);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, nullptr);
-    curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, nullptr);
     return reply;
 }
 

@@ -1,5 +1,7 @@
-// One HTTP POST over libcurl. Each thread keeps its own easy handle, so connections (and TLS
-// sessions) to DingTalk are reused from one delivery to the next.
+// One HTTP POST over libcurl. The pool threads of a worker process take their curl handles from
+// one shared stack of idle ones, each with its kept-alive connection to DingTalk: as many
+// connections as deliveries are sent at once, not one per thread. TLS sessions and DNS answers
+// are shared by all handles (curl's share interface), so a new connection resumes a session.
 #pragma once
 
 #include <chrono>
@@ -30,11 +32,14 @@ std::string hide_credentials(std::string_view url);
 
 struct HttpRequest {
     std::string url;
-    std::string body;
+    std::string_view body;                    // the caller's, for the whole call: not copied
     std::chrono::milliseconds timeout{10000}; // the whole exchange, connect included
     bool ssl_verify = true;
     std::shared_ptr<const std::string> ca_pem; // trusted CAs (PEM) instead of the system's
     std::string proxy; // "" = straight to the URL, whatever http(s)_proxy in the environment say
+    // A kept-alive connection idle longer than this is closed rather than used; 0 = a new
+    // connection for each request, closed after it.
+    std::chrono::seconds keepalive{60};
 };
 
 enum class Transport {
@@ -65,8 +70,11 @@ std::uint64_t monotonic_ms();
 
 HttpReply http_post(const HttpRequest &req);
 
-// Process-wide set-up of libcurl and jansson, before any thread sends. Returns false on failure.
+// Process-wide set-up of libcurl, jansson and the connections' cache, before any thread sends
+// (in nginx: in each worker process, after the fork). Returns false on failure. A second call
+// changes nothing.
 bool global_init();
+// Closes the kept-alive connections; no thread may be sending.
 void global_cleanup();
 
 const char *to_string(Transport t);

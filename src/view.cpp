@@ -446,17 +446,20 @@ std::string safe_link_url(std::string_view url)
     }
     static const char hex[] = "0123456789ABCDEF";
     std::string out;
-    for (const char ch : url) {
-        const unsigned char c = static_cast<unsigned char>(ch);
+    out.reserve(url.size());
+    std::size_t run = 0; // where the bytes not yet copied start: copied a run at a time
+    for (std::size_t i = 0; i < url.size(); ++i) {
+        const unsigned char c = static_cast<unsigned char>(url[i]);
         if (c <= 0x20 || c >= 0x7F || c == '(' || c == ')' || c == '<' || c == '>' || c == '"' ||
             c == '\\' || c == '`') {
+            out.append(url.data() + run, i - run);
+            run = i + 1;
             out += '%';
             out += hex[c >> 4];
             out += hex[c & 0xF];
-        } else {
-            out += static_cast<char>(c);
         }
     }
+    out.append(url.data() + run, url.size() - run);
     return out.size() > kMaxUrl ? "" : out;
 }
 

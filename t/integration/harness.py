@@ -123,7 +123,8 @@ class MockDingTalk:
         self.received = []
         self.script = collections.deque()  # per-request answers, consumed in order
         self.default = {"status": 200, "body": self.OK, "delay": 0}
-        self.connections = 0
+        self.connections = 0  # accepted (over TLS: each with its handshake)
+        self.closed = 0  # connections that ended (the client hung up, or a drop)
         self.lock = threading.Lock()
         # Like DingTalk: (count, seconds) per robot token, over which it answers 130101.
         self.dingtalk_limit = None
@@ -140,6 +141,11 @@ class MockDingTalk:
                 super().setup()
                 with mock.lock:
                     mock.connections += 1
+
+            def finish(self):
+                super().finish()
+                with mock.lock:
+                    mock.closed += 1
 
             def do_POST(self):
                 n = int(self.headers.get("Content-Length", 0))
