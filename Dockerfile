@@ -49,7 +49,7 @@ RUN make clean && make module tools \
  && strip --strip-unneeded /staging/usr/lib/nginx/modules/ngx_http_dingtalk_module.so \
       /staging/usr/bin/dingtalk-render
 
-FROM ${RUNTIME_IMAGE}
+FROM ${RUNTIME_IMAGE} AS runtime
 ARG DEBIAN_MIRROR=
 ARG DEBIAN_SECURITY_MIRROR=
 # Kept in the image: the nginx version the module was built for (an nginx update means a rebuild).
@@ -66,10 +66,26 @@ RUN sh /tmp/apt-mirror.sh "$DEBIAN_MIRROR" "$DEBIAN_SECURITY_MIRROR" && rm /tmp/
 COPY --from=build /staging/ /
 COPY deploy/docker/nginx.conf /etc/nginx/nginx.conf
 COPY deploy/docker/docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
-# nginx -t leaves its pid file and temp directories (root's) behind: /tmp is left empty.
-RUN mkdir -p /tmp/dingtalk.d \
- && printf 'dingtalk_token buildcheck0;\n' > /tmp/dingtalk.d/check.conf \
- && nginx -t && find /tmp -mindepth 1 -delete
+# What the container never runs goes: the package manager and the perl its scripts need (the
+# image is rebuilt for an update, never upgraded in place), and iproute2 with its libraries
+# (Debian's nginx package depends on it for its init script); changelogs and manuals too. The
+# copyright files stay, and dpkg's database ("dpkg -l" says what the image holds).
+# Then nginx -t, which leaves its pid file and temp directories (root's) behind: /tmp is left
+# empty.
+RUN set -e; \
+    dpkg --purge --force-depends iproute2 libbpf1 libelf1 libxtables12 libmnl0 libcap2-bin; \
+    dpkg --purge --force-remove-essential --force-depends apt libapt-pkg6.0 perl-base; \
+    rm -rf /usr/share/doc/*/changelog* /usr/share/doc/*/NEWS* /usr/share/info /usr/share/man \
+      /usr/share/lintian /var/cache/debconf /var/log/dpkg.log; \
+    mkdir -p /tmp/dingtalk.d; \
+    printf 'dingtalk_token buildcheck0;\n' > /tmp/dingtalk.d/check.conf; \
+    nginx -t; \
+    find /tmp -mindepth 1 -delete
+
+# One layer of what is left: files removed above take no room (the base's layer would keep them).
+FROM scratch
+COPY --from=runtime / /
+ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 # 5000: the webhook; 9095: /healthz and /metrics
 EXPOSE 5000 9095
