@@ -8,6 +8,9 @@ import time
 
 from harness import Nginx, notification, webhook
 
+# AddressSanitizer's redzones and quarantine make a worker's size say nothing of the module's
+SANITIZED = bool(os.environ.get("DINGTALK_NGINX_PRELOAD"))
+
 POOL = "thread_pool dingtalk threads=32 max_queue=1024;"  # nginx's default size
 
 
@@ -102,4 +105,4 @@ def test_connections_share_one_certificate_store(nginx_factory, tls_mock, certs,
     assert statuses == [200] * 9
     assert tls_mock.connections >= 5, "the deliveries overlapped"
     grown = worker_rss_kb(ngx) - before
-    assert grown < 6 * 1024, f"{tls_mock.connections} connections took {grown} kB"
+    assert SANITIZED or grown < 6 * 1024, f"{tls_mock.connections} connections took {grown} kB"
