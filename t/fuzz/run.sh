@@ -38,7 +38,7 @@ mkdir -p "$out/corpus"
     -Wall -Wextra -Werror -Isrc \
     t/fuzz/fuzz_parse_render.cpp $core \
     -o "$out/fuzz_parse_render" \
-    -lsimdjson -ljansson -lcurl -lcrypto -ldate-tz -pthread
+    -lsimdjson -ljansson -lcurl -lssl -lcrypto -ldate-tz -pthread
 
 cp t/fuzz/corpus/* "$out/corpus/"
 
