@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -9,7 +10,10 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <cstring>
 #include <ctime>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
@@ -147,78 +151,65 @@ namespace
 // kept-alive connection (curl keeps connections in the handle). A thread takes one for each
 // request and gives it back after, so there are only as many handles, and connections, as
 // requests were ever sent at once, where a handle per thread would keep one per thread.
+// A handle serves one certificate store only: curl cannot tell connections verified against
+// different stores apart (the store is given by a callback), so a connection a location
+// trusting one CA opened must never carry the request of a location trusting another.
 // Handing handles from thread to thread is what libcurl allows; sharing one connection cache
 // between threads (CURL_LOCK_DATA_CONNECT) is not supported before curl 8 (CURLSHOPT_SHARE(3)),
 // so connections stay in their handles and the share holds TLS sessions and DNS answers only.
 class Connections
 {
 public:
-    Connections() : share_(curl_share_init())
-    {
-        if (share_ == nullptr ||
-            curl_share_setopt(share_, CURLSHOPT_LOCKFUNC, lock) != CURLSHE_OK ||
-            curl_share_setopt(share_, CURLSHOPT_UNLOCKFUNC, unlock) != CURLSHE_OK ||
-            curl_share_setopt(share_, CURLSHOPT_USERDATA, this) != CURLSHE_OK ||
-            curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK ||
-            curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK) {
-            ok_ = false;
-        }
-    }
+    Connections() = default;
 
     ~Connections()
     {
         for (const Idle &i : idle_) {
             curl_easy_cleanup(i.handle);
         }
-        if (share_ != nullptr) {
-            curl_share_cleanup(share_);
+        for (const auto &[store, share] : shares_) {
+            curl_share_cleanup(share);
         }
     }
 
     Connections(const Connections &) = delete;
     Connections &operator=(const Connections &) = delete;
 
-    bool ok() const { return ok_; }
-
-    // The handle used last (its connection is the one most likely still open), or a new one;
-    // null when curl cannot make one. Handles idle past their keep-alive are closed here.
-    CURL *take()
+    // The handle for `store` used last (its connection is the one most likely still open), or
+    // a new one; null when curl cannot make one. Handles idle past their keep-alive are closed.
+    CURL *take(const X509_STORE *store)
     {
         std::vector<CURL *> expired;
         CURL *h = nullptr;
+        CURLSH *share = nullptr;
         {
             const std::lock_guard<std::mutex> guard(mutex_);
-            const std::uint64_t now = monotonic_ms();
-            std::size_t kept = 0; // in place, in order: no allocation unless one expired
-            for (const Idle &i : idle_) {
-                if (now - i.since_ms >= i.keepalive_ms) {
-                    expired.push_back(i.handle);
-                } else {
-                    idle_[kept++] = i;
-                }
-            }
-            idle_.resize(kept);
-            if (!idle_.empty()) {
-                h = idle_.back().handle;
-                idle_.pop_back();
+            expired = expire(monotonic_ms());
+            const auto last = std::find_if(idle_.rbegin(), idle_.rend(),
+                                           [store](const Idle &i) { return i.store == store; });
+            if (last != idle_.rend()) {
+                h = last->handle;
+                idle_.erase(std::next(last).base());
+            } else {
+                share = share_for(store);
             }
         }
         for (CURL *e : expired) {
             curl_easy_cleanup(e); // closes its connection
         }
-        if (h == nullptr && (h = curl_easy_init()) != nullptr) {
-            curl_easy_setopt(h, CURLOPT_SHARE, share_); // kept by curl_easy_reset
+        if (share != nullptr && (h = curl_easy_init()) != nullptr) {
+            curl_easy_setopt(h, CURLOPT_SHARE, share); // kept by curl_easy_reset
         }
         return h;
     }
 
     // Back on the stack; closed instead if it cannot be kept (out of memory).
-    void give(CURL *h, std::chrono::seconds keepalive) noexcept
+    void give(CURL *h, const X509_STORE *store, std::chrono::seconds keepalive) noexcept
     {
         const auto ms = static_cast<std::uint64_t>(keepalive.count()) * 1000;
         try {
             const std::lock_guard<std::mutex> guard(mutex_);
-            idle_.push_back(Idle{h, monotonic_ms(), ms});
+            idle_.push_back(Idle{h, store, monotonic_ms(), ms});
         } catch (...) {
             curl_easy_cleanup(h);
         }
@@ -227,11 +218,47 @@ public:
 private:
     struct Idle {
         CURL *handle;
+        const X509_STORE *store; // its connections were verified against, null: none shared
         std::uint64_t since_ms;
         std::uint64_t keepalive_ms;
     };
 
-    // One lock for each kind of data the share holds, as CURLSHOPT_LOCKFUNC(3) asks.
+    // Takes the handles idle past their keep-alive off the stack, in place and in order (no
+    // allocation unless one expired); the caller closes them, outside the lock.
+    std::vector<CURL *> expire(std::uint64_t now)
+    {
+        std::vector<CURL *> expired;
+        std::size_t kept = 0;
+        for (const Idle &i : idle_) {
+            if (now - i.since_ms >= i.keepalive_ms) {
+                expired.push_back(i.handle);
+            } else {
+                idle_[kept++] = i;
+            }
+        }
+        idle_.resize(kept);
+        return expired;
+    }
+
+    // The share of TLS sessions and DNS answers of the handles for `store`, made on first use;
+    // null if curl cannot. A resumed session skips the certificate check, so a session verified
+    // against one store must never be resumed by a connection meant for another.
+    CURLSH *share_for(const X509_STORE *store)
+    {
+        CURLSH *&share = shares_[store];
+        if (share == nullptr && (share = curl_share_init()) != nullptr &&
+            (curl_share_setopt(share, CURLSHOPT_LOCKFUNC, lock) != CURLSHE_OK ||
+             curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, unlock) != CURLSHE_OK ||
+             curl_share_setopt(share, CURLSHOPT_USERDATA, this) != CURLSHE_OK ||
+             curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK ||
+             curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK)) {
+            curl_share_cleanup(share);
+            share = nullptr;
+        }
+        return share;
+    }
+
+    // One lock for each kind of data the shares hold, as CURLSHOPT_LOCKFUNC(3) asks.
     static void lock(CURL *, curl_lock_data data, curl_lock_access, void *self)
     {
         static_cast<Connections *>(self)->locks_.at(data).lock();
@@ -242,16 +269,147 @@ private:
         static_cast<Connections *>(self)->locks_.at(data).unlock();
     }
 
-    CURLSH *share_;
-    bool ok_ = true;
     std::array<std::mutex, CURL_LOCK_DATA_LAST> locks_;
     std::mutex mutex_;
     std::vector<Idle> idle_; // the most recently given back last
+    std::unordered_map<const X509_STORE *, CURLSH *> shares_;
 };
 
-// The CAs DingTalk's certificate is checked against, parsed once per process and shared by every
-// TLS connection (an X509_STORE is reference counted and safe to share between threads). libcurl
-// would build one for each connection: the system's 140-odd CAs take some 2 MB each time.
+// The certificates of a PEM bundle, kept as DER and parsed only when verification asks for a
+// subject (as OpenSSL's hashed-directory lookup does for a CA directory): a store then holds the
+// two or three CAs DingTalk's chains use, not all 140-odd of the system's (about 1.8 MB parsed).
+// CRLs are few and go to the store at once.
+class LazyCertificates
+{
+public:
+    LazyCertificates() : method_(X509_LOOKUP_meth_new("dingtalk lazy PEM bundle"))
+    {
+        if (method_ != nullptr) {
+            X509_LOOKUP_meth_set_get_by_subject(method_, by_subject);
+            X509_LOOKUP_meth_set_free(method_, free_index);
+        }
+    }
+    ~LazyCertificates() { X509_LOOKUP_meth_free(method_); } // after every store that used it
+
+    LazyCertificates(const LazyCertificates &) = delete;
+    LazyCertificates &operator=(const LazyCertificates &) = delete;
+
+    // Indexes the certificates of `pem` for `store`; the number found (0: none, nothing added).
+    std::size_t attach(X509_STORE *store, std::string_view pem) const
+    {
+        auto index = std::make_unique<Index>();
+        BIO *bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+        for (Block b; bio != nullptr && b.read(bio);) {
+            if (b.is("CERTIFICATE")) {
+                add_certificate(*index, b);
+            } else if (b.is("X509 CRL")) {
+                add_crl(store, b);
+            }
+        }
+        BIO_free(bio);
+        ERR_clear_error(); // the end of the bundle reads as "no start line"
+        const std::size_t n = index->size();
+        X509_LOOKUP *lookup =
+            n > 0 && method_ != nullptr ? X509_STORE_add_lookup(store, method_) : nullptr;
+        if (lookup == nullptr || X509_LOOKUP_set_method_data(lookup, index.get()) != 1) {
+            return 0;
+        }
+        index.release(); // the lookup's now, freed with the store
+        return n;
+    }
+
+private:
+    // DER by the subject's hash (X509_NAME_hash_ex, as a hashed directory names its files).
+    using Index = std::unordered_multimap<unsigned long, std::string>;
+
+    // One PEM block: its type and its DER bytes.
+    struct Block {
+        char *name = nullptr;
+        char *header = nullptr;
+        unsigned char *data = nullptr;
+        long len = 0;
+        ~Block() { clear(); }
+        bool read(BIO *bio)
+        {
+            clear();
+            return PEM_read_bio(bio, &name, &header, &data, &len) == 1;
+        }
+        bool is(const char *type) const { return std::strcmp(name, type) == 0; }
+        void clear()
+        {
+            OPENSSL_free(name);
+            OPENSSL_free(header);
+            OPENSSL_free(data);
+            name = header = nullptr;
+            data = nullptr;
+        }
+    };
+
+    static X509 *parse(const unsigned char *der, long len) { return d2i_X509(nullptr, &der, len); }
+
+    static void add_certificate(Index &index, const Block &b)
+    {
+        X509 *x = parse(b.data, b.len);
+        int ok = 0;
+        const unsigned long hash =
+            x != nullptr ? X509_NAME_hash_ex(X509_get_subject_name(x), nullptr, nullptr, &ok) : 0;
+        if (ok == 1) {
+            index.emplace(hash, std::string(reinterpret_cast<const char *>(b.data),
+                                            static_cast<std::size_t>(b.len)));
+        }
+        X509_free(x);
+    }
+
+    static void add_crl(X509_STORE *store, const Block &b)
+    {
+        const unsigned char *p = b.data;
+        X509_CRL *crl = d2i_X509_CRL(nullptr, &p, b.len);
+        if (crl != nullptr) {
+            X509_STORE_add_crl(store, crl);
+            X509_CRL_free(crl);
+        }
+    }
+
+    // Every certificate of the bundle with that subject joins the store (which keeps it for the
+    // next lookups); `ret` borrows the store's reference to the first, as OpenSSL's own lookups
+    // do: X509_STORE_CTX_get_by_subject takes a reference of its own and never frees `ret`.
+    static int by_subject(X509_LOOKUP *lookup, X509_LOOKUP_TYPE type, const X509_NAME *name,
+                          X509_OBJECT *ret)
+    {
+        const auto *index = static_cast<const Index *>(X509_LOOKUP_get_method_data(lookup));
+        int ok = 0;
+        const unsigned long hash = X509_NAME_hash_ex(name, nullptr, nullptr, &ok);
+        if (type != X509_LU_X509 || index == nullptr || ok != 1) {
+            return 0;
+        }
+        X509_STORE *store = X509_LOOKUP_get_store(lookup);
+        int found = 0;
+        const auto [first, last] = index->equal_range(hash);
+        for (auto it = first; it != last; ++it) {
+            X509 *x = parse(reinterpret_cast<const unsigned char *>(it->second.data()),
+                            static_cast<long>(it->second.size()));
+            if (x != nullptr && X509_NAME_cmp(X509_get_subject_name(x), name) == 0 &&
+                X509_STORE_add_cert(store, x) == 1 && found == 0 &&
+                X509_OBJECT_set1_X509(ret, x) == 1) {
+                found = 1;
+                X509_free(x); // the reference ret took: the store's stands for it
+            }
+            X509_free(x);
+        }
+        return found;
+    }
+
+    static void free_index(X509_LOOKUP *lookup)
+    {
+        delete static_cast<Index *>(X509_LOOKUP_get_method_data(lookup));
+    }
+
+    X509_LOOKUP_METHOD *method_;
+};
+
+// The CAs DingTalk's certificate is checked against, one store per process and bundle, shared
+// by every TLS connection (an X509_STORE is reference counted and safe to share between
+// threads). libcurl would build one for each connection, parsing the whole bundle each time.
 class TrustStores
 {
 public:
@@ -262,16 +420,20 @@ public:
         }
     }
 
-    // The store for a PEM bundle (null: the CAs libcurl would use, found with `h`); null if
-    // nothing in it could be read. Known by its address, which the entry keeps from reuse.
-    X509_STORE *get(CURL *h, const std::shared_ptr<const std::string> &pem)
+    // The store for a PEM bundle (null: the CAs libcurl would use); null if nothing in it could
+    // be read. Known by its address, which the entry keeps from reuse.
+    X509_STORE *get(const std::shared_ptr<const std::string> &pem)
     {
         const std::lock_guard<std::mutex> guard(mutex_);
         Entry &entry = stores_[pem.get()];
         if (entry.store == nullptr) {
             entry.pem = pem;
-            X509_STORE *store = entry.store = pem ? pem_store(*pem) : system_store(h);
-            if (store != nullptr) {
+            X509_STORE *store = entry.store = X509_STORE_new();
+            if (store != nullptr && !(pem ? lazy_.attach(store, *pem) > 0 : system(store))) {
+                X509_STORE_free(store);
+                entry.store = nullptr;
+            }
+            if (entry.store != nullptr) {
                 // as libcurl sets its own (CURLSSLOPT_NO_PARTIALCHAIN not set)
                 X509_STORE_set_flags(store, X509_V_FLAG_TRUSTED_FIRST | X509_V_FLAG_PARTIAL_CHAIN);
             }
@@ -280,57 +442,45 @@ public:
     }
 
 private:
-    static X509_STORE *pem_store(const std::string &pem)
+    // The CA bundle and directory libcurl was built to use (Debian: both, the same CAs), each
+    // read lazily; OpenSSL's defaults where libcurl does not say.
+    bool system(X509_STORE *store) const
     {
-        X509_STORE *store = X509_STORE_new();
-        BIO *bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
-        STACK_OF(X509_INFO) *infos =
-            bio != nullptr ? PEM_X509_INFO_read_bio(bio, nullptr, nullptr, nullptr) : nullptr;
-        int added = 0;
-        for (int i = 0; store != nullptr && i < sk_X509_INFO_num(infos); ++i) {
-            const X509_INFO *info = sk_X509_INFO_value(infos, i);
-            added += info->x509 != nullptr && X509_STORE_add_cert(store, info->x509) == 1;
-            if (info->crl != nullptr) {
-                X509_STORE_add_crl(store, info->crl);
-            }
+        std::string file;
+        std::string dir;
+#if LIBCURL_VERSION_NUM >= 0x075400 // 7.84: libcurl says which CAs it would use
+        if (CURL *h = curl_easy_init()) {
+            const char *f = nullptr;
+            const char *d = nullptr;
+            curl_easy_getinfo(h, CURLINFO_CAINFO, &f);
+            curl_easy_getinfo(h, CURLINFO_CAPATH, &d);
+            file = f != nullptr ? f : "";
+            dir = d != nullptr ? d : "";
+            curl_easy_cleanup(h);
         }
-        sk_X509_INFO_pop_free(infos, X509_INFO_free);
-        BIO_free(bio);
-        if (added == 0) {
-            X509_STORE_free(store);
-            return nullptr;
+#endif
+        if (file.empty() && dir.empty()) {
+            return X509_STORE_set_default_paths(store) == 1;
         }
-        return store;
+        std::string pem;
+        const bool bundle = !file.empty() && read_file(file, pem) && lazy_.attach(store, pem) > 0;
+        const bool directory =
+            !dir.empty() && X509_STORE_load_locations(store, nullptr, dir.c_str()) == 1;
+        return bundle || directory;
     }
 
-    static X509_STORE *system_store(CURL *h)
+    static bool read_file(const std::string &path, std::string &out)
     {
-        X509_STORE *store = X509_STORE_new();
-        if (store == nullptr) {
-            return nullptr;
-        }
-        const char *file = nullptr;
-        const char *dir = nullptr;
-#if LIBCURL_VERSION_NUM >= 0x075400 // 7.84: libcurl says which CAs it would use
-        curl_easy_getinfo(h, CURLINFO_CAINFO, &file);
-        curl_easy_getinfo(h, CURLINFO_CAPATH, &dir);
-#else
-        (void)h;
-#endif
-        const int loaded = file == nullptr && dir == nullptr
-                               ? X509_STORE_set_default_paths(store)
-                               : X509_STORE_load_locations(store, file, dir);
-        if (loaded != 1) {
-            X509_STORE_free(store);
-            return nullptr;
-        }
-        return store;
+        std::ifstream in(path, std::ios::binary);
+        out.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+        return !in.bad() && !out.empty();
     }
 
     struct Entry {
         std::shared_ptr<const std::string> pem;
         X509_STORE *store = nullptr;
     };
+    LazyCertificates lazy_; // declared before the stores: freed after them
     std::mutex mutex_;
     std::unordered_map<const std::string *, Entry> stores_;
 };
@@ -352,7 +502,7 @@ bool global_init()
         connections = std::make_unique<Connections>();
         trust_stores = std::make_unique<TrustStores>();
     }
-    return connections->ok();
+    return true;
 }
 
 void global_cleanup()
@@ -375,17 +525,22 @@ CURLcode use_trust_store(CURL *, void *ssl_ctx, void *store)
     return CURLE_OK;
 }
 
-// Verification against the shared store instead of a store libcurl builds for the connection:
-// false where that cannot be (libcurl without OpenSSL; an https:// proxy, whose certificate is
-// checked against the system's CAs while libcurl would give it this callback's store too) or
-// need not be (an http:// URL: no store is loaded for it).
-bool share_trust_store(CURL *h, const HttpRequest &req)
+// The process's store to verify the request's connection against, instead of a store libcurl
+// builds for each connection; null where there is none to verify (an http:// URL, verification
+// off) or it cannot serve: an https:// proxy, whose certificate libcurl checks against the
+// system's CAs but would check against this callback's store too.
+X509_STORE *shared_store(const HttpRequest &req)
 {
-    if (!trust_stores || starts_with_nocase(req.proxy, "https://") ||
+    if (!trust_stores || !req.ssl_verify || starts_with_nocase(req.proxy, "https://") ||
         !starts_with_nocase(req.url, "https://")) {
-        return false;
+        return nullptr;
     }
-    X509_STORE *store = trust_stores->get(h, req.ca_pem);
+    return trust_stores->get(req.ca_pem);
+}
+
+// Verification against `store`: false where libcurl cannot take it (built without OpenSSL).
+bool share_trust_store(CURL *h, X509_STORE *store)
+{
     if (store == nullptr ||
         curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, use_trust_store) != CURLE_OK) {
         return false;
@@ -397,8 +552,8 @@ bool share_trust_store(CURL *h, const HttpRequest &req)
 }
 
 // Everything the handle needs for one POST; the pointers must outlive curl_easy_perform.
-void set_options(CURL *h, const HttpRequest &req, curl_slist *headers, char *errbuf,
-                 std::string *body)
+void set_options(CURL *h, const HttpRequest &req, X509_STORE *store, curl_slist *headers,
+                 char *errbuf, std::string *body)
 {
     const long timeout_ms = static_cast<long>(req.timeout.count() > 0 ? req.timeout.count() : 1);
     curl_easy_setopt(h, CURLOPT_URL, req.url.c_str());
@@ -430,7 +585,7 @@ void set_options(CURL *h, const HttpRequest &req, curl_slist *headers, char *err
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, req.ssl_verify ? 1L : 0L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, req.ssl_verify ? 2L : 0L);
-    if (req.ssl_verify && share_trust_store(h, req)) {
+    if (share_trust_store(h, store)) {
         return;
     }
     if (req.ca_pem) {
@@ -479,13 +634,14 @@ namespace
 // without the pointers into the request's stack frame it was given.
 struct Lease {
     CURL *handle;
+    const X509_STORE *store;
     std::chrono::seconds keepalive;
     ~Lease()
     {
         curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, nullptr);
         curl_easy_setopt(handle, CURLOPT_HTTPHEADER, nullptr);
         curl_easy_setopt(handle, CURLOPT_CAINFO_BLOB, nullptr);
-        connections->give(handle, keepalive);
+        connections->give(handle, store, keepalive);
     }
     Lease(const Lease &) = delete;
     Lease &operator=(const Lease &) = delete;
@@ -496,12 +652,13 @@ struct Lease {
 HttpReply http_post(const HttpRequest &req)
 {
     HttpReply reply;
-    CURL *h = connections ? connections->take() : nullptr;
+    X509_STORE *store = shared_store(req);
+    CURL *h = connections ? connections->take(store) : nullptr;
     if (h == nullptr) {
         reply.error = connections ? "curl_easy_init failed" : "global_init() was not called";
         return reply;
     }
-    const Lease lease{h, req.keepalive};
+    const Lease lease{h, store, req.keepalive};
     curl_easy_reset(h); // keeps the connection and the share: that is the point of reusing it
 
     std::unique_ptr<curl_slist, SlistDeleter> headers(
@@ -510,7 +667,7 @@ HttpReply http_post(const HttpRequest &req)
     curl_slist_append(headers.get(), "Expect:");
 
     char errbuf[CURL_ERROR_SIZE] = {0};
-    set_options(h, req, headers.get(), errbuf, &reply.body);
+    set_options(h, req, store, headers.get(), errbuf, &reply.body);
     const CURLcode rc = curl_easy_perform(h);
     read_outcome(h, rc, req, errbuf, reply);
     return reply;

@@ -61,6 +61,22 @@ class Certs:
         for name in os.listdir(self.dir):
             os.chmod(os.path.join(self.dir, name), 0o644)
 
+    def chain(self):
+        """A root, an intermediate it signed, and a server certificate for 127.0.0.1 the
+        intermediate signed: (root, intermediate, server chain file (server + intermediate),
+        server key)."""
+        if not hasattr(self, "_chain"):
+            root, root_key = self._ca("chain-root")
+            inter, inter_key = self._leaf("chain-intermediate", root, root_key, is_ca=True)
+            leaf, leaf_key = self._leaf("chain-server", inter, inter_key)
+            served = os.path.join(self.dir, "chain-served.pem")
+            with open(served, "w") as out, open(leaf) as a, open(inter) as b:
+                out.write(a.read() + b.read())
+            for name in os.listdir(self.dir):
+                os.chmod(os.path.join(self.dir, name), 0o644)
+            self._chain = (root, inter, served, leaf_key)
+        return self._chain
+
     def _run(self, *args):
         subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=self.dir)
 
@@ -72,11 +88,12 @@ class Certs:
                   "-addext", "keyUsage=critical,keyCertSign,cRLSign")
         return os.path.join(self.dir, crt), os.path.join(self.dir, key)
 
-    def _leaf(self, name, ca, ca_key):
+    def _leaf(self, name, ca, ca_key, is_ca=False):
         key, csr, crt, ext = f"{name}.key", f"{name}.csr", f"{name}.pem", f"{name}.ext"
         with open(os.path.join(self.dir, ext), "w") as f:
-            f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
-                    "extendedKeyUsage=serverAuth\n")
+            f.write("basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n"
+                    if is_ca else "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                               "extendedKeyUsage=serverAuth\n")
         self._run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
                   "-keyout", key, "-out", csr)
         self._run("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
