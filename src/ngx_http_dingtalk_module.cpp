@@ -668,6 +668,10 @@ ngx_int_t postconfiguration(ngx_conf_t *cf) noexcept
     if (!mcf->used) {
         return NGX_OK;
     }
+    if (!dingtalk::library_init()) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "dingtalk: libcurl could not be initialised");
+        return NGX_ERROR;
+    }
     ngx_str_t name = kZoneName;
     mcf->zone = ngx_shared_memory_add(cf, &name, mcf->zone_size, &ngx_http_dingtalk_module);
     if (mcf->zone == nullptr) {

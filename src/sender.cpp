@@ -491,11 +491,16 @@ std::unique_ptr<TrustStores> trust_stores;
 
 } // namespace
 
-bool global_init()
+bool library_init()
 {
     // jansson seeds its hash function lazily, racing if two threads parse first at once.
     json_object_seed(0);
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+}
+
+bool global_init()
+{
+    if (!library_init()) {
         return false;
     }
     if (!connections) {

@@ -70,9 +70,14 @@ std::uint64_t monotonic_ms();
 
 HttpReply http_post(const HttpRequest &req);
 
-// Process-wide set-up of libcurl, jansson and the connections' cache, before any thread sends
-// (in nginx: in each worker process, after the fork). Returns false on failure. A second call
-// changes nothing.
+// libcurl's and jansson's set-up (OpenSSL's through libcurl), for the process that forks the
+// ones that send (nginx's master, after reading the configuration): done before the fork, its
+// pages are shared with the workers instead of touched by each. Returns false on failure.
+bool library_init();
+
+// Process-wide set-up of the libraries (library_init, counted again if done before the fork) and
+// the connections' cache, before any thread sends (in nginx: in each worker process, after
+// the fork). Returns false on failure. A second call changes nothing.
 bool global_init();
 // Closes the kept-alive connections; no thread may be sending.
 void global_cleanup();
