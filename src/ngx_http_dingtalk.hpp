@@ -111,6 +111,10 @@ template <class T, class... Args> T *ngx_http_dingtalk_pool_new(ngx_pool_t *pool
 ngx_int_t ngx_http_dingtalk_handler(ngx_http_request_t *r) noexcept;
 ngx_int_t ngx_http_dingtalk_metrics_handler(ngx_http_request_t *r) noexcept;
 
+// A delivery left its connection to DingTalk idle, to be closed `keepalive` seconds from now
+// unless used again: the worker's sweep timer is set to look by then.
+void ngx_http_dingtalk_watch_idle(time_t keepalive) noexcept;
+
 // zone
 constexpr size_t kRobotKeySize = 16;
 static_assert(sizeof(ngx_http_dingtalk_named_robot_t::key) == kRobotKeySize, "robot key");

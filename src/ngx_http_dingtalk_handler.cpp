@@ -462,6 +462,7 @@ void thread_done(ngx_event_t *ev) noexcept
     if (ctx->timer.timer_set) {
         ngx_del_timer(&ctx->timer);
     }
+    ngx_http_dingtalk_watch_idle(ctx->lcf->keepalive_timeout);
     after_attempt(ctx);
     ngx_http_run_posted_requests(c);
 }

@@ -950,8 +950,23 @@ char *merge_loc_conf(ngx_conf_t *cf, void *parent, void *child) noexcept
     }
 }
 
+// Kept-alive connections idle past dingtalk_keepalive_timeout are closed by this timer of the
+// worker, not left open until a next delivery (DingTalk drops them on its side anyway; each
+// holds a socket and its TLS state). A cancelable timer: it does not hold up a graceful exit.
+ngx_event_t idle_sweep;
+
+void sweep_idle(ngx_event_t *ev) noexcept
+{
+    if (const auto next = dingtalk::close_idle_connections()) {
+        ngx_add_timer(ev, static_cast<ngx_msec_t>(next->count()) + 1);
+    }
+}
+
 ngx_int_t init_process(ngx_cycle_t *cycle) noexcept
 {
+    idle_sweep.handler = sweep_idle;
+    idle_sweep.log = cycle->log;
+    idle_sweep.cancelable = 1;
     // Before any task runs in this worker: neither call is safe to race with a sending thread.
     if (!dingtalk::global_init()) {
         return NGX_ERROR;
@@ -1096,6 +1111,14 @@ ngx_http_module_t ngx_http_dingtalk_module_ctx = {
 };
 
 } // namespace
+
+void ngx_http_dingtalk_watch_idle(time_t keepalive) noexcept
+{
+    const ngx_msec_t due = ngx_current_msec + static_cast<ngx_msec_t>(keepalive) * 1000 + 1;
+    if (!idle_sweep.timer_set || idle_sweep.timer.key > due) {
+        ngx_add_timer(&idle_sweep, due - ngx_current_msec);
+    }
+}
 
 ngx_module_t ngx_http_dingtalk_module = {NGX_MODULE_V1,
                                          &ngx_http_dingtalk_module_ctx, // module context

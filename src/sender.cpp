@@ -203,6 +203,27 @@ public:
         return h;
     }
 
+    // Closes the handles idle past their keep-alive; the milliseconds until the next one will
+    // be, or nothing when none is left.
+    std::optional<std::uint64_t> close_expired()
+    {
+        std::vector<CURL *> expired;
+        std::optional<std::uint64_t> next;
+        {
+            const std::lock_guard<std::mutex> guard(mutex_);
+            const std::uint64_t now = monotonic_ms();
+            expired = expire(now);
+            for (const Idle &i : idle_) {
+                const std::uint64_t left = i.since_ms + i.keepalive_ms - now;
+                next = std::min(next.value_or(left), left);
+            }
+        }
+        for (CURL *e : expired) {
+            curl_easy_cleanup(e);
+        }
+        return next;
+    }
+
     // Back on the stack; closed instead if it cannot be kept (out of memory).
     void give(CURL *h, const X509_STORE *store, std::chrono::seconds keepalive) noexcept
     {
@@ -223,11 +244,15 @@ private:
         std::uint64_t keepalive_ms;
     };
 
-    // Takes the handles idle past their keep-alive off the stack, in place and in order (no
-    // allocation unless one expired); the caller closes them, outside the lock.
+    // Takes the handles idle past their keep-alive off the stack, in place and in order; the
+    // caller closes them, outside the lock. Allocates (and may throw) before changing anything.
     std::vector<CURL *> expire(std::uint64_t now)
     {
         std::vector<CURL *> expired;
+        if (std::any_of(idle_.begin(), idle_.end(),
+                        [now](const Idle &i) { return now - i.since_ms >= i.keepalive_ms; })) {
+            expired.reserve(idle_.size());
+        }
         std::size_t kept = 0;
         for (const Idle &i : idle_) {
             if (now - i.since_ms >= i.keepalive_ms) {
@@ -508,6 +533,19 @@ bool global_init()
         trust_stores = std::make_unique<TrustStores>();
     }
     return true;
+}
+
+std::optional<std::chrono::milliseconds> close_idle_connections() noexcept
+{
+    try {
+        const auto next = connections ? connections->close_expired() : std::nullopt;
+        if (next) {
+            return std::chrono::milliseconds(*next);
+        }
+    } catch (...) { // no memory to list them: closed at the next request or the next sweep
+        return std::chrono::milliseconds(1000);
+    }
+    return std::nullopt;
 }
 
 void global_cleanup()

@@ -79,6 +79,10 @@ bool library_init();
 // the connections' cache, before any thread sends (in nginx: in each worker process, after
 // the fork). Returns false on failure. A second call changes nothing.
 bool global_init();
+// Closes the kept-alive connections idle past their keep-alive (any thread, while others send);
+// how long until the next idle one will be, or nothing when no connection is left open.
+std::optional<std::chrono::milliseconds> close_idle_connections() noexcept;
+
 // Closes the kept-alive connections; no thread may be sending.
 void global_cleanup();
 

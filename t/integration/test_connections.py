@@ -64,6 +64,33 @@ def test_idle_connection_is_closed_after_the_keepalive_timeout(nginx_factory, tl
     assert tls_mock.closed == 1, "and it was closed"
 
 
+def test_an_idle_connection_is_closed_on_time_without_another_delivery(nginx_factory, tls_mock,
+                                                                     certs):
+    ngx = nginx_factory(https_webhook(tls_mock, certs, "dingtalk_keepalive_timeout 1s;"),
+                        thread_pool=POOL)
+    assert ngx.post("/", notification()).status == 200
+    time.sleep(0.5)
+    assert tls_mock.closed == 0, "kept alive"
+    deadline = time.time() + 3
+    while tls_mock.closed < 1 and time.time() < deadline:
+        time.sleep(0.05)
+    assert tls_mock.closed == 1, "closed once idle for 1s, though nothing else was sent"
+    assert ngx.get("/static").status == 200  # the worker's timer did it, and the worker serves
+
+
+def test_a_connection_kept_alive_does_not_hold_up_a_graceful_quit(nginx_factory, tls_mock,
+                                                                  certs):
+    ngx = nginx_factory(https_webhook(tls_mock, certs), thread_pool=POOL)  # kept for 60 s
+    assert ngx.post("/", notification()).status == 200
+    started = time.time()
+    ngx.stop()
+    assert time.time() - started < 5, "the sweep timer does not keep the worker from quitting"
+    deadline = time.time() + 2
+    while tls_mock.closed < 1 and time.time() < deadline:
+        time.sleep(0.05)
+    assert tls_mock.closed == 1
+
+
 def test_keepalive_timeout_zero_closes_each_connection(nginx_factory, tls_mock, certs):
     ngx = nginx_factory(https_webhook(tls_mock, certs, "dingtalk_keepalive_timeout 0;"),
                         thread_pool=POOL)

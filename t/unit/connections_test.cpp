@@ -213,3 +213,21 @@ TEST_F(Connections, KeepaliveZeroClosesEachConnectionAfterItsRequest)
     }
     EXPECT_EQ(server.accepted(), 3);
 }
+
+TEST_F(Connections, TheSweepClosesIdleConnectionsPastTheirTimeAndSaysWhenTheNextIsDue)
+{
+    using Clock = std::chrono::steady_clock;
+    KeepAliveServer server;
+    const Clock::time_point sent = Clock::now();
+    ASSERT_EQ(post_from_a_thread(request(server, std::chrono::seconds(1))).status, 200);
+    const auto next = close_idle_connections();
+    ASSERT_TRUE(next.has_value()) << "a connection is kept alive";
+    EXPECT_LE(next->count(), 1000) << "ours is due within its keep-alive (others may be sooner)";
+    EXPECT_EQ(server.closed(), 0);
+    while (server.closed() < 1 && Clock::now() - sent < std::chrono::seconds(3)) {
+        close_idle_connections(); // as the worker's timer does, with no request in between
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    EXPECT_EQ(server.closed(), 1) << "closed by the sweep";
+    EXPECT_GE(Clock::now() - sent, std::chrono::seconds(1)) << "not before its time";
+}
