@@ -385,24 +385,27 @@ http {{
     def memory(self):
         self.start(workers=1, module=False, threads=32)
         plain = self.rss_kb()
-        self.results["memory"] = {"plain_idle": plain,
+        self.results["memory"] = {"plain_idle": plain, "plain_anon": self.rss_kb("RssAnon"),
                                   "now": self.memory_of(MODULE), "before": self.memory_of(BEFORE),
-                                  "arenas": self.memory_of(MODULE, {"MALLOC_ARENA_MAX": "2"})}
+                                  "arenas": self.memory_of(MODULE, {"MALLOC_ARENA_MAX": "2"}),
+                                  "pool4": self.memory_of(MODULE, threads=4)}
         print(f"  RSS plain {plain} kB, now {self.results['memory']['now']}, before "
               f"{self.results['memory']['before']}", flush=True)
 
-    def memory_of(self, so, env=None):
-        """One build's worker RSS: idle, after 10000 and 100000 HTTPS deliveries (nginx's
-        default pool of 32 threads, 16 at once, verification on against the system's CAs),
-        and the peak with 1000 deliveries in flight (a pool of 256)."""
+    def memory_of(self, so, env=None, threads=32):
+        """One build's worker RSS (and of it, the private part, RssAnon): idle, after 10000 and
+        100000 HTTPS deliveries (nginx's default pool of 32 threads, 16 at once, verification
+        on against the system's CAs), and the peak with 1000 deliveries in flight (a pool of
+        256)."""
         self.start_standin()
-        self.start(workers=1, threads=32, so=so, env=env)
-        idle = self.rss_kb()
-        samples, done = [], 0
+        self.start(workers=1, threads=threads, so=so, env=env)
+        idle, idle_anon = self.rss_kb(), self.rss_kb("RssAnon")
+        samples, anon, done = [], [], 0
         for target in ((2000, 10000) if self.quick else (10000, 100000)):
             while done < target:
                 done += self.wrk("/hook-tls", 16, 1 if target - done < 10000 else 3)["requests"]
             samples.append((done, self.rss_kb()))
+            anon.append((done, self.rss_kb("RssAnon")))
         # 1000 deliveries in flight: 1000 connections against a stand-in (an nginx of its own)
         # that answers after 1 s, with a pool of 256 threads so that 256 really are sending
         self.start_standin("1")
@@ -412,7 +415,8 @@ http {{
         time.sleep(6)  # let the queued deliveries drain
         after_peak = self.rss_kb()
         self.stop_standin()
-        return {"idle": idle, "samples": samples, "peak_1000": peak, "after_peak": after_peak}
+        return {"idle": idle, "samples": samples, "peak_1000": peak, "after_peak": after_peak,
+                "idle_anon": idle_anon, "anon": anon}
 
     def render(self):
         out = subprocess.run([os.path.join(BUILD, "render_bench"), "--benchmark_format=json",
@@ -546,6 +550,7 @@ def report(b, started):
     mem = b.results.get("memory")
     if mem:
         plain, now, old, arenas = mem["plain_idle"], mem["now"], mem["before"], mem["arenas"]
+        pool4 = mem.get("pool4", now)
 
         def over(kb):
             return f"{kb} ({(kb - plain) / 1024:+.1f} MB)"
@@ -558,20 +563,34 @@ def report(b, started):
                 f"Before: {BEFORE_COMMIT}, the module before issue 14, in the same run. The last "
                 "column is this build with nginx started under `MALLOC_ARENA_MAX=2` (glibc: "
                 "2 malloc arenas for the whole process instead of up to 8 per core), a setting "
-                "the module leaves to the operator.", "",
-                "| | before | now | now, `MALLOC_ARENA_MAX=2` |", "| --- | --- | --- | --- |",
+                "the module leaves to the operator; the one before it, this build with a pool of "
+                "4 threads, as every configuration shipped here declares.", "",
+                "| | before | now | now, pool of 4 | now, `MALLOC_ARENA_MAX=2` |",
+                "| --- | --- | --- | --- | --- |",
                 f"| plain nginx worker (same config, no module), idle | {plain} | {plain} | "
-                f"{plain} |",
+                f"{plain} | {plain} |",
                 f"| with the module, idle | {over(old['idle'])} | {over(now['idle'])} | "
-                f"{over(arenas['idle'])} |"]
-        for (n_old, kb_old), (n_now, kb_now), (_, kb_ar) in zip(old["samples"], now["samples"],
-                                                                arenas["samples"]):
+                f"{over(pool4['idle'])} | {over(arenas['idle'])} |"]
+        for (n_old, kb_old), (n_now, kb_now), (_, kb_p4), (_, kb_ar) in zip(
+                old["samples"], now["samples"], pool4["samples"], arenas["samples"]):
             out.append(f"| after ~{n_now} HTTPS deliveries (before: {n_old}) | {over(kb_old)} | "
-                       f"{over(kb_now)} | {over(kb_ar)} |")
+                       f"{over(kb_now)} | {over(kb_p4)} | {over(kb_ar)} |")
         out += [f"| peak with 1000 deliveries in flight (VmHWM; pool of 256 threads, HTTP) | "
-                f"{old['peak_1000']} | {now['peak_1000']} | {arenas['peak_1000']} |",
+                f"{old['peak_1000']} | {now['peak_1000']} | {pool4['peak_1000']} | "
+                f"{arenas['peak_1000']} |",
                 f"| after those 1000 drained | {old['after_peak']} | {now['after_peak']} | "
-                f"{arenas['after_peak']} |", ""]
+                f"{pool4['after_peak']} | {arenas['after_peak']} |", ""]
+        if "anon" in now and "plain_anon" in mem:
+            pa = mem["plain_anon"]
+            out += ["Of the worker's RSS, the private part (`RssAnon`: malloc arenas, stacks, "
+                    "written library data; the rest is library code and data read from files, "
+                    "shared with other processes), kB over the plain worker's "
+                    f"{pa} kB: idle {now['idle_anon'] - pa:+d} (before "
+                    f"{old['idle_anon'] - pa:+d}); "
+                    + "; ".join(f"after ~{n} HTTPS deliveries {kb - pa:+d} (before "
+                                f"{kb_old - pa:+d}; pool of 4: {kb4 - pa:+d})"
+                                for (n, kb), (_, kb_old), (_, kb4) in
+                                zip(now["anon"], old["anon"], pool4["anon"])) + ".", ""]
         first, last = now["samples"][0], now["samples"][-1]
         out += [f"Growth from {first[0]} to {last[0]} HTTPS deliveries: "
                 f"{last[1] - first[1]} kB (before: {old['samples'][-1][1] - old['samples'][0][1]}"

@@ -953,7 +953,9 @@ char *merge_loc_conf(ngx_conf_t *cf, void *parent, void *child) noexcept
 // Kept-alive connections idle past dingtalk_keepalive_timeout are closed by this timer of the
 // worker, not left open until a next delivery (DingTalk drops them on its side anyway; each
 // holds a socket and its TLS state). A cancelable timer: it does not hold up a graceful exit.
+// nginx's debug log names a timer by the fd of the connection in its data: none here.
 ngx_event_t idle_sweep;
+ngx_connection_t idle_sweep_ident;
 
 void sweep_idle(ngx_event_t *ev) noexcept
 {
@@ -964,6 +966,8 @@ void sweep_idle(ngx_event_t *ev) noexcept
 
 ngx_int_t init_process(ngx_cycle_t *cycle) noexcept
 {
+    idle_sweep_ident.fd = static_cast<ngx_socket_t>(-1);
+    idle_sweep.data = &idle_sweep_ident;
     idle_sweep.handler = sweep_idle;
     idle_sweep.log = cycle->log;
     idle_sweep.cancelable = 1;

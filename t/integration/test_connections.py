@@ -78,6 +78,19 @@ def test_an_idle_connection_is_closed_on_time_without_another_delivery(nginx_fac
     assert ngx.get("/static").status == 200  # the worker's timer did it, and the worker serves
 
 
+def test_the_sweep_timer_runs_with_nginx_debug_log(nginx_factory, tls_mock, certs):
+    """nginx's debug log names each timer it sets by a connection: the sweep's has none."""
+    ngx = nginx_factory(https_webhook(tls_mock, certs, "dingtalk_keepalive_timeout 1s;"),
+                        thread_pool=POOL, log_level="debug")
+    assert ngx.post("/", notification()).status == 200
+    deadline = time.time() + 3
+    while tls_mock.closed < 1 and time.time() < deadline:
+        time.sleep(0.05)
+    assert tls_mock.closed == 1
+    assert ngx.get("/static").status == 200
+    assert "event timer add: -1:" in ngx.error_log()
+
+
 def test_a_connection_kept_alive_does_not_hold_up_a_graceful_quit(nginx_factory, tls_mock,
                                                                   certs):
     ngx = nginx_factory(https_webhook(tls_mock, certs), thread_pool=POOL)  # kept for 60 s
