@@ -244,44 +244,81 @@ std::string alertmanager_link(const Notification &n)
     return base.empty() ? "" : base + "/#/alerts";
 }
 
+namespace
+{
+
+// Whether url starts with http:// or https://, in any case.
+bool is_http(std::string_view url)
+{
+    auto starts_with_ci = [&](std::string_view prefix) {
+        if (url.size() < prefix.size()) {
+            return false;
+        }
+        for (std::size_t i = 0; i < prefix.size(); ++i) {
+            if (std::tolower(static_cast<unsigned char>(url[i])) != prefix[i]) {
+                return false;
+            }
+        }
+        return true;
+    };
+    return starts_with_ci("http://") || starts_with_ci("https://");
+}
+
+// Alertmanager's new-silence page at base (external_base) with the labels `keep` takes as
+// matchers, or "" when it takes none. Only base can need escaping for a link, and it has been
+// escaped: what is left to check is the length, and base's http(s):// (cut trailing slashes can
+// take it).
+template <class Keep>
+std::string silence_link(const std::string &base, const Labels &labels, Keep keep)
+{
+    std::string filter = "{";
+    for (const auto &[name, value] : labels) {
+        if (!keep(name)) {
+            continue;
+        }
+        filter += filter.size() > 1 ? "," : "";
+        filter.append(name).append("=\"");
+        for (const char c : value) {
+            if (c == '"' || c == '\\') {
+                filter += '\\';
+            }
+            filter += c;
+        }
+        filter += '"';
+    }
+    if (filter.size() == 1) {
+        return "";
+    }
+    filter += '}';
+    std::string link = base + "/#/silences/new?filter=" + url_encode(filter);
+    return link.size() <= kMaxUrl && is_http(link) ? link : "";
+}
+
+} // namespace
+
 std::string silence_link(const Notification &n, const Labels &matchers)
 {
     const std::string base = external_base(n);
-    if (base.empty() || matchers.empty()) {
-        return "";
-    }
-    std::string filter = "{";
-    for (const auto &kv : matchers) {
-        filter += filter.size() > 1 ? "," : "";
-        filter += kv.first + "=\"";
-        for (const char c : kv.second) {
-            filter += c == '"' || c == '\\' ? std::string("\\") + c : std::string(1, c);
-        }
-        filter += "\"";
-    }
-    filter += "}";
-    const std::string link = safe_link_url(base + "/#/silences/new?filter=" + url_encode(filter));
-    return link;
+    return base.empty() ? ""
+                        : silence_link(base, matchers, [](const std::string &) { return true; });
 }
 
 std::string silence_link_of(const Notification &n, const Alert &a, const LabelNames &hidden)
 {
-    Labels matchers;
-    for (const auto &kv : a.labels) {
-        if (!contains(hidden, kv.first)) {
-            matchers.insert(kv);
-        }
+    const std::string base = external_base(n);
+    if (base.empty()) {
+        return "";
     }
-    std::string link = silence_link(n, matchers);
+    const auto shown = [&](const std::string &name) { return !contains(hidden, name); };
+    std::string link = silence_link(base, a.labels, shown);
     if (link.size() <= kMaxSilenceLink) {
         return link;
     }
-    for (auto it = matchers.begin(); it != matchers.end();) {
-        const bool says_what = it->first == "alertname" || it->first == "severity" ||
-                               it->first == "namespace" || !target_title(it->first).empty();
-        it = says_what ? std::next(it) : matchers.erase(it);
-    }
-    return silence_link(n, matchers);
+    return silence_link(base, a.labels, [&](const std::string &name) {
+        const bool says_what = name == "alertname" || name == "severity" || name == "namespace" ||
+                               !target_title(name).empty();
+        return says_what && shown(name);
+    });
 }
 
 std::string omitted_line(const Notification &n, std::size_t omitted)
@@ -430,18 +467,7 @@ std::string escape_markdown(std::string_view in, std::size_t max_bytes)
 
 std::string safe_link_url(std::string_view url)
 {
-    auto starts_with_ci = [&](std::string_view prefix) {
-        if (url.size() < prefix.size()) {
-            return false;
-        }
-        for (std::size_t i = 0; i < prefix.size(); ++i) {
-            if (std::tolower(static_cast<unsigned char>(url[i])) != prefix[i]) {
-                return false;
-            }
-        }
-        return true;
-    };
-    if (url.size() > kMaxUrl || !(starts_with_ci("http://") || starts_with_ci("https://"))) {
+    if (url.size() > kMaxUrl || !is_http(url)) {
         return "";
     }
     static const char hex[] = "0123456789ABCDEF";
