@@ -11,27 +11,46 @@ namespace dingtalk
 namespace
 {
 
+// "**title**: value" and a blank line.
+void add_line(std::string &b, std::string_view title, std::string_view value)
+{
+    b.append("**").append(title).append("**: ").append(value).append("\n\n");
+}
+
 std::string builtin_block(const AlertView &v, const std::string &silence)
 {
     std::string b;
     b.reserve(256 + v.detail.size() + v.other_labels.size() + v.link.size() + silence.size());
-    b += v.has_severity ? "**告警级别**: " + v.severity + "\n\n" : "";
-    b += v.has_alertname ? "**告警类型**: " + v.alertname + "\n\n" : "";
-    b += v.target.empty() ? "" : "**" + target_title(v.target_label) + "**: " + v.target + "\n\n";
-    b += v.has_namespace ? "**故障namespace**: " + v.namespace_ + "\n\n" : "";
-    b += v.has_detail ? "**告警详情**: " + v.detail + "\n\n" : "";
-    b += "**告警状态**: " + std::string(to_string(v.alert->status)) + "\n\n";
-    b += "**触发时间**: " + v.starts_at + "\n\n";
+    if (v.has_severity) {
+        add_line(b, "告警级别", v.severity);
+    }
+    if (v.has_alertname) {
+        add_line(b, "告警类型", v.alertname);
+    }
+    if (!v.target.empty()) {
+        add_line(b, target_title(v.target_label), v.target);
+    }
+    if (v.has_namespace) {
+        add_line(b, "故障namespace", v.namespace_);
+    }
+    if (v.has_detail) {
+        add_line(b, "告警详情", v.detail);
+    }
+    add_line(b, "告警状态", to_string(v.alert->status));
+    add_line(b, "触发时间", v.starts_at);
     if (v.alert->status == Status::resolved) {
-        b += "**结束时间**: " + v.ends_at + "\n\n";
+        add_line(b, "结束时间", v.ends_at);
     }
     if (!v.other_labels.empty()) {
-        b += "**其他标签**: " + v.other_labels + "\n\n";
+        add_line(b, "其他标签", v.other_labels);
+    }
+    if (!v.link.empty()) {
+        b.append("[查看图表](").append(v.link).append(")");
+    }
+    if (!silence.empty()) {
+        b.append(v.link.empty() ? "" : " · ").append("[静默](").append(silence).append(")");
     }
     if (!v.link.empty() || !silence.empty()) {
-        b += v.link.empty() ? "" : "[查看图表](" + v.link + ")";
-        b += v.link.empty() || silence.empty() ? "" : " · ";
-        b += silence.empty() ? "" : "[静默](" + silence + ")";
         b += "\n\n";
     }
     return b;

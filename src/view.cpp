@@ -32,17 +32,17 @@ bool is_break_or_control(char32_t cp)
            (cp >= 0xE0000 && cp <= 0xE007F); // tag characters: text no one sees
 }
 
-const std::string *find(const Labels &m, const char *key)
+const std::string *find(const Labels &m, std::string_view key)
 {
     auto it = m.find(key);
     return it == m.end() || it->second.empty() ? nullptr : &it->second;
 }
 
-std::string label_or_none(const Labels &m, Escape esc, const char *key,
-                          const char *fallback = nullptr)
+std::string label_or_none(const Labels &m, Escape esc, std::string_view key,
+                          std::string_view fallback = {})
 {
     const std::string *v = find(m, key);
-    if (v == nullptr && fallback != nullptr) {
+    if (v == nullptr && !fallback.empty()) {
         v = find(m, fallback);
     }
     return v ? esc(*v, kMaxValue) : kNone;
@@ -54,7 +54,7 @@ bool is_shown_elsewhere(const std::string &label, const std::string &target)
            label == "namespace" || (!target.empty() && label == target);
 }
 
-bool contains(const LabelNames &names, const std::string &name)
+bool contains(const LabelNames &names, std::string_view name)
 {
     return std::find(names.begin(), names.end(), name) != names.end();
 }
@@ -157,7 +157,7 @@ std::string add_label_name(LabelNames &names, std::string_view name)
     if (name == "off") {
         return "off stands alone: it hides no label";
     }
-    if (contains(names, std::string(name))) {
+    if (contains(names, name)) {
         return "\"" + std::string(name) + "\" is named twice";
     }
     if (names.size() == 64) {
@@ -179,7 +179,7 @@ AlertView make_view(const Alert &a, const Zone &zone, Escape esc, const LabelNam
     v.has_alertname = find(a.labels, "alertname") != nullptr && !contains(hidden, "alertname");
     v.has_namespace = find(a.labels, "namespace") != nullptr && !contains(hidden, "namespace");
     for (const auto &id : identity_labels()) {
-        const std::string *value = find(a.labels, id.first.c_str());
+        const std::string *value = find(a.labels, id.first);
         if (value != nullptr && !contains(hidden, id.first)) {
             v.target_label = id.first;
             v.target = esc(*value, kMaxValue);
@@ -203,7 +203,7 @@ AlertView make_view(const Alert &a, const Zone &zone, Escape esc, const LabelNam
     for (const auto &kv : a.labels) {
         if (!is_shown_elsewhere(kv.first, v.target_label) && !contains(hidden, kv.first)) {
             others += others.empty() ? "" : ", ";
-            others += kv.first + "=" + kv.second;
+            others.append(kv.first).append("=").append(kv.second);
         }
     }
     v.other_labels = esc(others, kMaxOtherLabels);
