@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
+#include <cstring>
 #include <optional>
 #include <unordered_set>
 
@@ -69,6 +71,20 @@ constexpr std::array<unsigned char, 256> kJsonExtra = [] {
     return extra;
 }();
 
+// Whether any of the 8 bytes of s from i needs an escape in JSON: a control, '"' or '\\' (the
+// zero-byte test of Bit Twiddling Hacks, against each; exact, as only a borrow out of a byte that
+// matched can mark a byte above it).
+bool needs_json_escape(std::string_view s, std::size_t i)
+{
+    constexpr std::uint64_t ones = 0x0101010101010101, highs = 0x8080808080808080;
+    std::uint64_t word;
+    std::memcpy(&word, s.data() + i, 8);
+    const auto below = [&](std::uint64_t w, std::uint64_t c) {
+        return (w - ones * c) & ~w & highs;
+    };
+    return below(word, 0x20) | below(word ^ (ones * '"'), 1) | below(word ^ (ones * '\\'), 1);
+}
+
 // The escape of a byte that kJsonExtra says needs one, written at p; returns the end.
 char *write_json_escape(char *p, unsigned char c)
 {
@@ -106,7 +122,8 @@ char *write_json_escape(char *p, unsigned char c)
 
 // The request body is written directly rather than through jansson: it is on every delivery's
 // path, and jansson's dump (UTF-8 decoding per character) was a third of the rendering time.
-// Sized first, then written in place: runs of plain bytes are copied at once.
+// Sized first, then written in place: runs of plain bytes are copied at once, and skipped over
+// eight at a time.
 void append_json_string(std::string &out, std::string_view s)
 {
     const std::size_t at = out.size();
@@ -114,12 +131,18 @@ void append_json_string(std::string &out, std::string_view s)
     char *p = &out[at];
     *p++ = '"';
     std::size_t run = 0;
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        const unsigned char c = static_cast<unsigned char>(s[i]);
-        if (kJsonExtra[c] != 0) {
-            p = std::copy(s.data() + run, s.data() + i, p);
-            p = write_json_escape(p, c);
-            run = i + 1;
+    for (std::size_t i = 0; i < s.size(); i += 8) {
+        const std::size_t end = std::min(i + 8, s.size());
+        if (end - i == 8 && !needs_json_escape(s, i)) {
+            continue;
+        }
+        for (std::size_t k = i; k < end; ++k) {
+            const unsigned char c = static_cast<unsigned char>(s[k]);
+            if (kJsonExtra[c] != 0) {
+                p = std::copy(s.data() + run, s.data() + k, p);
+                p = write_json_escape(p, c);
+                run = k + 1;
+            }
         }
     }
     p = std::copy(s.data() + run, s.data() + s.size(), p);
@@ -670,8 +693,14 @@ std::string check_mention_rule(const MentionRule &rule, MentionKind kind)
 std::size_t json_escaped_size(std::string_view s)
 {
     std::size_t n = s.size();
-    for (const char c : s) {
-        n += kJsonExtra[static_cast<unsigned char>(c)];
+    for (std::size_t i = 0; i < s.size(); i += 8) {
+        const std::size_t end = std::min(i + 8, s.size());
+        if (end - i == 8 && !needs_json_escape(s, i)) {
+            continue;
+        }
+        for (std::size_t k = i; k < end; ++k) {
+            n += kJsonExtra[static_cast<unsigned char>(s[k])];
+        }
     }
     return n;
 }
