@@ -4,6 +4,7 @@
 #include "sign.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 
 namespace dingtalk
@@ -387,6 +388,49 @@ std::string plain_line(std::string_view in, std::size_t max_bytes)
     return out;
 }
 
+namespace
+{
+
+// What a markdown or HTML special becomes in a value; nullptr for any other byte.
+constexpr const char *markdown_escape(unsigned char c)
+{
+    switch (c) {
+    case '\\':
+        return "\\\\";
+    case '`':
+        return "\\`";
+    case '*':
+        return "\\*";
+    case '_':
+        return "\\_";
+    case '[':
+        return "\\[";
+    case ']':
+        return "\\]";
+    case '~':
+        return "\\~";
+    case '<':
+        return "&lt;";
+    case '>':
+        return "&gt;";
+    case '&':
+        return "&amp;";
+    default:
+        return nullptr;
+    }
+}
+
+// Printable ASCII that is no special: the common case, looked up rather than switched on.
+constexpr std::array<bool, 256> kMarkdownPlain = [] {
+    std::array<bool, 256> plain{};
+    for (std::size_t c = 0x20; c < 0x7F; ++c) {
+        plain[c] = markdown_escape(static_cast<unsigned char>(c)) == nullptr;
+    }
+    return plain;
+}();
+
+} // namespace
+
 std::string escape_markdown(std::string_view in, std::size_t max_bytes)
 {
     std::string out;
@@ -400,45 +444,13 @@ std::string escape_markdown(std::string_view in, std::size_t max_bytes)
             out += "…";
             return out;
         }
-        const char *special = nullptr;
+        if (kMarkdownPlain[c]) {
+            ++i; // stays in the run
+            continue;
+        }
+        const char *special = markdown_escape(c);
         std::size_t len = 1;
-        if (c >= 0x20 && c < 0x7F) {
-            switch (c) {
-            case '\\':
-                special = "\\\\";
-                break;
-            case '`':
-                special = "\\`";
-                break;
-            case '*':
-                special = "\\*";
-                break;
-            case '_':
-                special = "\\_";
-                break;
-            case '[':
-                special = "\\[";
-                break;
-            case ']':
-                special = "\\]";
-                break;
-            case '~':
-                special = "\\~";
-                break;
-            case '<':
-                special = "&lt;";
-                break;
-            case '>':
-                special = "&gt;";
-                break;
-            case '&':
-                special = "&amp;";
-                break;
-            default:
-                ++i; // the common case: plain ASCII stays in the run
-                continue;
-            }
-        } else {
+        if (special == nullptr) {
             char32_t cp = 0;
             len = c < 0x80 ? 1 : utf8_length(in, i, cp);
             if (c < 0x80) {
