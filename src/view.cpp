@@ -292,7 +292,10 @@ std::string silence_link(const std::string &base, const Labels &labels, Keep kee
     }
     filter += '}';
     std::string link = base + "/#/silences/new?filter=" + url_encode(filter);
-    return link.size() <= kMaxUrl && is_http(link) ? link : "";
+    if (link.size() > kMaxUrl || !is_http(link)) {
+        return "";
+    }
+    return link;
 }
 
 } // namespace
