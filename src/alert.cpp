@@ -242,25 +242,28 @@ public:
 
     // Every alert is checked and counted; the first max_alerts firing ones are kept, and
     // resolved ones while there is room (firing first: what still burns matters most). At
-    // most twice the cap is held at once, whatever the body.
+    // most twice the cap is held at once, whatever the body. While there is room for either
+    // status an alert is read once, into its place; past that, checked first and read again
+    // only when kept.
     bool alerts(const sj::dom::array &list, std::optional<Status> group_status, Notification &n)
     {
         const std::size_t cap = limits_.max_alerts;
         std::size_t kept_resolved = 0;
         long i = 0;
         for (const sj::dom::element v : list) {
-            Alert a;
-            if (!alert(v, i, group_status, a, false)) {
+            const bool room = n.firing_total < cap && kept_resolved < cap;
+            Alert checked;
+            Alert &a = room ? n.alerts.emplace_back() : checked;
+            if (!alert(v, i, group_status, a, room)) {
                 return false;
             }
             const bool firing = a.status == Status::firing;
             const bool keep = firing ? n.firing_total < cap : kept_resolved < cap;
             (firing ? n.firing_total : n.resolved_total) += 1;
-            if (keep) {
-                Alert &kept = n.alerts.emplace_back();
-                alert(v, i, group_status, kept, true);
-                kept_resolved += !firing;
+            if (keep && !room) {
+                alert(v, i, group_status, n.alerts.emplace_back(), true);
             }
+            kept_resolved += keep && !firing;
             ++i;
         }
         // Resolved alerts only fill what firing ones left of the cap.
