@@ -8,6 +8,7 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <array>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -241,25 +242,28 @@ public:
 
     // Every alert is checked and counted; the first max_alerts firing ones are kept, and
     // resolved ones while there is room (firing first: what still burns matters most). At
-    // most twice the cap is held at once, whatever the body.
+    // most twice the cap is held at once, whatever the body. While there is room for either
+    // status an alert is read once, into its place; past that, checked first and read again
+    // only when kept.
     bool alerts(const sj::dom::array &list, std::optional<Status> group_status, Notification &n)
     {
         const std::size_t cap = limits_.max_alerts;
         std::size_t kept_resolved = 0;
         long i = 0;
         for (const sj::dom::element v : list) {
-            Alert a;
-            if (!alert(v, i, group_status, a, false)) {
+            const bool room = n.firing_total < cap && kept_resolved < cap;
+            Alert checked;
+            Alert &a = room ? n.alerts.emplace_back() : checked;
+            if (!alert(v, i, group_status, a, room)) {
                 return false;
             }
             const bool firing = a.status == Status::firing;
             const bool keep = firing ? n.firing_total < cap : kept_resolved < cap;
             (firing ? n.firing_total : n.resolved_total) += 1;
-            if (keep) {
-                Alert &kept = n.alerts.emplace_back();
-                alert(v, i, group_status, kept, true);
-                kept_resolved += !firing;
+            if (keep && !room) {
+                alert(v, i, group_status, n.alerts.emplace_back(), true);
             }
+            kept_resolved += keep && !firing;
             ++i;
         }
         // Resolved alerts only fill what firing ones left of the cap.
@@ -284,22 +288,32 @@ private:
 // object, and NUL in a key. Both are refused, anywhere in the document.
 bool keys_are_sound(const sj::dom::element &e);
 
-// No NUL in a key, no key twice. Objects are small (a dozen labels): compared pairwise, with no
-// storage at all; the rare big one is sorted.
+// Whether two keys are the same; most that differ do so in length or first byte, which are
+// compared before memcmp is called.
+bool same_key(std::string_view a, std::string_view b)
+{
+    return a.size() == b.size() && (a.empty() || (a[0] == b[0] && a == b));
+}
+
+// No NUL in a key, no key twice. Objects are small (a dozen labels): their keys are compared
+// pairwise from an array on the stack; the rare big one is sorted.
 bool object_is_sound(const sj::dom::object &obj)
 {
+    std::array<std::string_view, 16> small;
     std::size_t n = 0;
     for (const sj::dom::key_value_pair field : obj) {
         if (field.key.find('\0') != std::string_view::npos || !keys_are_sound(field.value)) {
             return false;
         }
+        if (n < small.size()) {
+            small[n] = field.key;
+        }
         ++n;
     }
-    if (n <= 16) {
-        for (auto a = obj.begin(); a != obj.end(); ++a) {
-            auto b = a;
-            for (++b; b != obj.end(); ++b) {
-                if (a.key() == b.key()) {
+    if (n <= small.size()) {
+        for (std::size_t a = 0; a < n; ++a) {
+            for (std::size_t b = a + 1; b < n; ++b) {
+                if (same_key(small[a], small[b])) {
                     return false;
                 }
             }

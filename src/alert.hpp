@@ -16,7 +16,8 @@
 namespace dingtalk
 {
 
-using Labels = std::map<std::string, std::string>;
+// std::less<>: looked up by string_view or literal without building a string.
+using Labels = std::map<std::string, std::string, std::less<>>;
 // Microseconds: 64 bits of them reach from year 1 (Go's zero time) far past any alert; finer
 // digits are dropped (messages show seconds).
 using TimePoint = std::chrono::time_point<std::chrono::system_clock, std::chrono::microseconds>;

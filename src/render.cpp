@@ -1,6 +1,9 @@
 #include "render.hpp"
 
 #include <algorithm>
+#include <array>
+#include <cstdint>
+#include <cstring>
 #include <optional>
 #include <unordered_set>
 
@@ -10,76 +13,140 @@ namespace dingtalk
 namespace
 {
 
+// "**title**: value" and a blank line.
+void add_line(std::string &b, std::string_view title, std::string_view value)
+{
+    b.append("**").append(title).append("**: ").append(value).append("\n\n");
+}
+
 std::string builtin_block(const AlertView &v, const std::string &silence)
 {
     std::string b;
     b.reserve(256 + v.detail.size() + v.other_labels.size() + v.link.size() + silence.size());
-    b += v.has_severity ? "**告警级别**: " + v.severity + "\n\n" : "";
-    b += v.has_alertname ? "**告警类型**: " + v.alertname + "\n\n" : "";
-    b += v.target.empty() ? "" : "**" + target_title(v.target_label) + "**: " + v.target + "\n\n";
-    b += v.has_namespace ? "**故障namespace**: " + v.namespace_ + "\n\n" : "";
-    b += v.has_detail ? "**告警详情**: " + v.detail + "\n\n" : "";
-    b += "**告警状态**: " + std::string(to_string(v.alert->status)) + "\n\n";
-    b += "**触发时间**: " + v.starts_at + "\n\n";
+    if (v.has_severity) {
+        add_line(b, "告警级别", v.severity);
+    }
+    if (v.has_alertname) {
+        add_line(b, "告警类型", v.alertname);
+    }
+    if (!v.target.empty()) {
+        add_line(b, target_title(v.target_label), v.target);
+    }
+    if (v.has_namespace) {
+        add_line(b, "故障namespace", v.namespace_);
+    }
+    if (v.has_detail) {
+        add_line(b, "告警详情", v.detail);
+    }
+    add_line(b, "告警状态", to_string(v.alert->status));
+    add_line(b, "触发时间", v.starts_at);
     if (v.alert->status == Status::resolved) {
-        b += "**结束时间**: " + v.ends_at + "\n\n";
+        add_line(b, "结束时间", v.ends_at);
     }
     if (!v.other_labels.empty()) {
-        b += "**其他标签**: " + v.other_labels + "\n\n";
+        add_line(b, "其他标签", v.other_labels);
+    }
+    if (!v.link.empty()) {
+        b.append("[查看图表](").append(v.link).append(")");
+    }
+    if (!silence.empty()) {
+        b.append(v.link.empty() ? "" : " · ").append("[静默](").append(silence).append(")");
     }
     if (!v.link.empty() || !silence.empty()) {
-        b += v.link.empty() ? "" : "[查看图表](" + v.link + ")";
-        b += v.link.empty() || silence.empty() ? "" : " · ";
-        b += silence.empty() ? "" : "[静默](" + silence + ")";
         b += "\n\n";
     }
     return b;
 }
 
-// The request body is written directly rather than through jansson: it is on every delivery's
-// path, and jansson's dump (UTF-8 decoding per character) was a third of the rendering time.
-void append_json_string(std::string &out, std::string_view s)
+// Bytes each byte takes inside a JSON string literal beyond its own, as jansson writes it: 1 for
+// the two-character escapes, 5 for the other controls (\u00XX), 0 for every other byte.
+constexpr std::array<unsigned char, 256> kJsonExtra = [] {
+    std::array<unsigned char, 256> extra{};
+    for (std::size_t c = 0; c < 0x20; ++c) {
+        extra[c] = 5;
+    }
+    for (const unsigned char c : {'"', '\\', '\b', '\f', '\n', '\r', '\t'}) {
+        extra[c] = 1;
+    }
+    return extra;
+}();
+
+// Whether any of the 8 bytes of s from i needs an escape in JSON: a control, '"' or '\\' (the
+// zero-byte test of Bit Twiddling Hacks, against each; exact, as only a borrow out of a byte that
+// matched can mark a byte above it).
+bool needs_json_escape(std::string_view s, std::size_t i)
+{
+    constexpr std::uint64_t ones = 0x0101010101010101, highs = 0x8080808080808080;
+    std::uint64_t word;
+    std::memcpy(&word, s.data() + i, 8);
+    const auto below = [&](std::uint64_t w, std::uint64_t c) {
+        return (w - ones * c) & ~w & highs;
+    };
+    return below(word, 0x20) | below(word ^ (ones * '"'), 1) | below(word ^ (ones * '\\'), 1);
+}
+
+// The escape of a byte that kJsonExtra says needs one, written at p; returns the end.
+char *write_json_escape(char *p, unsigned char c)
 {
     static const char hex[] = "0123456789abcdef";
-    out += '"';
+    *p++ = '\\';
+    switch (c) {
+    case '\n':
+        *p++ = 'n';
+        break;
+    case '\t':
+        *p++ = 't';
+        break;
+    case '\r':
+        *p++ = 'r';
+        break;
+    case '\b':
+        *p++ = 'b';
+        break;
+    case '\f':
+        *p++ = 'f';
+        break;
+    case '"':
+    case '\\':
+        *p++ = static_cast<char>(c);
+        break;
+    default:
+        *p++ = 'u';
+        *p++ = '0';
+        *p++ = '0';
+        *p++ = hex[c >> 4];
+        *p++ = hex[c & 0xF];
+    }
+    return p;
+}
+
+// The request body is written directly rather than through jansson: it is on every delivery's
+// path, and jansson's dump (UTF-8 decoding per character) was a third of the rendering time.
+// Sized first, then written in place: runs of plain bytes are copied at once, and skipped over
+// eight at a time.
+void append_json_string(std::string &out, std::string_view s)
+{
+    const std::size_t at = out.size();
+    out.resize(at + json_escaped_size(s) + 2);
+    char *p = &out[at];
+    *p++ = '"';
     std::size_t run = 0;
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        const unsigned char c = static_cast<unsigned char>(s[i]);
-        if (c >= 0x20 && c != '"' && c != '\\') {
+    for (std::size_t i = 0; i < s.size(); i += 8) {
+        const std::size_t end = std::min(i + 8, s.size());
+        if (end - i == 8 && !needs_json_escape(s, i)) {
             continue;
         }
-        out.append(s.data() + run, i - run);
-        run = i + 1;
-        switch (c) {
-        case '"':
-            out += "\\\"";
-            break;
-        case '\\':
-            out += "\\\\";
-            break;
-        case '\n':
-            out += "\\n";
-            break;
-        case '\t':
-            out += "\\t";
-            break;
-        case '\r':
-            out += "\\r";
-            break;
-        case '\b':
-            out += "\\b";
-            break;
-        case '\f':
-            out += "\\f";
-            break;
-        default:
-            out += "\\u00";
-            out += hex[c >> 4];
-            out += hex[c & 0xF];
+        for (std::size_t k = i; k < end; ++k) {
+            const unsigned char c = static_cast<unsigned char>(s[k]);
+            if (kJsonExtra[c] != 0) {
+                p = std::copy(s.data() + run, s.data() + k, p);
+                p = write_json_escape(p, c);
+                run = k + 1;
+            }
         }
     }
-    out.append(s.data() + run, s.size() - run);
-    out += '"';
+    p = std::copy(s.data() + run, s.data() + s.size(), p);
+    *p = '"';
 }
 
 void append_json_array(std::string &out, const std::vector<std::string> &v)
@@ -625,16 +692,14 @@ std::string check_mention_rule(const MentionRule &rule, MentionKind kind)
 
 std::size_t json_escaped_size(std::string_view s)
 {
-    std::size_t n = 0;
-    for (const char ch : s) {
-        const unsigned char c = static_cast<unsigned char>(ch);
-        if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' ||
-            c == '\t') {
-            n += 2;
-        } else if (c < 0x20) {
-            n += 6;
-        } else {
-            n += 1;
+    std::size_t n = s.size();
+    for (std::size_t i = 0; i < s.size(); i += 8) {
+        const std::size_t end = std::min(i + 8, s.size());
+        if (end - i == 8 && !needs_json_escape(s, i)) {
+            continue;
+        }
+        for (std::size_t k = i; k < end; ++k) {
+            n += kJsonExtra[static_cast<unsigned char>(s[k])];
         }
     }
     return n;

@@ -35,19 +35,20 @@ std::string base64(std::string_view data)
 std::string url_encode(std::string_view s)
 {
     static const char hex[] = "0123456789ABCDEF";
-    std::string out;
-    out.reserve(s.size() * 3);
+    std::string out(s.size() * 3, '\0'); // the most it can take; cut to what it took
+    char *p = out.data();
     for (const char ch : s) {
         const unsigned char c = static_cast<unsigned char>(ch);
         if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
             c == '-' || c == '_' || c == '.' || c == '~') {
-            out += static_cast<char>(c);
+            *p++ = ch;
         } else {
-            out += '%';
-            out += hex[c >> 4];
-            out += hex[c & 0xF];
+            *p++ = '%';
+            *p++ = hex[c >> 4];
+            *p++ = hex[c & 0xF];
         }
     }
+    out.resize(static_cast<std::size_t>(p - out.data()));
     return out;
 }
 

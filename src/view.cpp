@@ -4,6 +4,7 @@
 #include "sign.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 
 namespace dingtalk
@@ -32,17 +33,17 @@ bool is_break_or_control(char32_t cp)
            (cp >= 0xE0000 && cp <= 0xE007F); // tag characters: text no one sees
 }
 
-const std::string *find(const Labels &m, const char *key)
+const std::string *find(const Labels &m, std::string_view key)
 {
     auto it = m.find(key);
     return it == m.end() || it->second.empty() ? nullptr : &it->second;
 }
 
-std::string label_or_none(const Labels &m, Escape esc, const char *key,
-                          const char *fallback = nullptr)
+std::string label_or_none(const Labels &m, Escape esc, std::string_view key,
+                          std::string_view fallback = {})
 {
     const std::string *v = find(m, key);
-    if (v == nullptr && fallback != nullptr) {
+    if (v == nullptr && !fallback.empty()) {
         v = find(m, fallback);
     }
     return v ? esc(*v, kMaxValue) : kNone;
@@ -54,7 +55,7 @@ bool is_shown_elsewhere(const std::string &label, const std::string &target)
            label == "namespace" || (!target.empty() && label == target);
 }
 
-bool contains(const LabelNames &names, const std::string &name)
+bool contains(const LabelNames &names, std::string_view name)
 {
     return std::find(names.begin(), names.end(), name) != names.end();
 }
@@ -157,7 +158,7 @@ std::string add_label_name(LabelNames &names, std::string_view name)
     if (name == "off") {
         return "off stands alone: it hides no label";
     }
-    if (contains(names, std::string(name))) {
+    if (contains(names, name)) {
         return "\"" + std::string(name) + "\" is named twice";
     }
     if (names.size() == 64) {
@@ -179,7 +180,7 @@ AlertView make_view(const Alert &a, const Zone &zone, Escape esc, const LabelNam
     v.has_alertname = find(a.labels, "alertname") != nullptr && !contains(hidden, "alertname");
     v.has_namespace = find(a.labels, "namespace") != nullptr && !contains(hidden, "namespace");
     for (const auto &id : identity_labels()) {
-        const std::string *value = find(a.labels, id.first.c_str());
+        const std::string *value = find(a.labels, id.first);
         if (value != nullptr && !contains(hidden, id.first)) {
             v.target_label = id.first;
             v.target = esc(*value, kMaxValue);
@@ -203,7 +204,7 @@ AlertView make_view(const Alert &a, const Zone &zone, Escape esc, const LabelNam
     for (const auto &kv : a.labels) {
         if (!is_shown_elsewhere(kv.first, v.target_label) && !contains(hidden, kv.first)) {
             others += others.empty() ? "" : ", ";
-            others += kv.first + "=" + kv.second;
+            others.append(kv.first).append("=").append(kv.second);
         }
     }
     v.other_labels = esc(others, kMaxOtherLabels);
@@ -244,44 +245,84 @@ std::string alertmanager_link(const Notification &n)
     return base.empty() ? "" : base + "/#/alerts";
 }
 
+namespace
+{
+
+// Whether url starts with http:// or https://, in any case.
+bool is_http(std::string_view url)
+{
+    auto starts_with_ci = [&](std::string_view prefix) {
+        if (url.size() < prefix.size()) {
+            return false;
+        }
+        for (std::size_t i = 0; i < prefix.size(); ++i) {
+            if (std::tolower(static_cast<unsigned char>(url[i])) != prefix[i]) {
+                return false;
+            }
+        }
+        return true;
+    };
+    return starts_with_ci("http://") || starts_with_ci("https://");
+}
+
+// Alertmanager's new-silence page at base (external_base) with the labels `keep` takes as
+// matchers, or "" when it takes none. Only base can need escaping for a link, and it has been
+// escaped: what is left to check is the length, and base's http(s):// (cut trailing slashes can
+// take it).
+template <class Keep>
+std::string silence_link(const std::string &base, const Labels &labels, Keep keep)
+{
+    std::string filter = "{";
+    for (const auto &[name, value] : labels) {
+        if (!keep(name)) {
+            continue;
+        }
+        filter += filter.size() > 1 ? "," : "";
+        filter.append(name).append("=\"");
+        for (const char c : value) {
+            if (c == '"' || c == '\\') {
+                filter += '\\';
+            }
+            filter += c;
+        }
+        filter += '"';
+    }
+    if (filter.size() == 1) {
+        return "";
+    }
+    filter += '}';
+    std::string link = base + "/#/silences/new?filter=" + url_encode(filter);
+    if (link.size() > kMaxUrl || !is_http(link)) {
+        return "";
+    }
+    return link;
+}
+
+} // namespace
+
 std::string silence_link(const Notification &n, const Labels &matchers)
 {
     const std::string base = external_base(n);
-    if (base.empty() || matchers.empty()) {
-        return "";
-    }
-    std::string filter = "{";
-    for (const auto &kv : matchers) {
-        filter += filter.size() > 1 ? "," : "";
-        filter += kv.first + "=\"";
-        for (const char c : kv.second) {
-            filter += c == '"' || c == '\\' ? std::string("\\") + c : std::string(1, c);
-        }
-        filter += "\"";
-    }
-    filter += "}";
-    const std::string link = safe_link_url(base + "/#/silences/new?filter=" + url_encode(filter));
-    return link;
+    return base.empty() ? ""
+                        : silence_link(base, matchers, [](const std::string &) { return true; });
 }
 
 std::string silence_link_of(const Notification &n, const Alert &a, const LabelNames &hidden)
 {
-    Labels matchers;
-    for (const auto &kv : a.labels) {
-        if (!contains(hidden, kv.first)) {
-            matchers.insert(kv);
-        }
+    const std::string base = external_base(n);
+    if (base.empty()) {
+        return "";
     }
-    std::string link = silence_link(n, matchers);
+    const auto shown = [&](const std::string &name) { return !contains(hidden, name); };
+    std::string link = silence_link(base, a.labels, shown);
     if (link.size() <= kMaxSilenceLink) {
         return link;
     }
-    for (auto it = matchers.begin(); it != matchers.end();) {
-        const bool says_what = it->first == "alertname" || it->first == "severity" ||
-                               it->first == "namespace" || !target_title(it->first).empty();
-        it = says_what ? std::next(it) : matchers.erase(it);
-    }
-    return silence_link(n, matchers);
+    return silence_link(base, a.labels, [&](const std::string &name) {
+        const bool says_what = name == "alertname" || name == "severity" || name == "namespace" ||
+                               !target_title(name).empty();
+        return says_what && shown(name);
+    });
 }
 
 std::string omitted_line(const Notification &n, std::size_t omitted)
@@ -350,6 +391,49 @@ std::string plain_line(std::string_view in, std::size_t max_bytes)
     return out;
 }
 
+namespace
+{
+
+// What a markdown or HTML special becomes in a value; nullptr for any other byte.
+constexpr const char *markdown_escape(unsigned char c)
+{
+    switch (c) {
+    case '\\':
+        return "\\\\";
+    case '`':
+        return "\\`";
+    case '*':
+        return "\\*";
+    case '_':
+        return "\\_";
+    case '[':
+        return "\\[";
+    case ']':
+        return "\\]";
+    case '~':
+        return "\\~";
+    case '<':
+        return "&lt;";
+    case '>':
+        return "&gt;";
+    case '&':
+        return "&amp;";
+    default:
+        return nullptr;
+    }
+}
+
+// Printable ASCII that is no special: the common case, looked up rather than switched on.
+constexpr std::array<bool, 256> kMarkdownPlain = [] {
+    std::array<bool, 256> plain{};
+    for (std::size_t c = 0x20; c < 0x7F; ++c) {
+        plain[c] = markdown_escape(static_cast<unsigned char>(c)) == nullptr;
+    }
+    return plain;
+}();
+
+} // namespace
+
 std::string escape_markdown(std::string_view in, std::size_t max_bytes)
 {
     std::string out;
@@ -363,45 +447,13 @@ std::string escape_markdown(std::string_view in, std::size_t max_bytes)
             out += "…";
             return out;
         }
-        const char *special = nullptr;
+        if (kMarkdownPlain[c]) {
+            ++i; // stays in the run
+            continue;
+        }
+        const char *special = markdown_escape(c);
         std::size_t len = 1;
-        if (c >= 0x20 && c < 0x7F) {
-            switch (c) {
-            case '\\':
-                special = "\\\\";
-                break;
-            case '`':
-                special = "\\`";
-                break;
-            case '*':
-                special = "\\*";
-                break;
-            case '_':
-                special = "\\_";
-                break;
-            case '[':
-                special = "\\[";
-                break;
-            case ']':
-                special = "\\]";
-                break;
-            case '~':
-                special = "\\~";
-                break;
-            case '<':
-                special = "&lt;";
-                break;
-            case '>':
-                special = "&gt;";
-                break;
-            case '&':
-                special = "&amp;";
-                break;
-            default:
-                ++i; // the common case: plain ASCII stays in the run
-                continue;
-            }
-        } else {
+        if (special == nullptr) {
             char32_t cp = 0;
             len = c < 0x80 ? 1 : utf8_length(in, i, cp);
             if (c < 0x80) {
@@ -430,18 +482,7 @@ std::string escape_markdown(std::string_view in, std::size_t max_bytes)
 
 std::string safe_link_url(std::string_view url)
 {
-    auto starts_with_ci = [&](std::string_view prefix) {
-        if (url.size() < prefix.size()) {
-            return false;
-        }
-        for (std::size_t i = 0; i < prefix.size(); ++i) {
-            if (std::tolower(static_cast<unsigned char>(url[i])) != prefix[i]) {
-                return false;
-            }
-        }
-        return true;
-    };
-    if (url.size() > kMaxUrl || !(starts_with_ci("http://") || starts_with_ci("https://"))) {
+    if (url.size() > kMaxUrl || !is_http(url)) {
         return "";
     }
     static const char hex[] = "0123456789ABCDEF";

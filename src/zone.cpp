@@ -2,7 +2,6 @@
 
 #include "date_lib.hpp"
 
-#include <cstdio>
 #include <exception>
 
 namespace dingtalk
@@ -20,6 +19,22 @@ std::optional<Zone> Zone::find(std::string_view name, std::string &error)
     return std::nullopt;
 }
 
+namespace
+{
+
+// Appends n as printf's "%0*ld" writes it with `width`: zeros after the sign up to that many
+// characters. By hand: snprintf was most of the cost of formatting a time.
+std::string &add_padded(std::string &out, long n, std::size_t width)
+{
+    const std::string digits = std::to_string(n < 0 ? -n : n);
+    const std::size_t sign = n < 0 ? 1 : 0;
+    out.append(sign, '-');
+    out.append(digits.size() + sign < width ? width - digits.size() - sign : 0, '0');
+    return out.append(digits);
+}
+
+} // namespace
+
 std::string Zone::format(TimePoint t, Form form) const
 {
     const auto *tz = static_cast<const date::time_zone *>(tz_);
@@ -34,24 +49,29 @@ std::string Zone::format(TimePoint t, Form form) const
     const long off_min = static_cast<long>(info.offset.count() / 60);
     const long abs_off = off_min < 0 ? -off_min : off_min;
 
-    char date[64], time[72], offset[48];
-    std::snprintf(date, sizeof(date), "%04d-%02u-%02u", int(ymd.year()), unsigned(ymd.month()),
-                  unsigned(ymd.day()));
-    std::snprintf(time, sizeof(time), "%02ld:%02ld:%02ld", long(hms.hours().count()),
-                  long(hms.minutes().count()), long(hms.seconds().count()));
-    std::snprintf(offset, sizeof(offset), "%c%02ld:%02ld", off_min < 0 ? '-' : '+', abs_off / 60,
-                  abs_off % 60);
+    std::string date, time, offset;
+    add_padded(date, int(ymd.year()), 4) += '-';
+    add_padded(date, unsigned(ymd.month()), 2) += '-';
+    add_padded(date, unsigned(ymd.day()), 2);
+    add_padded(time, hms.hours().count(), 2) += ':';
+    add_padded(time, hms.minutes().count(), 2) += ':';
+    add_padded(time, hms.seconds().count(), 2);
+    offset += off_min < 0 ? '-' : '+';
+    add_padded(offset, abs_off / 60, 2) += ':';
+    add_padded(offset, abs_off % 60, 2);
     switch (form) {
     case Form::date:
         return date;
     case Form::time:
         return time;
     case Form::rfc3339:
-        return std::string(date) + "T" + time + offset;
+        date.append("T").append(time).append(offset);
+        return date;
     case Form::date_time:
         break;
     }
-    return std::string(date) + " " + time + " " + offset;
+    date.append(" ").append(time).append(" ").append(offset);
+    return date;
 }
 
 } // namespace dingtalk
