@@ -150,6 +150,11 @@ RENDER_BENCH = $(BUILD)/render_bench
 $(RENDER_BENCH): bench/render_bench.cpp $(CORE_OBJS) $(CORE_HDRS)
 	$(CXX) $(CXXFLAGS) -Isrc bench/render_bench.cpp $(CORE_OBJS) -o $@ -lbenchmark $(LIBS)
 
+HANDOFF_BENCH = $(BUILD)/handoff_bench
+
+$(HANDOFF_BENCH): bench/handoff.cpp
+	$(CXX) $(CXXFLAGS) bench/handoff.cpp -o $@ -pthread
+
 # The module as it was before issue 14 (connections, memory), for the before/after rows.
 BENCH_BEFORE  ?= 71d696d
 BEFORE_MODULE  = $(BUILD)/before/ngx_http_dingtalk_module.so
@@ -159,7 +164,7 @@ $(BEFORE_MODULE):
 	$(MAKE) -C $(BUILD)/before-src module NGINX_SRC=$(NGINX_SRC)
 	cp $(BUILD)/before-src/build/ngx_http_dingtalk_module.so $@
 
-bench: $(MODULE) $(RENDER_BENCH) $(BEFORE_MODULE)
+bench: $(MODULE) $(RENDER_BENCH) $(HANDOFF_BENCH) $(BEFORE_MODULE)
 	BENCH_BEFORE=$(BENCH_BEFORE) $(PYTHON) bench/run.py $(BENCH_ARGS)
 
 FUZZ_SECONDS ?= 60
@@ -218,7 +223,7 @@ uninstall:
 
 # --- housekeeping ------------------------------------------------------------------------------
 
-FORMAT_FILES = $(wildcard src/*.cpp src/*.hpp t/unit/*.cpp t/unit/*.hpp tools/*.cpp t/fuzz/*.cpp)
+FORMAT_FILES = $(wildcard src/*.cpp src/*.hpp t/unit/*.cpp t/unit/*.hpp tools/*.cpp t/fuzz/*.cpp bench/*.cpp)
 
 format:
 	clang-format -i $(FORMAT_FILES)

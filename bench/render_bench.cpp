@@ -26,7 +26,10 @@ void *counting_malloc(std::size_t n)
 }
 
 // Out of line, so the compiler does not pair operator new with free() and warn.
-__attribute__((noinline)) void release(void *p) noexcept { std::free(p); }
+__attribute__((noinline)) void release(void *p) noexcept
+{
+    std::free(p);
+}
 
 } // namespace
 
@@ -38,8 +41,14 @@ void *operator new(std::size_t n)
     }
     return p;
 }
-void operator delete(void *p) noexcept { release(p); }
-void operator delete(void *p, std::size_t) noexcept { release(p); }
+void operator delete(void *p) noexcept
+{
+    release(p);
+}
+void operator delete(void *p, std::size_t) noexcept
+{
+    release(p);
+}
 
 namespace
 {
@@ -50,13 +59,15 @@ std::string payload(int n)
     std::string alerts;
     for (int i = 0; i < n; ++i) {
         const std::string pod = "api-7d9f8b6c5d-" + std::to_string(10000 + i);
-        alerts += std::string(i ? "," : "") + R"({"status":"firing","labels":{"alertname":"KubePodCrashLooping","severity":"critical","namespace":"kube-ops","pod":")" + pod +
-                  R"(","container":"api","endpoint":"http","instance":"10.244.1.)" +
-                  std::to_string(i % 250) +
-                  R"(:8080","job":"kube-state-metrics","prometheus":"monitoring/k8s","service":"kube-state-metrics"},"annotations":{"description":"Pod kube-ops/)" +
-                  pod +
-                  R"( (api) is in waiting state (reason: \"CrashLoopBackOff\").","runbook_url":"https://runbooks.prometheus-operator.dev/runbooks/kubernetes/kubepodcrashlooping","summary":"Pod is crash looping."},"startsAt":"2026-11-23T16:04:05.123456789Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"http://prometheus.example:9090/graph?g0.expr=max_over_time%28kube_pod_container_status_waiting_reason%7Breason%3D%22CrashLoopBackOff%22%7D%5B5m%5D%29+%3E%3D+1&g0.tab=1","fingerprint":")" +
-                  std::to_string(1000000 + i) + R"("})";
+        alerts +=
+            std::string(i ? "," : "") +
+            R"({"status":"firing","labels":{"alertname":"KubePodCrashLooping","severity":"critical","namespace":"kube-ops","pod":")" +
+            pod + R"(","container":"api","endpoint":"http","instance":"10.244.1.)" +
+            std::to_string(i % 250) +
+            R"(:8080","job":"kube-state-metrics","prometheus":"monitoring/k8s","service":"kube-state-metrics"},"annotations":{"description":"Pod kube-ops/)" +
+            pod +
+            R"( (api) is in waiting state (reason: \"CrashLoopBackOff\").","runbook_url":"https://runbooks.prometheus-operator.dev/runbooks/kubernetes/kubepodcrashlooping","summary":"Pod is crash looping."},"startsAt":"2026-11-23T16:04:05.123456789Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"http://prometheus.example:9090/graph?g0.expr=max_over_time%28kube_pod_container_status_waiting_reason%7Breason%3D%22CrashLoopBackOff%22%7D%5B5m%5D%29+%3E%3D+1&g0.tab=1","fingerprint":")" +
+            std::to_string(1000000 + i) + R"("})";
     }
     return R"({"version":"4","groupKey":"{}:{alertname=\"KubePodCrashLooping\"}","truncatedAlerts":0,"status":"firing","receiver":"dingtalk","groupLabels":{"alertname":"KubePodCrashLooping"},"commonLabels":{"alertname":"KubePodCrashLooping","severity":"critical"},"commonAnnotations":{},"externalURL":"http://alertmanager.example:9093","alerts":[)" +
            alerts + "]}";
