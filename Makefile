@@ -35,7 +35,7 @@ CXXFLAGS  ?= -O2 -g
 CXXFLAGS  += -std=c++17 -Wall -Wextra -Werror -fPIC
 LIBS       = -lsimdjson -ljansson -lcurl -lssl -lcrypto -ldate-tz -pthread
 
-CORE_SRCS  = src/alert.cpp src/auth.cpp src/delivery.cpp src/metrics.cpp src/ratelimit.cpp src/render.cpp src/sender.cpp \
+CORE_SRCS  = src/alert.cpp src/auth.cpp src/delivery.cpp src/metrics.cpp src/ratelimit.cpp src/render.cpp src/sender.cpp src/trust.cpp \
              src/sign.cpp src/template.cpp src/view.cpp src/zone.cpp
 CORE_HDRS  = $(wildcard src/*.hpp)
 GLUE_SRCS  = $(wildcard src/ngx_http_dingtalk*.cpp)

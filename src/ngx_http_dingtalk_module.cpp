@@ -1119,7 +1119,7 @@ ngx_http_module_t ngx_http_dingtalk_module_ctx = {
 void ngx_http_dingtalk_watch_idle(time_t keepalive) noexcept
 {
     const ngx_msec_t due = ngx_current_msec + static_cast<ngx_msec_t>(keepalive) * 1000 + 1;
-    if (!idle_sweep.timer_set || idle_sweep.timer.key > due) {
+    if (!idle_sweep.timer_set || static_cast<ngx_msec_int_t>(idle_sweep.timer.key - due) > 0) {
         ngx_add_timer(&idle_sweep, due - ngx_current_msec);
     }
 }

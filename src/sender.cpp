@@ -1,16 +1,15 @@
 #include "sender.hpp"
+#include "trust.hpp"
 
 #include <curl/curl.h>
 #include <jansson.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 #include <algorithm>
 #include <array>
 #include <cctype>
-#include <cstring>
+#include <cstdlib>
 #include <ctime>
 #include <fstream>
 #include <iterator>
@@ -300,138 +299,6 @@ private:
     std::unordered_map<const X509_STORE *, CURLSH *> shares_;
 };
 
-// The certificates of a PEM bundle, kept as DER and parsed only when verification asks for a
-// subject (as OpenSSL's hashed-directory lookup does for a CA directory): a store then holds the
-// two or three CAs DingTalk's chains use, not all 140-odd of the system's (about 1.8 MB parsed).
-// CRLs are few and go to the store at once.
-class LazyCertificates
-{
-public:
-    LazyCertificates() : method_(X509_LOOKUP_meth_new("dingtalk lazy PEM bundle"))
-    {
-        if (method_ != nullptr) {
-            X509_LOOKUP_meth_set_get_by_subject(method_, by_subject);
-            X509_LOOKUP_meth_set_free(method_, free_index);
-        }
-    }
-    ~LazyCertificates() { X509_LOOKUP_meth_free(method_); } // after every store that used it
-
-    LazyCertificates(const LazyCertificates &) = delete;
-    LazyCertificates &operator=(const LazyCertificates &) = delete;
-
-    // Indexes the certificates of `pem` for `store`; the number found (0: none, nothing added).
-    std::size_t attach(X509_STORE *store, std::string_view pem) const
-    {
-        auto index = std::make_unique<Index>();
-        BIO *bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
-        for (Block b; bio != nullptr && b.read(bio);) {
-            if (b.is("CERTIFICATE")) {
-                add_certificate(*index, b);
-            } else if (b.is("X509 CRL")) {
-                add_crl(store, b);
-            }
-        }
-        BIO_free(bio);
-        ERR_clear_error(); // the end of the bundle reads as "no start line"
-        const std::size_t n = index->size();
-        X509_LOOKUP *lookup =
-            n > 0 && method_ != nullptr ? X509_STORE_add_lookup(store, method_) : nullptr;
-        if (lookup == nullptr || X509_LOOKUP_set_method_data(lookup, index.get()) != 1) {
-            return 0;
-        }
-        index.release(); // the lookup's now, freed with the store
-        return n;
-    }
-
-private:
-    // DER by the subject's hash (X509_NAME_hash_ex, as a hashed directory names its files).
-    using Index = std::unordered_multimap<unsigned long, std::string>;
-
-    // One PEM block: its type and its DER bytes.
-    struct Block {
-        char *name = nullptr;
-        char *header = nullptr;
-        unsigned char *data = nullptr;
-        long len = 0;
-        ~Block() { clear(); }
-        bool read(BIO *bio)
-        {
-            clear();
-            return PEM_read_bio(bio, &name, &header, &data, &len) == 1;
-        }
-        bool is(const char *type) const { return std::strcmp(name, type) == 0; }
-        void clear()
-        {
-            OPENSSL_free(name);
-            OPENSSL_free(header);
-            OPENSSL_free(data);
-            name = header = nullptr;
-            data = nullptr;
-        }
-    };
-
-    static X509 *parse(const unsigned char *der, long len) { return d2i_X509(nullptr, &der, len); }
-
-    static void add_certificate(Index &index, const Block &b)
-    {
-        X509 *x = parse(b.data, b.len);
-        int ok = 0;
-        const unsigned long hash =
-            x != nullptr ? X509_NAME_hash_ex(X509_get_subject_name(x), nullptr, nullptr, &ok) : 0;
-        if (ok == 1) {
-            index.emplace(hash, std::string(reinterpret_cast<const char *>(b.data),
-                                            static_cast<std::size_t>(b.len)));
-        }
-        X509_free(x);
-    }
-
-    static void add_crl(X509_STORE *store, const Block &b)
-    {
-        const unsigned char *p = b.data;
-        X509_CRL *crl = d2i_X509_CRL(nullptr, &p, b.len);
-        if (crl != nullptr) {
-            X509_STORE_add_crl(store, crl);
-            X509_CRL_free(crl);
-        }
-    }
-
-    // Every certificate of the bundle with that subject joins the store (which keeps it for the
-    // next lookups); `ret` borrows the store's reference to the first, as OpenSSL's own lookups
-    // do: X509_STORE_CTX_get_by_subject takes a reference of its own and never frees `ret`.
-    static int by_subject(X509_LOOKUP *lookup, X509_LOOKUP_TYPE type, const X509_NAME *name,
-                          X509_OBJECT *ret)
-    {
-        const auto *index = static_cast<const Index *>(X509_LOOKUP_get_method_data(lookup));
-        int ok = 0;
-        const unsigned long hash = X509_NAME_hash_ex(name, nullptr, nullptr, &ok);
-        if (type != X509_LU_X509 || index == nullptr || ok != 1) {
-            return 0;
-        }
-        X509_STORE *store = X509_LOOKUP_get_store(lookup);
-        int found = 0;
-        const auto [first, last] = index->equal_range(hash);
-        for (auto it = first; it != last; ++it) {
-            X509 *x = parse(reinterpret_cast<const unsigned char *>(it->second.data()),
-                            static_cast<long>(it->second.size()));
-            if (x != nullptr && X509_NAME_cmp(X509_get_subject_name(x), name) == 0 &&
-                X509_STORE_add_cert(store, x) == 1 && found == 0 &&
-                X509_OBJECT_set1_X509(ret, x) == 1) {
-                found = 1;
-                X509_free(x); // the reference ret took: the store's stands for it
-            }
-            X509_free(x);
-        }
-        return found;
-    }
-
-    static void free_index(X509_LOOKUP *lookup)
-    {
-        delete static_cast<Index *>(X509_LOOKUP_get_method_data(lookup));
-    }
-
-    X509_LOOKUP_METHOD *method_;
-};
-
 // The CAs DingTalk's certificate is checked against, one store per process and bundle, shared
 // by every TLS connection (an X509_STORE is reference counted and safe to share between
 // threads). libcurl would build one for each connection, parsing the whole bundle each time.
@@ -452,15 +319,16 @@ public:
         const std::lock_guard<std::mutex> guard(mutex_);
         Entry &entry = stores_[pem.get()];
         if (entry.store == nullptr) {
-            entry.pem = pem;
-            X509_STORE *store = entry.store = X509_STORE_new();
-            if (store != nullptr && !(pem ? lazy_.attach(store, *pem) > 0 : system(store))) {
-                X509_STORE_free(store);
-                entry.store = nullptr;
-            }
-            if (entry.store != nullptr) {
+            // kept only when complete: an exception on the way frees it
+            std::unique_ptr<X509_STORE, decltype(&X509_STORE_free)> store(X509_STORE_new(),
+                                                                          X509_STORE_free);
+            if (store != nullptr &&
+                (pem ? add_lazy_certificates(store.get(), *pem) > 0 : system(store.get()))) {
                 // as libcurl sets its own (CURLSSLOPT_NO_PARTIALCHAIN not set)
-                X509_STORE_set_flags(store, X509_V_FLAG_TRUSTED_FIRST | X509_V_FLAG_PARTIAL_CHAIN);
+                X509_STORE_set_flags(store.get(),
+                                     X509_V_FLAG_TRUSTED_FIRST | X509_V_FLAG_PARTIAL_CHAIN);
+                entry.pem = pem;
+                entry.store = store.release();
             }
         }
         return entry.store;
@@ -469,7 +337,7 @@ public:
 private:
     // The CA bundle and directory libcurl was built to use (Debian: both, the same CAs), each
     // read lazily; OpenSSL's defaults where libcurl does not say.
-    bool system(X509_STORE *store) const
+    static bool system(X509_STORE *store)
     {
         std::string file;
         std::string dir;
@@ -488,7 +356,8 @@ private:
             return X509_STORE_set_default_paths(store) == 1;
         }
         std::string pem;
-        const bool bundle = !file.empty() && read_file(file, pem) && lazy_.attach(store, pem) > 0;
+        const bool bundle =
+            !file.empty() && read_file(file, pem) && add_lazy_certificates(store, pem) > 0;
         const bool directory =
             !dir.empty() && X509_STORE_load_locations(store, nullptr, dir.c_str()) == 1;
         return bundle || directory;
@@ -505,7 +374,6 @@ private:
         std::shared_ptr<const std::string> pem;
         X509_STORE *store = nullptr;
     };
-    LazyCertificates lazy_; // declared before the stores: freed after them
     std::mutex mutex_;
     std::unordered_map<const std::string *, Entry> stores_;
 };
@@ -520,7 +388,19 @@ bool library_init()
 {
     // jansson seeds its hash function lazily, racing if two threads parse first at once.
     json_object_seed(0);
-    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+    // libcurl's first set-up opens the file SSLKEYLOGFILE names and writes every TLS secret to
+    // it. In nginx's master that is the environment nginx was started with, which workers never
+    // see (nginx passes them the variables its `env` directives name): hidden from libcurl.
+    const char *keylog = std::getenv("SSLKEYLOGFILE");
+    const std::string saved = keylog != nullptr ? keylog : "";
+    if (keylog != nullptr) {
+        unsetenv("SSLKEYLOGFILE");
+    }
+    const bool ok = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+    if (keylog != nullptr) {
+        setenv("SSLKEYLOGFILE", saved.c_str(), 1);
+    }
+    return ok;
 }
 
 bool global_init()
