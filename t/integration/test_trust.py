@@ -117,3 +117,14 @@ def test_a_bundle_is_parsed_only_as_far_as_a_chain_needs(nginx_factory, tls_mock
     assert ngx.post("/big", notification()).status == 200
     grown = rss_anon_kb(ngx) - before
     assert SANITIZED or grown < 500, f"the first delivery with the big bundle took {grown} kB"
+
+
+def test_tls_secrets_are_not_logged_to_the_file_sslkeylogfile_names(nginx_factory, tls_mock,
+                                                                     certs, tmp_path):
+    """libcurl writes every TLS secret to the file SSLKEYLOGFILE names when it is set up; it
+    is set up in nginx's master, whose environment is the one nginx started with."""
+    os.chmod(tmp_path, 0o777)
+    keylog = tmp_path / "keys.log"
+    ngx = nginx_factory(locations(tls_mock, hook=certs.ca), env={"SSLKEYLOGFILE": str(keylog)})
+    assert ngx.post("/hook", notification()).status == 200
+    assert not keylog.exists() or keylog.read_text() == "", "TLS secrets were logged"
