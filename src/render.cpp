@@ -71,18 +71,44 @@ constexpr std::array<unsigned char, 256> kJsonExtra = [] {
     return extra;
 }();
 
-// Whether any of the 8 bytes of s from i needs an escape in JSON: a control, '"' or '\\' (the
-// zero-byte test of Bit Twiddling Hacks, against each; exact, as only a borrow out of a byte that
-// matched can mark a byte above it).
-bool needs_json_escape(std::string_view s, std::size_t i)
+// The bytes of s[i, i + 8) that may need an escape in JSON, as the high bit of each byte of the
+// result (byte k of s in bits 8k to 8k + 7): every control, '"' and '\\', and at most a few bytes
+// more just above one of them (the zero-byte test of Bit Twiddling Hacks, against each: a borrow
+// out of a byte that matched can mark the byte above it, never hide one).
+std::uint64_t escape_marks(std::string_view s, std::size_t i)
 {
     constexpr std::uint64_t ones = 0x0101010101010101, highs = 0x8080808080808080;
     std::uint64_t word;
     std::memcpy(&word, s.data() + i, 8);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    word = __builtin_bswap64(word);
+#endif
     const auto below = [&](std::uint64_t w, std::uint64_t c) {
         return (w - ones * c) & ~w & highs;
     };
     return below(word, 0x20) | below(word ^ (ones * '"'), 1) | below(word ^ (ones * '\\'), 1);
+}
+
+// Calls f(k, c) for each byte c = s[k] that needs an escape in JSON, in order: eight bytes at a
+// time, and within those only at the bytes escape_marks points to.
+template <class F> void for_each_json_escape(std::string_view s, F f)
+{
+    std::size_t i = 0;
+    for (; i + 8 <= s.size(); i += 8) {
+        for (std::uint64_t m = escape_marks(s, i); m != 0; m &= m - 1) {
+            const std::size_t k = i + static_cast<std::size_t>(__builtin_ctzll(m)) / 8;
+            const unsigned char c = static_cast<unsigned char>(s[k]);
+            if (kJsonExtra[c] != 0) {
+                f(k, c);
+            }
+        }
+    }
+    for (; i < s.size(); ++i) {
+        const unsigned char c = static_cast<unsigned char>(s[i]);
+        if (kJsonExtra[c] != 0) {
+            f(i, c);
+        }
+    }
 }
 
 // The escape of a byte that kJsonExtra says needs one, written at p; returns the end.
@@ -122,8 +148,7 @@ char *write_json_escape(char *p, unsigned char c)
 
 // The request body is written directly rather than through jansson: it is on every delivery's
 // path, and jansson's dump (UTF-8 decoding per character) was a third of the rendering time.
-// Sized first, then written in place: runs of plain bytes are copied at once, and skipped over
-// eight at a time.
+// Sized first, then written in place, runs of plain bytes copied at once.
 void append_json_string(std::string &out, std::string_view s)
 {
     const std::size_t at = out.size();
@@ -131,20 +156,10 @@ void append_json_string(std::string &out, std::string_view s)
     char *p = &out[at];
     *p++ = '"';
     std::size_t run = 0;
-    for (std::size_t i = 0; i < s.size(); i += 8) {
-        const std::size_t end = std::min(i + 8, s.size());
-        if (end - i == 8 && !needs_json_escape(s, i)) {
-            continue;
-        }
-        for (std::size_t k = i; k < end; ++k) {
-            const unsigned char c = static_cast<unsigned char>(s[k]);
-            if (kJsonExtra[c] != 0) {
-                p = std::copy(s.data() + run, s.data() + k, p);
-                p = write_json_escape(p, c);
-                run = k + 1;
-            }
-        }
-    }
+    for_each_json_escape(s, [&](std::size_t k, unsigned char c) {
+        p = write_json_escape(std::copy(s.data() + run, s.data() + k, p), c);
+        run = k + 1;
+    });
     p = std::copy(s.data() + run, s.data() + s.size(), p);
     *p = '"';
 }
@@ -693,15 +708,7 @@ std::string check_mention_rule(const MentionRule &rule, MentionKind kind)
 std::size_t json_escaped_size(std::string_view s)
 {
     std::size_t n = s.size();
-    for (std::size_t i = 0; i < s.size(); i += 8) {
-        const std::size_t end = std::min(i + 8, s.size());
-        if (end - i == 8 && !needs_json_escape(s, i)) {
-            continue;
-        }
-        for (std::size_t k = i; k < end; ++k) {
-            n += kJsonExtra[static_cast<unsigned char>(s[k])];
-        }
-    }
+    for_each_json_escape(s, [&](std::size_t, unsigned char c) { n += kJsonExtra[c]; });
     return n;
 }
 

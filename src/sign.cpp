@@ -4,6 +4,7 @@
 #include <openssl/hmac.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <stdexcept>
 
@@ -32,15 +33,30 @@ std::string base64(std::string_view data)
     return out;
 }
 
-std::string url_encode(std::string_view s)
+namespace
+{
+
+// RFC 3986's unreserved characters: the bytes url_encode leaves as they are.
+constexpr std::array<bool, 256> kUnreserved = [] {
+    std::array<bool, 256> keep{};
+    for (std::size_t c = 0; c < 256; ++c) {
+        keep[c] = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '_' || c == '.' || c == '~';
+    }
+    return keep;
+}();
+
+} // namespace
+
+void append_url_encoded(std::string &out, std::string_view s)
 {
     static const char hex[] = "0123456789ABCDEF";
-    std::string out(s.size() * 3, '\0'); // the most it can take; cut to what it took
-    char *p = out.data();
+    const std::size_t at = out.size();
+    out.resize(at + s.size() * 3); // the most it can take; cut to what it took
+    char *p = out.data() + at;
     for (const char ch : s) {
         const unsigned char c = static_cast<unsigned char>(ch);
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '_' || c == '.' || c == '~') {
+        if (kUnreserved[c]) {
             *p++ = ch;
         } else {
             *p++ = '%';
@@ -49,6 +65,12 @@ std::string url_encode(std::string_view s)
         }
     }
     out.resize(static_cast<std::size_t>(p - out.data()));
+}
+
+std::string url_encode(std::string_view s)
+{
+    std::string out;
+    append_url_encoded(out, s);
     return out;
 }
 

@@ -13,6 +13,7 @@ namespace dingtalk
 std::string hmac_sha256(std::string_view key, std::string_view data); // raw 32 bytes
 std::string base64(std::string_view data);
 std::string url_encode(std::string_view s); // RFC 3986 unreserved kept, all else %XX
+void append_url_encoded(std::string &out, std::string_view s); // the same, onto out
 
 // The "sign" query value for a timestamp in milliseconds since the epoch.
 std::string sign(std::string_view secret, std::int64_t timestamp_ms);

@@ -272,26 +272,34 @@ bool is_http(std::string_view url)
 template <class Keep>
 std::string silence_link(const std::string &base, const Labels &labels, Keep keep)
 {
-    std::string filter = "{";
+    // {name="value",...} with " and \ escaped in values, URL-encoded as it is written
+    std::string link = base + "/#/silences/new?filter=%7B";
+    const std::size_t first = link.size();
     for (const auto &[name, value] : labels) {
         if (!keep(name)) {
             continue;
         }
-        filter += filter.size() > 1 ? "," : "";
-        filter.append(name).append("=\"");
-        for (const char c : value) {
-            if (c == '"' || c == '\\') {
-                filter += '\\';
+        link += link.size() > first ? "%2C" : "";
+        append_url_encoded(link, name);
+        link += "%3D%22";
+        std::size_t run = 0;
+        for (std::size_t i = 0; i < value.size(); ++i) {
+            if (value[i] == '"' || value[i] == '\\') {
+                append_url_encoded(link, std::string_view(value).substr(run, i - run));
+                link += value[i] == '"' ? "%5C%22" : "%5C%5C";
+                run = i + 1;
             }
-            filter += c;
         }
-        filter += '"';
+        append_url_encoded(link, std::string_view(value).substr(run));
+        link += "%22";
+        if (link.size() > kMaxUrl) {
+            return "";
+        }
     }
-    if (filter.size() == 1) {
+    if (link.size() == first) {
         return "";
     }
-    filter += '}';
-    std::string link = base + "/#/silences/new?filter=" + url_encode(filter);
+    link += "%7D";
     if (link.size() > kMaxUrl || !is_http(link)) {
         return "";
     }
@@ -432,6 +440,17 @@ constexpr std::array<bool, 256> kMarkdownPlain = [] {
     return plain;
 }();
 
+// What a link target percent-encodes: spaces, controls and bytes past ASCII, and what would end
+// or break a markdown link or an HTML attribute ( ) < > " \\ `.
+constexpr std::array<bool, 256> kLinkEscaped = [] {
+    std::array<bool, 256> escaped{};
+    for (std::size_t c = 0; c < 256; ++c) {
+        escaped[c] = c <= 0x20 || c >= 0x7F || c == '(' || c == ')' || c == '<' || c == '>' ||
+                     c == '"' || c == '\\' || c == '`';
+    }
+    return escaped;
+}();
+
 } // namespace
 
 std::string escape_markdown(std::string_view in, std::size_t max_bytes)
@@ -441,16 +460,21 @@ std::string escape_markdown(std::string_view in, std::size_t max_bytes)
     std::size_t run = 0; // start of bytes copied through unchanged, appended in one go
     auto flush = [&](std::size_t to) { out.append(in.data() + run, to - run); };
     for (std::size_t i = 0; i < in.size();) {
-        const unsigned char c = static_cast<unsigned char>(in[i]);
+        // plain bytes stay in the run, as far as max_bytes lets it go
+        const std::size_t room = max_bytes > out.size() ? max_bytes - out.size() : 0;
+        const std::size_t stop = std::min(in.size(), run + room);
+        while (i < stop && kMarkdownPlain[static_cast<unsigned char>(in[i])]) {
+            ++i;
+        }
+        if (i == in.size()) {
+            break;
+        }
         if (out.size() + (i - run) >= max_bytes) {
             flush(i);
             out += "…";
             return out;
         }
-        if (kMarkdownPlain[c]) {
-            ++i; // stays in the run
-            continue;
-        }
+        const unsigned char c = static_cast<unsigned char>(in[i]);
         const char *special = markdown_escape(c);
         std::size_t len = 1;
         if (special == nullptr) {
@@ -491,13 +515,10 @@ std::string safe_link_url(std::string_view url)
     std::size_t run = 0; // where the bytes not yet copied start: copied a run at a time
     for (std::size_t i = 0; i < url.size(); ++i) {
         const unsigned char c = static_cast<unsigned char>(url[i]);
-        if (c <= 0x20 || c >= 0x7F || c == '(' || c == ')' || c == '<' || c == '>' || c == '"' ||
-            c == '\\' || c == '`') {
-            out.append(url.data() + run, i - run);
+        if (kLinkEscaped[c]) {
+            const char escape[3] = {'%', hex[c >> 4], hex[c & 0xF]};
+            out.append(url.data() + run, i - run).append(escape, 3);
             run = i + 1;
-            out += '%';
-            out += hex[c >> 4];
-            out += hex[c & 0xF];
         }
     }
     out.append(url.data() + run, url.size() - run);

@@ -1,5 +1,6 @@
 // Escaping: markdown and HTML specials, line breaks, UTF-8 cuts, links, and JSON sizes.
 #include "render.hpp"
+#include "template.hpp"
 
 #include "json.hpp"
 #include "test_util.hpp"
@@ -234,5 +235,33 @@ TEST(JsonEscapedSize, MatchesJansson)
         const std::string literal(raw);
         std::free(raw);
         EXPECT_EQ(json_escaped_size(s), literal.size() - 2) << literal;
+    }
+}
+
+// Every byte JSON escapes, at every offset within the eight-byte steps of the writer, next to
+// another and alone: the request body says exactly the text, as jansson reads it back.
+TEST(JsonEscapedSize, BodyCarriesTheTextAtEveryOffset)
+{
+    const std::string specials[] = {"\"", "\\", "\t", "\x01", "\x1f", "\"\\", "\\\\\\"};
+    for (const std::string &special : specials) {
+        for (std::size_t offset = 0; offset < 20; ++offset) {
+            const std::string source =
+                std::string(offset, 'p') + special + "tail" + special + std::string(9, 'q');
+            std::string error;
+            RenderOptions opt;
+            opt.zone = &dingtalk_test::zone("Asia/Shanghai");
+            opt.text_template = Template::parse(source, Template::Kind::text, error);
+            ASSERT_TRUE(opt.text_template) << error;
+            const Message m = dingtalk::render_message(
+                make_notification({make_alert(Status::firing, {{"alertname", "A"}})}), opt);
+            JsonPtr root(json_loadb(m.request_body.data(), m.request_body.size(), 0, nullptr));
+            ASSERT_TRUE(root) << m.request_body;
+            const json_t *text = json_object_get(json_object_get(root.get(), "markdown"), "text");
+            ASSERT_EQ(m.text.find(source), 0u) << m.text;
+            EXPECT_EQ(std::string(json_string_value(text), json_string_length(text)), m.text);
+            EXPECT_EQ(json_escaped_size(m.text) + 2,
+                      m.request_body.find(R"(}})") - m.request_body.find(R"("text":)") - 7)
+                << m.request_body;
+        }
     }
 }

@@ -289,6 +289,16 @@ TEST(Render, FiringAlertsLinkToANewSilence)
     EXPECT_EQ(link.find("uid"), std::string::npos) << link;
     EXPECT_EQ(link.find("label_"), std::string::npos) << link;
 
+    // a value's quotes and backslashes are escaped in its matcher, then URL-encoded like the rest
+    const std::string quoted =
+        render(make_notification({make_alert(Status::firing,
+                                             {{"alertname", "Q"}, {"path", "C:\\tmp \"x\" 中"}})}))
+            .text;
+    EXPECT_NE(quoted.find("filter=%7Balertname%3D%22Q%22%2Cpath%3D%22C%3A%5C%5Ctmp%20%5C%22x%5C%22"
+                          "%20%E4%B8%AD%22%7D)"),
+              std::string::npos)
+        << quoted;
+
     RenderOptions opt;
     opt.zone = &dingtalk_test::zone("Asia/Shanghai");
     opt.silence_link = false;
