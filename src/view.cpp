@@ -49,7 +49,7 @@ std::string label_or_none(const Labels &m, Escape esc, std::string_view key,
     return v ? esc(*v, kMaxValue) : kNone;
 }
 
-bool is_shown_elsewhere(const std::string &label, const std::string &target)
+bool is_shown_elsewhere(std::string_view label, std::string_view target)
 {
     return label == "alertname" || label == "severity" || label == "pod" || label == "pod_name" ||
            label == "namespace" || (!target.empty() && label == target);

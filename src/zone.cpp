@@ -26,11 +26,18 @@ namespace
 // characters. By hand: snprintf was most of the cost of formatting a time.
 std::string &add_padded(std::string &out, long n, std::size_t width)
 {
-    const std::string digits = std::to_string(n < 0 ? -n : n);
-    const std::size_t sign = n < 0 ? 1 : 0;
+    char digits[24];
+    char *const end = digits + sizeof digits;
+    char *p = end;
+    unsigned long u = n < 0 ? 0UL - static_cast<unsigned long>(n) : static_cast<unsigned long>(n);
+    do {
+        *--p = static_cast<char>('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    const std::size_t count = static_cast<std::size_t>(end - p), sign = n < 0 ? 1 : 0;
     out.append(sign, '-');
-    out.append(digits.size() + sign < width ? width - digits.size() - sign : 0, '0');
-    return out.append(digits);
+    out.append(count + sign < width ? width - count - sign : 0, '0');
+    return out.append(p, count);
 }
 
 } // namespace
@@ -50,6 +57,9 @@ std::string Zone::format(TimePoint t, Form form) const
     const long abs_off = off_min < 0 ? -off_min : off_min;
 
     std::string date, time, offset;
+    if (form == Form::date_time || form == Form::rfc3339) {
+        date.reserve(32); // built in date
+    }
     add_padded(date, int(ymd.year()), 4) += '-';
     add_padded(date, unsigned(ymd.month()), 2) += '-';
     add_padded(date, unsigned(ymd.day()), 2);
