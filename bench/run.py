@@ -504,7 +504,8 @@ def report(b, started):
            "median, with (min–max) where there are several runs.", "",
            f"- Machine: {cpu}, {os.cpu_count()} cores, Linux {platform.release()}",
            f"- {nginx_v}, Debian's binary; the module at commit "
-           f"{git_head()}; wrk {wrk_v}; payload: 10 alerts, {b.payload_bytes} bytes",
+           f"{git_head()}; wrk {wrk_v}; payload: 10 alerts, {b.payload_bytes} bytes (the "
+           f"*1 alert* row: {os.path.getsize(b.payload_one)} bytes)",
            "- Everything on loopback in one nginx: the webhook location, a DingTalk stand-in "
            "server block answering `{\"errcode\":0,\"errmsg\":\"ok\"}`, and the reference "
            "`proxy_pass` of the same POST to the same stand-in (upstream keepalive), so the "

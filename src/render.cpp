@@ -72,9 +72,9 @@ constexpr std::array<unsigned char, 256> kJsonExtra = [] {
 }();
 
 // The bytes of s[i, i + 8) that may need an escape in JSON, as the high bit of each byte of the
-// result (byte k of s in bits 8k to 8k + 7): every control, '"' and '\\', and at most a few bytes
-// more just above one of them (the zero-byte test of Bit Twiddling Hacks, against each: a borrow
-// out of a byte that matched can mark the byte above it, never hide one).
+// result (byte k of s in bits 8k to 8k + 7): every control, '"' and '\\', and runs of ' ', '#'
+// or ']' just above one of them (the zero-byte test of Bit Twiddling Hacks, against each: a
+// borrow out of a byte that matched can mark the bytes above it, never hide one).
 std::uint64_t escape_marks(std::string_view s, std::size_t i)
 {
     constexpr std::uint64_t ones = 0x0101010101010101, highs = 0x8080808080808080;

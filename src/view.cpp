@@ -323,8 +323,8 @@ std::string silence_link_of(const Notification &n, const Alert &a, const LabelNa
     }
     const auto shown = [&](const std::string &name) { return !contains(hidden, name); };
     std::string link = silence_link(base, a.labels, shown);
-    if (link.size() <= kMaxSilenceLink) {
-        return link;
+    if (!link.empty() && link.size() <= kMaxSilenceLink) {
+        return link; // "" is also a link past kMaxUrl: that one takes the short form too
     }
     return silence_link(base, a.labels, [&](const std::string &name) {
         const bool says_what = name == "alertname" || name == "severity" || name == "namespace" ||
@@ -462,7 +462,7 @@ std::string escape_markdown(std::string_view in, std::size_t max_bytes)
     for (std::size_t i = 0; i < in.size();) {
         // plain bytes stay in the run, as far as max_bytes lets it go
         const std::size_t room = max_bytes > out.size() ? max_bytes - out.size() : 0;
-        const std::size_t stop = std::min(in.size(), run + room);
+        const std::size_t stop = room >= in.size() - run ? in.size() : run + room;
         while (i < stop && kMarkdownPlain[static_cast<unsigned char>(in[i])]) {
             ++i;
         }

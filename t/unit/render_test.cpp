@@ -288,6 +288,12 @@ TEST(Render, FiringAlertsLinkToANewSilence)
         << link;
     EXPECT_EQ(link.find("uid"), std::string::npos) << link;
     EXPECT_EQ(link.find("label_"), std::string::npos) << link;
+    // so does one whose full link would pass the longest link DingTalk is given (kMaxUrl)
+    const std::string huge = silence_link_of(
+        fixture("mixed"),
+        make_alert(Status::firing, {{"alertname", "DiskFull"}, {"big", std::string(2100, 'v')}}),
+        default_hidden_labels());
+    EXPECT_NE(huge.find("filter=%7Balertname%3D%22DiskFull%22%7D"), std::string::npos) << huge;
 
     // a value's quotes and backslashes are escaped in its matcher, then URL-encoded like the rest
     const std::string quoted =
