@@ -44,6 +44,9 @@ TOKEN = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 RUNS, SECONDS = 3, 4
+# glibc's malloc made lean for the whole nginx (README "Performance"): 2 arenas instead of up to
+# 8 per core, and no per-thread cache of freed blocks
+LEAN_MALLOC = {"MALLOC_ARENA_MAX": "2", "GLIBC_TUNABLES": "glibc.malloc.tcache_count=0"}
 
 
 def free_port():
@@ -394,7 +397,7 @@ http {{
         plain = self.rss_kb()
         self.results["memory"] = {"plain_idle": plain, "plain_anon": self.rss_kb("RssAnon"),
                                   "now": self.memory_of(MODULE), "before": self.memory_of(BEFORE),
-                                  "arenas": self.memory_of(MODULE, {"MALLOC_ARENA_MAX": "2"}),
+                                  "arenas": self.memory_of(MODULE, LEAN_MALLOC),
                                   "pool4": self.memory_of(MODULE, threads=4)}
         print(f"  RSS plain {plain} kB, now {self.results['memory']['now']}, before "
               f"{self.results['memory']['before']}", flush=True)
@@ -511,7 +514,12 @@ def report(b, started):
            "`proxy_pass` of the same POST to the same stand-in (upstream keepalive), so the "
            "load generator, the stand-in and nginx share the same 2 cores in both cases.",
            "- What the profiles showed and what was changed, with before/after figures: "
-           "[PROFILE.md](PROFILE.md).", ""]
+           "[PROFILE.md](PROFILE.md)."]
+    measured = b.results.get("measured", {})
+    if len(set(measured.values())) > 1:  # a run with --only: the other sections are older
+        out.append("- Sections from different runs (`--only`), each measured at: " +
+                   ", ".join(f"{name} {when}" for name, when in measured.items()) + ".")
+    out.append("")
 
     t = b.results.get("throughput")
     if t:
@@ -581,11 +589,13 @@ def report(b, started):
                 "appended: `dingtalk_ssl_trusted_certificate`), to an HTTPS stand-in in an nginx "
                 "of its own (its TLS work does not count). kB, and over the plain worker. "
                 f"Before: {BEFORE_COMMIT}, the module before issue 14, in the same run. The last "
-                "column is this build with nginx started under `MALLOC_ARENA_MAX=2` (glibc: "
-                "2 malloc arenas for the whole process instead of up to 8 per core), a setting "
-                "the module leaves to the operator; the one before it, this build with a pool of "
-                "4 threads, as every configuration shipped here declares.", "",
-                "| | before | now | now, pool of 4 | now, `MALLOC_ARENA_MAX=2` |",
+                "column is this build with nginx started under `MALLOC_ARENA_MAX=2` and "
+                "`GLIBC_TUNABLES=glibc.malloc.tcache_count=0` (glibc: 2 malloc arenas for the "
+                "whole process instead of up to 8 per core, and no per-thread cache of freed "
+                "blocks), settings the module leaves to the operator; the one before it, this "
+                "build with a pool of 4 threads, as every configuration shipped here declares.",
+                "",
+                "| | before | now | now, pool of 4 | now, lean malloc |",
                 "| --- | --- | --- | --- | --- |",
                 f"| plain nginx worker (same config, no module), idle | {plain} | {plain} | "
                 f"{plain} | {plain} |",
@@ -608,9 +618,11 @@ def report(b, started):
                     f"{pa} kB: idle {now['idle_anon'] - pa:+d} (before "
                     f"{old['idle_anon'] - pa:+d}); "
                     + "; ".join(f"after ~{n} HTTPS deliveries {kb - pa:+d} (before "
-                                f"{kb_old - pa:+d}; pool of 4: {kb4 - pa:+d})"
-                                for (n, kb), (_, kb_old), (_, kb4) in
-                                zip(now["anon"], old["anon"], pool4["anon"])) + ".", ""]
+                                f"{kb_old - pa:+d}; pool of 4: {kb4 - pa:+d}; lean malloc: "
+                                f"{kb_lean - pa:+d})"
+                                for (n, kb), (_, kb_old), (_, kb4), (_, kb_lean) in
+                                zip(now["anon"], old["anon"], pool4["anon"],
+                                    arenas["anon"])) + ".", ""]
         first, last = now["samples"][0], now["samples"][-1]
         out += [f"Growth from {first[0]} to {last[0]} HTTPS deliveries: "
                 f"{last[1] - first[1]} kB (before: {old['samples'][-1][1] - old['samples'][0][1]}"
@@ -736,6 +748,7 @@ def main():
         for name in scenarios:
             print(f"scenario: {name}", flush=True)
             getattr(b, {"tls": "tls_reuse"}.get(name, name))()
+            b.results.setdefault("measured", {})[name] = f"{started:%Y-%m-%d %H:%M} UTC ({git_head()})"
     finally:
         b.stop()
         b.stop_standin()
