@@ -35,8 +35,7 @@ CXXFLAGS  ?= -O2 -g
 CXXFLAGS  += -std=c++17 -Wall -Wextra -Werror -fPIC
 LIBS       = -lsimdjson -ljansson -lcurl -lssl -lcrypto -ldate-tz -pthread
 
-CORE_SRCS  = src/alert.cpp src/auth.cpp src/delivery.cpp src/metrics.cpp src/ratelimit.cpp src/render.cpp src/sender.cpp src/trust.cpp \
-             src/sign.cpp src/template.cpp src/view.cpp src/zone.cpp
+CORE_SRCS  = $(filter-out src/ngx_http_dingtalk%,$(wildcard src/*.cpp))
 CORE_HDRS  = $(wildcard src/*.hpp)
 GLUE_SRCS  = $(wildcard src/ngx_http_dingtalk*.cpp)
 UNIT_SRCS  = $(wildcard t/unit/*.cpp)
@@ -75,9 +74,15 @@ check-nginx-src:
 	   *) echo "error: nginx $$v in $(NGINX_SRC) is too old: 1.18 or newer is needed"; exit 1;; \
 	 esac
 
+# The names of the source files, rewritten only when one is added or removed: nginx's configure
+# takes them from `config`, so a new file means configuring again.
+SRC_LIST  := $(BUILD)/sources.txt
+SRC_NAMES := $(sort $(wildcard src/*.cpp src/*.hpp))
+$(shell mkdir -p $(BUILD) && echo "$(SRC_NAMES)" | cmp -s - $(SRC_LIST) || echo "$(SRC_NAMES)" > $(SRC_LIST))
+
 # configure once per tree; flags from Debian's conf_flags when present (they match its binary,
 # --with-compat and --with-threads included), else the two flags a dynamic module needs.
-$(NGX_TREE)/objs/Makefile: config | check-nginx-src
+$(NGX_TREE)/objs/Makefile: config $(SRC_LIST) | check-nginx-src
 	rm -rf $(NGX_TREE)
 	mkdir -p $(BUILD)
 	cp -a $(NGINX_SRC) $(NGX_TREE)
@@ -126,15 +131,16 @@ ASAN_MODULE = $(BUILD)/asan/ngx_http_dingtalk_module.so
 asan: $(ASAN_MODULE)
 
 $(ASAN_MODULE): $(CORE_SRCS) $(GLUE_SRCS) $(CORE_HDRS) config
-	$(MAKE) BUILD=$(BUILD)/asan MODULE_CC_OPT="-g -O1 -fPIC $(SAN_FLAGS)" \
+	$(MAKE) BUILD=$(BUILD)/asan MODULE_CC_OPT="-g -O1 -fPIC $(SAN_FLAGS) -DDINGTALK_FAULTS" \
 	    MODULE_LD_OPT="-fPIC $(SAN_FLAGS)" module
 
 # Debian's nginx is not instrumented, so the sanitizer runtimes are preloaded into it (only into
 # nginx: the harness passes DINGTALK_NGINX_PRELOAD as LD_PRELOAD to nginx alone). Reports land
 # in nginx's error log, where the harness fails on them. The long rate-limit scenario runs once,
-# in the plain build.
+# in the plain build. This build also has the injected failures t/integration/test_faults.py
+# arms (DINGTALK_FAULTS).
 integration-asan: $(ASAN_MODULE)
-	DINGTALK_MODULE=$(CURDIR)/$(ASAN_MODULE) NGINX_BIN=$(NGINX_BIN) \
+	DINGTALK_MODULE=$(CURDIR)/$(ASAN_MODULE) NGINX_BIN=$(NGINX_BIN) DINGTALK_FAULTS=1 \
 	  DINGTALK_NGINX_PRELOAD="$$($(CXX) -print-file-name=libasan.so) $$($(CXX) -print-file-name=libubsan.so)" \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider -m "not slow" t/integration $(PYTEST_ARGS)

@@ -3,7 +3,7 @@
 
 #include "alert.hpp"
 #include "render.hpp"
-#include "zone.hpp"
+#include "timezone.hpp"
 
 #include <benchmark/benchmark.h>
 #include <jansson.h>
@@ -73,11 +73,11 @@ std::string payload(int n)
            alerts + "]}";
 }
 
-const dingtalk::Zone &shanghai()
+const dingtalk::TimeZone &shanghai()
 {
-    static const dingtalk::Zone zone = [] {
+    static const dingtalk::TimeZone zone = [] {
         std::string error;
-        return *dingtalk::Zone::find("Asia/Shanghai", error);
+        return *dingtalk::TimeZone::find("Asia/Shanghai", error);
     }();
     return zone;
 }
@@ -85,8 +85,10 @@ const dingtalk::Zone &shanghai()
 void BM_ParseRender(benchmark::State &state)
 {
     const std::string body = payload(static_cast<int>(state.range(0)));
+    dingtalk::Settings settings;
+    settings.timezone = std::make_shared<const dingtalk::TimeZone>(shanghai());
     dingtalk::RenderOptions opt;
-    opt.zone = &shanghai();
+    opt.settings = &settings;
     std::size_t bytes = 0, calls = 0, out = 0;
     for (auto _ : state) {
         const std::size_t b0 = g_bytes, c0 = g_calls;

@@ -1,7 +1,7 @@
 #include "alert.hpp"
 
 #include "date_lib.hpp"
-#include "view.hpp"
+#include "text.hpp"
 
 #include "json.hpp"
 

@@ -2,6 +2,7 @@
 
 #include "alert.hpp"
 #include "sign.hpp"
+#include "text.hpp"
 #include "view.hpp"
 
 #include "json.hpp"
@@ -205,17 +206,19 @@ Report interpret(const HttpReply &http, const Proxy *proxy)
 
 std::string send_url(const Target &t)
 {
-    const char sep = t.api_url.find('?') == std::string::npos ? '?' : '&';
-    return t.api_url + sep + "access_token=" + t.token + signed_query(t.secret);
+    const std::string &api_url = t.settings->api_url;
+    const char sep = api_url.find('?') == std::string::npos ? '?' : '&';
+    return api_url + sep + "access_token=" + t.token + signed_query(t.secret);
 }
 
 std::string redact(std::string text, const Target &t)
 {
     static const std::string none;
-    const std::string &password = t.proxy ? t.proxy->password : none;
+    const Proxy *proxy = t.settings ? t.settings->proxy.get() : nullptr;
+    const std::string &password = proxy ? proxy->password : none;
     // the proxy's user where libcurl writes it, before its ':***@' or '@' (a short user name
     // elsewhere in the text is no secret)
-    const std::string &user = t.proxy ? t.proxy->user : none;
+    const std::string &user = proxy ? proxy->user : none;
     const std::string user_colon = user.empty() ? "" : user + ":";
     const std::string user_at = user.empty() ? "" : user + "@";
     for (const std::string *secret : {&t.token, &t.secret, &password, &user_colon, &user_at}) {
@@ -263,7 +266,7 @@ std::chrono::milliseconds attempt_budget(std::chrono::milliseconds remaining)
 
 bool Delivery::prepare()
 {
-    ParseResult parsed = parse_notification(body_, target_.limits);
+    ParseResult parsed = parse_notification(body_, target_.settings->limits);
     if (!parsed.notification) {
         report_.outcome = Outcome::bad_request;
         report_.http_status = 400;
@@ -271,15 +274,9 @@ bool Delivery::prepare()
         return false;
     }
     RenderOptions opt;
-    opt.zone = target_.zone;
+    opt.settings = target_.settings.get();
     opt.at = mentions_for(*parsed.notification);
-    opt.text_template = target_.text_template;
-    opt.title_template = target_.title_template;
-    opt.styles = target_.styles.get();
-    opt.keyword = target_.keyword;
-    opt.hidden_labels = target_.hidden_labels;
-    opt.silence_link = target_.silence_link;
-    std::vector<Message> ms = render_messages(*parsed.notification, opt, target_.max_messages);
+    std::vector<Message> ms = render_messages(*parsed.notification, opt);
     report_.alerts = parsed.notification->total();
     report_.shown = 0;
     for (Message &m : ms) {
@@ -295,12 +292,12 @@ bool Delivery::prepare()
 // Whom to mention: the rules' and those the firing alerts name; the log line says who.
 Mentions Delivery::mentions_for(const Notification &n)
 {
+    const Settings &s = *target_.settings;
     const std::vector<MentionRule> no_rules;
-    const auto &rules = target_.mentions ? *target_.mentions : no_rules;
+    const auto &rules = s.mentions ? *s.mentions : no_rules;
     Mentions at = resolve_mentions(rules, n);
-    const MentionsFromAlerts taken = add_mentions_from_alerts(target_.mentions_from, n, at);
-    report_.mentioned =
-        plain_line(describe_mentions(rules, target_.mentions_from, at, n, taken), 1024);
+    const MentionsFromAlerts taken = add_mentions_from_alerts(s.mentions_from, n, at);
+    report_.mentioned = plain_line(describe_mentions(rules, s.mentions_from, at, n, taken), 1024);
     return at;
 }
 
@@ -350,19 +347,20 @@ void Delivery::attempt(std::uint64_t deadline_ms)
         report_ = std::move(r);
         return;
     }
+    const Settings &s = *target_.settings;
     HttpRequest req;
     req.url = send_url(target_);
     req.body = requests_[next_];
     req.timeout = attempt_budget(left); // of what is left when the thread starts it
-    req.keepalive = target_.keepalive;
-    req.ssl_verify = target_.ssl_verify;
-    req.ca_pem = target_.ca_pem;
-    if (target_.proxy) {
-        req.proxy = target_.proxy->url;
+    req.keepalive = s.keepalive;
+    req.ssl_verify = s.ssl_verify;
+    req.ca_pem = s.ca_pem;
+    if (s.proxy) {
+        req.proxy = s.proxy->url;
     }
 
     const HttpReply http = http_post(req);
-    Report r = interpret(http, target_.proxy.get());
+    Report r = interpret(http, s.proxy.get());
     carry(r);
     r.sent = http.sent;
     r.ended_ms = http.ended_ms;

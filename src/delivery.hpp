@@ -4,7 +4,7 @@
 
 #include "render.hpp"
 #include "sender.hpp"
-#include "zone.hpp"
+#include "settings.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -17,26 +17,12 @@
 namespace dingtalk
 {
 
+// Where one webhook goes: the robot's credentials (evaluated per request, never logged) and the
+// location's settings.
 struct Target {
-    std::string api_url; // https://oapi.dingtalk.com/robot/send
+    std::shared_ptr<const Settings> settings; // required
     std::string token;
     std::string secret; // "" = no signing
-    std::chrono::milliseconds timeout{10000};
-    std::chrono::seconds keepalive{60}; // dingtalk_keepalive_timeout
-    bool ssl_verify = true;
-    std::shared_ptr<const std::string> ca_pem; // null = system CAs
-    std::shared_ptr<const Proxy> proxy;        // dingtalk_proxy; null = direct, always
-    const Zone *zone = nullptr;
-    std::shared_ptr<const std::vector<MentionRule>> mentions; // null = nobody
-    MentionSources mentions_from; // dingtalk_at_*_from: whom the firing alerts name
-    std::shared_ptr<const Template> text_template;   // null = built-in layout
-    std::shared_ptr<const Template> title_template;  // null = built-in title
-    std::shared_ptr<const Styles> styles;            // null = Styles::defaults()
-    std::string keyword;                             // dingtalk_keyword; "" = none
-    std::shared_ptr<const LabelNames> hidden_labels; // null: the default set
-    bool silence_link = true;                        // dingtalk_silence_link
-    std::size_t max_messages = 1;                    // dingtalk_max_messages
-    ParseLimits limits;
 };
 
 enum class Outcome {

@@ -1,19 +1,19 @@
-// What the three glue files share: configuration structs, the request handler, the zone.
-//   ngx_http_dingtalk_module.cpp   directives, configuration, module definition
-//   ngx_http_dingtalk_handler.cpp  request flow: body, rate limit, thread task, retries, reply
-//   ngx_http_dingtalk_zone.cpp     shared memory: per-robot send windows across workers
+// What the glue files share: configuration structs, the request handler, the zone.
+//   ngx_http_dingtalk_module.cpp      the module: its directives' table, configuration, worker
+//   start ngx_http_dingtalk_directives.cpp  each directive's parser ngx_http_dingtalk_handler.cpp
+//   a request until its delivery starts: checks, body, target ngx_http_dingtalk_flow.cpp        a
+//   delivery: rate limit, thread task, retries, its one end ngx_http_dingtalk_zone.cpp shared
+//   memory: per-robot send windows and the metrics
 #pragma once
 
 #include "ngx.hpp"
 
-#include "auth.hpp"
 #include "delivery.hpp"
 #include "metrics.hpp"
 #include "ratelimit.hpp"
-#include "render.hpp"
-#include "template.hpp"
-#include "zone.hpp"
+#include "settings.hpp"
 
+#include <exception>
 #include <memory>
 #include <new>
 #include <string>
@@ -34,51 +34,32 @@ struct ngx_http_dingtalk_named_robot_t {
 };
 
 struct ngx_http_dingtalk_main_conf_t {
-    ngx_shm_zone_t *zone; // per-robot send windows, shared by all workers
+    ngx_shm_zone_t *zone; // the shared zone: robots' send windows and the metrics of all workers
     size_t zone_size;
-    ngx_flag_t used;    // some location has "dingtalk"
+    ngx_flag_t used;    // some location has "dingtalk" or "dingtalk_metrics"
     ngx_array_t *named; // of ngx_http_dingtalk_named_robot_t
 };
 
+// Copies one field of the settings (the one a directive sets) from one level to another.
+using ngx_http_dingtalk_copy_pt = void (*)(dingtalk::Settings &to, const dingtalk::Settings &from);
+
 struct ngx_http_dingtalk_loc_conf_t {
-    ngx_flag_t enable;
-    ngx_http_complex_value_t *token;
-    ngx_http_complex_value_t *secret;
-    ngx_str_t env_token; // ROBOT_TOKEN, when no dingtalk_token applies
-    ngx_str_t api_url;
-    ngx_str_t thread_pool_name;
-    ngx_thread_pool_t *thread_pool; // added when dingtalk_thread_pool is read
-    ngx_msec_t timeout;
-    time_t keepalive_timeout; // dingtalk_keepalive_timeout
-    size_t max_body_size;     // dingtalk_max_body_size
-    ngx_uint_t max_alerts;    // dingtalk_max_alerts
-    ngx_uint_t max_messages;  // dingtalk_max_messages
-    const dingtalk::Zone *zone;
-    ngx_flag_t ssl_verify;
-    ngx_str_t ssl_trusted_certificate;
-    std::shared_ptr<const std::string> *ca_pem;    // the CA file, read at configuration time
-    std::shared_ptr<const dingtalk::Proxy> *proxy; // dingtalk_proxy; null: unset; holds null: off
-
-    ngx_flag_t rate_limit; // NGX_CONF_UNSET until set; 0 = off
-    dingtalk::RateLimit rate;
-
-    std::shared_ptr<const dingtalk::Template> *text_template;  // dingtalk_template
-    std::shared_ptr<const dingtalk::Template> *title_template; // dingtalk_title_template
-    // dingtalk_at_*: the rules set at this level (null: inherited as a whole)
-    std::shared_ptr<std::vector<dingtalk::MentionRule>> *mentions;
-    ngx_http_complex_value_t *robot_name;         // the robot's name in metrics and logs
-    std::shared_ptr<dingtalk::Credentials> *auth; // dingtalk_auth_*_file; null: open
-    std::shared_ptr<dingtalk::Styles> *styles;    // dingtalk_severity_style; null: defaults
-    ngx_flag_t verbose_replies;                   // replies say what the log says
-    ngx_str_t keyword;                            // dingtalk_keyword; "" = none
-    ngx_str_t at_mobiles_from;                    // dingtalk_at_mobiles_from; "" = none
-    ngx_str_t at_user_ids_from;                   // dingtalk_at_user_ids_from; "" = none
-    std::shared_ptr<const dingtalk::LabelNames> *hidden_labels; // dingtalk_hide_labels
-    ngx_flag_t silence_link;                                    // dingtalk_silence_link
-
-    // where "dingtalk;" stands, for errors found once the whole configuration is known
-    ngx_str_t file;
+    ngx_flag_t enable; // "dingtalk" is in this location
+    ngx_str_t file;    // ... here, for errors found once the whole configuration is known
     ngx_uint_t line;
+
+    // What nginx evaluates per request, or owns: values that may hold variables, the pool.
+    ngx_http_complex_value_t *token;      // dingtalk_token, dingtalk_token_file
+    ngx_http_complex_value_t *secret;     // dingtalk_secret, dingtalk_secret_file
+    ngx_http_complex_value_t *robot_name; // dingtalk_robot_name
+    ngx_str_t env_token;                  // ROBOT_TOKEN, when no dingtalk_token applies
+    ngx_str_t thread_pool_name;           // dingtalk_thread_pool
+    ngx_thread_pool_t *thread_pool;
+
+    // Everything else. While the configuration is read: what this level's directives set, the
+    // copies in `own` saying which fields; once merged, the location's settings, only read.
+    std::shared_ptr<dingtalk::Settings> *settings;
+    ngx_array_t *own; // of ngx_http_dingtalk_copy_pt
 };
 
 // helpers
@@ -107,9 +88,46 @@ template <class T, class... Args> T *ngx_http_dingtalk_pool_new(ngx_pool_t *pool
     return obj;
 }
 
+// What was thrown, for a log line where C++ meets nginx.
+inline const char *ngx_http_dingtalk_what(std::exception_ptr e) noexcept
+{
+    try {
+        std::rethrow_exception(std::move(e));
+    } catch (const std::exception &x) {
+        return x.what();
+    } catch (...) {
+        return "an exception that is not a std::exception";
+    }
+}
+
+// A test build's injected failure (make integration-asan builds the module with
+// DINGTALK_FAULTS): throws std::bad_alloc at the named point when nginx's environment has
+// DINGTALK_FAULT=<point>. Nothing in other builds.
+#if defined(DINGTALK_FAULTS)
+void ngx_http_dingtalk_fault(const char *point);
+#else
+inline void ngx_http_dingtalk_fault(const char *) {}
+#endif
+
 // handlers
 ngx_int_t ngx_http_dingtalk_handler(ngx_http_request_t *r) noexcept;
 ngx_int_t ngx_http_dingtalk_metrics_handler(ngx_http_request_t *r) noexcept;
+
+// A small JSON reply, with Retry-After when retry_after (seconds) is more than 0.
+ngx_int_t ngx_http_dingtalk_send_json(ngx_http_request_t *r, ngx_uint_t status,
+                                      const std::string &body, ngx_uint_t retry_after = 0);
+
+// The robot a request sends to, as metrics and logs know it (request pool memory).
+struct ngx_http_dingtalk_robot_t {
+    u_char key[16];   // robot_key(token)
+    std::string name; // dingtalk_robot_name, or "robot-" and a hash of the token
+    bool static_name; // named in the configuration, without variables
+};
+
+// Starts the delivery of a webhook whose body is read and target known; it answers the request
+// in the end, whatever happens. false: nothing started (out of memory), the caller answers.
+bool ngx_http_dingtalk_deliver(ngx_http_request_t *r, ngx_http_dingtalk_robot_t *robot,
+                               dingtalk::Target target, std::string body);
 
 // A delivery left its connection to DingTalk idle, to be closed `keepalive` seconds from now
 // unless used again: the worker's sweep timer is set to look by then.

@@ -1,6 +1,6 @@
 #include "template.hpp"
 
-#include "render.hpp"
+#include "text.hpp"
 #include "sign.hpp"
 
 #include <kainjow/mustache.hpp>
@@ -338,12 +338,12 @@ void set_functions(mu::data &d)
 }
 
 void set_times(mu::data &d, const std::string &prefix, const std::optional<TimePoint> &t,
-               const Zone &zone)
+               const TimeZone &tz)
 {
-    d.set(prefix, t ? zone.format(*t) : "-");
-    d.set(prefix + "_date", t ? zone.format(*t, Zone::Form::date) : "-");
-    d.set(prefix + "_time", t ? zone.format(*t, Zone::Form::time) : "-");
-    d.set(prefix + "_rfc3339", t ? zone.format(*t, Zone::Form::rfc3339) : "-");
+    d.set(prefix, t ? tz.format(*t) : "-");
+    d.set(prefix + "_date", t ? tz.format(*t, TimeZone::Form::date) : "-");
+    d.set(prefix + "_time", t ? tz.format(*t, TimeZone::Form::time) : "-");
+    d.set(prefix + "_rfc3339", t ? tz.format(*t, TimeZone::Form::rfc3339) : "-");
 }
 
 // How long it lasted (resolved) or has lasted so far (firing); "-" when the times are unknown.
@@ -491,8 +491,9 @@ private:
         d.set("emoji", style.emoji);
         d.set("color", style.color);
         set_fields(d, v);
-        set_times(d, "starts_at", a.starts_at, *in_.zone);
-        set_times(d, "ends_at", a.status == Status::resolved ? a.ends_at : std::nullopt, *in_.zone);
+        set_times(d, "starts_at", a.starts_at, *in_.timezone);
+        set_times(d, "ends_at", a.status == Status::resolved ? a.ends_at : std::nullopt,
+                  *in_.timezone);
         set_duration(d, a, in_.now);
         d.set("other_labels", v.other_labels);
         d.set("has_other_labels", !v.other_labels.empty());

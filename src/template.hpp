@@ -12,6 +12,7 @@
 #pragma once
 
 #include "alert.hpp"
+#include "mention.hpp"
 #include "view.hpp"
 
 #include <cstdint>
@@ -23,8 +24,6 @@
 namespace dingtalk
 {
 
-struct Mentions;
-
 // What one render sees: the notification, the alerts shown (firing first) and how many are
 // not, the mentions, and how times and styles look.
 struct TemplateInput {
@@ -32,7 +31,7 @@ struct TemplateInput {
     std::vector<const AlertView *> shown;
     std::size_t not_shown = 0; // alerts of the body not shown (past the cap or left out to fit)
     const Mentions *at = nullptr;
-    const Zone *zone = nullptr;
+    const TimeZone *timezone = nullptr;
     const Styles *styles = nullptr;
     TimePoint now;             // for the age of firing alerts
     bool silence_links = true; // dingtalk_silence_link: off empties silence_url

@@ -1,10 +1,11 @@
 // What a message shows of a notification, as ready-to-print text: the built-in renderer and the
 // templates both take their values from here, so a template sees exactly what the built-in
-// message shows (escaped, cut, times in the configured zone).
+// message shows (escaped, cut, times in the configured time zone).
 #pragma once
 
 #include "alert.hpp"
-#include "zone.hpp"
+#include "text.hpp"
+#include "timezone.hpp"
 
 #include <chrono>
 #include <string>
@@ -13,8 +14,6 @@
 
 namespace dingtalk
 {
-
-struct Mentions;
 
 // One alert, every text markdown-safe.
 struct AlertView {
@@ -26,16 +25,13 @@ struct AlertView {
     std::string detail;       // annotation message, else description, else summary, or "-"
     std::string target_label; // the label that names what is wrong (identity_labels()), or ""
     std::string target;       // its value
-    std::string starts_at;    // in the zone, or "-"
+    std::string starts_at;    // in the time zone, or "-"
     std::string ends_at;      // resolved alerts only; "-" when unknown or firing
     std::string other_labels; // "k=v, k=v" of the labels not shown above nor hidden, or ""
     std::string link;         // generatorURL when http(s), or ""
     std::string silence;      // a new silence for this alert (silence_link_of), or ""
     bool has_severity = false, has_alertname = false, has_namespace = false, has_detail = false;
 };
-
-// What a value becomes in a message: escape_markdown for text, plain_line for titles.
-using Escape = std::string (*)(std::string_view, std::size_t);
 
 // Label names, for dingtalk_hide_labels.
 using LabelNames = std::vector<std::string>;
@@ -62,7 +58,7 @@ std::string check_label_name(std::string_view name);
 std::string add_label_name(LabelNames &names, std::string_view name);
 
 // `hidden` labels are in no line of the view (the identity line included).
-AlertView make_view(const Alert &a, const Zone &zone, Escape esc, const LabelNames &hidden);
+AlertView make_view(const Alert &a, const TimeZone &tz, Escape esc, const LabelNames &hidden);
 
 // How an alert looks in a template: an emoji and a colour (for <font color=...>) by severity
 // (dingtalk_severity_style), matched case-insensitively; resolved alerts have their own.
@@ -118,21 +114,6 @@ std::string silence_link_of(const Notification &n, const Alert &a, const LabelNa
 // "**另有 N 条告警未显示**（...）" when alerts are left out (`omitted`: those this message does not
 // show, kept or not; plus Alertmanager's truncatedAlerts), else "". No trailing newline.
 std::string omitted_line(const Notification &n, std::size_t omitted);
-
-// "@13800000000 @user1" (or "@所有人") for the text, else "". No trailing newline.
-std::string mention_line(const Mentions &at);
-
-// Markdown-safe text for one value: control characters and line breaks become spaces, markdown
-// and HTML specials are escaped, and the result is cut at a UTF-8 boundary to max_bytes.
-std::string escape_markdown(std::string_view in, std::size_t max_bytes);
-
-// Length of the well-formed UTF-8 character at s[i] (its code point in cp), or 0 when the bytes
-// there are not one.
-std::size_t utf8_length(std::string_view s, std::size_t i, char32_t &cp);
-
-// One line of plain text (no escaping), cut at a UTF-8 boundary to max_bytes. Invalid UTF-8
-// becomes U+FFFD, so the result is always safe to put in JSON.
-std::string plain_line(std::string_view in, std::size_t max_bytes);
 
 // A link target DingTalk can render, or "" when the URL is not http(s) or too long.
 std::string safe_link_url(std::string_view url);

@@ -9,7 +9,7 @@
 #include "sender.hpp"
 #include "sign.hpp"
 #include "template.hpp"
-#include "zone.hpp"
+#include "timezone.hpp"
 
 #include <jansson.h>
 
@@ -287,8 +287,8 @@ std::string parse_args(int argc, char **argv, Options &o)
     return "";
 }
 
-// The templates of o into opt; false (and said why) when one does not parse.
-bool load_templates(const Options &o, dingtalk::RenderOptions &opt)
+// The templates of o into s; false (and said why) when one does not parse.
+bool load_templates(const Options &o, dingtalk::Settings &s)
 {
     std::string error;
     if (!o.template_path.empty()) {
@@ -297,17 +297,17 @@ bool load_templates(const Options &o, dingtalk::RenderOptions &opt)
             std::cerr << "dingtalk-render: cannot read " << o.template_path << "\n";
             return false;
         }
-        opt.text_template =
+        s.text_template =
             dingtalk::Template::parse(std::move(source), dingtalk::Template::Kind::text, error);
-        if (!opt.text_template) {
+        if (!s.text_template) {
             std::cerr << "dingtalk-render: " << o.template_path << " " << error << "\n";
             return false;
         }
     }
     if (!o.title_template.empty()) {
-        opt.title_template =
+        s.title_template =
             dingtalk::Template::parse(o.title_template, dingtalk::Template::Kind::title, error);
-        if (!opt.title_template) {
+        if (!s.title_template) {
             std::cerr << "dingtalk-render: --title-template " << error << "\n";
             return false;
         }
@@ -316,11 +316,10 @@ bool load_templates(const Options &o, dingtalk::RenderOptions &opt)
 }
 
 // Names the templates ask for that this payload has nowhere: an error with --strict.
-bool check_unset(const Options &o, const dingtalk::RenderOptions &opt,
-                 const dingtalk::Notification &n)
+bool check_unset(const Options &o, const dingtalk::Settings &s, const dingtalk::Notification &n)
 {
     bool any = false;
-    for (const auto *t : {opt.text_template.get(), opt.title_template.get()}) {
+    for (const auto *t : {s.text_template.get(), s.title_template.get()}) {
         for (const std::string &name : t ? t->unset_names(n) : std::vector<std::string>()) {
             std::cerr << "dingtalk-render: " << (o.strict ? "error" : "warning") << ": {{" << name
                       << "}} is set in no alert of this payload (a typo renders as nothing)\n";
@@ -356,7 +355,9 @@ int send_one(const Options &o, const dingtalk::Message &m)
         t.token = o.send_url.substr(at + 13, o.send_url.find('&', at) - (at + 13));
     }
     t.secret = o.secret;
-    t.proxy = o.proxy;
+    auto s = std::make_shared<dingtalk::Settings>();
+    s->proxy = o.proxy;
+    t.settings = std::move(s);
     std::cerr << "dingtalk-render: " << dingtalk::redact(rep.reason, t);
     if (rep.errcode) {
         std::cerr << " (errcode " << *rep.errcode << ", errmsg \""
@@ -408,31 +409,42 @@ void print(const Options &o, const std::vector<dingtalk::Message> &ms)
     }
 }
 
-int render(const Options &o, const std::string &body, const dingtalk::Zone &zone)
+// The settings the module would have with the directives these options stand for.
+dingtalk::Settings settings_of(const Options &o, const dingtalk::TimeZone &zone)
 {
-    dingtalk::RenderOptions opt;
-    opt.zone = &zone;
-    opt.styles = &o.styles;
-    opt.now = o.now;
-    if (!load_templates(o, opt)) {
+    dingtalk::Settings s;
+    s.timezone = std::make_shared<const dingtalk::TimeZone>(zone);
+    s.styles = std::make_shared<const dingtalk::Styles>(o.styles);
+    s.keyword = o.keyword;
+    s.hidden_labels = o.hidden;
+    s.silence_link = o.silence_link;
+    s.max_messages = o.max_messages;
+    s.limits = o.limits;
+    return s;
+}
+
+int render(const Options &o, const std::string &body, const dingtalk::TimeZone &zone)
+{
+    dingtalk::Settings s = settings_of(o, zone);
+    if (!load_templates(o, s)) {
         return 1;
     }
-    const dingtalk::ParseResult parsed = dingtalk::parse_notification(body, o.limits);
+    const dingtalk::ParseResult parsed = dingtalk::parse_notification(body, s.limits);
     if (!parsed.notification) {
         std::cerr << "dingtalk-render: not an Alertmanager notification: " << parsed.error << "\n";
         return 1;
     }
-    if (!check_unset(o, opt, *parsed.notification)) {
+    if (!check_unset(o, s, *parsed.notification)) {
         return 1;
     }
+    dingtalk::RenderOptions opt;
+    opt.settings = &s;
+    opt.now = o.now;
     opt.at = dingtalk::resolve_mentions(o.rules, *parsed.notification);
     dingtalk::add_mentions_from_alerts(o.mentions_from, *parsed.notification, opt.at);
-    opt.keyword = o.keyword;
-    opt.hidden_labels = o.hidden;
-    opt.silence_link = o.silence_link;
     std::vector<dingtalk::Message> ms;
     try {
-        ms = dingtalk::render_messages(*parsed.notification, opt, o.max_messages);
+        ms = dingtalk::render_messages(*parsed.notification, opt);
     } catch (const std::exception &e) {
         std::cerr << "dingtalk-render: " << e.what() << "\n";
         return 1;
@@ -463,7 +475,7 @@ int main(int argc, char **argv)
         return 1;
     }
     std::string error;
-    const auto zone = dingtalk::Zone::find(o.zone_name, error);
+    const auto zone = dingtalk::TimeZone::find(o.zone_name, error);
     if (!zone) {
         std::cerr << "dingtalk-render: " << error << "\n";
         return 2;

@@ -16,7 +16,7 @@
 #include "alert.hpp"
 #include "render.hpp"
 #include "template.hpp"
-#include "zone.hpp"
+#include "timezone.hpp"
 
 #include <jansson.h>
 
@@ -41,11 +41,11 @@ void check(bool ok)
 }
 
 // The zone is looked up once, as nginx does at configuration time.
-const dingtalk::Zone &shanghai()
+const dingtalk::TimeZone &shanghai()
 {
-    static const dingtalk::Zone zone = [] {
+    static const dingtalk::TimeZone zone = [] {
         std::string error;
-        std::optional<dingtalk::Zone> z = dingtalk::Zone::find("Asia/Shanghai", error);
+        std::optional<dingtalk::TimeZone> z = dingtalk::TimeZone::find("Asia/Shanghai", error);
         check(z.has_value()); // tzdata must be installed
         return *z;
     }();
@@ -160,14 +160,24 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
     check(!n.alerts.empty());
     check(n.truncated_alerts >= 0);
 
+    static dingtalk::Settings settings = [] {
+        dingtalk::Settings s;
+        s.timezone = std::make_shared<const dingtalk::TimeZone>(shanghai());
+        return s;
+    }();
     dingtalk::RenderOptions opt;
-    opt.zone = &shanghai();
+    opt.settings = &settings;
     const dingtalk::Message m = dingtalk::render_message(n, opt);
     check(m.request_body.size() <= dingtalk::kMaxRequestBytes);
     check(m.shown >= 1 && m.shown + m.omitted == n.total());
     check(n.alerts.size() <= dingtalk::ParseLimits().max_alerts);
     if (default_template) {
-        opt.text_template = default_template;
+        static dingtalk::Settings templated = [] {
+            dingtalk::Settings s = settings;
+            s.text_template = default_template;
+            return s;
+        }();
+        opt.settings = &templated;
         const dingtalk::Message t = dingtalk::render_message(n, opt);
         check(t.request_body.size() <= dingtalk::kMaxRequestBytes);
         check(t.shown + t.omitted == n.total());

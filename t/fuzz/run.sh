@@ -25,11 +25,11 @@ cd "$(dirname "$0")/../.."
 out=build/fuzz
 CXX=${CXX:-clang++-14}
 # The core's sources, as the Makefile lists them (CORE_SRCS: parsing and rendering need
-# alert, render and zone, and whatever those come to depend on); the three when make cannot tell.
+# alert, render and timezone, and whatever those come to depend on); the three when make cannot tell.
 # shellcheck disable=SC2016 # $(CORE_SRCS) is for make, not the shell
 core=$(printf 'fuzz-print-core-srcs:\n\t@echo $(CORE_SRCS)\n' |
     make -s --no-print-directory -f Makefile -f - fuzz-print-core-srcs 2>/dev/null || true)
-core=${core:-src/alert.cpp src/render.cpp src/zone.cpp}
+core=${core:-src/alert.cpp src/render.cpp src/timezone.cpp}
 
 mkdir -p "$out/corpus"
 # shellcheck disable=SC2086

@@ -35,18 +35,18 @@ protected:
     static Target target(const std::string &api_url, bool with_secret = true)
     {
         Target t;
-        t.api_url = api_url;
+        Settings &s = dingtalk_test::edit(t);
+        s.api_url = api_url;
+        s.timeout = std::chrono::milliseconds(3000);
         t.token = kToken;
         t.secret = with_secret ? kSecret : "";
-        t.timeout = std::chrono::milliseconds(3000);
-        t.zone = &dingtalk_test::zone("Asia/Shanghai");
         return t;
     }
 
     static Report deliver(const Target &t, const std::string &body)
     {
         Delivery d(t, body);
-        d.run(dingtalk_test::in(t.timeout));
+        d.run(dingtalk_test::in(t.settings->timeout));
         return d.report();
     }
 
@@ -186,7 +186,7 @@ TEST_F(DeliveryRun, SilentServerTimesOut)
 {
     MockDingTalk mock("");
     Target t = target(mock.url());
-    t.timeout = std::chrono::milliseconds(300);
+    dingtalk_test::edit(t).timeout = std::chrono::milliseconds(300);
     const auto start = std::chrono::steady_clock::now();
     const Report r = deliver(t, dingtalk_test::fixture_text("firing"));
     EXPECT_EQ(r.outcome, Outcome::timeout);
@@ -200,7 +200,7 @@ TEST_F(DeliveryRun, BudgetBoundsTheAttempt)
 {
     MockDingTalk mock("");
     Target t = target(mock.url());
-    t.timeout = std::chrono::milliseconds(20000);
+    dingtalk_test::edit(t).timeout = std::chrono::milliseconds(20000);
     Delivery d(t, dingtalk_test::fixture_text("firing"));
     const auto start = std::chrono::steady_clock::now();
     d.run(dingtalk_test::in(std::chrono::milliseconds(300))); // what is left of the delivery's time
@@ -260,16 +260,16 @@ TEST_F(DeliveryRun, SeveralMessagesWaitForTheGoAheadThenResumeWhereTold)
     body += "]}";
     MockDingTalk mock(MockDingTalk::json_reply(200, R"({"errcode":0,"errmsg":"ok"})"));
     Target t = target(mock.url(), false);
-    t.max_messages = 3;
+    dingtalk_test::edit(t).max_messages = 3;
     Delivery d(t, body);
-    d.run(dingtalk_test::in(t.timeout));
+    d.run(dingtalk_test::in(t.settings->timeout));
     ASSERT_TRUE(d.needs_go_ahead()) << d.report().reason;
     EXPECT_EQ(d.left(), 3u);
     EXPECT_EQ(d.digest(), body_digest(body));
     EXPECT_EQ(d.report().attempts, 0) << "nothing sent before the go-ahead";
 
     d.send_from(1); // an earlier request got the first one taken
-    d.run(dingtalk_test::in(t.timeout));
+    d.run(dingtalk_test::in(t.settings->timeout));
     const Report &r = d.report();
     EXPECT_EQ(r.outcome, Outcome::delivered) << r.reason;
     EXPECT_EQ(r.taken, 2u);
@@ -279,9 +279,7 @@ TEST_F(DeliveryRun, SeveralMessagesWaitForTheGoAheadThenResumeWhereTold)
     EXPECT_TRUE(contains(r.summary(), "2 of 3 messages taken")) << r.summary();
 
     const ParseResult parsed = parse_notification(body);
-    RenderOptions opt;
-    opt.zone = t.zone;
-    const auto ms = render_messages(*parsed.notification, opt, 3);
+    const auto ms = render_messages(*parsed.notification, dingtalk_test::options(*t.settings));
     ASSERT_EQ(ms.size(), 3u);
     const std::string req = mock.request();
     EXPECT_EQ(req.substr(req.find("\r\n\r\n") + 4), ms[1].request_body);

@@ -171,7 +171,7 @@ TEST(Interpret, TransportFailures)
 TEST(SendUrl, TokenAndSignature)
 {
     Target t;
-    t.api_url = "https://oapi.dingtalk.com/robot/send";
+    dingtalk_test::edit(t).api_url = "https://oapi.dingtalk.com/robot/send";
     t.token = kToken;
     EXPECT_EQ(send_url(t), "https://oapi.dingtalk.com/robot/send?access_token=" + kToken);
 
@@ -190,7 +190,7 @@ TEST(SendUrl, TokenAndSignature)
 TEST(SendUrl, ApiUrlWithAQuery)
 {
     Target t;
-    t.api_url = "http://127.0.0.1:8080/robot/send?tenant=ops";
+    dingtalk_test::edit(t).api_url = "http://127.0.0.1:8080/robot/send?tenant=ops";
     t.token = "abc";
     EXPECT_EQ(send_url(t), "http://127.0.0.1:8080/robot/send?tenant=ops&access_token=abc");
     t.secret = kSecret;

@@ -39,12 +39,12 @@ std::shared_ptr<const Template> parse(const std::string &src, Template::Kind kin
 
 Message render_with(const std::string &text_template, const char *fixture_name)
 {
-    RenderOptions opt;
-    opt.zone = &dingtalk_test::zone("Asia/Shanghai");
+    Settings s = dingtalk_test::settings();
+    RenderOptions opt = dingtalk_test::options(s);
     opt.now = *parse_rfc3339("2026-11-24T02:00:00Z");
-    opt.text_template =
+    s.text_template =
         parse(read_file("../../templates/" + text_template + ".mustache"), Template::Kind::text);
-    opt.title_template = parse(kGoTitle, Template::Kind::title);
+    s.title_template = parse(kGoTitle, Template::Kind::title);
     return render_message(fixture(fixture_name), opt);
 }
 
@@ -99,8 +99,8 @@ TEST(Gallery, TheBuiltInLayoutIsDefaultMustache)
 {
     for (const char *f : kFixtures) {
         SCOPED_TRACE(f);
-        RenderOptions opt;
-        opt.zone = &dingtalk_test::zone("Asia/Shanghai");
+        Settings s = dingtalk_test::settings();
+        RenderOptions opt = dingtalk_test::options(s);
         opt.now = *parse_rfc3339("2026-11-24T02:00:00Z");
         const Message built_in = render_message(fixture(f), opt);
         EXPECT_EQ(render_with("default", f).text, built_in.text);

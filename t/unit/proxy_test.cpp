@@ -117,13 +117,14 @@ TEST(Redact, RemovesTheProxyPassword)
     Target t;
     t.token = kToken;
     std::string error;
-    t.proxy = std::make_shared<const Proxy>(
+    dingtalk_test::edit(t).proxy = std::make_shared<const Proxy>(
         *parse_proxy("http://ops:" + kPassword + "@proxy:3128", error));
     EXPECT_EQ(redact("a " + kPassword + " b " + kToken, t), "a *** b ***");
     // the user too, where libcurl writes it (an API key may be the user, with no password)
     EXPECT_EQ(redact("proxy 'http://ops:***@proxy:3128' failed", t),
               "proxy 'http://***:***@proxy:3128' failed");
-    t.proxy = std::make_shared<const Proxy>(*parse_proxy("http://K3yK3yK3y@proxy:3128", error));
+    dingtalk_test::edit(t).proxy =
+        std::make_shared<const Proxy>(*parse_proxy("http://K3yK3yK3y@proxy:3128", error));
     EXPECT_EQ(redact("Unsupported proxy syntax in 'http://K3yK3yK3y@proxy:3128'", t),
               "Unsupported proxy syntax in 'http://***@proxy:3128'");
 }
@@ -179,18 +180,18 @@ protected:
     static Report deliver(const std::string &api_url, const std::string &proxy_url)
     {
         Target t;
-        t.api_url = api_url;
+        Settings &s = dingtalk_test::edit(t);
+        s.api_url = api_url;
         t.token = kToken;
-        t.timeout = std::chrono::milliseconds(3000);
-        t.zone = &dingtalk_test::zone("Asia/Shanghai");
+        s.timeout = std::chrono::milliseconds(3000);
         if (!proxy_url.empty()) {
             std::string error;
             auto p = parse_proxy(proxy_url, error);
             EXPECT_TRUE(p) << error;
-            t.proxy = std::make_shared<const Proxy>(*p);
+            s.proxy = std::make_shared<const Proxy>(*p);
         }
         Delivery d(t, dingtalk_test::fixture_text("firing"));
-        d.run(dingtalk_test::in(t.timeout));
+        d.run(dingtalk_test::in(s.timeout));
         return d.report();
     }
 };

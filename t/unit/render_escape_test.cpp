@@ -248,10 +248,10 @@ TEST(JsonEscapedSize, BodyCarriesTheTextAtEveryOffset)
             const std::string source =
                 std::string(offset, 'p') + special + "tail" + special + std::string(9, 'q');
             std::string error;
-            RenderOptions opt;
-            opt.zone = &dingtalk_test::zone("Asia/Shanghai");
-            opt.text_template = Template::parse(source, Template::Kind::text, error);
-            ASSERT_TRUE(opt.text_template) << error;
+            Settings s = dingtalk_test::settings();
+            RenderOptions opt = dingtalk_test::options(s);
+            s.text_template = Template::parse(source, Template::Kind::text, error);
+            ASSERT_TRUE(s.text_template) << error;
             const Message m = dingtalk::render_message(
                 make_notification({make_alert(Status::firing, {{"alertname", "A"}})}), opt);
             JsonPtr root(json_loadb(m.request_body.data(), m.request_body.size(), 0, nullptr));

@@ -219,8 +219,8 @@ TEST(RenderLimits, NoOmittedLineWhenEverythingIsShown)
 TEST(RenderLimits, SmallerLimitIsHonoured)
 {
     const Notification n = big_group(50, 50);
-    RenderOptions opt;
-    opt.zone = &dingtalk_test::zone("Asia/Shanghai");
+    Settings s = dingtalk_test::settings();
+    RenderOptions opt = dingtalk_test::options(s);
     opt.max_request_bytes = 4000;
     const Message m = render_message(n, opt);
     expect_fits(n, m, 4000);

@@ -37,13 +37,24 @@ Notification group(std::size_t firing, std::size_t resolved)
     return n;
 }
 
-RenderOptions options(std::size_t max_bytes = kMaxRequestBytes)
-{
+// The settings and options of one test: u.s.x = ..., then u.messages(n, max_messages).
+struct Pages {
+    Settings s = dingtalk_test::settings();
     RenderOptions opt;
-    opt.zone = &dingtalk_test::zone("Asia/Shanghai");
-    opt.max_request_bytes = max_bytes;
-    return opt;
-}
+
+    explicit Pages(std::size_t max_bytes = kMaxRequestBytes)
+    {
+        opt.settings = &s;
+        opt.max_request_bytes = max_bytes;
+    }
+    Pages(const Pages &) = delete;
+
+    std::vector<Message> messages(const Notification &n, std::size_t max_messages)
+    {
+        s.max_messages = max_messages;
+        return render_messages(n, opt);
+    }
+};
 
 JsonPtr parsed(const Message &m)
 {
@@ -72,27 +83,27 @@ std::vector<std::string> pods_in(const std::vector<Message> &ms)
 TEST(RenderMessages, OneMessageWhenItFits)
 {
     const Notification n = group(3, 1);
-    const RenderOptions opt = options();
-    const auto ms = render_messages(n, opt, 5);
+    Pages u;
+    const auto ms = u.messages(n, 5);
     ASSERT_EQ(ms.size(), 1u);
-    EXPECT_EQ(ms[0].request_body, render_message(n, opt).request_body);
+    EXPECT_EQ(ms[0].request_body, render_message(n, u.opt).request_body);
     EXPECT_EQ(ms[0].title.find("(1/"), std::string::npos);
 }
 
 TEST(RenderMessages, OneMeansTodaysCut)
 {
     const Notification n = group(500, 0);
-    const RenderOptions opt = options();
-    const auto ms = render_messages(n, opt, 1);
+    Pages u;
+    const auto ms = u.messages(n, 1);
     ASSERT_EQ(ms.size(), 1u);
-    EXPECT_EQ(ms[0].request_body, render_message(n, opt).request_body);
+    EXPECT_EQ(ms[0].request_body, render_message(n, u.opt).request_body);
     EXPECT_GT(ms[0].omitted, 0u);
 }
 
 TEST(RenderMessages, SeveralPagesEachUnderTheLimitAllShown)
 {
     const Notification n = group(40, 20);
-    const auto ms = render_messages(n, options(6000), 10);
+    const auto ms = Pages(6000).messages(n, 10);
     ASSERT_GE(ms.size(), 2u);
     std::size_t shown = 0;
     for (std::size_t i = 0; i < ms.size(); ++i) {
@@ -123,7 +134,7 @@ TEST(RenderMessages, SeveralPagesEachUnderTheLimitAllShown)
 TEST(RenderMessages, TheLastSaysWhatEvenTheyCouldNotShow)
 {
     const Notification n = group(500, 0);
-    const auto ms = render_messages(n, options(), 3);
+    const auto ms = Pages().messages(n, 3);
     ASSERT_EQ(ms.size(), 3u);
     std::size_t shown = 0;
     for (const Message &m : ms) {
@@ -137,7 +148,7 @@ TEST(RenderMessages, TheLastSaysWhatEvenTheyCouldNotShow)
     EXPECT_NE(ms[2].text.find("**另有 " + std::to_string(500 - shown) + " 条告警未显示**"),
               std::string::npos);
     // pages are full: each holds about what one message held before
-    EXPECT_GT(shown, 2 * render_message(n, options()).shown);
+    EXPECT_GT(shown, 2 * render_message(n, Pages().opt).shown);
     EXPECT_EQ(pods_in(ms).size(), shown);
 }
 
@@ -145,7 +156,7 @@ TEST(RenderMessages, AlertmanagersTruncationIsSaidOnceAtTheEnd)
 {
     Notification n = group(30, 0);
     n.truncated_alerts = 7;
-    const auto ms = render_messages(n, options(5000), 10);
+    const auto ms = Pages(5000).messages(n, 10);
     ASSERT_GE(ms.size(), 2u);
     for (std::size_t i = 0; i + 1 < ms.size(); ++i) {
         EXPECT_EQ(occurrences(ms[i].text, "另有"), 0u);
@@ -156,9 +167,9 @@ TEST(RenderMessages, AlertmanagersTruncationIsSaidOnceAtTheEnd)
 TEST(RenderMessages, OnlyTheFirstMentions)
 {
     const Notification n = group(60, 0);
-    RenderOptions opt = options(6000);
-    opt.at.mobiles = {"13800000000"};
-    const auto ms = render_messages(n, opt, 10);
+    Pages u(6000);
+    u.opt.at.mobiles = {"13800000000"};
+    const auto ms = u.messages(n, 10);
     ASSERT_GE(ms.size(), 2u);
     EXPECT_NE(ms[0].text.find("@13800000000"), std::string::npos);
     const JsonPtr first = parsed(ms[0]);
@@ -173,9 +184,9 @@ TEST(RenderMessages, OnlyTheFirstMentions)
 TEST(RenderMessages, EveryOneCarriesTheKeyword)
 {
     const Notification n = group(60, 0);
-    RenderOptions opt = options(6000);
-    opt.keyword = "prodalert";
-    const auto ms = render_messages(n, opt, 10);
+    Pages u(6000);
+    u.s.keyword = "prodalert";
+    const auto ms = u.messages(n, 10);
     ASSERT_GE(ms.size(), 2u);
     for (const Message &m : ms) {
         EXPECT_NE(m.text.find("prodalert"), std::string::npos);
@@ -186,14 +197,14 @@ TEST(RenderMessages, EveryOneCarriesTheKeyword)
 TEST(RenderMessages, TemplatesSeeThePartInTheirTitleOnce)
 {
     const Notification n = group(200, 0);
-    RenderOptions opt = options(4000);
+    Pages u(4000);
     std::string error;
-    opt.text_template = Template::parse("## {{title}}\n{{#alerts}}- {{labels.pod}} "
+    u.s.text_template = Template::parse("## {{title}}\n{{#alerts}}- {{labels.pod}} "
                                         "{{annotations.message}}\n{{/alerts}}{{more}}",
                                         Template::Kind::text, error);
-    opt.title_template = Template::parse("{{title}} via template", Template::Kind::title, error);
-    ASSERT_TRUE(opt.text_template && opt.title_template) << error;
-    const auto ms = render_messages(n, opt, 2);
+    u.s.title_template = Template::parse("{{title}} via template", Template::Kind::title, error);
+    ASSERT_TRUE(u.s.text_template && u.s.title_template) << error;
+    const auto ms = u.messages(n, 2);
     ASSERT_EQ(ms.size(), 2u);
     EXPECT_EQ(ms[0].title, "[FIRING:200] KubePodCrashLooping via template (1/2)");
     EXPECT_EQ(ms[0].text.rfind("## \\[FIRING:200\\] KubePodCrashLooping (1/2)\n", 0), 0u)
@@ -210,7 +221,7 @@ TEST(RenderMessages, AnAlertTooBigForAPageStillGoesOutCut)
     // one huge alert among small ones: a page holds it cut, as one message would
     Notification n = group(10, 0);
     n.alerts[0].annotations["message"] = std::string(50000, 'x');
-    const auto ms = render_messages(n, options(8000), 10);
+    const auto ms = Pages(8000).messages(n, 10);
     std::size_t shown = 0;
     for (const Message &m : ms) {
         EXPECT_LE(m.request_body.size(), 8000u);
@@ -227,7 +238,7 @@ TEST(RenderMessages, EveryPageFitsWhenSomeAlertsAreNotShown)
     Notification n = group(12, 0);
     n.truncated_alerts = 123456;
     for (std::size_t max = 3000; max <= 6000; max += 7) {
-        const auto ms = render_messages(n, options(max), 10);
+        const auto ms = Pages(max).messages(n, 10);
         for (const Message &m : ms) {
             ASSERT_LE(m.request_body.size(), max) << ms.size() << " messages";
         }

@@ -246,15 +246,15 @@ TEST(Render, HiddenLabelsAreInNoLine)
     const std::string text = render(n).text;
     EXPECT_EQ(line_starting(text, "**其他标签**"), "**其他标签**: job=kube-state-metrics") << text;
 
-    RenderOptions opt;
-    opt.zone = &dingtalk_test::zone("Asia/Shanghai");
-    opt.hidden_labels = std::make_shared<LabelNames>(LabelNames{"job", "node"});
+    Settings s = dingtalk_test::settings();
+    RenderOptions opt = dingtalk_test::options(s);
+    s.hidden_labels = std::make_shared<LabelNames>(LabelNames{"job", "node"});
     const std::string custom = render_message(n, opt).text;
     EXPECT_EQ(custom.find("故障节点"), std::string::npos) << "a hidden label names nothing";
     EXPECT_EQ(line_starting(custom, "**其他标签**"),
               "**其他标签**: endpoint=http, prometheus=monitoring/k8s, service=ksm, uid=6f1c")
         << custom;
-    opt.hidden_labels = std::make_shared<LabelNames>(); // dingtalk_hide_labels off
+    s.hidden_labels = std::make_shared<LabelNames>(); // dingtalk_hide_labels off
     EXPECT_NE(render_message(n, opt).text.find("prometheus=monitoring/k8s"), std::string::npos);
 }
 
@@ -305,9 +305,9 @@ TEST(Render, FiringAlertsLinkToANewSilence)
               std::string::npos)
         << quoted;
 
-    RenderOptions opt;
-    opt.zone = &dingtalk_test::zone("Asia/Shanghai");
-    opt.silence_link = false;
+    Settings s = dingtalk_test::settings();
+    RenderOptions opt = dingtalk_test::options(s);
+    s.silence_link = false;
     EXPECT_EQ(render_message(fixture("mixed"), opt).text.find("静默"), std::string::npos);
     for (const char *url : {"", "ftp://am.example", "javascript:alert(1)"}) {
         Notification n = fixture("mixed");

@@ -19,11 +19,11 @@ namespace
 Message render_with(const Notification &n, const std::string &keyword, Mentions at = {},
                     std::shared_ptr<const Template> tmpl = nullptr)
 {
-    RenderOptions opt;
-    opt.zone = &dingtalk_test::zone("Asia/Shanghai");
-    opt.keyword = keyword;
+    Settings s = dingtalk_test::settings();
+    RenderOptions opt = dingtalk_test::options(s);
+    s.keyword = keyword;
     opt.at = std::move(at);
-    opt.text_template = std::move(tmpl);
+    s.text_template = std::move(tmpl);
     return render_message(n, opt);
 }
 

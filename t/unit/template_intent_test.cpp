@@ -26,11 +26,13 @@ std::string render(const std::string &src, const Notification &n, const Styles *
     if (!t) {
         return "";
     }
-    RenderOptions opt;
-    opt.zone = &dingtalk_test::zone("Asia/Shanghai");
-    opt.styles = styles;
+    Settings s = dingtalk_test::settings();
+    RenderOptions opt = dingtalk_test::options(s);
+    if (styles != nullptr) {
+        s.styles = std::make_shared<const Styles>(*styles);
+    }
     opt.now = *parse_rfc3339("2026-11-23T18:07:05Z"); // 2 h 3 min after make_alert's start
-    (kind == Template::Kind::text ? opt.text_template : opt.title_template) = t;
+    (kind == Template::Kind::text ? s.text_template : s.title_template) = t;
     const Message m = render_message(n, opt);
     return kind == Template::Kind::text ? m.text : m.title;
 }

@@ -37,10 +37,10 @@ std::shared_ptr<const Template> compile(const std::string &src, Template::Kind k
 Message render_with(const Notification &n, std::shared_ptr<const Template> text,
                     std::shared_ptr<const Template> title = nullptr, Mentions at = {})
 {
-    RenderOptions opt;
-    opt.zone = &dingtalk_test::zone("Asia/Shanghai");
-    opt.text_template = std::move(text);
-    opt.title_template = std::move(title);
+    Settings s = dingtalk_test::settings();
+    RenderOptions opt = dingtalk_test::options(s);
+    s.text_template = std::move(text);
+    s.title_template = std::move(title);
     opt.at = std::move(at);
     return render_message(n, opt);
 }
@@ -80,12 +80,12 @@ TEST(Template, DefaultTemplateIsTheBuiltInMessage)
         const Message with_at = render_with(n, tmpl, nullptr, at);
         EXPECT_EQ(with_at.text, dingtalk_test::render(n, at).text);
         // a keyword robot's word, after the mentions, either way
-        RenderOptions opt;
-        opt.zone = &dingtalk_test::zone("Asia/Shanghai");
+        Settings s = dingtalk_test::settings();
+        RenderOptions opt = dingtalk_test::options(s);
         opt.at = at;
-        opt.keyword = "zzz";
+        s.keyword = "zzz";
         const std::string builtin_kw = render_message(n, opt).text;
-        opt.text_template = tmpl;
+        s.text_template = tmpl;
         EXPECT_EQ(render_message(n, opt).text, builtin_kw);
         EXPECT_NE(builtin_kw.find("@13800000000\n\nzzz"), std::string::npos) << builtin_kw;
     }

@@ -3,9 +3,10 @@
 #pragma once
 
 #include "alert.hpp"
+#include "delivery.hpp"
 #include "render.hpp"
 #include "sender.hpp"
-#include "zone.hpp"
+#include "timezone.hpp"
 
 #include <gtest/gtest.h>
 
@@ -49,27 +50,51 @@ inline dingtalk::Notification fixture(const std::string &name)
     return *r.notification;
 }
 
-inline const dingtalk::Zone &zone(const char *name)
+inline const dingtalk::TimeZone &zone(const char *name)
 {
     std::string error;
-    static std::map<std::string, dingtalk::Zone> cache;
+    static std::map<std::string, dingtalk::TimeZone> cache;
     auto it = cache.find(name);
     if (it == cache.end()) {
-        std::optional<dingtalk::Zone> z = dingtalk::Zone::find(name, error);
+        std::optional<dingtalk::TimeZone> z = dingtalk::TimeZone::find(name, error);
         if (!z) {
             ADD_FAILURE() << error;
-            z = dingtalk::Zone::find("UTC", error);
+            z = dingtalk::TimeZone::find("UTC", error);
         }
         it = cache.emplace(name, *z).first;
     }
     return it->second;
 }
 
-// render_message in Asia/Shanghai, the zone the goldens are written in.
-inline dingtalk::Message render(const dingtalk::Notification &n, dingtalk::Mentions at = {})
+// The module's default settings, in Asia/Shanghai: the time zone the goldens are written in.
+inline dingtalk::Settings settings()
+{
+    dingtalk::Settings s;
+    s.timezone = std::make_shared<const dingtalk::TimeZone>(zone("Asia/Shanghai"));
+    return s;
+}
+
+// Render options over settings the caller keeps alive.
+inline dingtalk::RenderOptions options(const dingtalk::Settings &s)
 {
     dingtalk::RenderOptions opt;
-    opt.zone = &zone("Asia/Shanghai");
+    opt.settings = &s;
+    return opt;
+}
+
+// A target's settings, to change before a delivery starts (a copy: targets share them).
+inline dingtalk::Settings &edit(dingtalk::Target &t)
+{
+    auto copy = std::make_shared<dingtalk::Settings>(t.settings ? *t.settings : settings());
+    t.settings = copy;
+    return *copy;
+}
+
+// render_message with the default settings.
+inline dingtalk::Message render(const dingtalk::Notification &n, dingtalk::Mentions at = {})
+{
+    const dingtalk::Settings s = settings();
+    dingtalk::RenderOptions opt = options(s);
     opt.at = std::move(at);
     return dingtalk::render_message(n, opt);
 }

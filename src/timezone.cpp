@@ -1,4 +1,4 @@
-#include "zone.hpp"
+#include "timezone.hpp"
 
 #include "date_lib.hpp"
 
@@ -7,11 +7,11 @@
 namespace dingtalk
 {
 
-std::optional<Zone> Zone::find(std::string_view name, std::string &error)
+std::optional<TimeZone> TimeZone::find(std::string_view name, std::string &error)
 {
     try {
         const date::time_zone *tz = date::locate_zone(name);
-        return Zone(tz, std::string(name));
+        return TimeZone(tz, std::string(name));
     } catch (const std::exception &e) {
         error = "unknown time zone \"" + std::string(name) +
                 "\" (an IANA name like Asia/Shanghai or UTC is expected; is tzdata installed?)";
@@ -42,7 +42,7 @@ std::string &add_padded(std::string &out, long n, std::size_t width)
 
 } // namespace
 
-std::string Zone::format(TimePoint t, Form form) const
+std::string TimeZone::format(TimePoint t, Form form) const
 {
     const auto *tz = static_cast<const date::time_zone *>(tz_);
     const auto secs = date::floor<std::chrono::seconds>(t);

@@ -10,11 +10,11 @@
 namespace dingtalk
 {
 
-class Zone
+class TimeZone
 {
 public:
     // Looks the zone up once (at configuration time). Thread-safe to use afterwards.
-    static std::optional<Zone> find(std::string_view name, std::string &error);
+    static std::optional<TimeZone> find(std::string_view name, std::string &error);
 
     enum class Form {
         date_time, // "2026-11-24 00:04:05 +08:00", the seed's format
@@ -27,7 +27,7 @@ public:
     const std::string &name() const { return name_; }
 
 private:
-    Zone(const void *tz, std::string name) : tz_(tz), name_(std::move(name)) {}
+    TimeZone(const void *tz, std::string name) : tz_(tz), name_(std::move(name)) {}
 
     const void *tz_; // a date::time_zone from the process-wide database; never freed
     std::string name_;

@@ -1,7 +1,7 @@
-// Zone: IANA lookups and the "YYYY-MM-DD HH:mm:ss +hh:mm" format, daylight saving included.
+// TimeZone: IANA lookups and the "YYYY-MM-DD HH:mm:ss +hh:mm" format, daylight saving included.
 // Expected local times computed with python3's zoneinfo, e.g.
 //   datetime.fromisoformat("2026-01-15T12:00:00+00:00").astimezone(ZoneInfo("America/New_York"))
-#include "zone.hpp"
+#include "timezone.hpp"
 
 #include "alert.hpp"
 
@@ -25,36 +25,36 @@ TimePoint utc(const char *rfc3339)
 std::string show(const char *zone, const char *rfc3339)
 {
     std::string error;
-    const std::optional<Zone> z = Zone::find(zone, error);
+    const std::optional<TimeZone> z = TimeZone::find(zone, error);
     EXPECT_TRUE(z.has_value()) << zone << ": " << error;
     return z ? z->format(utc(rfc3339)) : "no zone " + std::string(zone);
 }
 
 } // namespace
 
-TEST(Zone, FindsShanghaiAndUtc)
+TEST(TimeZone, FindsShanghaiAndUtc)
 {
     std::string error;
-    const std::optional<Zone> sh = Zone::find("Asia/Shanghai", error);
+    const std::optional<TimeZone> sh = TimeZone::find("Asia/Shanghai", error);
     ASSERT_TRUE(sh.has_value()) << error;
     EXPECT_EQ(sh->name(), "Asia/Shanghai");
     EXPECT_TRUE(error.empty()) << error;
-    const std::optional<Zone> u = Zone::find("UTC", error);
+    const std::optional<TimeZone> u = TimeZone::find("UTC", error);
     ASSERT_TRUE(u.has_value()) << error;
     EXPECT_EQ(u->name(), "UTC");
 }
 
-TEST(Zone, UnknownZoneIsAnErrorNamingIt)
+TEST(TimeZone, UnknownZoneIsAnErrorNamingIt)
 {
     for (const char *name : {"Mars/Olympus_Mons", "asia/shanghai_x", "", "../../etc/passwd"}) {
         std::string error;
-        EXPECT_FALSE(Zone::find(name, error).has_value()) << name;
+        EXPECT_FALSE(TimeZone::find(name, error).has_value()) << name;
         EXPECT_NE(error.find("unknown time zone"), std::string::npos) << error;
         EXPECT_NE(error.find("\"" + std::string(name) + "\""), std::string::npos) << error;
     }
 }
 
-TEST(Zone, ShanghaiFormatMatchesTheSeed)
+TEST(TimeZone, ShanghaiFormatMatchesTheSeed)
 {
     EXPECT_EQ(show("Asia/Shanghai", "2026-11-23T16:04:05.123456789Z"),
               "2026-11-24 00:04:05 +08:00");
@@ -68,7 +68,7 @@ TEST(Zone, ShanghaiFormatMatchesTheSeed)
     EXPECT_EQ(s, "2026-03-05 09:02:03 +08:00");
 }
 
-TEST(Zone, Utc)
+TEST(TimeZone, Utc)
 {
     EXPECT_EQ(show("UTC", "2026-11-23T16:04:05Z"), "2026-11-23 16:04:05 +00:00");
     EXPECT_EQ(show("UTC", "1970-01-01T00:00:00Z"), "1970-01-01 00:00:00 +00:00");
@@ -76,7 +76,7 @@ TEST(Zone, Utc)
     EXPECT_EQ(show("UTC", "2026-11-24T00:04:05+08:00"), "2026-11-23 16:04:05 +00:00");
 }
 
-TEST(Zone, NewYorkDaylightSaving)
+TEST(TimeZone, NewYorkDaylightSaving)
 {
     EXPECT_EQ(show("America/New_York", "2026-01-15T12:00:00Z"), "2026-01-15 07:00:00 -05:00");
     EXPECT_EQ(show("America/New_York", "2026-07-15T12:00:00Z"), "2026-07-15 08:00:00 -04:00");
@@ -85,7 +85,7 @@ TEST(Zone, NewYorkDaylightSaving)
     EXPECT_EQ(show("America/New_York", "2026-03-08T07:00:00Z"), "2026-03-08 03:00:00 -04:00");
 }
 
-TEST(Zone, BerlinDaylightSaving)
+TEST(TimeZone, BerlinDaylightSaving)
 {
     EXPECT_EQ(show("Europe/Berlin", "2026-01-15T12:00:00Z"), "2026-01-15 13:00:00 +01:00");
     EXPECT_EQ(show("Europe/Berlin", "2026-07-15T12:00:00Z"), "2026-07-15 14:00:00 +02:00");
@@ -93,7 +93,7 @@ TEST(Zone, BerlinDaylightSaving)
     EXPECT_EQ(show("Europe/Berlin", "2026-03-29T01:00:00Z"), "2026-03-29 03:00:00 +02:00");
 }
 
-TEST(Zone, NegativeHalfHourOffset)
+TEST(TimeZone, NegativeHalfHourOffset)
 {
     EXPECT_EQ(show("America/St_Johns", "2026-01-15T12:00:00Z"), "2026-01-15 08:30:00 -03:30");
     EXPECT_EQ(show("America/St_Johns", "2026-07-15T12:00:00Z"), "2026-07-15 09:30:00 -02:30");
@@ -101,19 +101,19 @@ TEST(Zone, NegativeHalfHourOffset)
     EXPECT_EQ(show("America/St_Johns", "2026-01-15T02:00:00Z"), "2026-01-14 22:30:00 -03:30");
 }
 
-TEST(Zone, PositiveHalfAndQuarterHourOffsets)
+TEST(TimeZone, PositiveHalfAndQuarterHourOffsets)
 {
     EXPECT_EQ(show("Asia/Kolkata", "2026-01-15T12:00:00Z"), "2026-01-15 17:30:00 +05:30");
     EXPECT_EQ(show("Asia/Kolkata", "2026-01-15T20:00:00Z"), "2026-01-16 01:30:00 +05:30");
     EXPECT_EQ(show("Asia/Kathmandu", "2026-01-15T12:00:00Z"), "2026-01-15 17:45:00 +05:45");
 }
 
-TEST(Zone, CopiesFormatTheSame)
+TEST(TimeZone, CopiesFormatTheSame)
 {
     std::string error;
-    const std::optional<Zone> z = Zone::find("Europe/Berlin", error);
+    const std::optional<TimeZone> z = TimeZone::find("Europe/Berlin", error);
     ASSERT_TRUE(z.has_value()) << error;
-    const Zone copy = *z;
+    const TimeZone copy = *z;
     EXPECT_EQ(copy.format(utc("2026-07-15T12:00:00Z")), "2026-07-15 14:00:00 +02:00");
     EXPECT_EQ(copy.name(), "Europe/Berlin");
 }

@@ -1,0 +1,736 @@
+// A delivery's flow, all in the worker's event loop except Delivery::run():
+//
+//   start -> schedule: reserve a send slot in the robot's shared window, with a hard deadline
+//              now:      post the task (parse, render, sign, send; nothing sent past the deadline)
+//              later:    wait on a timer (at most "hold"), then post
+//              rejected: finish, 503 + Retry-After (or, when retrying, the last failure)
+//         -> thread_done: the slot keeps the time the send really ended, or is given back when
+//              nothing left; several messages: plan them, or send the next; a transient
+//              failure with time left: backoff timer, then schedule again; else finish
+//
+// One timer per request serves three purposes: a deadline while a task runs (so a worker that
+// is shutting down waits for it), the hold before a send, and the backoff before a retry.
+// Threads never sleep and never touch nginx; everything that waits, waits on a timer. A client
+// that goes away is noticed while the request waits (ngx_http_test_reading, as the upstream
+// module does). Every delivery ends in finish(), once: what it holds goes back there. Every
+// event handler of ours catches what the C++ below it throws, and runs the connection's posted
+// requests before it returns, as nginx's own handlers do.
+
+#include "ngx_http_dingtalk.hpp"
+
+#include "delivery.hpp"
+
+#include <chrono>
+#include <string>
+
+namespace
+{
+
+// The thread may run a little past its deadline (closing, DNS); the timer only has to keep
+// the worker alive until the completion event arrives.
+const ngx_msec_t kDeadlineSlack = 5000;
+
+// idle: between steps, nothing runs and no timer waits (before the first reservation, and
+// while an attempt's end is handled).
+enum class State { idle, holding, running, backoff, done };
+
+// Send slots of the robot's window this delivery holds: the one of the attempt planned or in
+// flight, and those of the messages after it when a notification is several.
+struct slots_t {
+    uint64_t send_id;       // 0: none
+    uint64_t reserved_id;   // the first of the others
+    uint32_t reserved_left; // ... and how many
+};
+
+struct ngx_http_dingtalk_ctx_t {
+    ngx_event_t timer; // first: timer_handler gets back to the context from it
+    ngx_http_request_t *r;
+    const ngx_http_dingtalk_loc_conf_t *lcf;
+    const dingtalk::Settings *settings;
+    dingtalk::Delivery *delivery;
+    ngx_thread_task_t *task;
+    ngx_shm_zone_t *zone; // the shared zone: metrics, and the robot's window
+    bool rate_limited;    // the window applies (dingtalk_rate_limit is not off)
+    ngx_http_dingtalk_robot_t *robot;
+    ngx_msec_t received;      // body read
+    ngx_msec_t first_attempt; // first task posted; the delivery timeout counts from here
+    slots_t slots;
+    bool reserve_all;       // several messages, cleared to go: the next reservation is theirs
+    uint64_t deadline;      // when the delivery must be over: no send starts that could end
+                            // later (monotonic ms)
+    ngx_msec_t asked_since; // waiting for sends under way to end, since; 0: not waiting
+    bool counted_waiting;   // in dingtalk_requests_waiting
+    bool warned_late;       // the deadline passed and was logged once
+    State state;
+};
+
+// ---------------------------------------------------------------------------------------------
+// the one way a delivery ends
+
+// How it ends: DingTalk's answer (or the last attempt's failure) is the reply; or the glue
+// refuses it before anything was sent; or the client is gone and nobody hears a reply.
+struct end_t {
+    enum Kind { answered, refused, abandoned } kind;
+    dingtalk::Ending ending; // refused, abandoned: what the metrics count
+    ngx_uint_t status;       // refused: the reply
+    std::string reason;      // refused
+    ngx_uint_t retry_after;  // refused: seconds, 0 for none
+    bool wake;               // abandoned: resume the request (nginx finalizes it)
+};
+
+end_t answered()
+{
+    return {end_t::answered, dingtalk::Ending::internal, 0, {}, 0, false};
+}
+
+end_t refused(ngx_uint_t status, std::string reason, dingtalk::Ending ending,
+              ngx_uint_t retry_after = 0)
+{
+    return {end_t::refused, ending, status, std::move(reason), retry_after, false};
+}
+
+end_t abandoned(bool wake)
+{
+    return {end_t::abandoned, dingtalk::Ending::client_closed, 0, {}, 0, wake};
+}
+
+dingtalk::Ending ending_of(dingtalk::Outcome o)
+{
+    switch (o) {
+    case dingtalk::Outcome::delivered:
+        return dingtalk::Ending::delivered;
+    case dingtalk::Outcome::bad_request:
+        return dingtalk::Ending::bad_request;
+    case dingtalk::Outcome::refused:
+        return dingtalk::Ending::refused;
+    case dingtalk::Outcome::throttled:
+        return dingtalk::Ending::throttled;
+    case dingtalk::Outcome::busy:
+        return dingtalk::Ending::busy;
+    case dingtalk::Outcome::unreachable:
+        return dingtalk::Ending::unreachable;
+    case dingtalk::Outcome::timeout:
+        return dingtalk::Ending::timeout;
+    case dingtalk::Outcome::late: // the pool was too slow to start it in time: the same remedy
+        return dingtalk::Ending::queue_full; // as a full queue, and the same series (README)
+    case dingtalk::Outcome::internal:
+        break;
+    }
+    return dingtalk::Ending::internal;
+}
+
+// Waiting on a timer (hold or backoff) shows in dingtalk_requests_waiting.
+void set_waiting(ngx_http_dingtalk_ctx_t *ctx, bool waiting)
+{
+    if (ctx->counted_waiting != waiting) {
+        ngx_http_dingtalk_gauge(ctx->zone, ngx_http_dingtalk_gauge_e::waiting, waiting ? 1 : -1);
+        ctx->counted_waiting = waiting;
+    }
+}
+
+// Slots reserved but not (or no longer) used go back to the window.
+void release_slots(ngx_http_dingtalk_ctx_t *ctx)
+{
+    slots_t &s = ctx->slots;
+    if (ctx->rate_limited) {
+        if (s.send_id != 0) {
+            ngx_http_dingtalk_release(ctx->zone, ctx->robot->key, s.send_id);
+        }
+        for (uint32_t i = 0; i < s.reserved_left; ++i) {
+            ngx_http_dingtalk_release(ctx->zone, ctx->robot->key, s.reserved_id + i);
+        }
+    }
+    s = slots_t{0, 0, 0};
+}
+
+ngx_uint_t seconds_up(uint64_t ms)
+{
+    return static_cast<ngx_uint_t>((ms + 999) / 1000);
+}
+
+void log_outcome(ngx_http_dingtalk_ctx_t *ctx, const dingtalk::Report &rep)
+{
+    ngx_http_request_t *r = ctx->r;
+    auto *clcf = static_cast<ngx_http_core_loc_conf_t *>(
+        ngx_http_get_module_loc_conf(r, ngx_http_core_module));
+    const ngx_uint_t level = rep.outcome == dingtalk::Outcome::delivered     ? NGX_LOG_INFO
+                             : rep.outcome == dingtalk::Outcome::bad_request ? NGX_LOG_WARN
+                                                                             : NGX_LOG_ERR;
+    const std::string &robot = ctx->robot->name;
+    const std::string line = rep.summary(); // the core already removed token and secret
+    ngx_log_error(level, r->connection->log, 0, "dingtalk \"%V\" robot %*s: %*s", &clcf->name,
+                  robot.size(), robot.data(), line.size(), line.data());
+}
+
+// The delivery's report is the answer: counted, logged, and sent through
+// r->write_event_handler, which is resume() or, when nginx terminated the request meanwhile,
+// nginx's own finalizer.
+void answer(ngx_http_dingtalk_ctx_t *ctx)
+{
+    ctx->delivery->stop_short(); // messages left unsent make it a 503, however many were taken
+    const ngx_msec_t took = ngx_current_msec - ctx->received;
+    ctx->delivery->set_elapsed(std::chrono::milliseconds(took));
+    const dingtalk::Report &rep = ctx->delivery->report();
+    ngx_http_dingtalk_count_delivery(ctx->zone, ctx->robot->key, ctx->robot->name,
+                                     ctx->robot->static_name, rep, ending_of(rep.outcome), took);
+    try {
+        log_outcome(ctx, rep);
+    } catch (...) {
+        ngx_log_error(NGX_LOG_ERR, ctx->r->connection->log, 0, "dingtalk: status %i (%s)",
+                      static_cast<ngx_int_t>(rep.http_status),
+                      ngx_http_dingtalk_what(std::current_exception()));
+    }
+    ctx->r->write_event_handler(ctx->r);
+}
+
+// Every delivery ends here, exactly once: its timer stops, its slots go back, the gauges and
+// counters learn how it ended, and the client gets its answer (or nothing, when it left).
+void finish(ngx_http_dingtalk_ctx_t *ctx, const end_t &how) noexcept
+{
+    if (ctx->state == State::done) {
+        return;
+    }
+    if (ctx->timer.timer_set) {
+        ngx_del_timer(&ctx->timer);
+    }
+    release_slots(ctx);
+    set_waiting(ctx, false);
+    ctx->state = State::done;
+    ngx_http_request_t *r = ctx->r;
+    try {
+        switch (how.kind) {
+        case end_t::answered:
+            answer(ctx);
+            return;
+        case end_t::refused:
+            ngx_http_dingtalk_count_ending(ctx->zone, how.ending);
+            ngx_http_finalize_request(
+                r, ngx_http_dingtalk_send_json(
+                       r, how.status, dingtalk::reply_json(false, how.reason), how.retry_after));
+            return;
+        case end_t::abandoned:
+            ngx_http_dingtalk_count_ending(ctx->zone, how.ending);
+            if (how.wake) {
+                r->write_event_handler(r);
+            }
+            return;
+        }
+    } catch (...) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "dingtalk: the reply could not be made: %s; answered 500",
+                      ngx_http_dingtalk_what(std::current_exception()));
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    }
+}
+
+// Something our C++ threw in an event handler: logged with what it was; the delivery ends with
+// a 500 unless a thread still runs it (its completion event comes back here, and ends it then).
+void failed(ngx_http_dingtalk_ctx_t *ctx, const char *where) noexcept
+{
+    ngx_log_error(NGX_LOG_ALERT, ctx->r->connection->log, 0, "dingtalk: %s failed: %s", where,
+                  ngx_http_dingtalk_what(std::current_exception()));
+    if (ctx->state != State::running) {
+        finish(ctx, refused(NGX_HTTP_INTERNAL_SERVER_ERROR, "internal error",
+                            dingtalk::Ending::internal));
+    }
+}
+
+// r->write_event_handler while the request waits; sends the reply once the delivery is done.
+void resume(ngx_http_request_t *r) noexcept
+{
+    auto *ctx = static_cast<ngx_http_dingtalk_ctx_t *>(
+        ngx_http_get_module_ctx(r, ngx_http_dingtalk_module));
+    if (ctx == nullptr || ctx->state != State::done) {
+        return; // a write event while we wait: nothing to send yet
+    }
+    r->write_event_handler = ngx_http_request_empty_handler;
+    try {
+        const dingtalk::Report &rep = ctx->delivery->report();
+        const ngx_uint_t retry_after =
+            rep.outcome == dingtalk::Outcome::throttled
+                ? seconds_up(ctx->settings->rate.value_or(dingtalk::RateLimit()).cooldown_ms)
+            : rep.http_status == NGX_HTTP_SERVICE_UNAVAILABLE ? 5
+                                                              : 0;
+        ngx_http_finalize_request(
+            r, ngx_http_dingtalk_send_json(r, static_cast<ngx_uint_t>(rep.http_status),
+                                           rep.reply_json(ctx->settings->verbose_replies),
+                                           retry_after));
+    } catch (...) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "dingtalk: the reply could not be made: %s; answered 500",
+                      ngx_http_dingtalk_what(std::current_exception()));
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// the way out and back
+
+// What a task carries into the thread: written before the post, read by the thread only.
+struct task_data_t {
+    dingtalk::Delivery *delivery;
+    uint64_t deadline; // monotonic ms: no send starts that could end after it
+};
+
+void thread_handler(void *data, ngx_log_t *) noexcept
+{
+    // Only the Delivery's own memory is touched here: no pools, no logs, no request.
+    auto *td = static_cast<task_data_t *>(data);
+    td->delivery->run(td->deadline);
+}
+
+void schedule(ngx_http_dingtalk_ctx_t *ctx);
+
+// The thread pool's queue is full: a 503, or the last failure when this was a retry (or a next
+// message).
+void queue_full(ngx_http_dingtalk_ctx_t *ctx)
+{
+    ngx_log_error(NGX_LOG_ERR, ctx->r->connection->log, 0,
+                  "dingtalk: thread pool \"%V\" queue is full; raise max_queue (or threads) in its "
+                  "\"thread_pool\" directive",
+                  &ctx->lcf->thread_pool_name);
+    finish(ctx, ctx->delivery->report().attempts > 0
+                    ? answered()
+                    : refused(NGX_HTTP_SERVICE_UNAVAILABLE,
+                              "busy: the delivery queue is full, retry later",
+                              dingtalk::Ending::queue_full, 5));
+}
+
+void post(ngx_http_dingtalk_ctx_t *ctx)
+{
+    ngx_http_request_t *r = ctx->r;
+    if (ctx->first_attempt == 0) {
+        ctx->first_attempt = ngx_current_msec ? ngx_current_msec : 1;
+    }
+    static_cast<task_data_t *>(ctx->task->ctx)->deadline = ctx->deadline;
+    ctx->delivery->set_queued();
+    if (ngx_thread_task_post(ctx->lcf->thread_pool, ctx->task) != NGX_OK) {
+        queue_full(ctx);
+        return;
+    }
+
+    // As nginx's own threaded I/O does: the request cannot be freed while the task runs.
+    r->main->blocked++;
+    r->aio = 1;
+    ctx->state = State::running;
+    set_waiting(ctx, false);
+    ngx_http_dingtalk_gauge(ctx->zone, ngx_http_dingtalk_gauge_e::tasks_in_flight, 1);
+    const uint64_t now = ngx_current_msec;
+    ngx_add_timer(&ctx->timer, (ctx->deadline > now ? ctx->deadline - now : 0) + kDeadlineSlack);
+}
+
+// The window learns what the attempt did: when it ended, or that nothing left at all (an
+// attempt that never connected never arrived, and costs no slot).
+void settle_slot(ngx_http_dingtalk_ctx_t *ctx, const dingtalk::Report &rep)
+{
+    if (!ctx->rate_limited || ctx->slots.send_id == 0) {
+        return;
+    }
+    if (rep.outcome == dingtalk::Outcome::bad_request) {
+        release_slots(ctx); // nothing was sent, and the robot may be forgotten again
+        return;
+    }
+    ngx_http_dingtalk_settle(ctx->zone, ctx->robot->key, ctx->slots.send_id, rep.sent,
+                             rep.ended_ms);
+    ctx->slots.send_id = 0;
+    if (rep.outcome == dingtalk::Outcome::throttled) {
+        ngx_http_dingtalk_throttle(ctx->zone, ctx->robot->key, *ctx->settings->rate);
+    }
+}
+
+// A failed attempt that will be tried again: one line at info, so that every errcode DingTalk
+// gave is in the log, not only the last.
+void log_retry(ngx_http_dingtalk_ctx_t *ctx, const dingtalk::Report &rep, ngx_msec_t delay)
+{
+    const std::string line = rep.summary();
+    const std::string &robot = ctx->robot->name;
+    ngx_log_error(NGX_LOG_INFO, ctx->r->connection->log, 0,
+                  "dingtalk robot %*s: trying again in %M ms after %*s", robot.size(), robot.data(),
+                  delay, line.size(), line.data());
+}
+
+// Between two steps of a delivery of several messages: a client that went away stops it there
+// (nginx finalizes the request); its retry sends the messages not taken.
+bool client_gone(ngx_http_dingtalk_ctx_t *ctx)
+{
+    if (!ctx->r->connection->error) {
+        return false;
+    }
+    const dingtalk::Report &rep = ctx->delivery->report();
+    ngx_log_error(NGX_LOG_INFO, ctx->r->connection->log, 0,
+                  "dingtalk: the client closed the connection after %uz of %uz messages were "
+                  "taken; its retry sends the rest",
+                  rep.taken, rep.messages);
+    finish(ctx, abandoned(true));
+    return true;
+}
+
+// The notification is several messages and the first run only rendered them: a retry of one
+// that went out in part resumes after the messages taken; then the slots of all the others, or
+// none (schedule).
+void plan_messages(ngx_http_dingtalk_ctx_t *ctx)
+{
+    release_slots(ctx); // the run sent nothing
+    if (client_gone(ctx)) {
+        return;
+    }
+    dingtalk::Delivery &d = *ctx->delivery;
+    const auto total = static_cast<uint32_t>(d.left());
+    const uint32_t taken =
+        ngx_http_dingtalk_taken_before(ctx->zone, ctx->robot->key, d.digest(), total);
+    if (taken > 0) {
+        ngx_log_error(NGX_LOG_INFO, ctx->r->connection->log, 0,
+                      "dingtalk: an earlier request got %uD of this notification's %uD messages "
+                      "taken: sending the rest",
+                      taken, total);
+    }
+    d.send_from(taken);
+    ctx->reserve_all = true;
+    ctx->first_attempt = 0; // the delivery's time counts from its first send
+    // the wait for their slots is what is left of "hold" since the webhook came
+    ctx->asked_since = ctx->received ? ctx->received : 1;
+    schedule(ctx);
+}
+
+// A message of several was taken: the next one goes out on its slot, unless the client left.
+void next_message(ngx_http_dingtalk_ctx_t *ctx)
+{
+    if (client_gone(ctx)) {
+        return;
+    }
+    slots_t &s = ctx->slots;
+    if (s.reserved_left == 0) {
+        schedule(ctx); // no rate limit
+        return;
+    }
+    s.send_id = s.reserved_id++;
+    --s.reserved_left;
+    post(ctx);
+}
+
+void after_attempt(ngx_http_dingtalk_ctx_t *ctx)
+{
+    ngx_http_dingtalk_fault("after_attempt");
+    const dingtalk::Report &rep = ctx->delivery->report();
+    if (ctx->delivery->needs_go_ahead()) {
+        plan_messages(ctx);
+        return;
+    }
+    if (rep.errcode) {
+        ngx_http_dingtalk_count_answer(ctx->zone, *rep.errcode);
+    }
+    settle_slot(ctx, rep);
+    if (rep.messages > 1 && rep.outcome == dingtalk::Outcome::delivered) {
+        ngx_http_dingtalk_remember_taken(ctx->zone, ctx->robot->key, ctx->delivery->digest(),
+                                         static_cast<uint32_t>(rep.taken),
+                                         static_cast<uint32_t>(rep.messages));
+        if (ctx->delivery->left() > 0) {
+            next_message(ctx);
+            return;
+        }
+    }
+    if (!ctx->r->connection->error) {
+        const auto spent = std::chrono::milliseconds(ngx_current_msec - ctx->first_attempt);
+        if (auto delay = dingtalk::retry_delay(rep, spent, ctx->settings->timeout)) {
+            const auto ms = static_cast<ngx_msec_t>(delay->count());
+            log_retry(ctx, rep, ms);
+            ctx->state = State::backoff;
+            set_waiting(ctx, true);
+            ngx_http_dingtalk_count_retry(ctx->zone);
+            ngx_add_timer(&ctx->timer, ms);
+            return;
+        }
+    }
+    finish(ctx, answered());
+}
+
+void thread_done(ngx_event_t *ev) noexcept
+{
+    auto *ctx = static_cast<ngx_http_dingtalk_ctx_t *>(ev->data);
+    ngx_http_request_t *r = ctx->r;
+    ngx_connection_t *c = r->connection;
+
+    r->main->blocked--;
+    r->aio = 0;
+    ngx_http_dingtalk_gauge(ctx->zone, ngx_http_dingtalk_gauge_e::tasks_in_flight, -1);
+    if (ctx->timer.timer_set) {
+        ngx_del_timer(&ctx->timer);
+    }
+    ctx->state = State::idle;
+    ngx_http_dingtalk_watch_idle(static_cast<time_t>(ctx->settings->keepalive.count()));
+    try {
+        after_attempt(ctx);
+    } catch (...) {
+        failed(ctx, "the end of an attempt");
+    }
+    ngx_http_run_posted_requests(c);
+}
+
+// ---------------------------------------------------------------------------------------------
+// waiting: for a slot, for a retry, for a thread past its deadline
+
+void timer_fired(ngx_http_dingtalk_ctx_t *ctx)
+{
+    ngx_http_dingtalk_fault("timer");
+    switch (ctx->state) {
+    case State::running: {
+        // The thread ends its attempt by the deadline, so this means the task waits in a full
+        // pool, or is still parsing: say which. Finalizing now would free memory the thread
+        // may still use: wait for it instead.
+        const ngx_uint_t level = ctx->warned_late ? NGX_LOG_INFO : NGX_LOG_WARN;
+        ngx_log_error(level, ctx->r->connection->log, 0,
+                      "dingtalk: delivery %s %ui ms past its deadline (thread pool \"%V\")",
+                      dingtalk::to_string(ctx->delivery->phase()),
+                      static_cast<ngx_uint_t>(ngx_current_msec - ctx->deadline),
+                      &ctx->lcf->thread_pool_name);
+        ctx->warned_late = true;
+        ngx_add_timer(&ctx->timer, 1000);
+        return;
+    }
+    case State::holding:
+        if (ctx->slots.send_id == 0) {
+            schedule(ctx); // waited for sends under way: ask again
+        } else {
+            post(ctx);
+        }
+        return;
+    case State::backoff:
+        schedule(ctx);
+        return;
+    case State::idle:
+    case State::done:
+        return;
+    }
+}
+
+void timer_handler(ngx_event_t *ev) noexcept
+{
+    // ev->data is the connection (timer debug logging expects one); the event is ctx's first
+    // member, so the event's address is the context's.
+    auto *ctx = reinterpret_cast<ngx_http_dingtalk_ctx_t *>(ev);
+    ngx_connection_t *c = ctx->r->connection;
+    try {
+        timer_fired(ctx);
+    } catch (...) {
+        failed(ctx, "a delivery's timer");
+    }
+    ngx_http_run_posted_requests(c);
+}
+
+// No slot (over the limit, cooling down, or no room in the zone): 503, or the last failure of
+// a retry.
+void no_slot(ngx_http_dingtalk_ctx_t *ctx, const dingtalk::Reservation &res)
+{
+    if (ctx->delivery->report().attempts > 0) {
+        finish(ctx, answered()); // no slot for a retry: the last failure stands
+        return;
+    }
+    const dingtalk::RateLimit &limit = *ctx->settings->rate;
+    ngx_log_t *log = ctx->r->connection->log;
+    const ngx_uint_t retry_after = seconds_up(res.retry_after_ms);
+    if (res.kind == dingtalk::Reservation::throttled) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "dingtalk: robot is cooling down after DingTalk throttled it (130101); "
+                      "answered 503, retry after %uL ms",
+                      res.retry_after_ms);
+        finish(ctx, refused(NGX_HTTP_SERVICE_UNAVAILABLE,
+                            "DingTalk throttled this robot recently (errcode 130101); retry later",
+                            dingtalk::Ending::rate_limited, retry_after));
+    } else if (res.kind == dingtalk::Reservation::full) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "dingtalk: no room for this robot's rate window in the shared zone; "
+                      "answered 503 (raise dingtalk_zone_size)");
+        finish(ctx, refused(NGX_HTTP_SERVICE_UNAVAILABLE,
+                            "busy: no room to track this robot's rate limit, retry later",
+                            dingtalk::Ending::zone_full, retry_after));
+    } else {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "dingtalk: robot is over its rate limit of %uD messages per %uL ms; "
+                      "answered 503, a slot frees in %uL ms",
+                      limit.count, limit.window_ms, res.retry_after_ms);
+        finish(ctx, refused(NGX_HTTP_SERVICE_UNAVAILABLE,
+                            "over DingTalk's limit of " + std::to_string(limit.count) +
+                                " messages per " + std::to_string(limit.window_ms / 1000) +
+                                " s for this robot; retry later",
+                            dingtalk::Ending::rate_limited, retry_after));
+    }
+}
+
+// When the delivery must be over: dingtalk_timeout after its first attempt (from now for the
+// first one). No attempt is started that could end later, so the rate window can count on it.
+uint64_t delivery_end(ngx_http_dingtalk_ctx_t *ctx, uint64_t first_send)
+{
+    const uint64_t start = ctx->first_attempt ? ctx->first_attempt : first_send;
+    return start + static_cast<uint64_t>(ctx->settings->timeout.count());
+}
+
+// Holds the webhook on a timer: until its slot's time (send_id set), or to ask again.
+void hold(ngx_http_dingtalk_ctx_t *ctx, uint64_t ms)
+{
+    if (ctx->state != State::holding) {
+        ctx->state = State::holding;
+        set_waiting(ctx, true);
+        ngx_http_dingtalk_count_held(ctx->zone);
+    }
+    ngx_add_timer(&ctx->timer, static_cast<ngx_msec_t>(ms));
+}
+
+// The rate limit, with what is left of "hold" for a webhook that already waited.
+dingtalk::RateLimit limit_now(ngx_http_dingtalk_ctx_t *ctx)
+{
+    dingtalk::RateLimit limit = *ctx->settings->rate;
+    if (ctx->asked_since != 0) {
+        const uint64_t waited = ngx_current_msec - ctx->asked_since;
+        limit.hold_ms = limit.hold_ms > waited ? limit.hold_ms - waited : 0;
+    }
+    return limit;
+}
+
+// Reserves a send slot, then sends now, later (holding), or not at all.
+void schedule(ngx_http_dingtalk_ctx_t *ctx)
+{
+    const uint64_t now = ngx_current_msec;
+    if (!ctx->rate_limited) {
+        ctx->deadline = delivery_end(ctx, now);
+        post(ctx);
+        return;
+    }
+    // the send may end as late as the delivery (the window learns the real end when it comes);
+    // several messages need all their slots
+    const uint32_t n = ctx->reserve_all ? static_cast<uint32_t>(ctx->delivery->left()) : 1;
+    const uint64_t attempt_ms = delivery_end(ctx, now) - now;
+    const dingtalk::Reservation res =
+        n > 1 ? ngx_http_dingtalk_reserve_all(ctx->zone, ctx->robot->key, limit_now(ctx),
+                                              attempt_ms, n)
+              : ngx_http_dingtalk_reserve(ctx->zone, ctx->robot->key, limit_now(ctx), attempt_ms);
+    if (res.kind == dingtalk::Reservation::wait) {
+        ctx->asked_since = ctx->asked_since ? ctx->asked_since : (now ? now : 1);
+        hold(ctx, res.retry_after_ms);
+        return;
+    }
+    if (res.kind != dingtalk::Reservation::now && res.kind != dingtalk::Reservation::later) {
+        no_slot(ctx, res);
+        return;
+    }
+    ctx->asked_since = 0;
+    ctx->slots.send_id = res.id;
+    ctx->reserve_all = false;
+    if (n > 1) { // the slots of the messages after this one (a retry's slot is one more)
+        ctx->slots.reserved_id = res.id + 1;
+        ctx->slots.reserved_left = n - 1;
+    }
+    ctx->deadline = delivery_end(ctx, res.at_ms);
+    if (ctx->first_attempt != 0 && res.at_ms + dingtalk::kShortestAttempt.count() > ctx->deadline) {
+        finish(ctx, answered()); // a retry that would start too late to finish in time
+        return;
+    }
+    if (res.kind == dingtalk::Reservation::now) {
+        post(ctx);
+    } else {
+        hold(ctx, res.at_ms - now);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// the request around the delivery
+
+// The request pool is freed: a timer still armed (a request nginx terminated while it waited)
+// must not fire into freed memory, and slots it held go back.
+void cleanup(void *data) noexcept
+{
+    auto *ctx = static_cast<ngx_http_dingtalk_ctx_t *>(data);
+    if (ctx->timer.timer_set) {
+        ngx_del_timer(&ctx->timer);
+    }
+    if (ctx->state != State::running) {
+        release_slots(ctx);
+    }
+    set_waiting(ctx, false);
+}
+
+// r->read_event_handler once the body is read: notices a client that went away. A request
+// waiting on a timer stops (its slots go back); a running one stops after this attempt.
+void check_broken(ngx_http_request_t *r) noexcept
+{
+    ngx_http_test_reading(r);
+    auto *ctx = static_cast<ngx_http_dingtalk_ctx_t *>(
+        ngx_http_get_module_ctx(r, ngx_http_dingtalk_module));
+    if (!r->connection->error || ctx == nullptr ||
+        (ctx->state != State::holding && ctx->state != State::backoff)) {
+        return;
+    }
+    try {
+        ngx_http_dingtalk_fault("check_broken");
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "dingtalk: the client closed the connection while the delivery waited%s",
+                      ctx->state == State::holding ? " for a rate-limit slot; nothing sent"
+                                                   : " to retry; no more attempts");
+    } catch (...) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0, "dingtalk: %s failed: %s",
+                      "noticing a client that left",
+                      ngx_http_dingtalk_what(std::current_exception()));
+    }
+    finish(ctx, abandoned(false)); // nginx finalizes the request itself
+}
+
+// The task, the timer and the cleanup that ties them to the request's pool.
+bool prepare_task(ngx_http_dingtalk_ctx_t *ctx, dingtalk::Target target, std::string body)
+{
+    ngx_http_request_t *r = ctx->r;
+    ngx_pool_cleanup_t *cln = ngx_pool_cleanup_add(r->pool, 0);
+    ctx->delivery =
+        ngx_http_dingtalk_pool_new<dingtalk::Delivery>(r->pool, std::move(target), std::move(body));
+    ctx->task = ngx_thread_task_alloc(r->pool, sizeof(task_data_t));
+    if (cln == nullptr || ctx->delivery == nullptr || ctx->task == nullptr) {
+        return false;
+    }
+    cln->handler = cleanup;
+    cln->data = ctx;
+
+    static_cast<task_data_t *>(ctx->task->ctx)->delivery = ctx->delivery;
+    ctx->task->handler = thread_handler;
+    ctx->task->event.handler = thread_done;
+    ctx->task->event.data = ctx;
+
+    ctx->timer.handler = timer_handler;
+    ctx->timer.data = r->connection; // timer debug logging reads data as a connection
+    ctx->timer.log = r->connection->log;
+    return true;
+}
+
+} // namespace
+
+bool ngx_http_dingtalk_deliver(ngx_http_request_t *r, ngx_http_dingtalk_robot_t *robot,
+                               dingtalk::Target target, std::string body)
+{
+    static_assert(offsetof(ngx_http_dingtalk_ctx_t, timer) == 0, "timer first");
+    auto *ctx = static_cast<ngx_http_dingtalk_ctx_t *>(
+        ngx_pcalloc(r->pool, sizeof(ngx_http_dingtalk_ctx_t)));
+    if (ctx == nullptr) {
+        return false;
+    }
+    auto *lcf = static_cast<ngx_http_dingtalk_loc_conf_t *>(
+        ngx_http_get_module_loc_conf(r, ngx_http_dingtalk_module));
+    ctx->r = r;
+    ctx->lcf = lcf;
+    ctx->settings = target.settings.get();
+    ctx->robot = robot;
+    ctx->state = State::idle;
+    if (!prepare_task(ctx, std::move(target), std::move(body))) {
+        return false;
+    }
+    auto *mcf = static_cast<ngx_http_dingtalk_main_conf_t *>(
+        ngx_http_get_module_main_conf(r, ngx_http_dingtalk_module));
+    ctx->zone = mcf->zone;
+    ctx->rate_limited = ctx->settings->rate.has_value();
+    ctx->received = ngx_current_msec;
+    ngx_http_set_ctx(r, ctx, ngx_http_dingtalk_module);
+    r->write_event_handler = resume;
+    r->read_event_handler = check_broken;
+    try {
+        schedule(ctx);
+    } catch (...) {
+        failed(ctx, "starting a delivery");
+    }
+    return true;
+}

@@ -1,0 +1,59 @@
+// One location's settings: what its directives, and those of the levels around it, say. Built
+// once when nginx reads the configuration, then only read: by every delivery, its pool threads
+// and the renderer. A new directive is a field here, a parser, a merge line and its use.
+#pragma once
+
+#include "alert.hpp"
+#include "auth.hpp"
+#include "mention.hpp"
+#include "ratelimit.hpp"
+#include "sender.hpp"
+#include "template.hpp"
+#include "timezone.hpp"
+#include "view.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace dingtalk
+{
+
+struct Settings {
+    // Where and how messages go.
+    std::string api_url = "https://oapi.dingtalk.com/robot/send"; // dingtalk_api_url
+    std::chrono::milliseconds timeout{10000};                     // dingtalk_timeout
+    std::chrono::seconds keepalive{60};                           // dingtalk_keepalive_timeout
+    bool ssl_verify = true;                                       // dingtalk_ssl_verify
+    std::shared_ptr<const std::string> ca_pem;   // dingtalk_ssl_trusted_certificate; null: system
+    std::shared_ptr<const Proxy> proxy;          // dingtalk_proxy; null: straight to DingTalk
+    std::optional<RateLimit> rate = RateLimit{}; // dingtalk_rate_limit; nullopt: off
+
+    // What a webhook may be, and who may post one.
+    ParseLimits limits;                      // dingtalk_max_body_size, dingtalk_max_alerts
+    std::shared_ptr<const Credentials> auth; // dingtalk_auth_*_file; null: anyone
+    bool verbose_replies = false;            // dingtalk_verbose_replies
+
+    // What a message looks like.
+    std::size_t max_messages = 1;                    // dingtalk_max_messages
+    std::shared_ptr<const TimeZone> timezone;        // dingtalk_timezone; required to render
+    std::shared_ptr<const Template> text_template;   // dingtalk_template; null: built-in layout
+    std::shared_ptr<const Template> title_template;  // dingtalk_title_template; null: built-in
+    std::shared_ptr<const Styles> styles;            // dingtalk_severity_style; null: defaults
+    std::shared_ptr<const LabelNames> hidden_labels; // dingtalk_hide_labels; null: the default set
+    std::string keyword;                             // dingtalk_keyword; "": none
+    bool silence_link = true;                        // dingtalk_silence_link
+
+    // Whom it mentions.
+    std::shared_ptr<const std::vector<MentionRule>> mentions; // dingtalk_at_*; null: nobody
+    MentionSources mentions_from;                             // dingtalk_at_*_from
+};
+
+// dingtalk_keyword: "" when the word can be one of a robot's keywords, else why not.
+std::string check_keyword(std::string_view word);
+
+} // namespace dingtalk
