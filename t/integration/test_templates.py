@@ -365,3 +365,21 @@ def test_a_bad_severity_style_fails_nginx_t_naming_its_line(mock, directive, why
     ok, out = ngx.test_config()
     assert not ok and why in out, out
     assert f"{ngx.conf_path}:{line_of(ngx, 'dingtalk_severity_style')}" in out, out
+
+
+@pytest.mark.parametrize("directive", [
+    "dingtalk_severity_style critical 🔴 #FF0000;",
+    "dingtalk_title_template #{{title}};",
+    "dingtalk_keyword #告警;",
+])
+def test_an_unquoted_hash_says_the_arguments_ran_on(mock, directive):
+    # nginx reads "#..." as a comment, ";" included: the next line's words become arguments
+    ngx = Nginx(server(mock, {"/": directive + "\n            dingtalk_timeout 5s;"}))
+    ok, out = ngx.test_config()
+    name = directive.split()[0]
+    assert not ok, out
+    assert f'"{name}" takes' in out and "unquoted # starts a comment" in out, out
+    assert '"#FF0000"' in out, out
+    assert f"{ngx.conf_path}:{line_of(ngx, 'dingtalk_timeout 5s')}" in out, out
+    quoted = directive.replace(" #", " '#", 1).replace(";", "';")
+    assert Nginx(server(mock, {"/": quoted})).test_config()[0], quoted
