@@ -4,6 +4,7 @@
 #   make test         unit tests, integration tests against Debian's nginx, then image-test
 #   make unit         GoogleTest unit tests of the C++ core (and curl-compat: builds with older curl)
 #   make lint         clang-tidy: no function of the nginx glue over 60 lines
+#   make static       pytest checks that start no process (t/static: manifests, Dockerfile)
 #   make integration  pytest suite: real nginx + the module + mock DingTalk
 #   make run          nginx with the module on nginx.conf.example (port 5000)
 #   make asan         the module built with AddressSanitizer + UndefinedBehaviorSanitizer
@@ -45,7 +46,7 @@ MODULE     = $(BUILD)/ngx_http_dingtalk_module.so
 UNIT_BIN   = $(BUILD)/unit_tests
 CORE_OBJS  = $(CORE_SRCS:src/%.cpp=$(BUILD)/core/%.o)
 
-.PHONY: all module tools install uninstall test unit integration run format format-check clean check-nginx-src \
+.PHONY: all module tools install uninstall test unit static integration run format format-check clean check-nginx-src \
         curl-compat lint \
         asan integration-asan valgrind fuzz bench image image-test
 
@@ -117,6 +118,11 @@ curl-compat:
 	$(CXX) $(CXXFLAGS) -Wno-deprecated-declarations -include t/unit/compat/old_curl.hpp \
 	  -fsyntax-only src/sender.cpp
 
+# --- static checks: the repository's files read, no process started, nothing built -------------
+
+static:
+	$(PYTHON) -m pytest -q -p no:cacheprovider t/static $(PYTEST_ARGS)
+
 # --- integration tests: the real nginx binary loading the module --------------------------------
 
 integration: $(MODULE) $(TOOL)
@@ -177,7 +183,7 @@ FUZZ_SECONDS ?= 60
 fuzz:
 	t/fuzz/run.sh $(FUZZ_SECONDS)
 
-test: format-check lint unit valgrind integration integration-asan
+test: format-check static lint unit valgrind integration integration-asan
 	t/fuzz/run.sh 20
 	$(MAKE) image-test
 

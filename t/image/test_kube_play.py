@@ -20,7 +20,7 @@ What the test changes in its temp copy of the manifests, and why (deploy/kuberne
   and no Alertmanager image is reachable here: its nginx container and volumes are played as
   a Pod of their own, with kube-prometheus's pod securityContext (uid 1000, fsGroup 2000);
 - multi-target: kustomize's configMapGenerator is rendered first (kubectl kustomize where it
-  is installed, else t/integration/kustomize_lite.py), as `kubectl apply -k` would.
+  is installed, else t/static/kustomize_lite.py), as `kubectl apply -k` would.
 
 podman runs the containers with runc and the ulimits test_image.py uses, through a
 containers.conf of the test's own (CONTAINERS_CONF): kube play has no --ulimit.
@@ -41,6 +41,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "static"))
 from harness import TOKEN, MockDingTalk, alert, notification  # noqa: E402
 from kustomize_lite import render  # noqa: E402
 from test_image import IMAGE, unavailable  # noqa: E402

@@ -2,8 +2,9 @@
 without kubectl (Debian 12's kubernetes-client is not installed by the tests): resources,
 `namespace`, and `configMapGenerator` (files, options.labels), the generated ConfigMap named
 <name>-<hash> and every reference to it in a pod spec rewritten, as kustomize does. Anything
-else in a kustomization is an error here, so that this stays honest. test_kubernetes.py checks
-it against `kubectl kustomize` where kubectl is installed."""
+else in a kustomization is an error here, so that this stays honest.
+t/integration/test_kubectl_kustomize.py checks it against `kubectl kustomize` where kubectl is
+installed."""
 
 import hashlib
 import os
