@@ -4,7 +4,7 @@
 #   make test         unit tests, integration tests against Debian's nginx, then image-test
 #   make unit         GoogleTest unit tests of the C++ core (and curl-compat: builds with older curl)
 #   make lint         clang-tidy: no function of the nginx glue over 60 lines
-#   make static       pytest checks that start no process (t/static: manifests, Dockerfile)
+#   make static       checks that start no process (t/static): manifests, documents, layers
 #   make integration  pytest suite: real nginx + the module + mock DingTalk
 #   make run          nginx with the module on nginx.conf.example (port 5000)
 #   make asan         the module built with AddressSanitizer + UndefinedBehaviorSanitizer

@@ -44,8 +44,8 @@ TOKEN = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 RUNS, SECONDS = 3, 4
-# glibc's malloc made lean for the whole nginx (README "Performance"): 2 arenas instead of up to
-# 8 per core, and no per-thread cache of freed blocks
+# glibc's malloc made lean for the whole nginx (docs/operations.md "Performance"): 2 arenas
+# instead of up to 8 per core, and no per-thread cache of freed blocks
 LEAN_MALLOC = {"MALLOC_ARENA_MAX": "2", "GLIBC_TUNABLES": "glibc.malloc.tcache_count=0"}
 
 

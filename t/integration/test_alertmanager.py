@@ -2,7 +2,7 @@
 
 The other tests post hand-made notifications. Here Debian's prometheus-alertmanager groups the
 alerts, builds the webhook body, and retries on its own, so these tests pin down what the
-README promises about the real client:
+documents promise about the real client (docs/operations.md):
 
 - a group arrives as one message, firing then resolved (send_resolved), times in Asia/Shanghai;
 - throttling (130101, then the module's cool-down 503s) is retried by Alertmanager itself until

@@ -1,7 +1,7 @@
 """No body, however cheap to send, may make a worker slow or fat: what a body may cost is bounded
 by configuration (dingtalk_max_body_size, dingtalk_max_alerts), and the worst shapes of body
 are answered fast and small. The margins here are wide (functional checks); the figures are
-measured in bench/cost.py (make bench) and written down in the README."""
+measured in bench/cost.py (make bench) and written down in docs/operations.md (Bounds)."""
 
 import http.client
 import os

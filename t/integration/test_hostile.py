@@ -5,10 +5,11 @@ naming the problem and send nothing; odd-but-valid bodies must get 200 and one w
 markdown message. After every row the worker must still be the same process and the error log
 must hold no [alert]/[crit]/[emerg] and no sanitizer report.
 
-Rules followed (README): wrong types, invalid JSON, invalid UTF-8 and duplicate keys are 400;
-missing fields and JSON null are "absent" and fine; unknown fields are ignored; `version` is not
-checked (any string passes, a non-string is a type error); every value is escaped, so nothing in
-a label can add a line, a heading, a link, or HTML to the message.
+Rules followed (docs/operations.md, docs/messages.md): wrong types, invalid JSON, invalid UTF-8
+and duplicate keys are 400; missing fields and JSON null are "absent" and fine; unknown fields
+are ignored; `version` is not checked (any string passes, a non-string is a type error); every
+value is escaped, so nothing in a label can add a line, a heading, a link, or HTML to the
+message.
 
 """
 
@@ -297,7 +298,8 @@ def omitted_count(truncated=0):
 
 
 def no_line_breaks_unicode(rec, reply):
-    """README: line breaks and control characters become spaces (C1 controls, U+2028/9 too)."""
+    """docs/messages.md: line breaks and control characters become spaces (C1 controls and
+    U+2028/9 too)."""
     for ch in ("\u0085", "\u2028", "\u2029", "\u0080", "\u009f"):
         assert ch not in rec.text and ch not in rec.title, repr(ch)
     for line in rec.text.splitlines():  # Python splits on every Unicode line break

@@ -41,9 +41,9 @@ def test_no_token_or_secret_in_debug_log_or_replies(nginx_factory, mock, certs):
 
 
 def test_nginx_itself_logs_variables_at_debug(nginx_factory, mock):
-    """Finding 8: with the README's map recipe at debug level, nginx core logs the token
+    """Finding 8: with docs/operations.md's map recipe at debug level, nginx core logs the token
     ("http map", "http script var"). The module cannot silence nginx: its own lines never hold
-    it, and the README says what to do instead (token files, no debug in production)."""
+    it, and docs/operations.md (Logs) says what to do instead (token files, no debug in production)."""
     ngx = nginx_factory(f"""
     map $uri $robot_token {{
         /ops    {TOKEN};
@@ -67,7 +67,7 @@ def test_nginx_itself_logs_variables_at_debug(nginx_factory, mock):
     assert mock.received[0].sig_ok
     lines = ngx.error_log().splitlines()
     holding = [l for l in lines if TOKEN in l or SECRET in l]
-    assert holding, "nginx core does log variables at debug: the README's warning is true"
+    assert holding, "nginx core does log variables at debug: the documented warning is true"
     for line in holding:
         assert "http map" in line or "http script" in line, line
         assert "dingtalk" not in line, line

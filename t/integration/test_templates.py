@@ -16,7 +16,7 @@ from harness import REPO, TOKEN, Nginx, alert, notification, world_readable_tmpd
 TEMPLATES = os.path.join(REPO, "templates")
 FIXTURES = os.path.join(REPO, "t", "fixtures")
 TOOL = os.environ.get("DINGTALK_RENDER", os.path.join(REPO, "build", "dingtalk-render"))
-# The Go bridge's title, ported (README, Templates, "From the Go bridge")
+# The Go bridge's title, ported (docs/migrating.md, "From the Go bridge")
 GO_TITLE = ("[{{status_upper}}{{#has_firing}}:{{firing_count}}{{/has_firing}}] "
             "{{group_label_values}}{{#has_other_common_labels}} ({{other_common_label_values}})"
             "{{/has_other_common_labels}}")

@@ -39,10 +39,10 @@ def check_service_monitor(m):
 
 def check_prometheus_rule(m):
     """Every alert reads series the ServiceMonitor makes (job = the Service's name), metrics and
-    outcomes the module has (README "Metrics"), and says how bad it is."""
+    outcomes the module has (docs/operations.md, "Metrics"), and says how bad it is."""
     job = service(m)["metadata"]["name"]
-    readme = read("README.md")
-    outcomes = set(re.findall(r"`(\w+)`", readme.split("`dingtalk_notifications_total{outcome}`")[1]
+    doc = read("docs/operations.md")
+    outcomes = set(re.findall(r"`(\w+)`", doc.split("`dingtalk_notifications_total{outcome}`")[1]
                               .split("\n")[0]))
     rules = prometheus_rules(m)
     assert {r["alert"] for r in rules} >= {"DingTalkHookDown", "DingTalkDeliveriesFailing",

@@ -1,6 +1,6 @@
 // The template gallery (templates/*.mustache): each renders the fixtures to its golden file, and
 // the port of the Go bridge's layout sends what the Go bridge sends, apart from the differences
-// the README lists.
+// docs/migrating.md lists ("From the Go bridge").
 //
 // A golden file is the markdown text and a final newline, as `dingtalk-render --now
 // 2026-11-24T02:00:00Z --template FILE --text` prints it (zone Asia/Shanghai).
@@ -24,7 +24,7 @@ namespace
 
 const char *const kFixtures[] = {"firing", "resolved", "mixed"};
 
-// The Go bridge's title template, ported (README, "From the Go bridge").
+// The Go bridge's title template, ported (docs/migrating.md, "From the Go bridge").
 const char *const kGoTitle =
     "[{{status_upper}}{{#has_firing}}:{{firing_count}}{{/has_firing}}] {{group_label_values}}"
     "{{#has_other_common_labels}} ({{other_common_label_values}}){{/has_other_common_labels}}";
@@ -60,7 +60,7 @@ std::pair<std::string, std::string> go_bridge_sent(const char *fixture_name)
             json_string_value(json_object_get(md, "text"))};
 }
 
-// The Go bridge's text with the README's differences applied, one line each.
+// The Go bridge's text with docs/migrating.md's differences applied, one line each.
 std::string go_text_as_ours(std::string text, const Notification &n)
 {
     std::string group;
