@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Posts a sample Alertmanager notification to the module: first firing, then resolved.
-#   [WEBHOOK_TOKEN=<bearer token>] scripts/send-sample.sh [URL]   (default http://127.0.0.1:5000/)
+#   [WEBHOOK_TOKEN=<bearer token>] [DINGTALK_PORT=5000] scripts/send-sample.sh [URL]
+# URL: default http://127.0.0.1:$DINGTALK_PORT/, where `make run` (scripts/run-example.sh) listens.
 # WEBHOOK_TOKEN: when the webhook asks for Alertmanager's bearer token (dingtalk_auth_bearer_file).
 set -euo pipefail
-url=${1:-http://127.0.0.1:5000/}
+url=${1:-http://127.0.0.1:${DINGTALK_PORT:-5000}/}
 auth=()
 if [ -n "${WEBHOOK_TOKEN:-}" ]; then
     auth=(-H "Authorization: Bearer $WEBHOOK_TOKEN")

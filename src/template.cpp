@@ -211,6 +211,32 @@ bool check_tags(const std::string &src, const std::vector<Tag> &tags, std::strin
     return true;
 }
 
+// A closing tag must close the section opened last. kainjow lets any closing tag close it and
+// then reports the section left open at its opening tag, far from the mistake: say the line of
+// the closing tag instead. A section never closed is kainjow's to report (at its opening tag,
+// or at an unclosed tag after it).
+bool check_sections(const std::string &src, const std::vector<Tag> &tags, std::string &error)
+{
+    std::vector<const Tag *> open;
+    for (const Tag &tag : tags) {
+        if (tag.kind == '#' || tag.kind == '^') {
+            open.push_back(&tag);
+        } else if (tag.kind == '/' && open.empty()) {
+            error = "line " + std::to_string(line_of(src, tag.begin)) + ": Unopened section \"" +
+                    tag.name + "\"";
+            return false;
+        } else if (tag.kind == '/' && tag.name != open.back()->name) {
+            error = "line " + std::to_string(line_of(src, tag.begin)) + ": {{/" + tag.name +
+                    "}} where {{/" + open.back()->name + "}} (line " +
+                    std::to_string(line_of(src, open.back()->begin)) + ") was expected";
+            return false;
+        } else if (tag.kind == '/') {
+            open.pop_back();
+        }
+    }
+    return true;
+}
+
 // ---------------------------------------------------------------------------------------------
 // the data
 
@@ -562,7 +588,7 @@ std::shared_ptr<const Template> Template::parse(std::string source, Kind kind, s
     }
     const std::vector<Tag> tags = tags_of(source);
     std::set<std::string> used, keys;
-    if (!check_tags(source, tags, error, used, keys)) {
+    if (!check_tags(source, tags, error, used, keys) || !check_sections(source, tags, error)) {
         return nullptr;
     }
     mu::mustache probe(source);

@@ -20,6 +20,7 @@
 #include <iostream>
 #include <iterator>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -50,7 +51,8 @@ payload (read from PAYLOAD.json, or stdin).
                           prometheus_replica uid endpoint service)
   --silence-link on|off   a firing alert links to a new silence (as dingtalk_silence_link; on)
   --severity-style 'SEVERITY EMOJI [COLOR]'
-                          a style for templates (as dingtalk_severity_style); may repeat
+                          a style for templates (as dingtalk_severity_style; a word may be
+                          quoted as there: 'critical 🔴 "#FF0000"'); may repeat
   --max-alerts N          alerts kept, the rest only counted (as dingtalk_max_alerts; 100)
   --max-messages N        up to N messages when one cannot hold every alert (as
                           dingtalk_max_messages; 1 to 10, default 1): one JSON request a line
@@ -102,9 +104,11 @@ std::vector<std::string> split(const std::string &list)
     return out;
 }
 
+// What is wrong and one line of usage; --help prints the whole text.
 int usage_error(const std::string &what)
 {
-    std::cerr << "dingtalk-render: " << what << "\n\n" << kUsage;
+    const std::string usage(kUsage, std::strchr(kUsage, '\n'));
+    std::cerr << "dingtalk-render: " << what << "\n" << usage << " (--help: every option)\n";
     return 2;
 }
 
@@ -126,7 +130,7 @@ struct Options {
     std::string zone_name = "Asia/Shanghai", template_path, title_template, payload_path;
     std::string send_url, secret, ca_path;
     std::shared_ptr<const dingtalk::Proxy> proxy; // --proxy; null: direct, whatever the env says
-    bool text_only = false, indent = false, insecure = false, strict = false;
+    bool text_only = false, indent = false, insecure = false, strict = false, help = false;
     std::vector<dingtalk::MentionRule> rules;
     dingtalk::MentionSources mentions_from;
     std::string keyword;
@@ -178,6 +182,27 @@ std::string hide_labels(Options &o, const std::string &v)
     return why.empty() ? "" : "--hide-labels: " + why;
 }
 
+// --severity-style 'SEVERITY EMOJI [COLOR]', the directive's words: each may be quoted, "..." or
+// '...', and loses its quotes as nginx strips them.
+std::string severity_style(Options &o, const std::string &v)
+{
+    std::istringstream in(v);
+    std::vector<std::string> words;
+    for (std::string word; in >> word;) {
+        const char q = word.front();
+        if ((q == '"' || q == '\'') && word.size() >= 2 && word.back() == q) {
+            word = word.substr(1, word.size() - 2);
+        }
+        words.push_back(word);
+    }
+    if (words.size() < 2 || words.size() > 3) {
+        return "--severity-style takes 'SEVERITY EMOJI [COLOR]'";
+    }
+    words.resize(3);
+    const std::string why = o.styles.set(words[0], words[1], words[2]);
+    return why.empty() ? "" : "--severity-style: " + why;
+}
+
 // The options that change how the message reads; "-" when arg is none of them.
 std::string message_option(Options &o, const std::string &arg, const std::string &v)
 {
@@ -198,11 +223,7 @@ std::string message_option(Options &o, const std::string &arg, const std::string
         o.silence_link = v == "on";
         return v == "on" || v == "off" ? "" : "--silence-link takes on or off";
     } else if (arg == "--severity-style") {
-        std::istringstream in(v);
-        std::string severity, emoji, color;
-        in >> severity >> emoji >> color;
-        const std::string why = o.styles.set(severity, emoji, color);
-        return why.empty() ? "" : "--severity-style: " + why;
+        return severity_style(o, v);
     }
     return "-";
 }
@@ -259,7 +280,10 @@ std::string parse_args(int argc, char **argv, Options &o)
 {
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
-        if (arg == "--at-all" && !(i + 1 < argc && at_all_value(argv[i + 1]))) {
+        if (arg == "-h" || arg == "--help") {
+            o.help = true;
+            return "";
+        } else if (arg == "--at-all" && !(i + 1 < argc && at_all_value(argv[i + 1]))) {
             option(o, arg, "on"); // the flag alone: everyone, always
         } else if (arg == "--text" || arg == "--pretty" || arg == "--insecure" ||
                    arg == "--strict") {
@@ -270,7 +294,8 @@ std::string parse_args(int argc, char **argv, Options &o)
             flag = true;
         } else if (arg.size() > 2 && arg[0] == '-' && arg[1] == '-') {
             if (i + 1 >= argc) {
-                return arg + " needs a value";
+                const std::string why = option(o, arg, ""); // is it an option at all?
+                return why.rfind("unknown option", 0) == 0 ? why : arg + " needs a value";
             }
             const std::string why = option(o, arg, argv[++i]);
             if (!why.empty()) {
@@ -318,15 +343,17 @@ bool load_templates(const Options &o, dingtalk::Settings &s)
 // Names the templates ask for that this payload has nowhere: an error with --strict.
 bool check_unset(const Options &o, const dingtalk::Settings &s, const dingtalk::Notification &n)
 {
-    bool any = false;
+    std::set<std::string> said; // a name in the text and in the title: one warning
     for (const auto *t : {s.text_template.get(), s.title_template.get()}) {
         for (const std::string &name : t ? t->unset_names(n) : std::vector<std::string>()) {
+            if (!said.insert(name).second) {
+                continue;
+            }
             std::cerr << "dingtalk-render: " << (o.strict ? "error" : "warning") << ": {{" << name
                       << "}} is set in no alert of this payload (a typo renders as nothing)\n";
-            any = true;
         }
     }
-    return !(any && o.strict);
+    return !(!said.empty() && o.strict);
 }
 
 // POSTs one request to the robot's URL; 0 when DingTalk took it, 3 when not, 2 for bad options.
@@ -458,11 +485,11 @@ int render(const Options &o, const std::string &body, const dingtalk::TimeZone &
 int main(int argc, char **argv)
 {
     Options o;
-    if (argc > 1 && (std::string(argv[1]) == "-h" || std::string(argv[1]) == "--help")) {
+    const std::string why = parse_args(argc, argv, o);
+    if (o.help) {
         std::cout << kUsage;
         return 0;
     }
-    const std::string why = parse_args(argc, argv, o);
     if (!why.empty()) {
         return usage_error(why);
     }

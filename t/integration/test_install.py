@@ -66,6 +66,20 @@ def test_install_into_a_staging_root_and_nginx_t_with_the_stock_config():
                         "-e", os.path.join(stage, "error.log")], capture_output=True, text=True)
     assert p.returncode != 0 and 'unknown directive "dingtalk"' in p.stderr
 
+    # the installed example, used in place: its relative template name finds the templates
+    # installed next to it (relative names are from the configuration's folder)
+    example = os.path.join(stage, "usr/share/ngx-dingtalk/nginx.conf.example")
+    conf = open(example).read()
+    line = "# dingtalk_template templates/oncall.mustache;"
+    assert line in conf
+    with open(example, "w") as f:
+        f.write(conf.replace(line, line[2:]))
+    os.makedirs(os.path.join(prefix, "logs"), exist_ok=True)
+    p = subprocess.run([NGINX_BIN, "-t", "-p", prefix + "/", "-c", example,
+                        "-e", os.path.join(stage, "error.log")], capture_output=True, text=True,
+                       env=dict(os.environ, ROBOT_TOKEN=TOKEN))
+    assert p.returncode == 0, p.stderr
+
     p = make("uninstall", f"DESTDIR={stage}")
     assert p.returncode == 0 and not os.path.exists(so) and not os.path.exists(snippet)
     shutil.rmtree(stage, ignore_errors=True)

@@ -137,6 +137,8 @@ def test_counters_move_exactly_across_two_workers(nginx_factory, mock):
     buckets = [(k, v) for k, v in after.items()
                if k.startswith("dingtalk_delivery_duration_seconds_bucket")]
     assert len(buckets) == 11 and buckets[-1][0].endswith('le="+Inf"}')
+    # dingtalk_timeout's default is an edge: a delivery that used all of its time has a bucket
+    assert 'dingtalk_delivery_duration_seconds_bucket{le="10"}' in after
     counts = [v for _, v in buckets]
     assert counts == sorted(counts), "buckets are cumulative"
     assert counts[-1] == after["dingtalk_delivery_duration_seconds_count"] == reached

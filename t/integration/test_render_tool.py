@@ -146,3 +146,59 @@ def test_mentions_from_the_alerts_as_the_module_sends_them(nginx_factory, mock):
     assert out.stdout.rstrip(b"\n") == mock.received[-1].body
     assert json.loads(out.stdout)["at"] == {"atMobiles": ["+86-13700000000", "13900000000"],
                                             "atUserIds": ["zhang.san"], "isAtAll": False}
+
+
+def test_severity_style_takes_the_colour_quoted_as_in_nginx_conf(nginx_factory, mock, tmp_path):
+    template = tmp_path / "style.mustache"
+    template.write_text("{{#alerts}}{{emoji}} {{color}} {{labels.severity}}\n{{/alerts}}")
+    # nginx strips the quotes of "#FF0000" in the directive; the tool takes the same words
+    ngx = nginx_factory(webhook(mock, f"dingtalk_template {template}; "
+                                      'dingtalk_severity_style critical 🔴 "#FF0000"; '
+                                      "dingtalk_severity_style warning '🟡' 'gold';"))
+    payload = open(os.path.join(FIXTURES, "mixed.json"), "rb").read()
+    assert ngx.post("/", payload).status == 200
+    assert "🔴 #FF0000 critical" in mock.received[0].text, mock.received[0].text
+    for critical, warning in (('critical 🔴 "#FF0000"', "warning '🟡' 'gold'"),
+                              ("critical 🔴 '#FF0000'", 'warning "🟡" "gold"'),
+                              ("critical 🔴 #FF0000", "warning 🟡 gold")):
+        out = run("--template", str(template), "--severity-style", critical,
+                  "--severity-style", warning, stdin=payload)
+        assert out.returncode == 0, (critical, out.stderr)
+        assert out.stdout.rstrip(b"\n") == mock.received[0].body, critical
+    for bad in ('critical 🔴 "#FF0000', "critical", "critical 🔴 #FF0000 extra"):
+        out = run("--severity-style", bad, stdin=payload)
+        assert out.returncode == 2 and out.stderr.startswith(b"dingtalk-render: --severity-style"), \
+            (bad, out.stderr)
+
+
+def test_a_usage_error_prints_one_line_of_usage_and_help_prints_all():
+    payload = os.path.join(FIXTURES, "firing.json")
+    for args in (["--frobnicate"], ["--zone"], [payload, payload], ["-x", payload]):
+        out = run(*args)
+        assert out.returncode == 2 and out.stdout == b"", args
+        lines = out.stderr.decode().splitlines()
+        assert len(lines) == 2 and lines[0].startswith("dingtalk-render: "), out.stderr
+        assert lines[1].startswith("usage: dingtalk-render [options] [PAYLOAD.json]"), lines
+        assert "--help" in lines[1]
+    for args in (["--help"], ["-h"], ["--text", "--help"]):
+        full = run(*args)
+        assert full.returncode == 0 and full.stderr == b"", args
+        assert b"--severity-style" in full.stdout and b"Exit status:" in full.stdout, args
+
+
+def test_each_warning_once_per_name_and_text_ends_with_a_newline(tmp_path):
+    template = tmp_path / "t.mustache"
+    template.write_text("{{#alerts}}{{labels.instnace}} {{labels.instnace}}\n{{/alerts}}"
+                        "{{#alerts.firing}}{{labels.instnace}}{{/alerts.firing}}")
+    payload = os.path.join(FIXTURES, "mixed.json")
+    assert len(json.load(open(payload))["alerts"]) > 1
+    # named in the text (several times, in several sections) and in the title: one warning
+    out = run("--text", "--template", str(template), "--title-template", "{{labels.instnace}}",
+              payload)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.count(b"{{labels.instnace}} is set in no alert") == 1, out.stderr
+    assert out.stdout.endswith(b"\n") and not out.stdout.endswith(b"\n\n"), out.stdout[-40:]
+    # the built-in text, and several messages, too
+    for args in (["--text", payload], ["--text", "--max-messages", "3", payload]):
+        out = run(*args)
+        assert out.returncode == 0 and out.stdout.endswith(b"\n"), (args, out.stdout[-40:])

@@ -216,6 +216,11 @@ BAD = [
     ("delimiters", "ok\n{{=<% %>=}}\n<%> detail%>\n", 2,
      "changing the delimiters is not supported"),
     ("tag", "a\n{{title\n", 2, "Unclosed tag"),
+    # the closing tag in the wrong place is named, not the section it left open
+    ("misplaced", "### {{title}}\n{{#resolved}}\nok\n{{/firing}}\n", 4,
+     "{{/firing}} where {{/resolved}} (line 2) was expected"),
+    ("stray", "### {{title}}\n{{#alerts}}{{pod}}{{/alerts}}\n\n{{/alerts}}\n", 4,
+     'Unopened section "alerts"'),
 ]
 
 

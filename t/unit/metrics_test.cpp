@@ -38,3 +38,21 @@ TEST(Metrics, EveryEndingHasASeries)
             << ending;
     }
 }
+
+// dingtalk_timeout's default (10 s) is a bucket edge: a delivery that used all of its time is
+// told apart from one that did not.
+TEST(Metrics, TheDefaultTimeoutIsABucketEdge)
+{
+    MetricsSnapshot m;
+    m.duration[duration_slot(10000)] = 1; // 10 s: still le="10"
+    m.duration[duration_slot(10001)] = 2; // past it: le="30"
+    const std::string text = to_prometheus(m);
+    EXPECT_NE(text.find("\ndingtalk_delivery_duration_seconds_bucket{le=\"5\"} 0\n"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("\ndingtalk_delivery_duration_seconds_bucket{le=\"10\"} 1\n"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("\ndingtalk_delivery_duration_seconds_bucket{le=\"30\"} 3\n"),
+              std::string::npos);
+}

@@ -181,6 +181,34 @@ TEST(Template, ErrorsNameTheLine)
     }
 }
 
+// A closing tag in the wrong place is reported where it is, not where the section it left
+// open begins (kainjow pops any section on any closing tag and then blames the opening one).
+TEST(Template, MisplacedClosingTagsNameTheirOwnLine)
+{
+    struct Case {
+        const char *src;
+        const char *expected;
+    };
+    const Case cases[] = {
+        {"a\nb\n{{#resolved}}\nx\n{{/firing}}\nc\n",
+         "line 5: {{/firing}} where {{/resolved}} (line 3) was expected"},
+        {"{{#firing}}\n{{#resolved}}\nx\n{{/firing}}\n{{/resolved}}\n",
+         "line 4: {{/firing}} where {{/resolved}} (line 2) was expected"},
+        {"{{^firing}}\nnone\n\n{{/alerts}}\n", "line 4: {{/alerts}} where {{/firing}} (line 1)"},
+        {"a\n{{#alerts}}\nb\n{{/alerts}}\n{{#alerts}}x{{/alerts}}\n{{/alerts}}\n",
+         "line 6: Unopened section \"alerts\""},
+        {"a\n{{#alerts}}\n{{#firing}}x{{/firing}}\n\n", "line 2: Unclosed section \"alerts\""},
+        {"{{#alerts}}\n{{/alerts}}\n{{#firing}}\nx\n", "line 3: Unclosed section \"firing\""},
+        {"{{#alerts}}\nx\n{{title", "line 3: Unclosed tag"},
+    };
+    for (const Case &c : cases) {
+        SCOPED_TRACE(c.src);
+        std::string error;
+        EXPECT_FALSE(compile(c.src, Template::Kind::text, error));
+        EXPECT_EQ(error.rfind(c.expected, 0), 0u) << error;
+    }
+}
+
 TEST(Template, HugeFixedTextIsCutToFit)
 {
     std::string error;
