@@ -112,7 +112,8 @@ dingtalk::Ending ending_of(dingtalk::Outcome o)
     case dingtalk::Outcome::timeout:
         return dingtalk::Ending::timeout;
     case dingtalk::Outcome::late: // the pool was too slow to start it in time: the same remedy
-        return dingtalk::Ending::queue_full; // as a full queue, and the same series (README)
+        return dingtalk::Ending::queue_full; // as a full queue, and the same series
+                                             // (docs/operations.md)
     case dingtalk::Outcome::internal:
         break;
     }

@@ -27,7 +27,7 @@ struct robot_node_t {
     uint64_t failed;
 };
 
-// A robot takes one slab page (README: about 250 robots in 1m).
+// A robot takes one slab page (docs/directives.md: about 250 robots in 1m).
 static_assert(sizeof(robot_node_t) <= 4096, "a robot fits a 4 KB page");
 
 // Counters every worker adds to without a lock, with atomic adds (as nginx's status module

@@ -8,7 +8,7 @@
 // template that does not parse, is not UTF-8, names something that does not exist, or uses a
 // partial or a delimiter change (its own tags are checked, not its text). A line that holds only
 // a section, inverted section, closing or comment tag vanishes with its line, as the mustache
-// spec says. The names are listed in the README ("Templates") and in names().
+// spec says. The names are listed in docs/messages.md ("Names") and in names().
 #pragma once
 
 #include "alert.hpp"
