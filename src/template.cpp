@@ -200,7 +200,7 @@ bool check_tags(const std::string &src, const std::vector<Tag> &tags, std::strin
         const std::string first = tag.name.substr(0, tag.name.find('.'));
         if (std::find(kNames.begin(), kNames.end(), first) == kNames.end()) {
             error = where + "unknown name \"" + tag.name +
-                    "\" (see docs/messages.md, " Names ", for the names a template can use)";
+                    "\" (see \"Names\" in docs/messages.md for the names a template can use)";
             return false;
         }
         used.insert(first);
