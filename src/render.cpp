@@ -151,6 +151,12 @@ std::string cut_to_fit(const std::string &text, std::size_t budget)
     return kept + (kept.empty() ? "" : "\n\n") + ellipsis;
 }
 
+// " (2/3)": the part of one of several messages.
+std::string part_label(std::size_t i, std::size_t of)
+{
+    return " (" + std::to_string(i) + "/" + std::to_string(of) + ")";
+}
+
 class Composer
 {
 public:
@@ -159,16 +165,18 @@ public:
                                                                 : default_hidden_labels()),
           s_(*opt.settings)
     {
-        // Firing first: when space runs out, what is still burning matters most.
+        // Firing first: when space runs out, what is still burning matters most. Alerts posted
+        // before are not shown again.
         order_.reserve(n.alerts.size());
         for (const Status s : {Status::firing, Status::resolved}) {
-            for (const auto &a : n.alerts) {
-                if (a.status == s) {
-                    order_.push_back(&a);
+            for (std::size_t i = 0; i < n.alerts.size(); ++i) {
+                if (n.alerts[i].status == s && (i >= opt.posted.size() || !opt.posted[i])) {
+                    order_.push_back(&n.alerts[i]);
                 }
             }
         }
-        set_page(Page{});
+        const std::size_t part = opt.messages_before + 1;
+        set_page(Page{0, opt.messages_before > 0 ? part_label(part, part) : "", true});
         // views are handed out by address: never reallocate
         views_.reserve(order_.size());
         plain_views_.reserve(order_.size());
@@ -205,11 +213,24 @@ public:
 
     std::size_t total() const { return order_.size(); } // the alerts that may be shown
 
+    // Positions in n.alerts of the alerts a message with k alerts of the page shows, and when it
+    // is the last, of those after them it counts in its "N more" line.
+    std::vector<std::size_t> covered(std::size_t k) const
+    {
+        std::vector<std::size_t> out;
+        const std::size_t end = page_.last ? total() : page_.begin + k;
+        out.reserve(end - page_.begin);
+        for (std::size_t i = page_.begin; i < end; ++i) {
+            out.push_back(static_cast<std::size_t>(order_[i] - n_.alerts.data()));
+        }
+        return out;
+    }
+
     // Alerts of the notification a message with k alerts of the page does not show: all but
     // those shown by it and the pages before it, when it is the last; none before the last.
     std::size_t not_shown(std::size_t k) const
     {
-        return page_.last ? n_.total() - page_.begin - k : 0;
+        return page_.last ? total() - page_.begin - k + n_.not_kept() : 0;
     }
 
     // Text with k alerts of the page, mentions not yet added.
@@ -360,6 +381,7 @@ std::optional<std::size_t> fit_alerts(Composer &c, const RenderOptions &opt, Mes
     }
     m.shown = fit;
     m.omitted = c.not_shown(fit);
+    m.alerts = c.covered(fit);
     return fit;
 }
 
@@ -382,7 +404,8 @@ Message render_message(const Notification &n, const RenderOptions &opt)
         m.text += closing_lines(m.text, opt);
         m.request_body = request_body(m.title, m.text, opt.at);
         m.shown = 0;
-        m.omitted = n.total();
+        m.omitted = c.not_shown(0);
+        m.alerts = c.covered(0);
     }
     return m;
 }
@@ -397,8 +420,8 @@ std::vector<std::pair<std::size_t, std::size_t>>
 plan_pages(Composer &first, Composer &others, const RenderOptions &opt, std::size_t max_messages)
 {
     // planned with the widest part label, so that the real one fits as well
-    const std::string widest =
-        " (" + std::to_string(max_messages) + "/" + std::to_string(max_messages) + ")";
+    const std::size_t last = opt.messages_before + max_messages;
+    const std::string widest = part_label(last, last);
     std::vector<std::pair<std::size_t, std::size_t>> plan;
     for (std::size_t begin = 0; begin < first.total();) {
         Composer &c = plan.empty() ? first : others;
@@ -427,23 +450,26 @@ plan_pages(Composer &first, Composer &others, const RenderOptions &opt, std::siz
 
 std::vector<Message> render_messages(const Notification &n, const RenderOptions &opt)
 {
-    const std::size_t max_messages = opt.settings->max_messages;
+    // the messages taken before count against dingtalk_max_messages
+    const std::size_t max_messages =
+        std::min(opt.settings->max_messages, kMaxMessages) -
+        std::min(opt.messages_before, std::min(opt.settings->max_messages, kMaxMessages) - 1);
     std::vector<Message> out{render_message(n, opt)};
-    if (max_messages <= 1 || out[0].shown == n.alerts.size()) {
-        return out;
+    if (max_messages <= 1 || out[0].alerts.size() == out[0].shown) {
+        return out; // one message: it shows every alert left, or only one may go
     }
     RenderOptions rest = opt;
     rest.at = Mentions{}; // the first message mentions; the others would only ring again
     Composer first(n, opt), others(n, rest);
-    const auto plan = plan_pages(first, others, opt, std::min(max_messages, kMaxMessages));
+    const auto plan = plan_pages(first, others, opt, max_messages);
     if (plan.size() < 2) {
         return out;
     }
     out.clear();
+    const std::size_t before = opt.messages_before;
     for (std::size_t i = 0; i < plan.size(); ++i) {
         Composer &c = i == 0 ? first : others;
-        c.set_page({plan[i].first,
-                    " (" + std::to_string(i + 1) + "/" + std::to_string(plan.size()) + ")",
+        c.set_page({plan[i].first, part_label(before + i + 1, before + plan.size()),
                     i + 1 == plan.size()});
         Message m;
         m.title = c.title(plan[i].second);
@@ -451,6 +477,7 @@ std::vector<Message> render_messages(const Notification &n, const RenderOptions 
         m.request_body = request_body(m.title, m.text, i == 0 ? opt.at : rest.at);
         m.shown = plan[i].second;
         m.omitted = c.not_shown(plan[i].second);
+        m.alerts = c.covered(plan[i].second);
         out.push_back(std::move(m));
     }
     return out;

@@ -22,6 +22,11 @@ struct RenderOptions {
     Mentions at;                        // whom the first message mentions
     TimePoint now{};                    // for the age of firing alerts; unset: the clock's now
     std::size_t max_request_bytes = kMaxRequestBytes;
+    // A notification sent in part before: its alerts DingTalk already posted (by position in
+    // n.alerts; empty: none), left out, and how many of its messages DingTalk took, which the
+    // part numbers go on from (and take from dingtalk_max_messages).
+    std::vector<bool> posted;
+    std::size_t messages_before = 0;
 };
 
 struct Message {
@@ -31,6 +36,7 @@ struct Message {
     std::size_t shown = 0;    // alerts in the text
     std::size_t omitted = 0;  // alerts of the body not shown: past the cap, or left out to fit
                               // (Alertmanager's truncatedAlerts not included)
+    std::vector<std::size_t> alerts; // positions in n.alerts it shows, or counts in "N more"
 };
 
 Message render_message(const Notification &n, const RenderOptions &opt);

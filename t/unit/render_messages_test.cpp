@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -244,4 +245,85 @@ TEST(RenderMessages, EveryPageFitsWhenSomeAlertsAreNotShown)
         }
         EXPECT_NE(ms.back().text.find("另有"), std::string::npos);
     }
+}
+
+// A retry of a notification whose first messages were taken: only the alerts not posted, in
+// pages that go on from the messages taken, and what each covers, so that it is remembered.
+TEST(RenderMessages, AResumeShowsOnlyWhatWasNotPostedAndNumbersOn)
+{
+    const Notification n = group(40, 20);
+    Pages first(6000);
+    first.opt.at.mobiles = {"13800000000"};
+    const auto all = first.messages(n, 10);
+    ASSERT_GE(all.size(), 3u);
+    std::vector<std::size_t> covered;
+    for (const Message &m : all) {
+        EXPECT_EQ(m.alerts.size(), m.shown) << "everything fits: each covers what it shows";
+        covered.insert(covered.end(), m.alerts.begin(), m.alerts.end());
+    }
+    std::sort(covered.begin(), covered.end());
+    ASSERT_EQ(covered.size(), n.alerts.size());
+    for (std::size_t i = 0; i < covered.size(); ++i) {
+        ASSERT_EQ(covered[i], i) << "every alert in exactly one message";
+    }
+
+    Pages retry(6000);
+    retry.opt.posted.assign(n.alerts.size(), false);
+    for (const std::size_t i : all[0].alerts) {
+        retry.opt.posted[i] = true;
+    }
+    retry.opt.messages_before = 1;
+    const auto rest = retry.messages(n, 10);
+    ASSERT_EQ(rest.size(), all.size() - 1);
+    std::size_t shown = 0;
+    for (std::size_t i = 0; i < rest.size(); ++i) {
+        const std::string part =
+            " (" + std::to_string(i + 2) + "/" + std::to_string(all.size()) + ")";
+        EXPECT_EQ(rest[i].title, "[FIRING:40, RESOLVED:20] KubePodCrashLooping" + part);
+        for (const std::size_t a : rest[i].alerts) {
+            EXPECT_FALSE(retry.opt.posted[a]) << "an alert posted before is never shown again";
+        }
+        shown += rest[i].shown;
+    }
+    EXPECT_EQ(shown, n.alerts.size() - all[0].shown);
+    const auto pods = pods_in(rest);
+    EXPECT_EQ(pods.size(), shown);
+}
+
+TEST(RenderMessages, AResumeThatFitsInOneIsNumberedAfterTheTaken)
+{
+    const Notification n = group(3, 0);
+    Pages retry;
+    retry.opt.posted = {true, false, false};
+    retry.opt.messages_before = 2;
+    const auto ms = retry.messages(n, 10);
+    ASSERT_EQ(ms.size(), 1u);
+    EXPECT_EQ(ms[0].title, "[FIRING:3] KubePodCrashLooping (3/3)");
+    EXPECT_EQ(ms[0].shown, 2u);
+    EXPECT_EQ(ms[0].alerts, (std::vector<std::size_t>{1, 2}));
+}
+
+TEST(RenderMessages, TheLastCoversWhatItCountsInNMore)
+{
+    const Notification n = group(500, 0);
+    const auto ms = Pages().messages(n, 3);
+    ASSERT_EQ(ms.size(), 3u);
+    std::size_t covered = 0;
+    for (const Message &m : ms) {
+        covered += m.alerts.size();
+    }
+    EXPECT_EQ(covered, n.alerts.size()) << "the last message counts the rest: none is left to send";
+    EXPECT_GT(ms.back().alerts.size(), ms.back().shown);
+}
+
+TEST(RenderMessages, TheMessagesTakenBeforeCountAgainstTheMost)
+{
+    const Notification n = group(500, 0);
+    Pages retry;
+    retry.opt.posted.assign(n.alerts.size(), false);
+    retry.opt.messages_before = 2;
+    const auto ms = retry.messages(n, 3);
+    ASSERT_EQ(ms.size(), 1u) << "2 of 3 messages were taken";
+    EXPECT_EQ(ms[0].title, "[FIRING:500] KubePodCrashLooping (3/3)");
+    EXPECT_EQ(ms[0].alerts.size(), n.alerts.size());
 }
