@@ -59,6 +59,8 @@ const char *to_string(Outcome o)
     switch (o) {
     case Outcome::delivered:
         return "delivered";
+    case Outcome::posted_before:
+        return "posted before";
     case Outcome::bad_request:
         return "bad request";
     case Outcome::refused:
@@ -71,6 +73,8 @@ const char *to_string(Outcome o)
         return "unreachable";
     case Outcome::timeout:
         return "timeout";
+    case Outcome::doubtful:
+        return "in doubt";
     case Outcome::late:
         return "late";
     case Outcome::internal:
@@ -172,12 +176,25 @@ void classify_errcode(Report &r)
     }
 }
 
+// The whole request reached DingTalk and no answer came: it may have been posted.
+Report no_answer(const HttpReply &http)
+{
+    Report r;
+    r.outcome = Outcome::doubtful;
+    r.http_status = 503;
+    r.transient = true; // once more at most: the caller knows whether it went before
+    r.category = "DingTalk got the whole message and did not answer";
+    r.reason =
+        r.category + " (" + to_string(http.transport) + "): it may have posted it: " + http.error;
+    return r;
+}
+
 } // namespace
 
 Report interpret(const HttpReply &http, const Proxy *proxy)
 {
     if (http.transport != Transport::ok) {
-        return transport_failure(http, proxy);
+        return http.whole && http.status == 0 ? no_answer(http) : transport_failure(http, proxy);
     }
     Report r;
     json_error_t jerr;
@@ -273,20 +290,82 @@ bool Delivery::prepare()
         report_.reason = "not an Alertmanager notification: " + parsed.error;
         return false;
     }
+    const Notification &n = *parsed.notification;
+    keys_.reserve(n.alerts.size());
+    for (const Alert &a : n.alerts) {
+        keys_.push_back(alert_key(a));
+    }
+    key_ = notification_key(robot_key(target_.token).data(), n, keys_);
+    record_keys_ = dingtalk::record_keys(keys_);
+    render(n);
+    return true;
+}
+
+// The messages of what is left to send of n: all of it, or what a resume left.
+void Delivery::render(const Notification &n)
+{
     RenderOptions opt;
     opt.settings = target_.settings.get();
-    opt.at = mentions_for(*parsed.notification);
-    std::vector<Message> ms = render_messages(*parsed.notification, opt);
-    report_.alerts = parsed.notification->total();
-    report_.shown = 0;
+    opt.posted = posted_;
+    opt.messages_before = before_;
+    if (before_ == 0) {
+        opt.at = mentions_for(n); // the first message mentions; a resume's first is not the first
+    }
+    std::vector<Message> ms = render_messages(n, opt);
+    requests_.clear();
+    covers_.clear();
+    report_.alerts = n.total();
+    report_.shown = static_cast<std::size_t>(std::count(posted_.begin(), posted_.end(), true));
     for (Message &m : ms) {
         report_.shown += m.shown;
         requests_.push_back(std::move(m.request_body));
+        covers_.emplace_back();
+        for (const std::size_t i : m.alerts) {
+            covers_.back().push_back(keys_[i]);
+        }
     }
-    report_.messages = requests_.size();
-    digest_ = requests_.size() > 1 ? body_digest(body_) : 0;
+    report_.messages = before_ + requests_.size();
+    report_.taken = before_;
+    next_ = 0;
+}
+
+void Delivery::resume(const std::vector<Posted> &states, std::size_t messages_before)
+{
+    posted_.assign(keys_.size(), false);
+    for (std::size_t i = 0; i < states.size() && i < posted_.size(); ++i) {
+        posted_[i] = states[i] == Posted::yes;
+    }
+    before_ = messages_before;
+    rerender_ = true;
+}
+
+void Delivery::go()
+{
     std::string().swap(body_); // the raw body can be large; it is no longer needed
-    return true;
+}
+
+void Delivery::posted_before()
+{
+    report_.outcome = Outcome::posted_before;
+    report_.http_status = 200;
+    report_.reason = report_.category =
+        "already posted: an earlier request of this notification was delivered";
+    report_.messages = std::max<std::size_t>(before_, 1);
+    report_.taken = report_.messages;
+    report_.shown = report_.alerts;
+    requests_.clear();
+    covers_.clear();
+    next_ = 0;
+}
+
+void Delivery::give_up_in_doubt()
+{
+    report_.http_status = 502;
+    report_.transient = false;
+    report_.reason = report_.category =
+        "DingTalk got the whole message twice and answered neither: it is not sent a third time "
+        "(it may have been posted)";
+    fresh_ = false;
 }
 
 // Whom to mention: the rules' and those the firing alerts name; the log line says who.
@@ -305,7 +384,13 @@ void Delivery::run(std::uint64_t deadline_ms) noexcept
 {
     try {
         phase_.store(Phase::preparing, std::memory_order_relaxed);
-        if ((!requests_.empty() || prepare()) && !needs_go_ahead()) {
+        if (!prepared_) {
+            prepared_ = true;
+            prepare();
+        } else if (rerender_) {
+            rerender_ = false;
+            render(*parse_notification(body_, target_.settings->limits).notification);
+        } else if (next_ < requests_.size()) { // a bad body has none
             phase_.store(Phase::sending, std::memory_order_relaxed);
             attempt(deadline_ms);
         }
@@ -352,6 +437,8 @@ void Delivery::attempt(std::uint64_t deadline_ms)
     req.url = send_url(target_);
     req.body = requests_[next_];
     req.timeout = attempt_budget(left); // of what is left when the thread starts it
+    req.answer_timeout = s.answer_timeout;
+    req.fresh_connection = fresh_;
     req.keepalive = s.keepalive;
     req.ssl_verify = s.ssl_verify;
     req.ca_pem = s.ca_pem;
@@ -368,8 +455,9 @@ void Delivery::attempt(std::uint64_t deadline_ms)
     r.message_attempts += 1;
     r.new_connections += http.new_connections;
     if (r.outcome == Outcome::delivered) {
-        r.taken = ++next_;
+        r.taken = before_ + ++next_;
     }
+    fresh_ = r.outcome == Outcome::doubtful; // once more, on a connection of its own
     report_ = std::move(r);
 }
 
@@ -381,16 +469,10 @@ void Delivery::stop_short()
     report_.outcome = Outcome::late;
     report_.http_status = 503;
     report_.reason = report_.category =
-        "busy: " + std::to_string(next_) + " of " + std::to_string(requests_.size()) +
+        "busy: " + std::to_string(before_ + next_) + " of " +
+        std::to_string(before_ + requests_.size()) +
         " messages taken, no time or room was left for the others; retry later";
     report_.errcode.reset();
-}
-
-void Delivery::send_from(std::size_t taken)
-{
-    next_ = std::min(taken, requests_.size() - 1);
-    report_.taken = next_;
-    cleared_ = true;
 }
 
 // What a new attempt's report keeps of the delivery so far.
@@ -412,7 +494,9 @@ std::string Report::reply_json(bool verbose) const
 {
     const std::string &said = verbose || category.empty() ? reason : category;
     JsonPtr root(json_object());
-    json_object_set_new(root.get(), "ok", json_boolean(outcome == Outcome::delivered));
+    json_object_set_new(
+        root.get(), "ok",
+        json_boolean(outcome == Outcome::delivered || outcome == Outcome::posted_before));
     json_object_set_new(root.get(), "reason", json_stringn(said.data(), said.size()));
     if (alerts > 0) {
         json_object_set_new(root.get(), "alerts", json_integer(json_int_t(alerts)));

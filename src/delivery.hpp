@@ -2,6 +2,7 @@
 // DingTalk's verdict. Knows nothing of nginx; the glue copies everything in and reads the report.
 #pragma once
 
+#include "record.hpp"
 #include "render.hpp"
 #include "sender.hpp"
 #include "settings.hpp"
@@ -26,15 +27,18 @@ struct Target {
 };
 
 enum class Outcome {
-    delivered,   // DingTalk answered errcode 0
-    bad_request, // the body is not an Alertmanager notification; nothing sent
-    refused,     // DingTalk answered an errcode other than 0 and 130101
-    throttled,   // errcode 130101: over 20 messages a minute
-    busy,        // errcode -1: DingTalk is busy ("系统繁忙"), try again later
-    unreachable, // no usable answer: connect, TLS, dropped, HTTP error, not DingTalk's JSON
-    timeout,     // no answer within the timeout
-    late,        // the attempt waited in the thread pool's queue until no time was left
-    internal,    // a bug or resource failure on our side
+    delivered,     // DingTalk answered errcode 0
+    posted_before, // an earlier request of the same notification got every alert posted
+    bad_request,   // the body is not an Alertmanager notification; nothing sent
+    refused,       // DingTalk answered an errcode other than 0 and 130101
+    throttled,     // errcode 130101: over 20 messages a minute
+    busy,          // errcode -1: DingTalk is busy ("系统繁忙"), try again later
+    unreachable,   // no usable answer: connect, TLS, dropped, HTTP error, not DingTalk's JSON
+    timeout,       // no answer within the timeout, and the request had not gone out whole
+    doubtful,      // the whole request reached DingTalk and no answer came (the connection closed,
+                   // or dingtalk_answer_timeout passed): DingTalk may have posted it
+    late,          // the attempt waited in the thread pool's queue until no time was left
+    internal,      // a bug or resource failure on our side
 };
 
 const char *to_string(Outcome o);
@@ -99,24 +103,46 @@ public:
     {
     }
 
-    // Runs in a pool thread; never throws. The first run parses and renders; every run makes
-    // at most one attempt, which ends by deadline_ms (monotonic_ms(), the delivery's end) and
-    // takes its part of what is left (attempt_budget); started too late, it sends nothing. So
-    // the rate limit can count on that deadline whatever the queue did. Each attempt sends the
-    // first message not yet taken. A notification of several messages sends nothing in its
-    // first run: the caller reserves their rate-limit slots, then calls send_from().
+    // Runs in a pool thread; never throws. Each run does what the delivery needs next:
+    // - the first parses the body, keys its alerts and renders its messages; it sends nothing,
+    //   so that the caller can look the notification up (key(), alert_keys()) first;
+    // - after resume(), one renders again, without the alerts posted before;
+    // - after go(), each makes at most one attempt of the first message not taken, which ends
+    //   sending by deadline_ms (monotonic_ms(), the delivery's end) and takes its part of what
+    //   is left (attempt_budget); started too late, it sends nothing, so the rate limit can count
+    //   on that deadline whatever the queue did. Once the request went out whole, the attempt
+    //   waits for DingTalk's answer up to dingtalk_answer_timeout, whatever the deadline.
     void run(std::uint64_t deadline_ms) noexcept;
 
-    // Several messages, not yet cleared to go.
-    bool needs_go_ahead() const { return requests_.size() > 1 && !cleared_; }
-    // Clears them to go, skipping the first `taken` (an earlier request's).
-    void send_from(std::size_t taken);
-    // Messages not yet taken (after a run that took one, those still to send).
+    // After the first run: the notification's key for this robot (0 for a bad body), and each
+    // alert's key by position in the notification's alerts.
+    std::uint64_t key() const { return key_; }
+    const std::vector<std::uint64_t> &alert_keys() const { return keys_; }
+    const std::vector<std::uint64_t> &record_keys() const { return record_keys_; } // ascending
+
+    // The notification was sent in part before: its alerts' states (by position) and the
+    // messages DingTalk took of it. The next run renders only what is left to send.
+    void resume(const std::vector<Posted> &states, std::size_t messages_before);
+    bool rendered() const { return !rerender_; }
+
+    // Cleared to send (every rate-limit slot reserved): the body is no longer needed.
+    void go();
+    // Messages not yet taken.
     std::size_t left() const { return requests_.size() - next_; }
-    std::uint64_t digest() const { return digest_; } // of the body, with several messages
+    // The keys of the alerts the message to send next shows or counts.
+    const std::vector<std::uint64_t> &current_alerts() const { return covers_.at(next_); }
+    // The keys of the alerts of the message DingTalk took last.
+    const std::vector<std::uint64_t> &taken_alerts() const { return covers_.at(next_ - 1); }
+    // The last attempt's request reached DingTalk whole and no answer came: it may be posted.
+    bool in_doubt() const { return report_.outcome == Outcome::doubtful; }
+    // A message in doubt for the second time is never sent a third time: its alerts count as
+    // posted, and this request ends with 502 (it may have been posted, twice or not at all).
+    void give_up_in_doubt();
     // Messages are left that will not be sent now (no time, no queue): a 503, however many
     // were taken, so that Alertmanager retries (and the retry resumes after those).
     void stop_short();
+    // Every alert was posted before: nothing to send, and the answer is 200.
+    void posted_before();
 
     // The whole time the request took, holds and retries included (the caller's clock).
     void set_elapsed(std::chrono::milliseconds total) { report_.elapsed = total; }
@@ -129,17 +155,25 @@ public:
     void set_queued() { phase_.store(Phase::queued, std::memory_order_relaxed); }
 
 private:
-    bool prepare(); // parse and render; false (and a 400 report) for a bad body
+    bool prepare(); // parse, key and render; false (and a 400 report) for a bad body
+    void render(const Notification &n);
     void attempt(std::uint64_t deadline_ms);
     void carry(Report &r) const;
     Mentions mentions_for(const Notification &n);
 
     Target target_;
-    std::string body_;
+    std::string body_; // kept until go(): a resume parses it again
+    bool prepared_ = false;
+    bool rerender_ = false;
+    std::uint64_t key_ = 0;
+    std::vector<std::uint64_t> keys_;
+    std::vector<std::uint64_t> record_keys_;
+    std::vector<bool> posted_;          // by position: posted before (or counted as posted)
+    std::size_t before_ = 0;            // messages taken before
     std::vector<std::string> requests_; // rendered once, re-signed on each attempt
-    std::size_t next_ = 0;              // the first message not taken
-    bool cleared_ = false;              // send_from() was called
-    std::uint64_t digest_ = 0;
+    std::vector<std::vector<std::uint64_t>> covers_; // the alerts each message shows or counts
+    std::size_t next_ = 0;                           // the first message not taken
+    bool fresh_ = false; // the next attempt goes on a new connection (after one in doubt)
     Report report_;
     std::atomic<Phase> phase_{Phase::queued};
 };

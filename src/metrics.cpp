@@ -10,9 +10,9 @@ namespace
 {
 
 const char *const kEndingLabels[kEndings] = {
-    "delivered",   "bad_request", "no_robot",      "bad_token",    "rate_limited",
-    "queue_full",  "zone_full",   "refused",       "throttled",    "busy",
-    "unreachable", "timeout",     "client_closed", "unauthorized", "internal",
+    "delivered",     "bad_request",  "no_robot",  "bad_token",     "rate_limited", "queue_full",
+    "zone_full",     "refused",      "throttled", "busy",          "unreachable",  "timeout",
+    "client_closed", "unauthorized", "internal",  "posted_before", "in_progress",
 };
 
 void header(std::string &out, const char *name, const char *type, const char *help)

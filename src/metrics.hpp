@@ -30,8 +30,10 @@ enum class Ending {
     client_closed, // the client went away while the delivery waited; nothing more sent
     unauthorized,  // 401 without the credentials, 403 from a web page; nothing sent
     internal,
+    posted_before, // 200 without a send: an earlier request of the notification posted it all
+    in_progress,   // 503: another request is sending the same notification now
 };
-constexpr std::size_t kEndings = 15;
+constexpr std::size_t kEndings = 17;
 const char *to_label(Ending e);
 
 // DingTalk errcodes worth their own series; anything else is counted as "other".

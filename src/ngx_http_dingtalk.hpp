@@ -19,6 +19,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 extern "C" {
 extern ngx_module_t ngx_http_dingtalk_module;
@@ -148,12 +149,6 @@ dingtalk::Reservation ngx_http_dingtalk_reserve(ngx_shm_zone_t *zone, const u_ch
 dingtalk::Reservation ngx_http_dingtalk_reserve_all(ngx_shm_zone_t *zone, const u_char *key,
                                                     const dingtalk::RateLimit &limit,
                                                     uint64_t attempt_ms, uint32_t n);
-// Messages of the body with this digest, in `total` messages, an earlier request got taken
-// (dingtalk_max_messages).
-uint32_t ngx_http_dingtalk_taken_before(ngx_shm_zone_t *zone, const u_char *key, uint64_t digest,
-                                        uint32_t total);
-void ngx_http_dingtalk_remember_taken(ngx_shm_zone_t *zone, const u_char *key, uint64_t digest,
-                                      uint32_t taken, uint32_t total);
 // The send ended (sent: it may have arrived, at ended_ms at the latest) or never left.
 void ngx_http_dingtalk_settle(ngx_shm_zone_t *zone, const u_char *key, uint64_t id, bool sent,
                               uint64_t ended_ms);
@@ -162,6 +157,35 @@ void ngx_http_dingtalk_settle(ngx_shm_zone_t *zone, const u_char *key, uint64_t 
 void ngx_http_dingtalk_release(ngx_shm_zone_t *zone, const u_char *key, uint64_t id);
 void ngx_http_dingtalk_throttle(ngx_shm_zone_t *zone, const u_char *key,
                                 const dingtalk::RateLimit &limit);
+
+// records: what each robot posted of each notification (ngx_http_dingtalk_records.cpp)
+enum class ngx_http_dingtalk_claim_e {
+    mine,    // the caller delivers it now
+    taken,   // another request is delivering it: wait for it
+    done,    // every alert was posted
+    no_room, // no record can be kept: deliver it without one
+};
+struct ngx_http_dingtalk_claimed_t {
+    ngx_http_dingtalk_claim_e claim = ngx_http_dingtalk_claim_e::no_room;
+    std::vector<dingtalk::Posted> states; // of `alerts`, by position
+    uint32_t messages = 0;                // taken of it before
+};
+// A unique id for a delivery that owns records.
+uint64_t ngx_http_dingtalk_new_id(ngx_shm_zone_t *zone);
+// The notification's record (made when missing) for `owner` until lease_until: keys are its
+// alerts in ascending order (Delivery::record_keys()), alerts by position (alert_keys()).
+ngx_http_dingtalk_claimed_t ngx_http_dingtalk_claim(ngx_shm_zone_t *zone, uint64_t key,
+                                                    const std::vector<uint64_t> &keys,
+                                                    const std::vector<uint64_t> &alerts,
+                                                    uint64_t owner, uint64_t lease_until);
+// A message's alerts were taken, or went out whole unanswered (a second time: counted as
+// posted); whether all of them are posted now.
+bool ngx_http_dingtalk_mark(ngx_shm_zone_t *zone, uint64_t key, const std::vector<uint64_t> &keys,
+                            const std::vector<uint64_t> &alerts, bool taken);
+// The owner is done: the record is kept keep_ms for a retry or a replica's copy (forgotten at
+// once when nothing in it was posted).
+void ngx_http_dingtalk_unclaim(ngx_shm_zone_t *zone, uint64_t key,
+                               const std::vector<uint64_t> &keys, uint64_t owner, uint64_t keep_ms);
 
 // metrics, summed over all workers in the same zone
 enum class ngx_http_dingtalk_gauge_e { tasks_in_flight, waiting };

@@ -1,25 +1,32 @@
 // A delivery's flow, all in the worker's event loop except Delivery::run():
 //
-//   start -> schedule: reserve a send slot in the robot's shared window, with a hard deadline
-//              now:      post the task (parse, render, sign, send; nothing sent past the deadline)
+//   start -> prepare (thread): parse, key the notification and its alerts, render
+//         -> look the notification up in the shared zone's records:
+//              all posted before: finish, 200 without a send
+//              another request sends it now: follow (a timer), then look again
+//              ours: render again without what was posted before (thread), then go
+//         -> schedule: reserve send slots in the robot's shared window, with a hard deadline
+//              now:      post the send (nothing sent past the deadline)
 //              later:    wait on a timer (at most "hold"), then post
 //              rejected: finish, 503 + Retry-After (or, when retrying, the last failure)
-//         -> thread_done: the slot keeps the time the send really ended, or is given back when
-//              nothing left; several messages: plan them, or send the next; a transient
-//              failure with time left: backoff timer, then schedule again; else finish
+//         -> thread_done: the record learns what DingTalk took (or may have: a request that went
+//              out whole and was never answered is sent once more at most); the next message,
+//              a retry of what provably never arrived, or finish
 //
-// One timer per request serves three purposes: a deadline while a task runs (so a worker that
-// is shutting down waits for it), the hold before a send, and the backoff before a retry.
-// Threads never sleep and never touch nginx; everything that waits, waits on a timer. A client
-// that goes away is noticed while the request waits (ngx_http_test_reading, as the upstream
-// module does). Every delivery ends in finish(), once: what it holds goes back there. Every
-// event handler of ours catches what the C++ below it throws, and runs the connection's posted
-// requests before it returns, as nginx's own handlers do.
+// One timer per request serves several purposes: a deadline while a task runs (so a worker
+// that is shutting down waits for it), the hold before a send, the backoff before a retry, and
+// the wait for another request's delivery. Threads never sleep and never touch nginx;
+// everything that waits, waits on a timer. A client that goes away is noticed while the
+// request waits (ngx_http_test_reading, as the upstream module does). Every delivery ends in
+// finish(), once: what it holds (slots, its record) goes back there. Every event handler of ours
+// catches what the C++ below it throws, and runs the connection's posted requests before it
+// returns, as nginx's own handlers do.
 
 #include "ngx_http_dingtalk.hpp"
 
 #include "delivery.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 
@@ -30,9 +37,20 @@ namespace
 // the worker alive until the completion event arrives.
 const ngx_msec_t kDeadlineSlack = 5000;
 
-// idle: between steps, nothing runs and no timer waits (before the first reservation, and
-// while an attempt's end is handled).
-enum class State { idle, holding, running, backoff, done };
+// idle: between steps, nothing runs and no timer waits (while a run's end is handled).
+// following: another request delivers the same notification; we look again on a timer.
+enum class State { idle, holding, running, backoff, following, done };
+
+// What the delivery's next (or running) thread task does.
+enum class Step { prepare, render, send };
+
+// How often a request that follows another's delivery of its notification looks again.
+const ngx_msec_t kFollowMs = 200;
+// How long a record is kept after its delivery: after a 200 the client heard, for a second
+// replica's copy of the notification (Alertmanager's peers wait 15 s each) and no longer, so
+// that repeat_interval's reminders are posted again; otherwise for Alertmanager's retries.
+const uint64_t kKeepAnsweredMs = 2 * 60 * 1000;
+const uint64_t kKeepUnansweredMs = 60 * 60 * 1000;
 
 // Send slots of the robot's window this delivery holds: the one of the attempt planned or in
 // flight, and those of the messages after it when a notification is several.
@@ -55,7 +73,10 @@ struct ngx_http_dingtalk_ctx_t {
     ngx_msec_t received;      // body read
     ngx_msec_t first_attempt; // first task posted; the delivery timeout counts from here
     slots_t slots;
-    bool reserve_all;       // several messages, cleared to go: the next reservation is theirs
+    Step step;
+    uint64_t owner;         // this delivery's id, while it owns its notification's record; 0: none
+    uint32_t doubts;        // of the message being sent: times it went out whole, unanswered
+    bool reserve_all;       // cleared to go: the next reservation is for all the messages
     uint64_t deadline;      // when the delivery must be over: no send starts that could end
                             // later (monotonic ms)
     ngx_msec_t asked_since; // waiting for sends under way to end, since; 0: not waiting
@@ -99,6 +120,8 @@ dingtalk::Ending ending_of(dingtalk::Outcome o)
     switch (o) {
     case dingtalk::Outcome::delivered:
         return dingtalk::Ending::delivered;
+    case dingtalk::Outcome::posted_before:
+        return dingtalk::Ending::posted_before;
     case dingtalk::Outcome::bad_request:
         return dingtalk::Ending::bad_request;
     case dingtalk::Outcome::refused:
@@ -110,6 +133,7 @@ dingtalk::Ending ending_of(dingtalk::Outcome o)
     case dingtalk::Outcome::unreachable:
         return dingtalk::Ending::unreachable;
     case dingtalk::Outcome::timeout:
+    case dingtalk::Outcome::doubtful:
         return dingtalk::Ending::timeout;
     case dingtalk::Outcome::late: // the pool was too slow to start it in time: the same remedy
         return dingtalk::Ending::queue_full; // as a full queue, and the same series
@@ -142,6 +166,18 @@ void release_slots(ngx_http_dingtalk_ctx_t *ctx)
         }
     }
     s = slots_t{0, 0, 0};
+}
+
+// The delivery is done with its notification's record: kept for a replica's copy when the client
+// heard a 200, for Alertmanager's retry otherwise.
+void release_record(ngx_http_dingtalk_ctx_t *ctx, bool answered) noexcept
+{
+    if (ctx->owner != 0) {
+        const dingtalk::Delivery &d = *ctx->delivery;
+        ngx_http_dingtalk_unclaim(ctx->zone, d.key(), d.record_keys(), ctx->owner,
+                                  answered ? kKeepAnsweredMs : kKeepUnansweredMs);
+        ctx->owner = 0;
+    }
 }
 
 ngx_uint_t seconds_up(uint64_t ms)
@@ -196,6 +232,9 @@ void finish(ngx_http_dingtalk_ctx_t *ctx, const end_t &how) noexcept
     }
     release_slots(ctx);
     set_waiting(ctx, false);
+    release_record(ctx, how.kind == end_t::answered &&
+                            ctx->delivery->report().outcome == dingtalk::Outcome::delivered &&
+                            !ctx->r->connection->error);
     ctx->state = State::done;
     ngx_http_request_t *r = ctx->r;
     try {
@@ -297,11 +336,30 @@ void queue_full(ngx_http_dingtalk_ctx_t *ctx)
                               dingtalk::Ending::queue_full, 5));
 }
 
+// How long a delivery may own its notification's record without renewing it: a hold, then an
+// attempt and its answer.
+uint64_t lease_ms(const ngx_http_dingtalk_ctx_t *ctx)
+{
+    const dingtalk::Settings &s = *ctx->settings;
+    return (s.rate ? s.rate->hold_ms : 0) + static_cast<uint64_t>(s.timeout.count()) +
+           static_cast<uint64_t>(s.answer_timeout.count()) + kDeadlineSlack;
+}
+
 void post(ngx_http_dingtalk_ctx_t *ctx)
 {
     ngx_http_request_t *r = ctx->r;
-    if (ctx->first_attempt == 0) {
-        ctx->first_attempt = ngx_current_msec ? ngx_current_msec : 1;
+    const uint64_t now = ngx_current_msec;
+    uint64_t waits = kDeadlineSlack; // past the deadline, before the timer says the task is late
+    if (ctx->step != Step::send) {
+        ctx->deadline = now + static_cast<uint64_t>(ctx->settings->timeout.count()); // no send
+    } else {
+        ctx->first_attempt = ctx->first_attempt ? ctx->first_attempt : (now ? now : 1);
+        waits += static_cast<uint64_t>(ctx->settings->answer_timeout.count());
+        if (ctx->owner != 0) { // the attempt may wait for its answer: the record stays ours
+            const dingtalk::Delivery &d = *ctx->delivery;
+            ngx_http_dingtalk_claim(ctx->zone, d.key(), d.record_keys(), {}, ctx->owner,
+                                    now + lease_ms(ctx));
+        }
     }
     static_cast<task_data_t *>(ctx->task->ctx)->deadline = ctx->deadline;
     ctx->delivery->set_queued();
@@ -316,8 +374,7 @@ void post(ngx_http_dingtalk_ctx_t *ctx)
     ctx->state = State::running;
     set_waiting(ctx, false);
     ngx_http_dingtalk_gauge(ctx->zone, ngx_http_dingtalk_gauge_e::tasks_in_flight, 1);
-    const uint64_t now = ngx_current_msec;
-    ngx_add_timer(&ctx->timer, (ctx->deadline > now ? ctx->deadline - now : 0) + kDeadlineSlack);
+    ngx_add_timer(&ctx->timer, (ctx->deadline > now ? ctx->deadline - now : 0) + waits);
 }
 
 // The window learns what the attempt did: when it ended, or that nothing left at all (an
@@ -350,53 +407,112 @@ void log_retry(ngx_http_dingtalk_ctx_t *ctx, const dingtalk::Report &rep, ngx_ms
                   delay, line.size(), line.data());
 }
 
-// Between two steps of a delivery of several messages: a client that went away stops it there
-// (nginx finalizes the request); its retry sends the messages not taken.
-bool client_gone(ngx_http_dingtalk_ctx_t *ctx)
+// Cleared to send what is left: the slots of all its messages, then the first.
+void go(ngx_http_dingtalk_ctx_t *ctx)
 {
-    if (!ctx->r->connection->error) {
-        return false;
-    }
-    const dingtalk::Report &rep = ctx->delivery->report();
-    ngx_log_error(NGX_LOG_INFO, ctx->r->connection->log, 0,
-                  "dingtalk: the client closed the connection after %uz of %uz messages were "
-                  "taken; its retry sends the rest",
-                  rep.taken, rep.messages);
-    finish(ctx, abandoned(true));
-    return true;
-}
-
-// The notification is several messages and the first run only rendered them: a retry of one
-// that went out in part resumes after the messages taken; then the slots of all the others, or
-// none (schedule).
-void plan_messages(ngx_http_dingtalk_ctx_t *ctx)
-{
-    release_slots(ctx); // the run sent nothing
-    if (client_gone(ctx)) {
-        return;
-    }
-    dingtalk::Delivery &d = *ctx->delivery;
-    const auto total = static_cast<uint32_t>(d.left());
-    const uint32_t taken =
-        ngx_http_dingtalk_taken_before(ctx->zone, ctx->robot->key, d.digest(), total);
-    if (taken > 0) {
-        ngx_log_error(NGX_LOG_INFO, ctx->r->connection->log, 0,
-                      "dingtalk: an earlier request got %uD of this notification's %uD messages "
-                      "taken: sending the rest",
-                      taken, total);
-    }
-    d.send_from(taken);
+    ctx->delivery->go();
+    ctx->step = Step::send;
     ctx->reserve_all = true;
-    ctx->first_attempt = 0; // the delivery's time counts from its first send
     // the wait for their slots is what is left of "hold" since the webhook came
     ctx->asked_since = ctx->received ? ctx->received : 1;
     schedule(ctx);
 }
 
-// A message of several was taken: the next one goes out on its slot, unless the client left.
+// Another request delivers the same notification now: wait for it (what it posts is not sent
+// again), as long as this delivery's time lasts.
+void follow(ngx_http_dingtalk_ctx_t *ctx)
+{
+    const ngx_msec_t waited = ngx_current_msec - ctx->received;
+    if (waited >= static_cast<ngx_msec_t>(ctx->settings->timeout.count())) {
+        ngx_log_error(NGX_LOG_WARN, ctx->r->connection->log, 0,
+                      "dingtalk: another request is still delivering this notification after "
+                      "%M ms; answered 503",
+                      waited);
+        finish(ctx, refused(NGX_HTTP_SERVICE_UNAVAILABLE,
+                            "busy: another request is delivering this notification now; retry "
+                            "later",
+                            dingtalk::Ending::in_progress, 5));
+        return;
+    }
+    if (ctx->state != State::following) {
+        ngx_log_error(NGX_LOG_INFO, ctx->r->connection->log, 0,
+                      "dingtalk: another request is delivering this notification now: waiting "
+                      "for it, nothing is sent beside it");
+        ctx->state = State::following;
+        set_waiting(ctx, true);
+    }
+    ngx_add_timer(&ctx->timer, kFollowMs);
+}
+
+// The notification's record: what of it was posted before, and whether another request
+// delivers it now.
+void look_up(ngx_http_dingtalk_ctx_t *ctx)
+{
+    dingtalk::Delivery &d = *ctx->delivery;
+    if (d.key() == 0) {
+        finish(ctx, answered()); // not a notification: 400
+        return;
+    }
+    const uint64_t id = ctx->owner ? ctx->owner : ngx_http_dingtalk_new_id(ctx->zone);
+    const ngx_http_dingtalk_claimed_t claimed = ngx_http_dingtalk_claim(
+        ctx->zone, d.key(), d.record_keys(), d.alert_keys(), id, ngx_current_msec + lease_ms(ctx));
+    switch (claimed.claim) {
+    case ngx_http_dingtalk_claim_e::done:
+        d.posted_before();
+        finish(ctx, answered());
+        return;
+    case ngx_http_dingtalk_claim_e::taken:
+        follow(ctx);
+        return;
+    case ngx_http_dingtalk_claim_e::no_room:
+        ngx_log_error(NGX_LOG_WARN, ctx->r->connection->log, 0,
+                      "dingtalk: no room in the shared zone to remember this notification: a "
+                      "retry of it could post it again (raise dingtalk_zone_size)");
+        go(ctx);
+        return;
+    case ngx_http_dingtalk_claim_e::mine:
+        break;
+    }
+    ctx->owner = id;
+    const std::size_t posted = static_cast<std::size_t>(
+        std::count(claimed.states.begin(), claimed.states.end(), dingtalk::Posted::yes));
+    if (posted == 0 && claimed.messages == 0) {
+        go(ctx);
+        return;
+    }
+    ngx_log_error(NGX_LOG_INFO, ctx->r->connection->log, 0,
+                  "dingtalk: %uz of this notification's %uz alerts were posted before, in %uD "
+                  "messages taken: sending the rest",
+                  posted, claimed.states.size(), claimed.messages);
+    d.resume(claimed.states, claimed.messages);
+    ctx->step = Step::render;
+    post(ctx);
+}
+
+// The record learns what a message's alerts went through (taken, or out whole unanswered).
+// Whether they are all posted now; a message in doubt is, the second time (without a record:
+// the second time this request sent it).
+bool remember(ngx_http_dingtalk_ctx_t *ctx, const std::vector<uint64_t> &alerts, bool taken)
+{
+    ctx->doubts = taken ? 0 : ctx->doubts + 1;
+    if (ctx->owner == 0) {
+        return taken || ctx->doubts >= 2;
+    }
+    const dingtalk::Delivery &d = *ctx->delivery;
+    return ngx_http_dingtalk_mark(ctx->zone, d.key(), d.record_keys(), alerts, taken);
+}
+
+// A message of several was taken: the next one goes out on its slot, unless the client left
+// (nginx finalizes the request; its retry sends the messages not taken).
 void next_message(ngx_http_dingtalk_ctx_t *ctx)
 {
-    if (client_gone(ctx)) {
+    if (ctx->r->connection->error) {
+        const dingtalk::Report &rep = ctx->delivery->report();
+        ngx_log_error(NGX_LOG_INFO, ctx->r->connection->log, 0,
+                      "dingtalk: the client closed the connection after %uz of %uz messages were "
+                      "taken; its retry sends the rest",
+                      rep.taken, rep.messages);
+        finish(ctx, abandoned(true));
         return;
     }
     slots_t &s = ctx->slots;
@@ -412,20 +528,18 @@ void next_message(ngx_http_dingtalk_ctx_t *ctx)
 void after_attempt(ngx_http_dingtalk_ctx_t *ctx)
 {
     ngx_http_dingtalk_fault("after_attempt");
-    const dingtalk::Report &rep = ctx->delivery->report();
-    if (ctx->delivery->needs_go_ahead()) {
-        plan_messages(ctx);
-        return;
-    }
+    dingtalk::Delivery &d = *ctx->delivery;
+    const dingtalk::Report &rep = d.report();
     if (rep.errcode) {
         ngx_http_dingtalk_count_answer(ctx->zone, *rep.errcode);
     }
     settle_slot(ctx, rep);
-    if (rep.messages > 1 && rep.outcome == dingtalk::Outcome::delivered) {
-        ngx_http_dingtalk_remember_taken(ctx->zone, ctx->robot->key, ctx->delivery->digest(),
-                                         static_cast<uint32_t>(rep.taken),
-                                         static_cast<uint32_t>(rep.messages));
-        if (ctx->delivery->left() > 0) {
+    if (d.in_doubt() && remember(ctx, d.current_alerts(), false)) {
+        d.give_up_in_doubt(); // the log line of finish() says why
+    }
+    if (rep.outcome == dingtalk::Outcome::delivered) {
+        remember(ctx, d.taken_alerts(), true);
+        if (d.left() > 0) {
             next_message(ctx);
             return;
         }
@@ -460,7 +574,17 @@ void thread_done(ngx_event_t *ev) noexcept
     ctx->state = State::idle;
     ngx_http_dingtalk_watch_idle(static_cast<time_t>(ctx->settings->keepalive.count()));
     try {
-        after_attempt(ctx);
+        switch (ctx->step) {
+        case Step::prepare:
+            look_up(ctx);
+            break;
+        case Step::render:
+            go(ctx);
+            break;
+        case Step::send:
+            after_attempt(ctx);
+            break;
+        }
     } catch (...) {
         failed(ctx, "the end of an attempt");
     }
@@ -497,6 +621,9 @@ void timer_fired(ngx_http_dingtalk_ctx_t *ctx)
         return;
     case State::backoff:
         schedule(ctx);
+        return;
+    case State::following:
+        look_up(ctx);
         return;
     case State::idle:
     case State::done:
@@ -645,6 +772,7 @@ void cleanup(void *data) noexcept
     }
     if (ctx->state != State::running) {
         release_slots(ctx);
+        release_record(ctx, false);
     }
     set_waiting(ctx, false);
 }
@@ -657,15 +785,18 @@ void check_broken(ngx_http_request_t *r) noexcept
     auto *ctx = static_cast<ngx_http_dingtalk_ctx_t *>(
         ngx_http_get_module_ctx(r, ngx_http_dingtalk_module));
     if (!r->connection->error || ctx == nullptr ||
-        (ctx->state != State::holding && ctx->state != State::backoff)) {
+        (ctx->state != State::holding && ctx->state != State::backoff &&
+         ctx->state != State::following)) {
         return;
     }
     try {
         ngx_http_dingtalk_fault("check_broken");
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "dingtalk: the client closed the connection while the delivery waited%s",
-                      ctx->state == State::holding ? " for a rate-limit slot; nothing sent"
-                                                   : " to retry; no more attempts");
+                      ctx->state == State::holding     ? " for a rate-limit slot; nothing sent"
+                      : ctx->state == State::following ? " for another request of the same "
+                                                         "notification"
+                                                       : " to retry; no more attempts");
     } catch (...) {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0, "dingtalk: %s failed: %s",
                       "noticing a client that left",
@@ -678,9 +809,10 @@ void check_broken(ngx_http_request_t *r) noexcept
 bool prepare_task(ngx_http_dingtalk_ctx_t *ctx, dingtalk::Target target, std::string body)
 {
     ngx_http_request_t *r = ctx->r;
-    ngx_pool_cleanup_t *cln = ngx_pool_cleanup_add(r->pool, 0);
+    // the delivery first: cleanups run last first, and ours reads the delivery
     ctx->delivery =
         ngx_http_dingtalk_pool_new<dingtalk::Delivery>(r->pool, std::move(target), std::move(body));
+    ngx_pool_cleanup_t *cln = ngx_pool_cleanup_add(r->pool, 0);
     ctx->task = ngx_thread_task_alloc(r->pool, sizeof(task_data_t));
     if (cln == nullptr || ctx->delivery == nullptr || ctx->task == nullptr) {
         return false;
@@ -717,6 +849,7 @@ bool ngx_http_dingtalk_deliver(ngx_http_request_t *r, ngx_http_dingtalk_robot_t 
     ctx->settings = target.settings.get();
     ctx->robot = robot;
     ctx->state = State::idle;
+    ctx->step = Step::prepare;
     if (!prepare_task(ctx, std::move(target), std::move(body))) {
         return false;
     }
@@ -729,7 +862,7 @@ bool ngx_http_dingtalk_deliver(ngx_http_request_t *r, ngx_http_dingtalk_robot_t 
     r->write_event_handler = resume;
     r->read_event_handler = check_broken;
     try {
-        schedule(ctx);
+        post(ctx);
     } catch (...) {
         failed(ctx, "starting a delivery");
     }

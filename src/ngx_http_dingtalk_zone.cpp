@@ -1,10 +1,11 @@
-// Shared memory for the per-robot send windows, as limit_req keeps its zone: a red-black tree
+// Shared memory for the per-robot send windows (and the metrics; the notifications' records are
+// in ngx_http_dingtalk_records.cpp), as limit_req keeps its zone: a red-black tree
 // of robots (keyed by a hash of the token, never the token) in a slab pool, with an LRU list so
 // that robots nobody uses any more make room for new ones. Every worker and every location that
 // sends to a robot reserves from the same window, under the zone's mutex. When no room can be
 // made, a send is refused (503): a limit that switched itself off would let DingTalk throttle.
 
-#include "ngx_http_dingtalk.hpp"
+#include "ngx_http_dingtalk_zone.hpp"
 
 #include <algorithm>
 #include <vector>
@@ -20,8 +21,7 @@ struct robot_node_t {
     ngx_queue_t lru;
     u_char key[kRobotKeySize];
     dingtalk::RateWindow window;
-    dingtalk::ProgressBook progress; // notifications of several messages not all out
-    char name[64];                   // for metrics: dingtalk_robot_name or a hash of the token
+    char name[64]; // for metrics: dingtalk_robot_name or a hash of the token
     uint64_t last_used;
     uint64_t sent;
     uint64_t failed;
@@ -29,34 +29,6 @@ struct robot_node_t {
 
 // A robot takes one slab page (docs/directives.md: about 250 robots in 1m).
 static_assert(sizeof(robot_node_t) <= 4096, "a robot fits a 4 KB page");
-
-// Counters every worker adds to without a lock, with atomic adds (as nginx's status module
-// keeps its own). Gauges are kept per worker process slot, so that a worker that dies with
-// deliveries in flight leaves nothing behind: the worker that takes its slot starts at zero.
-struct zone_metrics_t {
-    ngx_atomic_t endings[dingtalk::kEndings];
-    ngx_atomic_t errcodes[dingtalk::kErrcodeSlots];
-    ngx_atomic_t duration[dingtalk::kDurationBuckets.size() + 1];
-    ngx_atomic_t duration_sum_ms;
-    ngx_atomic_t retries;
-    ngx_atomic_t held;
-    ngx_atomic_t tasks_in_flight[NGX_MAX_PROCESSES];
-    ngx_atomic_t waiting[NGX_MAX_PROCESSES];
-};
-
-struct zone_shared_t {
-    ngx_rbtree_t rbtree;
-    ngx_rbtree_node_t sentinel;
-    ngx_queue_t lru; // most recently used first
-    uint64_t next_send_id;
-    zone_metrics_t metrics;
-};
-
-struct zone_ctx_t {
-    zone_shared_t *sh;
-    ngx_slab_pool_t *shpool;
-    zone_ctx_t *previous; // the running cycle's zone while a reload sets this one up
-};
 
 robot_node_t *as_robot(ngx_rbtree_node_t *n)
 {
@@ -87,16 +59,10 @@ void insert_robot(ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
     ngx_rbt_red(node);
 }
 
-uint64_t now_ms()
-{
-    return static_cast<uint64_t>(ngx_current_msec);
-}
-
 // Unused for a while: its counters may go.
 bool idle(const robot_node_t *rn, uint64_t now)
 {
-    return dingtalk::idle(rn->window, now) && dingtalk::idle(rn->progress, now) &&
-           rn->last_used + kIdleMs <= now;
+    return dingtalk::idle(rn->window, now) && rn->last_used + kIdleMs <= now;
 }
 
 robot_node_t *lookup(zone_ctx_t *ctx, const u_char *key, uint32_t hash)
@@ -155,7 +121,6 @@ robot_node_t *add_robot(zone_ctx_t *ctx, const u_char *key, uint32_t hash, uint6
     rn->node.key = hash;
     ngx_memcpy(rn->key, key, kRobotKeySize);
     dingtalk::init(rn->window);
-    dingtalk::init(rn->progress);
     rn->name[0] = '\0';
     rn->last_used = now;
     rn->sent = 0;
@@ -170,7 +135,7 @@ robot_node_t *add_robot(zone_ctx_t *ctx, const u_char *key, uint32_t hash, uint6
 robot_node_t *find_or_add(zone_ctx_t *ctx, const u_char *key, bool create)
 {
     const uint32_t hash = ngx_crc32_short(const_cast<u_char *>(key), kRobotKeySize);
-    const uint64_t now = now_ms();
+    const uint64_t now = ngx_http_dingtalk_now_ms();
     robot_node_t *rn = lookup(ctx, key, hash);
     if (rn != nullptr) {
         ngx_queue_remove(&rn->lru);
@@ -179,11 +144,6 @@ robot_node_t *find_or_add(zone_ctx_t *ctx, const u_char *key, bool create)
         return rn;
     }
     return create ? add_robot(ctx, key, hash, now) : nullptr;
-}
-
-zone_ctx_t *ctx_of(ngx_shm_zone_t *zone)
-{
-    return static_cast<zone_ctx_t *>(zone->data);
 }
 
 } // namespace
@@ -228,6 +188,7 @@ void carry_over(zone_ctx_t *ctx, zone_ctx_t *old, ngx_log_t *log)
         ngx_queue_insert_tail(&ctx->sh->lru, &rn->lru);
         ++copied;
     }
+    ngx_http_dingtalk_carry_records(ctx, old);
     ngx_shmtx_unlock(&old->shpool->mutex);
     const ngx_uint_t level = left ? NGX_LOG_WARN : NGX_LOG_NOTICE;
     ngx_log_error(level, log, 0,
@@ -264,6 +225,7 @@ ngx_int_t ngx_http_dingtalk_init_zone(ngx_shm_zone_t *shm_zone, void *data) noex
     ctx->shpool->data = ctx->sh;
     ngx_rbtree_init(&ctx->sh->rbtree, &ctx->sh->sentinel, insert_robot);
     ngx_queue_init(&ctx->sh->lru);
+    ngx_http_dingtalk_init_records(ctx->sh);
 
     static const char log_ctx[] = " in dingtalk zone";
     ctx->shpool->log_ctx = static_cast<u_char *>(ngx_slab_alloc(ctx->shpool, sizeof(log_ctx)));
@@ -310,8 +272,8 @@ dingtalk::Reservation ngx_http_dingtalk_reserve(ngx_shm_zone_t *zone, const u_ch
                                                 const dingtalk::RateLimit &limit,
                                                 uint64_t attempt_ms)
 {
-    zone_ctx_t *ctx = ctx_of(zone);
-    const uint64_t now = now_ms();
+    zone_ctx_t *ctx = ngx_http_dingtalk_zone_ctx_of(zone);
+    const uint64_t now = ngx_http_dingtalk_now_ms();
     dingtalk::Reservation res{dingtalk::Reservation::full, 0, 0, limit.window_ms};
     ngx_shmtx_lock(&ctx->shpool->mutex);
     if (robot_node_t *rn = find_or_add(ctx, key, true)) {
@@ -325,8 +287,8 @@ dingtalk::Reservation ngx_http_dingtalk_reserve_all(ngx_shm_zone_t *zone, const 
                                                     const dingtalk::RateLimit &limit,
                                                     uint64_t attempt_ms, uint32_t n)
 {
-    zone_ctx_t *ctx = ctx_of(zone);
-    const uint64_t now = now_ms();
+    zone_ctx_t *ctx = ngx_http_dingtalk_zone_ctx_of(zone);
+    const uint64_t now = ngx_http_dingtalk_now_ms();
     dingtalk::Reservation res{dingtalk::Reservation::full, 0, 0, limit.window_ms};
     ngx_shmtx_lock(&ctx->shpool->mutex);
     if (robot_node_t *rn = find_or_add(ctx, key, true)) {
@@ -338,34 +300,10 @@ dingtalk::Reservation ngx_http_dingtalk_reserve_all(ngx_shm_zone_t *zone, const 
     return res;
 }
 
-uint32_t ngx_http_dingtalk_taken_before(ngx_shm_zone_t *zone, const u_char *key, uint64_t digest,
-                                        uint32_t total)
-{
-    zone_ctx_t *ctx = ctx_of(zone);
-    uint32_t taken = 0;
-    ngx_shmtx_lock(&ctx->shpool->mutex);
-    if (robot_node_t *rn = find_or_add(ctx, key, false)) {
-        taken = dingtalk::taken_before(rn->progress, digest, total, now_ms());
-    }
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
-    return taken;
-}
-
-void ngx_http_dingtalk_remember_taken(ngx_shm_zone_t *zone, const u_char *key, uint64_t digest,
-                                      uint32_t taken, uint32_t total)
-{
-    zone_ctx_t *ctx = ctx_of(zone);
-    ngx_shmtx_lock(&ctx->shpool->mutex);
-    if (robot_node_t *rn = find_or_add(ctx, key, taken > 0 && taken < total)) {
-        dingtalk::remember_taken(rn->progress, digest, taken, total, now_ms());
-    }
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
-}
-
 void ngx_http_dingtalk_settle(ngx_shm_zone_t *zone, const u_char *key, uint64_t id, bool sent,
                               uint64_t ended_ms)
 {
-    zone_ctx_t *ctx = ctx_of(zone);
+    zone_ctx_t *ctx = ngx_http_dingtalk_zone_ctx_of(zone);
     ngx_shmtx_lock(&ctx->shpool->mutex);
     if (robot_node_t *rn = find_or_add(ctx, key, false)) {
         if (sent) {
@@ -379,12 +317,12 @@ void ngx_http_dingtalk_settle(ngx_shm_zone_t *zone, const u_char *key, uint64_t 
 
 void ngx_http_dingtalk_release(ngx_shm_zone_t *zone, const u_char *key, uint64_t id)
 {
-    zone_ctx_t *ctx = ctx_of(zone);
+    zone_ctx_t *ctx = ngx_http_dingtalk_zone_ctx_of(zone);
     ngx_shmtx_lock(&ctx->shpool->mutex);
     if (robot_node_t *rn = find_or_add(ctx, key, false)) {
         dingtalk::release(rn->window, id);
         if (rn->name[0] == '\0' && rn->sent == 0 && rn->failed == 0 &&
-            dingtalk::idle(rn->window, now_ms()) && dingtalk::idle(rn->progress, now_ms())) {
+            dingtalk::idle(rn->window, ngx_http_dingtalk_now_ms())) {
             forget(ctx, rn);
         }
     }
@@ -394,10 +332,10 @@ void ngx_http_dingtalk_release(ngx_shm_zone_t *zone, const u_char *key, uint64_t
 void ngx_http_dingtalk_throttle(ngx_shm_zone_t *zone, const u_char *key,
                                 const dingtalk::RateLimit &limit)
 {
-    zone_ctx_t *ctx = ctx_of(zone);
+    zone_ctx_t *ctx = ngx_http_dingtalk_zone_ctx_of(zone);
     ngx_shmtx_lock(&ctx->shpool->mutex);
     if (robot_node_t *rn = find_or_add(ctx, key, true)) {
-        dingtalk::throttle(rn->window, limit, now_ms());
+        dingtalk::throttle(rn->window, limit, ngx_http_dingtalk_now_ms());
     }
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 }
@@ -410,7 +348,7 @@ namespace
 
 zone_metrics_t *metrics_of(ngx_shm_zone_t *zone)
 {
-    return &ctx_of(zone)->sh->metrics;
+    return &ngx_http_dingtalk_zone_ctx_of(zone)->sh->metrics;
 }
 
 void add(ngx_atomic_t *counter, ngx_atomic_int_t n)
@@ -438,7 +376,7 @@ void ngx_http_dingtalk_count_delivery(ngx_shm_zone_t *zone, const u_char *key,
         return; // nothing was sent: no robot to count
     }
 
-    zone_ctx_t *ctx = ctx_of(zone);
+    zone_ctx_t *ctx = ngx_http_dingtalk_zone_ctx_of(zone);
     ngx_shmtx_lock(&ctx->shpool->mutex);
     if (robot_node_t *rn = find_or_add(ctx, key, true)) {
         // a name from request data must not rename a robot in everyone's metrics
@@ -563,6 +501,6 @@ dingtalk::MetricsSnapshot ngx_http_dingtalk_snapshot(ngx_shm_zone_t *zone)
         s.tasks_in_flight += m->tasks_in_flight[i];
         s.waiting += m->waiting[i];
     }
-    s.robots = by_name(copy_robots(ctx_of(zone)));
+    s.robots = by_name(copy_robots(ngx_http_dingtalk_zone_ctx_of(zone)));
     return s;
 }

@@ -135,48 +135,4 @@ bool idle(const RateWindow &w, std::uint64_t now_ms)
                         [&](const RateSend &s) { return counts(s, w.span_ms, now_ms); });
 }
 
-void init(ProgressBook &b)
-{
-    std::fill(std::begin(b.entries), std::end(b.entries), Progress{0, 0, 0, 0});
-}
-
-std::uint32_t taken_before(const ProgressBook &b, std::uint64_t digest, std::uint32_t total,
-                           std::uint64_t now_ms)
-{
-    for (const Progress &p : b.entries) {
-        if (p.digest == digest && digest != 0 && p.expires > now_ms && p.total == total) {
-            return p.taken;
-        }
-    }
-    return 0;
-}
-
-void remember_taken(ProgressBook &b, std::uint64_t digest, std::uint32_t taken, std::uint32_t total,
-                    std::uint64_t now_ms)
-{
-    Progress *slot = nullptr;
-    for (Progress &p : b.entries) {
-        if (p.digest == digest) {
-            slot = &p;
-            break;
-        }
-        if (slot == nullptr || p.expires < slot->expires) {
-            slot = &p; // the free or the oldest, unless the digest is found
-        }
-    }
-    if (taken == 0 || taken >= total) {
-        if (slot->digest == digest) {
-            *slot = Progress{0, 0, 0, 0};
-        }
-        return;
-    }
-    *slot = Progress{digest, now_ms + kProgressMs, taken, total};
-}
-
-bool idle(const ProgressBook &b, std::uint64_t now_ms)
-{
-    return std::none_of(std::begin(b.entries), std::end(b.entries),
-                        [&](const Progress &p) { return p.digest != 0 && p.expires > now_ms; });
-}
-
 } // namespace dingtalk

@@ -80,35 +80,4 @@ void throttle(RateWindow &w, const RateLimit &limit, std::uint64_t now_ms);
 // Nothing in the window can count any more and no cool-down runs: the robot may be forgotten.
 bool idle(const RateWindow &w, std::uint64_t now_ms);
 
-// What a robot remembers of notifications sent as several messages (dingtalk_max_messages)
-// that did not all go out: Alertmanager sends the same body again, and the retry resumes after
-// the messages DingTalk took, never sending one twice. Plain data in shared memory too.
-constexpr std::uint32_t kProgressSlots = 8;
-constexpr std::uint64_t kProgressMs = 3600 * 1000; // Alertmanager retries for minutes, not hours
-
-struct Progress {
-    std::uint64_t digest;  // body_digest() of the webhook body; 0: free
-    std::uint64_t expires; // forgotten after
-    std::uint32_t taken;   // messages DingTalk took, from the first
-    std::uint32_t total;   // of so many: another count is another split, not resumed
-};
-
-struct ProgressBook {
-    Progress entries[kProgressSlots];
-};
-
-void init(ProgressBook &b);
-
-// Messages of the body with this digest, rendered as `total` messages, taken before; 0 when
-// none is known.
-std::uint32_t taken_before(const ProgressBook &b, std::uint64_t digest, std::uint32_t total,
-                           std::uint64_t now_ms);
-
-// taken of total messages are out: remembered while some are not, forgotten once all are (or
-// none). When every slot is in use, the one that expires first makes room.
-void remember_taken(ProgressBook &b, std::uint64_t digest, std::uint32_t taken, std::uint32_t total,
-                    std::uint64_t now_ms);
-
-bool idle(const ProgressBook &b, std::uint64_t now_ms);
-
 } // namespace dingtalk

@@ -51,14 +51,14 @@ std::size_t index_of(const NotificationRecord &r, std::uint64_t key)
     return it != keys + r.alerts && *it == key ? static_cast<std::size_t>(it - keys) : r.alerts;
 }
 
-std::vector<std::uint64_t> distinct(std::vector<std::uint64_t> keys)
+} // namespace
+
+std::vector<std::uint64_t> record_keys(std::vector<std::uint64_t> keys)
 {
     std::sort(keys.begin(), keys.end());
     keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
     return keys;
 }
-
-} // namespace
 
 std::uint64_t alert_key(const Alert &a)
 {
@@ -82,7 +82,7 @@ std::uint64_t notification_key(const unsigned char robot[16], const Notification
 {
     std::string s(reinterpret_cast<const char *>(robot), 16);
     s.append(n.group_key).append(1, '\0').append(1, n.status == Status::firing ? 'F' : 'R');
-    for (const std::uint64_t k : distinct(alert_keys)) {
+    for (const std::uint64_t k : record_keys(alert_keys)) {
         s.append(reinterpret_cast<const char *>(&k), sizeof(k));
     }
     return digest(s);
@@ -93,9 +93,8 @@ std::size_t record_size(std::size_t n)
     return sizeof(NotificationRecord) + n * (sizeof(std::uint64_t) + sizeof(Posted));
 }
 
-void init_record(NotificationRecord &r, std::uint64_t key, const std::vector<std::uint64_t> &alerts)
+void init_record(NotificationRecord &r, std::uint64_t key, const std::vector<std::uint64_t> &keys)
 {
-    const std::vector<std::uint64_t> keys = distinct(alerts);
     r.key = key;
     r.owner = 0;
     r.lease_until = 0;
@@ -106,21 +105,26 @@ void init_record(NotificationRecord &r, std::uint64_t key, const std::vector<std
     std::fill(states_of(r), states_of(r) + r.alerts, Posted::no);
 }
 
-bool same_alerts(const NotificationRecord &r, const std::vector<std::uint64_t> &alerts)
+bool same_alerts(const NotificationRecord &r, const std::vector<std::uint64_t> &keys)
 {
-    const std::vector<std::uint64_t> keys = distinct(alerts);
     return keys.size() == r.alerts && std::equal(keys.begin(), keys.end(), keys_of(r));
 }
 
-std::vector<Posted> states_of(const NotificationRecord &r, const std::vector<std::uint64_t> &alerts)
+void states_of(const NotificationRecord &r, const std::vector<std::uint64_t> &alerts,
+               std::vector<Posted> &out)
 {
-    std::vector<Posted> out;
-    out.reserve(alerts.size());
     for (const std::uint64_t k : alerts) {
         const std::size_t i = index_of(r, k);
         out.push_back(i < r.alerts ? states_of(r)[i] : Posted::no);
     }
-    return out;
+}
+
+bool all_posted(const NotificationRecord &r, const std::vector<std::uint64_t> &alerts)
+{
+    return std::all_of(alerts.begin(), alerts.end(), [&](std::uint64_t k) {
+        const std::size_t i = index_of(r, k);
+        return i < r.alerts && states_of(r)[i] == Posted::yes;
+    });
 }
 
 bool all_posted(const NotificationRecord &r)

@@ -46,20 +46,25 @@ struct NotificationRecord {
 // Bytes a record of n alerts takes, header included.
 std::size_t record_size(std::size_t n);
 
-// A new record of these alerts' keys (any order, repeats allowed), nothing posted.
-void init_record(NotificationRecord &r, std::uint64_t key,
-                 const std::vector<std::uint64_t> &alerts);
+// The alerts' keys in ascending order, without repeats: what a record holds.
+std::vector<std::uint64_t> record_keys(std::vector<std::uint64_t> alerts);
 
-// Whether the record holds exactly these alerts (a 64-bit key collision that was not the
-// same notification is never taken for it).
-bool same_alerts(const NotificationRecord &r, const std::vector<std::uint64_t> &alerts);
+// A new record of these alerts (record_keys()), nothing posted.
+void init_record(NotificationRecord &r, std::uint64_t key, const std::vector<std::uint64_t> &keys);
 
-// The state of each of these alerts (by position), as the record has it.
-std::vector<Posted> states_of(const NotificationRecord &r,
-                              const std::vector<std::uint64_t> &alerts);
+// Whether the record holds exactly these alerts (record_keys()): a 64-bit key collision that
+// was not the same notification is never taken for it.
+bool same_alerts(const NotificationRecord &r, const std::vector<std::uint64_t> &keys);
+
+// The state of each of these alerts (any keys, by position), appended to out (which the caller
+// sizes, so that nothing allocates while the zone is locked).
+void states_of(const NotificationRecord &r, const std::vector<std::uint64_t> &alerts,
+               std::vector<Posted> &out);
 
 // Every alert posted: nothing is left to send.
 bool all_posted(const NotificationRecord &r);
+// Every one of these alerts posted.
+bool all_posted(const NotificationRecord &r, const std::vector<std::uint64_t> &alerts);
 
 enum class Claim {
     mine,  // the caller owns it now (or did already)

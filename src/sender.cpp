@@ -10,6 +10,7 @@
 #include <array>
 #include <cctype>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <iterator>
@@ -29,6 +30,36 @@ constexpr std::size_t kMaxReplyBytes = 64 * 1024;
 struct SlistDeleter {
     void operator()(curl_slist *l) const { curl_slist_free_all(l); }
 };
+
+// The request's body as libcurl reads it. libcurl sends a request again by itself when a
+// kept-alive connection closes before any answer (it takes the close for the server's idle
+// timeout); the body must then be read from the start, and that is refused once all of it was
+// handed out: DingTalk may have it, and the caller decides whether it goes once more.
+struct Upload {
+    std::string_view body;
+    std::size_t pos = 0;
+    bool whole = false;
+};
+
+std::size_t read_body(char *buffer, std::size_t size, std::size_t nitems, void *userp)
+{
+    auto *u = static_cast<Upload *>(userp);
+    const std::size_t n = std::min(size * nitems, u->body.size() - u->pos);
+    std::memcpy(buffer, u->body.data() + u->pos, n);
+    u->pos += n;
+    u->whole = u->whole || u->pos == u->body.size();
+    return n;
+}
+
+int rewind_body(void *userp, curl_off_t offset, int origin)
+{
+    auto *u = static_cast<Upload *>(userp);
+    if (u->whole || offset != 0 || origin != SEEK_SET) {
+        return CURL_SEEKFUNC_FAIL;
+    }
+    u->pos = 0; // not all of it went out: DingTalk cannot have taken it
+    return CURL_SEEKFUNC_OK;
+}
 
 std::size_t collect(char *data, std::size_t size, std::size_t nmemb, void *userp)
 {
@@ -62,6 +93,7 @@ Transport classify(CURLcode rc)
     case CURLE_SSL_INVALIDCERTSTATUS:
         return Transport::certificate;
     case CURLE_SEND_ERROR:
+    case CURLE_SEND_FAIL_REWIND: // a kept-alive connection closed unanswered: see Upload
     case CURLE_RECV_ERROR:
     case CURLE_GOT_NOTHING:
     case CURLE_PARTIAL_FILE:
@@ -476,9 +508,10 @@ bool share_trust_store(CURL *h, X509_STORE *store)
 
 // Everything the handle needs for one POST; the pointers must outlive curl_easy_perform.
 void set_options(CURL *h, const HttpRequest &req, X509_STORE *store, curl_slist *headers,
-                 char *errbuf, std::string *body)
+                 char *errbuf, std::string *body, Upload *upload)
 {
     const long timeout_ms = static_cast<long>(req.timeout.count() > 0 ? req.timeout.count() : 1);
+    const long answer_ms = static_cast<long>(std::max<long long>(req.answer_timeout.count(), 0));
     curl_easy_setopt(h, CURLOPT_URL, req.url.c_str());
 #if LIBCURL_VERSION_NUM >= 0x075500 // 7.85: the long form is deprecated from there on
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -492,16 +525,23 @@ void set_options(CURL *h, const HttpRequest &req, X509_STORE *store, curl_slist 
     curl_easy_setopt(h, CURLOPT_NOPROXY, "");
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
+    // connecting (TLS included) has the attempt's time; the request then goes out at once (a
+    // few kilobytes) and its answer may take the answer's time on top
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms + answer_ms);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, req.fresh_connection ? 1L : 0L);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     // A connection idle longer than this is closed rather than reused (DingTalk may have closed
     // it already); with 0, each connection is closed after its request.
     curl_easy_setopt(h, CURLOPT_MAXAGE_CONN, static_cast<long>(req.keepalive.count()));
     curl_easy_setopt(h, CURLOPT_FORBID_REUSE, req.keepalive.count() > 0 ? 0L : 1L);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, req.body.data());
+    curl_easy_setopt(h, CURLOPT_POST, 1L);
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
+    curl_easy_setopt(h, CURLOPT_READFUNCTION, read_body);
+    curl_easy_setopt(h, CURLOPT_READDATA, upload);
+    curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, rewind_body);
+    curl_easy_setopt(h, CURLOPT_SEEKDATA, upload);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "ngx_http_dingtalk_module");
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, body);
@@ -564,6 +604,8 @@ struct Lease {
         curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, nullptr);
         curl_easy_setopt(handle, CURLOPT_HTTPHEADER, nullptr);
         curl_easy_setopt(handle, CURLOPT_CAINFO_BLOB, nullptr);
+        curl_easy_setopt(handle, CURLOPT_READDATA, nullptr);
+        curl_easy_setopt(handle, CURLOPT_SEEKDATA, nullptr);
         connections->give(handle, store, keepalive);
     }
     Lease(const Lease &) = delete;
@@ -590,9 +632,11 @@ HttpReply http_post(const HttpRequest &req)
     curl_slist_append(headers.get(), "Expect:");
 
     char errbuf[CURL_ERROR_SIZE] = {0};
-    set_options(h, req, store, headers.get(), errbuf, &reply.body);
+    Upload upload{req.body};
+    set_options(h, req, store, headers.get(), errbuf, &reply.body, &upload);
     const CURLcode rc = curl_easy_perform(h);
     read_outcome(h, rc, req, errbuf, reply);
+    reply.whole = upload.whole && reply.sent;
     return reply;
 }
 

@@ -33,7 +33,11 @@ std::string hide_credentials(std::string_view url);
 struct HttpRequest {
     std::string url;
     std::string_view body;                    // the caller's, for the whole call: not copied
-    std::chrono::milliseconds timeout{10000}; // the whole exchange, connect included
+    std::chrono::milliseconds timeout{10000}; // to connect and send the request
+    // Then, once the whole request went out, to wait for the answer: until it comes, DingTalk
+    // may post the message, so nothing is sent again meanwhile.
+    std::chrono::milliseconds answer_timeout{300000};
+    bool fresh_connection = false; // a new connection, not one kept alive (a send once more)
     bool ssl_verify = true;
     std::shared_ptr<const std::string> ca_pem; // trusted CAs (PEM) instead of the system's
     std::string proxy; // "" = straight to the URL, whatever http(s)_proxy in the environment say
@@ -60,8 +64,12 @@ struct HttpReply {
     long status = 0;
     long proxy_status = 0; // the proxy's HTTP answer to CONNECT, when it refused (403, 407 ...)
     std::string body;
-    long new_connections = 0;   // 0 when an existing connection was reused
-    bool sent = false;          // the request left: DingTalk may have it, whatever came back
+    long new_connections = 0; // 0 when an existing connection was reused
+    bool sent = false;        // the request left: DingTalk may have it, whatever came back
+    // Every byte of the request was handed to the connection (libcurl never sends it again: a
+    // kept-alive connection that closes unanswered after it is a failure, not a resend). With
+    // no answer, DingTalk may or may not have posted the message.
+    bool whole = false;
     std::uint64_t ended_ms = 0; // monotonic_ms() when the exchange ended
 };
 

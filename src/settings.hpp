@@ -27,6 +27,7 @@ struct Settings {
     // Where and how messages go.
     std::string api_url = "https://oapi.dingtalk.com/robot/send"; // dingtalk_api_url
     std::chrono::milliseconds timeout{10000};                     // dingtalk_timeout
+    std::chrono::milliseconds answer_timeout{300000};             // dingtalk_answer_timeout
     std::chrono::seconds keepalive{60};                           // dingtalk_keepalive_timeout
     bool ssl_verify = true;                                       // dingtalk_ssl_verify
     std::shared_ptr<const std::string> ca_pem;   // dingtalk_ssl_trusted_certificate; null: system

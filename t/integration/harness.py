@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import http.client
 import http.server
+import itertools
 import json
 import os
 import shutil
@@ -503,12 +504,18 @@ def alert(name="KubePodCrashLooping", status="firing", severity="critical", pod=
     }
 
 
+_GROUPS = itertools.count(1)
+
+
 def notification(*alerts, group="KubePodCrashLooping", truncated=0):
+    """A notification of its own: each call is another group of Alertmanager's route (its
+    groupKey differs), so the module never takes it for a retry of an earlier one. A retry
+    posts the same dict again."""
     alerts = list(alerts) or [alert()]
     firing = any(a["status"] == "firing" for a in alerts)
     return {
         "version": "4",
-        "groupKey": '{}:{alertname="%s"}' % group,
+        "groupKey": '{}/{n="%d"}:{alertname="%s"}' % (next(_GROUPS), group),
         "truncatedAlerts": truncated,
         "status": "firing" if firing else "resolved",
         "receiver": "dingtalk",

@@ -90,9 +90,11 @@ def test_keyword_and_severity_rules_as_the_module_sends_them(nginx_factory, mock
 def test_hidden_labels_and_silence_links_as_the_module_sends_them(nginx_factory, mock):
     locations = {"/": "", "/hide": "dingtalk_hide_labels job container; dingtalk_silence_link off;",
                  "/all": "dingtalk_hide_labels off;"}
+    # a robot per location: the same payload goes to each (one robot posts it once)
     ngx = nginx_factory("server { listen 127.0.0.1:%PORT%; " + "".join(
-        f"location = {path} {{ dingtalk; dingtalk_token {TOKEN}; dingtalk_api_url {mock.url}; "
-        f"{extra} }}" for path, extra in locations.items()) + " }")
+        f"location = {path} {{ dingtalk; dingtalk_token {TOKEN}{chr(ord('a') + i)}; "
+        f"dingtalk_api_url {mock.url}; {extra} }}"
+        for i, (path, extra) in enumerate(locations.items())) + " }")
     payload = open(os.path.join(FIXTURES, "node.json"), "rb").read()
     for path, args in (("/", []), ("/hide", ["--hide-labels", "job container",
                                               "--silence-link", "off"]),

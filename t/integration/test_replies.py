@@ -105,20 +105,42 @@ def test_unreachable_dingtalk_is_502(nginx_factory):
     assert 0.5 < time.time() - t < 3, "retried within dingtalk_timeout, then given up"
 
 
-def test_dropped_connection_is_502(nginx_factory, mock):
+def test_a_drop_after_the_whole_request_goes_once_more_then_502(nginx_factory, mock):
+    # DingTalk read the message and hung up: it may have posted it. Once more on a new
+    # connection; a second drop is the end (never a third send), and the reply says so.
     ngx = nginx_factory(webhook(mock, "dingtalk_timeout 2s;"))
     mock.default = {"drop": True}
     r = ngx.post("/", notification())
     assert r.status == 502, r
-    assert "cannot reach DingTalk" in r.json["reason"]
+    assert "answered neither" in r.json["reason"] and "may have been posted" in r.json["reason"]
+    assert len(mock.received) == 2, "once more, never a third time"
 
 
-def test_slow_dingtalk_times_out_with_502(nginx_factory, mock):
+def test_a_slow_dingtalk_is_waited_for_past_dingtalk_timeout(nginx_factory, mock):
+    # The whole request went out: only DingTalk's answer says whether it was posted, so it is
+    # waited for (dingtalk_answer_timeout), not cut at dingtalk_timeout and sent again.
     ngx = nginx_factory(webhook(mock, "dingtalk_timeout 1s;"))
     mock.answer({"delay": 3})
     r = ngx.post("/", notification())
-    assert r.status == 502, r
-    assert "in time" in r.json["reason"]
+    assert r.status == 200, r
+    assert len(mock.received) == 1
+
+
+def test_no_answer_within_dingtalk_answer_timeout_goes_once_more_never_twice(nginx_factory, mock):
+    # No answer in time, and no time left to send once more: 503, and Alertmanager's retry
+    # sends it once more; when that one is not answered either, it is never sent again.
+    ngx = nginx_factory(webhook(mock, "dingtalk_timeout 1s; dingtalk_answer_timeout 1s;"))
+    mock.default = {"status": 200, "body": MockDingTalk.OK, "delay": 3}
+    payload = notification()
+    r = ngx.post("/", payload)
+    assert r.status == 503 and "did not answer" in r.json["reason"], r
+    assert len(mock.received) == 1
+    r = ngx.post("/", payload)
+    assert r.status == 502 and "answered neither" in r.json["reason"], r
+    assert len(mock.received) == 2
+    r = ngx.post("/", payload)
+    assert r.status == 200 and "already posted" in r.json["reason"], r
+    assert len(mock.received) == 2, "never a third send"
 
 
 def test_full_thread_pool_queue_is_503(nginx_factory, mock):

@@ -31,12 +31,15 @@ def write(text, name="t.mustache"):
 
 
 def server(mock, locations):
-    """One server; locations maps a path to extra directives for a webhook location."""
+    """One server; locations maps a path to extra directives for a webhook location. Each
+    location is a robot of its own (the module posts one notification once per robot: here the
+    same payload goes to several locations)."""
     body = "".join(f"""
         location = {path} {{
             dingtalk;
+            dingtalk_token {TOKEN}{chr(ord("a") + i)};
             {extra}
-        }}""" for path, extra in locations.items())
+        }}""" for i, (path, extra) in enumerate(locations.items()))
     return f"""
     dingtalk_token {TOKEN};
     server {{
@@ -195,15 +198,17 @@ def test_title_template(nginx_factory, mock):
         "/at": 'dingtalk_title_template "{{mentions}} {{firing_count}}"; '
                "dingtalk_at_mobiles 13800000000;",
     }))
-    body = notification(alert(name="Disk*Full_1"), alert(name="Disk*Full_1", pod="x"),
-                        group="Disk*Full_1")
-    assert ngx.post("/", body).status == 200
+    def body():  # a notification of its own for each location (one robot posts each once)
+        return notification(alert(name="Disk*Full_1"), alert(name="Disk*Full_1", pod="x"),
+                            group="Disk*Full_1")
+
+    assert ngx.post("/", body()).status == 200
     # the title is plain text: no markdown escapes; the text keeps its built-in layout
     assert mock.received[0].title == "FIRING Disk*Full_1 x2 ([FIRING:2] Disk*Full_1)"
     assert mock.received[0].text.startswith("### \\[FIRING:2\\] Disk\\*Full\\_1\n")
-    assert ngx.post("/empty", body).status == 200
+    assert ngx.post("/empty", body()).status == 200
     assert mock.received[1].title == "[FIRING:2] Disk*Full_1", "an empty title falls back"
-    assert ngx.post("/at", body).status == 200
+    assert ngx.post("/at", body()).status == 200
     assert mock.received[2].title == "@13800000000 2"
 
 

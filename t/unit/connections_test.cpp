@@ -59,6 +59,9 @@ public:
     std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/robot/send"; }
     int accepted() const { return accepted_; }
     int closed() const { return closed_; }
+    int received() const { return received_; }
+    // The n-th request (counting from 1) is read whole, then its connection closed unanswered.
+    void hang_up_at(int n) { hang_up_at_ = n; }
 
 private:
     static bool readable(int fd, const std::atomic<bool> &stop)
@@ -109,7 +112,8 @@ private:
             const std::size_t length = std::stoul(in.substr(cl + 16));
             if (in.size() >= head + 4 + length) {
                 in.erase(0, head + 4 + length);
-                if (::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL) < 0) {
+                if (++received_ == hang_up_at_ ||
+                    ::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL) < 0) {
                     break;
                 }
             }
@@ -122,6 +126,8 @@ private:
     std::atomic<bool> stop_{false};
     std::atomic<int> accepted_{0};
     std::atomic<int> closed_{0};
+    std::atomic<int> received_{0};
+    std::atomic<int> hang_up_at_{0};
     std::thread acceptor_;
     std::mutex mutex_;
     std::vector<std::thread> connections_;
@@ -230,4 +236,26 @@ TEST_F(Connections, TheSweepClosesIdleConnectionsPastTheirTimeAndSaysWhenTheNext
     }
     EXPECT_EQ(server.closed(), 1) << "closed by the sweep";
     EXPECT_GE(Clock::now() - sent, std::chrono::seconds(1)) << "not before its time";
+}
+
+// libcurl sends a request again by itself when a kept-alive connection closes before any answer:
+// after the whole request went out, DingTalk may have posted it, so that is refused, and the
+// reply says the whole request went out (the caller decides whether it goes once more).
+TEST(NoResend, AKeptAliveConnectionThatClosesUnansweredIsNotResentByLibcurl)
+{
+    ASSERT_TRUE(global_init());
+    KeepAliveServer server;
+    const HttpRequest req = request(server, std::chrono::seconds(60));
+    ASSERT_EQ(http_post(req).status, 200);
+    server.hang_up_at(2);
+    const HttpReply second = http_post(req); // on the kept-alive connection
+    EXPECT_NE(second.transport, Transport::ok);
+    EXPECT_EQ(second.status, 0) << "no answer";
+    EXPECT_TRUE(second.whole);
+    EXPECT_EQ(server.received(), 2) << "the request reached the server once, and only once";
+
+    HttpRequest fresh = req;
+    fresh.fresh_connection = true;
+    EXPECT_EQ(http_post(fresh).status, 200);
+    EXPECT_EQ(server.received(), 3);
 }

@@ -191,6 +191,7 @@ protected:
             s.proxy = std::make_shared<const Proxy>(*p);
         }
         Delivery d(t, dingtalk_test::fixture_text("firing"));
+        dingtalk_test::ready(d);
         d.run(dingtalk_test::in(s.timeout));
         return d.report();
     }

@@ -262,33 +262,3 @@ TEST(RateLimit, SeveralMessagesWaitForTheLatestSlotWithinHold)
     EXPECT_EQ(third.kind, Reservation::later);
     EXPECT_EQ(third.at_ms, 1160u + 1000u);
 }
-
-TEST(Progress, RemembersPartsUntilAllAreTakenOrItExpires)
-{
-    ProgressBook b;
-    init(b);
-    EXPECT_EQ(taken_before(b, 7, 3, 0), 0u);
-    remember_taken(b, 7, 1, 3, 0);
-    remember_taken(b, 7, 2, 3, 10);
-    EXPECT_EQ(taken_before(b, 7, 3, 20), 2u);
-    EXPECT_EQ(taken_before(b, 8, 3, 20), 0u) << "another body";
-    EXPECT_EQ(taken_before(b, 7, 4, 20), 0u) << "split otherwise: not resumed";
-    EXPECT_FALSE(idle(b, 20));
-    EXPECT_EQ(taken_before(b, 7, 3, 10 + kProgressMs), 0u) << "expired";
-    remember_taken(b, 7, 3, 3, 30);
-    EXPECT_EQ(taken_before(b, 7, 3, 40), 0u) << "all out: a repeat sends all again";
-    EXPECT_TRUE(idle(b, 40));
-}
-
-TEST(Progress, AFullBookForgetsTheOldestFirst)
-{
-    ProgressBook b;
-    init(b);
-    for (std::uint64_t d = 1; d <= kProgressSlots + 1; ++d) {
-        remember_taken(b, d, 1, 2, d * 100);
-    }
-    EXPECT_EQ(taken_before(b, 1, 2, 1000), 0u) << "the oldest made room";
-    for (std::uint64_t d = 2; d <= kProgressSlots + 1; ++d) {
-        EXPECT_EQ(taken_before(b, d, 2, 1000), 1u) << d;
-    }
-}

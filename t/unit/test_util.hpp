@@ -90,6 +90,14 @@ inline dingtalk::Settings &edit(dingtalk::Target &t)
     return *copy;
 }
 
+// A delivery past its first run (parse, key, render), cleared to send: each run from here on
+// is one attempt.
+inline void ready(dingtalk::Delivery &d)
+{
+    d.run(0);
+    d.go();
+}
+
 // render_message with the default settings.
 inline dingtalk::Message render(const dingtalk::Notification &n, dingtalk::Mentions at = {})
 {

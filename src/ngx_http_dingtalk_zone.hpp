@@ -1,0 +1,53 @@
+// The shared zone's layout, for the files that keep something in it: the robots' windows and
+// the metrics (ngx_http_dingtalk_zone.cpp), the notifications' records
+// (ngx_http_dingtalk_records.cpp). Everything in it is plain data, changed under the mutex of
+// its slab pool (the metrics by atomic adds).
+#pragma once
+
+#include "ngx_http_dingtalk.hpp"
+
+// Counters every worker adds to without a lock, with atomic adds (as nginx's status module
+// keeps its own). Gauges are kept per worker process slot, so that a worker that dies with
+// deliveries in flight leaves nothing behind: the worker that takes its slot starts at zero.
+struct zone_metrics_t {
+    ngx_atomic_t endings[dingtalk::kEndings];
+    ngx_atomic_t errcodes[dingtalk::kErrcodeSlots];
+    ngx_atomic_t duration[dingtalk::kDurationBuckets.size() + 1];
+    ngx_atomic_t duration_sum_ms;
+    ngx_atomic_t retries;
+    ngx_atomic_t held;
+    ngx_atomic_t tasks_in_flight[NGX_MAX_PROCESSES];
+    ngx_atomic_t waiting[NGX_MAX_PROCESSES];
+};
+
+struct zone_shared_t {
+    ngx_rbtree_t rbtree; // robots
+    ngx_rbtree_node_t sentinel;
+    ngx_queue_t lru; // most recently used first
+    uint64_t next_send_id;
+    zone_metrics_t metrics;
+    ngx_rbtree_t records; // what was posted of each notification (ngx_http_dingtalk_records.cpp)
+    ngx_rbtree_node_t records_sentinel;
+    ngx_queue_t records_lru; // most recently used first
+};
+
+struct zone_ctx_t {
+    zone_shared_t *sh;
+    ngx_slab_pool_t *shpool;
+    zone_ctx_t *previous; // the running cycle's zone while a reload sets this one up
+};
+
+inline zone_ctx_t *ngx_http_dingtalk_zone_ctx_of(ngx_shm_zone_t *zone)
+{
+    return static_cast<zone_ctx_t *>(zone->data);
+}
+
+inline uint64_t ngx_http_dingtalk_now_ms()
+{
+    return static_cast<uint64_t>(ngx_current_msec);
+}
+
+// A new zone's record tree; a reload that made a new zone (another size) starts with the
+// running one's records, as far as they fit. Both with the zones locked.
+void ngx_http_dingtalk_init_records(zone_shared_t *sh);
+void ngx_http_dingtalk_carry_records(zone_ctx_t *to, zone_ctx_t *from);
