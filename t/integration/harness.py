@@ -4,6 +4,9 @@ Nothing here mocks nginx. Each test writes its own nginx.conf into a fresh prefi
 starts Debian's nginx on loopback, talks to it over real sockets, and stops it with SIGQUIT.
 The mock DingTalk server speaks HTTP or HTTPS (with a CA made at test time), records every
 request, checks signatures, and plays scripted answers (errcodes, HTTP errors, delays, drops).
+It also plays what makes a delivery's outcome doubtful, always after it read the whole request:
+a stall until released, a late answer, a close without an answer after "posting"; and it keeps
+what the group saw (posted(), posts_of()): the group's view is the truth.
 """
 
 import base64
@@ -119,8 +122,14 @@ class Received:
         except ValueError:
             self.json = None
         self.answer = None  # what the mock answered (dict), or None for a dropped connection
-        self.at = None  # when it arrived (time.time())
+        self.at = None  # when it arrived (time.time()): the whole request was read
         self.sig_ok = None  # True/False when signed, None when not
+        self.reused = False  # it came on a connection that had carried a request before
+        # When the group saw it (time.time()), or None: an errcode 0 counts when the mock
+        # answers (after any delay or stall, whether or not the client still listens); a
+        # "close" when the mock read it (DingTalk processed it and the answer was lost).
+        self.posted_at = None
+        self.stalled = False  # it arrived while the mock was stalled
 
     @property
     def title(self):
@@ -150,6 +159,12 @@ class MockDingTalk:
         self.chaos = None  # (probability, random.Random): fail attempts at random
         # Like a robot secured by custom keywords: a message whose text has none is 310000.
         self.keywords = []
+        # A per-request choice before the script: behaviour(rec) -> an answer dict, or None for
+        # the script's (called under the lock, in arrival order).
+        self.behaviour = None
+        self.partial = 0  # requests whose client left before the whole body arrived
+        self._running = threading.Event()  # cleared while stalled
+        self._running.set()
         mock = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -157,6 +172,7 @@ class MockDingTalk:
 
             def setup(self):
                 super().setup()
+                self.served = 0  # requests read on this connection
                 with mock.lock:
                     mock.connections += 1
 
@@ -168,16 +184,33 @@ class MockDingTalk:
             def do_POST(self):
                 n = int(self.headers.get("Content-Length", 0))
                 body = self.rfile.read(n)
+                if len(body) < n:  # the client left mid-body: DingTalk never had the request
+                    with mock.lock:
+                        mock.partial += 1
+                    self.close_connection = True
+                    return
                 rec = Received(self.path, dict(self.headers), body)
                 rec.sig_ok = mock._check_signature(rec)
+                rec.reused = self.served > 0
+                self.served += 1
                 with mock.lock:
-                    answer = mock.script.popleft() if mock.script else dict(mock.default)
+                    answer = mock.behaviour(rec) if mock.behaviour else None
+                    if answer is None:
+                        answer = mock.script.popleft() if mock.script else dict(mock.default)
                     answer = mock._chaos(answer)
                     answer = mock._limit(rec, answer)
                     answer = mock._keywords(rec, answer)
                     rec.answer = answer
                     rec.at = time.time()
+                    rec.stalled = not mock._running.is_set()
                     mock.received.append(rec)
+                if answer.get("close"):
+                    # "posted, then the connection closed without an answer"
+                    rec.posted_at = rec.at
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                mock._running.wait()
                 if answer.get("delay"):
                     time.sleep(answer["delay"])
                 if answer.get("drop"):
@@ -186,6 +219,8 @@ class MockDingTalk:
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
                 out = answer.get("body", mock.OK)
+                if answer.get("status", 200) == 200 and out == mock.OK:
+                    rec.posted_at = time.time()  # whether or not the client still listens
                 out = out if isinstance(out, (bytes, str)) else json.dumps(out)
                 out = out.encode() if isinstance(out, str) else out
                 self.send_response(answer.get("status", 200))
@@ -286,6 +321,32 @@ class MockDingTalk:
                     and isinstance(r.answer.get("body", self.OK), dict)
                     and r.answer.get("body", self.OK).get("errcode") == 0]
 
+    def stall(self):
+        """From now on every request is read and then held, unanswered, until release()."""
+        self._running.clear()
+
+    def release(self):
+        """Answers (and posts) what the stall held, and every request after at once."""
+        self._running.set()
+
+    def posted(self):
+        """What the group saw, in the order it saw it: each request DingTalk posted."""
+        with self.lock:
+            return sorted((r for r in self.received if r.posted_at is not None),
+                          key=lambda r: r.posted_at)
+
+    def posts_of(self, names):
+        """{name: [posted requests whose title or text names it]}, for names no one of which
+        is a part of another (pods, alert names): how often the group saw each alert."""
+        posted = self.posted()
+        return {name: [r for r in posted if r.json and name in r.title + "\n" + r.text]
+                for name in names}
+
+    def copies(self):
+        """{(title, text): times posted} for the messages the group saw more than once."""
+        seen = collections.Counter((r.title, r.text) for r in self.posted() if r.json)
+        return {k: n for k, n in seen.items() if n > 1}
+
     def wait_for(self, count, timeout=10):
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -295,6 +356,7 @@ class MockDingTalk:
         return False
 
     def close(self):
+        self.release()  # a stalled handler thread would hold the server's shutdown
         self.server.shutdown()
         self.server.server_close()
 
@@ -654,3 +716,62 @@ class Tinyproxy:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(10)
+
+
+# ------------------------------------------------------------------------------------------
+# a client that retries as Alertmanager does
+
+
+class Try:
+    """One POST of a notification: when it started and ended (time.time()) and its status, or
+    None when the connection failed or the client's timeout ran out."""
+
+    def __init__(self, start, end, status, error=None):
+        self.start, self.end, self.status, self.error = start, end, status, error
+
+    def __repr__(self):
+        return f"Try({self.start:.1f}-{self.end:.1f}: {self.status or self.error})"
+
+
+def like_alertmanager(ngx, payload, rng, flush_timeout=60.0, group_interval=None, give_up=None,
+                      path="/", headers=None):
+    """POSTs one notification the way Alertmanager 0.25's notify pipeline does, and returns
+    every try (a list of Try; the last is a 200 when it got through).
+
+    A flush sends at once and, after a 5xx or a connection error or timeout, again with
+    cenkalti/backoff's schedule (500 ms first, then x1.5, each wait randomized by +-50%, at most
+    60 s), each POST with the time left to the flush's deadline as its timeout, until a 200 or
+    the deadline (flush_timeout: Alertmanager's max(group_interval, 10s)); any other status is
+    permanent and ends it. With group_interval, a failed flush is followed by the group's next
+    one (group_interval after the last began, or at once when it ran longer), its backoff
+    starting again at 500 ms, until give_up seconds after the first POST."""
+    body = json.dumps(payload) if isinstance(payload, (dict, list)) else payload
+    tries = []
+    first = time.time()
+    flush_start = first
+    while True:
+        deadline = flush_start + flush_timeout
+        interval = 0.5
+        while True:
+            left = deadline - time.time()
+            if left <= 0:
+                break
+            t0 = time.time()
+            try:
+                status, error = ngx.post(path, body, timeout=left, headers=headers).status, None
+            except (OSError, http.client.HTTPException) as e:
+                status, error = None, type(e).__name__
+            tries.append(Try(t0, time.time(), status, error))
+            if status is not None and not 500 <= status < 600:
+                return tries  # a 200, or a 4xx Alertmanager never retries
+            wait = interval * (1 + 0.5 * (2 * rng.random() - 1))
+            interval = min(interval * 1.5, 60.0)
+            if time.time() + wait >= deadline:
+                break
+            time.sleep(wait)
+        if group_interval is None:
+            return tries
+        flush_start = max(flush_start + group_interval, time.time())
+        if give_up is not None and flush_start - first >= give_up:
+            return tries
+        time.sleep(max(0.0, flush_start - time.time()))
