@@ -312,6 +312,7 @@ void Delivery::render(const Notification &n)
         opt.at = mentions_for(n); // the first message mentions; a resume's first is not the first
     }
     std::vector<Message> ms = render_messages(n, opt);
+    section_ = target_.settings->fold ? section_of(n, opt, ms.front(), ms.size()) : std::nullopt;
     requests_.clear();
     covers_.clear();
     report_.alerts = n.total();
@@ -356,6 +357,18 @@ void Delivery::posted_before()
     requests_.clear();
     covers_.clear();
     next_ = 0;
+}
+
+void Delivery::posted_in_fold()
+{
+    report_.outcome = Outcome::delivered;
+    report_.http_status = 200;
+    report_.transient = false;
+    report_.reason = report_.category =
+        "delivered to DingTalk in one message with other notifications for the same robot";
+    next_ = requests_.size();
+    report_.taken = before_ + next_;
+    fold_.clear();
 }
 
 void Delivery::give_up_in_doubt()
@@ -435,7 +448,7 @@ void Delivery::attempt(std::uint64_t deadline_ms)
     const Settings &s = *target_.settings;
     HttpRequest req;
     req.url = send_url(target_);
-    req.body = requests_[next_];
+    req.body = fold_.empty() ? requests_[next_] : fold_;
     req.timeout = attempt_budget(left); // of what is left when the thread starts it
     req.answer_timeout = s.answer_timeout;
     req.fresh_connection = fresh_;
@@ -454,9 +467,10 @@ void Delivery::attempt(std::uint64_t deadline_ms)
     r.attempts += 1;
     r.message_attempts += 1;
     r.new_connections += http.new_connections;
-    if (r.outcome == Outcome::delivered) {
+    if (r.outcome == Outcome::delivered && fold_.empty()) {
         r.taken = before_ + ++next_;
     }
+    fold_.clear();                           // the caller settles what a folded message did
     fresh_ = r.outcome == Outcome::doubtful; // once more, on a connection of its own
     report_ = std::move(r);
 }

@@ -2,6 +2,7 @@
 // DingTalk's verdict. Knows nothing of nginx; the glue copies everything in and reads the report.
 #pragma once
 
+#include "fold.hpp"
 #include "record.hpp"
 #include "render.hpp"
 #include "sender.hpp"
@@ -144,6 +145,15 @@ public:
     // Every alert was posted before: nothing to send, and the answer is 200.
     void posted_before();
 
+    // dingtalk_fold: the notification's part of a folded message, when it goes as one message.
+    const std::optional<Section> &section() const { return section_; }
+    // The next attempt sends this folded message (of several notifications) instead of its
+    // own; what it did is in the report, and the caller says what became of this one.
+    void send_fold(std::string request_body) { fold_ = std::move(request_body); }
+    bool sending_fold() const { return !fold_.empty(); }
+    // This notification went out in a folded message DingTalk took: every message taken.
+    void posted_in_fold();
+
     // The whole time the request took, holds and retries included (the caller's clock).
     void set_elapsed(std::chrono::milliseconds total) { report_.elapsed = total; }
 
@@ -174,6 +184,8 @@ private:
     std::vector<std::vector<std::uint64_t>> covers_; // the alerts each message shows or counts
     std::size_t next_ = 0;                           // the first message not taken
     bool fresh_ = false; // the next attempt goes on a new connection (after one in doubt)
+    std::optional<Section> section_;
+    std::string fold_; // the folded message the next attempt sends, when not empty
     Report report_;
     std::atomic<Phase> phase_{Phase::queued};
 };

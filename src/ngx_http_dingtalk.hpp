@@ -187,6 +187,44 @@ bool ngx_http_dingtalk_mark(ngx_shm_zone_t *zone, uint64_t key, const std::vecto
 void ngx_http_dingtalk_unclaim(ngx_shm_zone_t *zone, uint64_t key,
                                const std::vector<uint64_t> &keys, uint64_t owner, uint64_t keep_ms);
 
+// the room: notifications waiting to be folded (ngx_http_dingtalk_room.cpp)
+enum class ngx_http_dingtalk_room_e : uint8_t { none, waiting, sending, posted };
+enum class ngx_http_dingtalk_sent_e { taken, in_doubt, not_sent };
+struct ngx_http_dingtalk_waiting_t {
+    const u_char *robot;
+    uint64_t group; // fold only sections one location of one configuration rendered
+    uint64_t key;   // the notification's
+    uint64_t owner; // the delivery that waits
+    const dingtalk::Section *section;
+    const std::vector<uint64_t> *covers; // the alerts it shows or counts
+};
+struct ngx_http_dingtalk_folded_t {
+    uint64_t key = 0;
+    dingtalk::Section section;
+    std::vector<uint64_t> covers;
+};
+// Puts the notification in the robot's room, or takes over its entry (a retry's): its state
+// there (none: no room in the zone).
+ngx_http_dingtalk_room_e ngx_http_dingtalk_room_enter(ngx_shm_zone_t *zone,
+                                                      const ngx_http_dingtalk_waiting_t &w);
+// The notification's state in the room; *others set when other notifications wait to be
+// folded with it (others may be null).
+ngx_http_dingtalk_room_e ngx_http_dingtalk_room_state(ngx_shm_zone_t *zone, uint64_t key,
+                                                      bool *others, const u_char *robot,
+                                                      uint64_t group);
+// Takes what waits to be folded for this robot and group (firing first, then in order of
+// arrival, at most kMaxFolded) for one send, until lease_until at the latest.
+std::vector<ngx_http_dingtalk_folded_t>
+ngx_http_dingtalk_room_take(ngx_shm_zone_t *zone, const u_char *robot, uint64_t group,
+                            uint64_t send_id, uint64_t lease_until);
+// What the send did to the notifications it took: those `included` in its message were taken,
+// are in doubt (their records learn it) or were not sent; the others wait again.
+void ngx_http_dingtalk_room_settle(ngx_shm_zone_t *zone, uint64_t send_id,
+                                   const std::vector<uint64_t> &included,
+                                   ngx_http_dingtalk_sent_e sent);
+// The notification's request is done: a posted entry goes; another waits without it.
+void ngx_http_dingtalk_room_leave(ngx_shm_zone_t *zone, uint64_t key, uint64_t owner);
+
 // metrics, summed over all workers in the same zone
 enum class ngx_http_dingtalk_gauge_e { tasks_in_flight, waiting };
 // A worker's gauges start at zero: a worker that died mid-delivery leaves none behind.

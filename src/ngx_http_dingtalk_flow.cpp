@@ -39,13 +39,16 @@ const ngx_msec_t kDeadlineSlack = 5000;
 
 // idle: between steps, nothing runs and no timer waits (while a run's end is handled).
 // following: another request delivers the same notification; we look again on a timer.
-enum class State { idle, holding, running, backoff, following, done };
+// folding: in the robot's room, to go with other notifications in the next message (fold).
+enum class State { idle, holding, running, backoff, following, folding, done };
 
 // What the delivery's next (or running) thread task does.
 enum class Step { prepare, render, send };
 
 // How often a request that follows another's delivery of its notification looks again.
 const ngx_msec_t kFollowMs = 200;
+// How often a request whose notification waits to be folded looks for a free slot.
+const ngx_msec_t kFoldPollMs = 100;
 // How long a record is kept after its delivery: after a 200 the client heard, for a second
 // replica's copy of the notification (Alertmanager's peers wait 15 s each) and no longer, so
 // that repeat_interval's reminders are posted again; otherwise for Alertmanager's retries.
@@ -74,14 +77,18 @@ struct ngx_http_dingtalk_ctx_t {
     ngx_msec_t first_attempt; // first task posted; the delivery timeout counts from here
     slots_t slots;
     Step step;
-    uint64_t owner;         // this delivery's id, while it owns its notification's record; 0: none
-    uint32_t doubts;        // of the message being sent: times it went out whole, unanswered
-    bool reserve_all;       // cleared to go: the next reservation is for all the messages
-    uint64_t deadline;      // when the delivery must be over: no send starts that could end
-                            // later (monotonic ms)
-    ngx_msec_t asked_since; // waiting for sends under way to end, since; 0: not waiting
-    bool counted_waiting;   // in dingtalk_requests_waiting
-    bool warned_late;       // the deadline passed and was logged once
+    uint64_t owner;   // this delivery's id, while it owns its notification's record; 0: none
+    uint32_t doubts;  // of the message being sent: times it went out whole, unanswered
+    uint64_t group;   // dingtalk_fold: what may be folded together (one location's settings)
+    bool in_room;     // the notification waits in the robot's room to be folded
+    uint64_t fold_id; // the send that carries a folded message (its rate slot's id); 0: none
+    std::vector<uint64_t> *folded; // the notifications in that message
+    bool reserve_all;              // cleared to go: the next reservation is for all the messages
+    uint64_t deadline;             // when the delivery must be over: no send starts that could end
+                                   // later (monotonic ms)
+    ngx_msec_t asked_since;        // waiting for sends under way to end, since; 0: not waiting
+    bool counted_waiting;          // in dingtalk_requests_waiting
+    bool warned_late;              // the deadline passed and was logged once
     State state;
 };
 
@@ -232,6 +239,9 @@ void finish(ngx_http_dingtalk_ctx_t *ctx, const end_t &how) noexcept
     }
     release_slots(ctx);
     set_waiting(ctx, false);
+    if (ctx->in_room) {
+        ngx_http_dingtalk_room_leave(ctx->zone, ctx->delivery->key(), ctx->owner);
+    }
     release_record(ctx, how.kind == end_t::answered &&
                             ctx->delivery->report().outcome == dingtalk::Outcome::delivered &&
                             !ctx->r->connection->error);
@@ -320,6 +330,7 @@ void thread_handler(void *data, ngx_log_t *) noexcept
 }
 
 void schedule(ngx_http_dingtalk_ctx_t *ctx);
+void fold_poll(ngx_http_dingtalk_ctx_t *ctx);
 
 // The thread pool's queue is full: a 503, or the last failure when this was a retry (or a next
 // message).
@@ -525,9 +536,15 @@ void next_message(ngx_http_dingtalk_ctx_t *ctx)
     post(ctx);
 }
 
+void after_fold(ngx_http_dingtalk_ctx_t *ctx);
+
 void after_attempt(ngx_http_dingtalk_ctx_t *ctx)
 {
     ngx_http_dingtalk_fault("after_attempt");
+    if (ctx->fold_id != 0) {
+        after_fold(ctx);
+        return;
+    }
     dingtalk::Delivery &d = *ctx->delivery;
     const dingtalk::Report &rep = d.report();
     if (rep.errcode) {
@@ -625,6 +642,9 @@ void timer_fired(ngx_http_dingtalk_ctx_t *ctx)
     case State::following:
         look_up(ctx);
         return;
+    case State::folding:
+        fold_poll(ctx);
+        return;
     case State::idle:
     case State::done:
         return;
@@ -715,14 +735,11 @@ dingtalk::RateLimit limit_now(ngx_http_dingtalk_ctx_t *ctx)
 }
 
 // Reserves a send slot, then sends now, later (holding), or not at all.
-void schedule(ngx_http_dingtalk_ctx_t *ctx)
+// Reserves send slots (all the messages' when cleared to go), then sends now, later (holding),
+// or not at all.
+void reserve_and_send(ngx_http_dingtalk_ctx_t *ctx)
 {
     const uint64_t now = ngx_current_msec;
-    if (!ctx->rate_limited) {
-        ctx->deadline = delivery_end(ctx, now);
-        post(ctx);
-        return;
-    }
     // the send may end as late as the delivery (the window learns the real end when it comes);
     // several messages need all their slots
     const uint32_t n = ctx->reserve_all ? static_cast<uint32_t>(ctx->delivery->left()) : 1;
@@ -760,6 +777,207 @@ void schedule(ngx_http_dingtalk_ctx_t *ctx)
 }
 
 // ---------------------------------------------------------------------------------------------
+// folding: notifications that wait for the robot's next slot go out together
+
+void send_fold(ngx_http_dingtalk_ctx_t *ctx, const dingtalk::Reservation &res);
+
+// A slot now; or whether one frees within what is left of "hold" (a slot later is not kept:
+// whichever request of the robot finds the next one free sends what waits in the room).
+dingtalk::Reservation slot_now(ngx_http_dingtalk_ctx_t *ctx)
+{
+    const uint64_t now = ngx_current_msec;
+    dingtalk::Reservation res = ngx_http_dingtalk_reserve(
+        ctx->zone, ctx->robot->key, limit_now(ctx), delivery_end(ctx, now) - now);
+    if (res.kind == dingtalk::Reservation::later) {
+        ngx_http_dingtalk_release(ctx->zone, ctx->robot->key, res.id);
+        res.kind = dingtalk::Reservation::wait;
+    }
+    return res;
+}
+
+// Waits in the robot's room, or a 503 when no slot frees within "hold" (the notification stays
+// in the room: the next message of the robot may still carry it).
+void wait_or_refuse(ngx_http_dingtalk_ctx_t *ctx, const dingtalk::Reservation &res)
+{
+    if (res.kind != dingtalk::Reservation::wait) {
+        no_slot(ctx, res);
+        return;
+    }
+    if (ctx->state != State::folding) {
+        ctx->state = State::folding;
+        set_waiting(ctx, true);
+        ngx_http_dingtalk_count_held(ctx->zone);
+    }
+    ngx_add_timer(&ctx->timer, kFoldPollMs);
+}
+
+// Puts the notification in the robot's room, unless a slot is free now and nothing else waits
+// (then it goes as its own message, as without folding).
+void enter_room(ngx_http_dingtalk_ctx_t *ctx)
+{
+    dingtalk::Delivery &d = *ctx->delivery;
+    ctx->asked_since = ctx->asked_since ? ctx->asked_since : ctx->received;
+    bool others = false;
+    const ngx_http_dingtalk_room_e before =
+        ngx_http_dingtalk_room_state(ctx->zone, d.key(), &others, ctx->robot->key, ctx->group);
+    const dingtalk::Reservation res = slot_now(ctx);
+    // an earlier request of it left it in the room: it goes from there, never beside it
+    if (before == ngx_http_dingtalk_room_e::none && !others &&
+        res.kind == dingtalk::Reservation::now) {
+        ctx->slots.send_id = res.id;
+        ctx->reserve_all = false;
+        ctx->asked_since = 0;
+        ctx->deadline = delivery_end(ctx, res.at_ms);
+        post(ctx);
+        return;
+    }
+    const ngx_http_dingtalk_waiting_t w{ctx->robot->key, ctx->group,    d.key(),
+                                        ctx->owner,      &*d.section(), &d.current_alerts()};
+    if (ngx_http_dingtalk_room_enter(ctx->zone, w) == ngx_http_dingtalk_room_e::none) {
+        if (res.kind == dingtalk::Reservation::now) {
+            ngx_http_dingtalk_release(ctx->zone, ctx->robot->key, res.id);
+        }
+        reserve_and_send(ctx); // no room in the zone to wait in: its own slot, as without it
+        return;
+    }
+    ctx->in_room = true;
+    if (res.kind == dingtalk::Reservation::now) {
+        if (before == ngx_http_dingtalk_room_e::none ||
+            before == ngx_http_dingtalk_room_e::waiting) {
+            send_fold(ctx, res); // others wait with it: they go together
+            return;
+        }
+        ngx_http_dingtalk_release(ctx->zone, ctx->robot->key, res.id);
+        fold_poll(ctx); // carried by a message under way, or posted: fold_poll says which
+        return;
+    }
+    ngx_log_error(NGX_LOG_INFO, ctx->r->connection->log, 0,
+                  "dingtalk: no slot free for the robot now: the notification waits to go with "
+                  "the others in its next message");
+    wait_or_refuse(ctx, res);
+}
+
+// The notifications a send took from the room go as one message: this one's own when it took
+// only itself (as without folding), else the fold of those that fit (false: none did).
+bool fold_message(ngx_http_dingtalk_ctx_t *ctx, std::vector<ngx_http_dingtalk_folded_t> &taken)
+{
+    dingtalk::Delivery &d = *ctx->delivery;
+    ctx->folded->clear();
+    if (taken.size() == 1 && taken[0].key == d.key()) {
+        ctx->folded->push_back(d.key());
+        return true;
+    }
+    std::vector<dingtalk::Section> sections;
+    sections.reserve(taken.size());
+    for (ngx_http_dingtalk_folded_t &f : taken) {
+        sections.push_back(std::move(f.section));
+    }
+    dingtalk::RenderOptions opt; // bounded: one message, composed of texts rendered before
+    opt.settings = ctx->settings;
+    std::size_t k = 0;
+    dingtalk::Message m = dingtalk::render_fold(sections, opt, k);
+    for (std::size_t i = 0; i < k; ++i) {
+        ctx->folded->push_back(taken[i].key);
+    }
+    if (k > 0) {
+        d.send_fold(std::move(m.request_body));
+    }
+    return k > 0;
+}
+
+// A slot is free now: this request sends what waits in the room for it.
+void send_fold(ngx_http_dingtalk_ctx_t *ctx, const dingtalk::Reservation &res)
+{
+    const uint64_t lease = res.at_ms + static_cast<uint64_t>(ctx->settings->timeout.count()) +
+                           static_cast<uint64_t>(ctx->settings->answer_timeout.count()) +
+                           kDeadlineSlack;
+    std::vector<ngx_http_dingtalk_folded_t> taken =
+        ngx_http_dingtalk_room_take(ctx->zone, ctx->robot->key, ctx->group, res.id, lease);
+    ctx->slots.send_id = res.id;
+    if (!fold_message(ctx, taken)) { // not even one fits as a fold: each goes on its own later
+        ngx_http_dingtalk_room_settle(ctx->zone, res.id, {}, ngx_http_dingtalk_sent_e::not_sent);
+        release_slots(ctx);
+        ngx_add_timer(&ctx->timer, kFoldPollMs);
+        return;
+    }
+    ctx->fold_id = res.id;
+    ctx->reserve_all = false;
+    ctx->deadline = delivery_end(ctx, res.at_ms);
+    if (ctx->folded->size() > 1) {
+        ngx_log_error(NGX_LOG_INFO, ctx->r->connection->log, 0,
+                      "dingtalk: one message for %uz notifications waiting for the robot",
+                      ctx->folded->size());
+    }
+    post(ctx);
+}
+
+// What became of the notification in the room: posted by a message of any request, waiting
+// (a free slot: send what waits), or carried by a message under way.
+void fold_poll(ngx_http_dingtalk_ctx_t *ctx)
+{
+    dingtalk::Delivery &d = *ctx->delivery;
+    switch (ngx_http_dingtalk_room_state(ctx->zone, d.key(), nullptr, nullptr, 0)) {
+    case ngx_http_dingtalk_room_e::posted:
+        if (d.left() > 0) { // another request's message carried it
+            d.posted_in_fold();
+        }
+        finish(ctx, answered());
+        return;
+    case ngx_http_dingtalk_room_e::none: // forgotten (a zone of another size): its own slot
+        ctx->in_room = false;
+        reserve_and_send(ctx);
+        return;
+    case ngx_http_dingtalk_room_e::sending:
+        wait_or_refuse(ctx, dingtalk::Reservation{dingtalk::Reservation::wait, 0, 0, 0});
+        return;
+    case ngx_http_dingtalk_room_e::waiting:
+        break;
+    }
+    const dingtalk::Reservation res = slot_now(ctx);
+    if (res.kind == dingtalk::Reservation::now) {
+        send_fold(ctx, res);
+    } else {
+        wait_or_refuse(ctx, res);
+    }
+}
+
+// A send from the room ended: every notification it carried learns what DingTalk did.
+void after_fold(ngx_http_dingtalk_ctx_t *ctx)
+{
+    const dingtalk::Report &rep = ctx->delivery->report();
+    if (rep.errcode) {
+        ngx_http_dingtalk_count_answer(ctx->zone, *rep.errcode);
+    }
+    settle_slot(ctx, rep);
+    const ngx_http_dingtalk_sent_e sent =
+        rep.outcome == dingtalk::Outcome::delivered  ? ngx_http_dingtalk_sent_e::taken
+        : rep.outcome == dingtalk::Outcome::doubtful ? ngx_http_dingtalk_sent_e::in_doubt
+                                                     : ngx_http_dingtalk_sent_e::not_sent;
+    ngx_http_dingtalk_room_settle(ctx->zone, ctx->fold_id, *ctx->folded, sent);
+    ctx->fold_id = 0;
+    if (sent == ngx_http_dingtalk_sent_e::not_sent) {
+        log_retry(ctx, rep, kFoldPollMs);
+    }
+    fold_poll(ctx);
+}
+
+// Reserves what the delivery needs, or waits in the robot's room to be folded.
+void schedule(ngx_http_dingtalk_ctx_t *ctx)
+{
+    if (!ctx->rate_limited) {
+        ctx->deadline = delivery_end(ctx, ngx_current_msec);
+        post(ctx);
+        return;
+    }
+    const dingtalk::Delivery &d = *ctx->delivery;
+    if (ctx->folded != nullptr && d.section() && d.left() == 1) {
+        ctx->in_room ? fold_poll(ctx) : enter_room(ctx);
+        return;
+    }
+    reserve_and_send(ctx);
+}
+
+// ---------------------------------------------------------------------------------------------
 // the request around the delivery
 
 // The request pool is freed: a timer still armed (a request nginx terminated while it waited)
@@ -786,14 +1004,15 @@ void check_broken(ngx_http_request_t *r) noexcept
         ngx_http_get_module_ctx(r, ngx_http_dingtalk_module));
     if (!r->connection->error || ctx == nullptr ||
         (ctx->state != State::holding && ctx->state != State::backoff &&
-         ctx->state != State::following)) {
+         ctx->state != State::following && ctx->state != State::folding)) {
         return;
     }
     try {
         ngx_http_dingtalk_fault("check_broken");
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "dingtalk: the client closed the connection while the delivery waited%s",
-                      ctx->state == State::holding     ? " for a rate-limit slot; nothing sent"
+                      ctx->state == State::holding || ctx->state == State::folding
+                          ? " for a rate-limit slot; nothing sent"
                       : ctx->state == State::following ? " for another request of the same "
                                                          "notification"
                                                        : " to retry; no more attempts");
@@ -857,6 +1076,15 @@ bool ngx_http_dingtalk_deliver(ngx_http_request_t *r, ngx_http_dingtalk_robot_t 
         ngx_http_get_module_main_conf(r, ngx_http_dingtalk_module));
     ctx->zone = mcf->zone;
     ctx->rate_limited = ctx->settings->rate.has_value();
+    if (ctx->settings->fold && ctx->rate_limited) {
+        // sections of one location of one configuration (forked workers share its address)
+        ctx->group = reinterpret_cast<uintptr_t>(ctx->settings) ^
+                     (reinterpret_cast<uintptr_t>(ngx_cycle) << 1);
+        ctx->folded = ngx_http_dingtalk_pool_new<std::vector<uint64_t>>(r->pool);
+        if (ctx->folded == nullptr) {
+            return false;
+        }
+    }
     ctx->received = ngx_current_msec;
     ngx_http_set_ctx(r, ctx, ngx_http_dingtalk_module);
     r->write_event_handler = resume;

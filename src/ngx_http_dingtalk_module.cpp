@@ -85,6 +85,8 @@ ngx_command_t ngx_http_dingtalk_commands[] = {
      kLoc, 0, nullptr},
     {ngx_string("dingtalk_rate_limit"), kAny | NGX_CONF_TAKE123,
      directive<ngx_http_dingtalk_set_rate_limit>(), kLoc, 0, nullptr},
+    {ngx_string("dingtalk_fold"), kAny | NGX_CONF_FLAG,
+     directive<ngx_http_dingtalk_set_flag<&Settings::fold>>(), kLoc, 0, nullptr},
     {ngx_string("dingtalk_zone_size"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1, set_zone_size,
      NGX_HTTP_MAIN_CONF_OFFSET, offsetof(ngx_http_dingtalk_main_conf_t, zone_size), nullptr},
 

@@ -117,6 +117,18 @@ void ngx_http_dingtalk_init_records(zone_shared_t *sh)
 {
     ngx_rbtree_init(&sh->records, &sh->records_sentinel, ngx_rbtree_insert_value);
     ngx_queue_init(&sh->records_lru);
+    ngx_queue_init(&sh->room);
+}
+
+bool ngx_http_dingtalk_mark_locked(zone_ctx_t *ctx, uint64_t key, const uint64_t *alerts,
+                                   std::size_t n, bool taken)
+{
+    record_node_t *rn = lookup(ctx->sh, key);
+    if (rn == nullptr) {
+        return taken; // no record was kept: what DingTalk took is all there is to know
+    }
+    dingtalk::mark(rn->record, alerts, n, taken);
+    return dingtalk::all_posted(rn->record, alerts, n);
 }
 
 void ngx_http_dingtalk_carry_records(zone_ctx_t *to, zone_ctx_t *from)

@@ -29,6 +29,8 @@ struct zone_shared_t {
     ngx_rbtree_t records; // what was posted of each notification (ngx_http_dingtalk_records.cpp)
     ngx_rbtree_node_t records_sentinel;
     ngx_queue_t records_lru; // most recently used first
+    ngx_queue_t room;        // notifications waiting to be folded (ngx_http_dingtalk_room.cpp)
+    uint64_t room_seq;       // their order of arrival
 };
 
 struct zone_ctx_t {
@@ -50,4 +52,8 @@ inline uint64_t ngx_http_dingtalk_now_ms()
 // A new zone's record tree; a reload that made a new zone (another size) starts with the
 // running one's records, as far as they fit. Both with the zones locked.
 void ngx_http_dingtalk_init_records(zone_shared_t *sh);
+// A folded message's alerts, marked in their notification's record (the zone locked): whether
+// all of them are posted now.
+bool ngx_http_dingtalk_mark_locked(zone_ctx_t *ctx, uint64_t key, const uint64_t *alerts,
+                                   std::size_t n, bool taken);
 void ngx_http_dingtalk_carry_records(zone_ctx_t *to, zone_ctx_t *from);

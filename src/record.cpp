@@ -121,7 +121,12 @@ void states_of(const NotificationRecord &r, const std::vector<std::uint64_t> &al
 
 bool all_posted(const NotificationRecord &r, const std::vector<std::uint64_t> &alerts)
 {
-    return std::all_of(alerts.begin(), alerts.end(), [&](std::uint64_t k) {
+    return all_posted(r, alerts.data(), alerts.size());
+}
+
+bool all_posted(const NotificationRecord &r, const std::uint64_t *alerts, std::size_t n)
+{
+    return std::all_of(alerts, alerts + n, [&](std::uint64_t k) {
         const std::size_t i = index_of(r, k);
         return i < r.alerts && states_of(r)[i] == Posted::yes;
     });
@@ -149,9 +154,14 @@ Claim claim(NotificationRecord &r, std::uint64_t owner, std::uint64_t now_ms,
 
 void mark(NotificationRecord &r, const std::vector<std::uint64_t> &alerts, bool taken)
 {
+    mark(r, alerts.data(), alerts.size(), taken);
+}
+
+void mark(NotificationRecord &r, const std::uint64_t *alerts, std::size_t n, bool taken)
+{
     Posted *states = states_of(r);
-    for (const std::uint64_t k : alerts) {
-        const std::size_t i = index_of(r, k);
+    for (std::size_t k = 0; k < n; ++k) {
+        const std::size_t i = index_of(r, alerts[k]);
         if (i < r.alerts) {
             states[i] = taken || states[i] != Posted::no ? Posted::yes : Posted::doubtful;
         }

@@ -65,6 +65,7 @@ void states_of(const NotificationRecord &r, const std::vector<std::uint64_t> &al
 bool all_posted(const NotificationRecord &r);
 // Every one of these alerts posted.
 bool all_posted(const NotificationRecord &r, const std::vector<std::uint64_t> &alerts);
+bool all_posted(const NotificationRecord &r, const std::uint64_t *alerts, std::size_t n);
 
 enum class Claim {
     mine,  // the caller owns it now (or did already)
@@ -80,6 +81,7 @@ Claim claim(NotificationRecord &r, std::uint64_t owner, std::uint64_t now_ms,
 // reached DingTalk whole and no answer can come (a first doubt stays doubtful, a second is yes:
 // never a third send). A message taken counts in `messages`.
 void mark(NotificationRecord &r, const std::vector<std::uint64_t> &alerts, bool taken);
+void mark(NotificationRecord &r, const std::uint64_t *alerts, std::size_t n, bool taken);
 
 // The owner is done with it: kept until `expires` for a retry or a replica's copy.
 void release(NotificationRecord &r, std::uint64_t owner, std::uint64_t expires);

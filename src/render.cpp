@@ -104,7 +104,7 @@ std::string closing_lines(const std::string &text, const RenderOptions &opt)
     return lines;
 }
 
-std::string with_closing_lines(std::string text, const RenderOptions &opt)
+std::string with_closing(std::string text, const RenderOptions &opt)
 {
     trim_end(text);
     return text + closing_lines(text, opt);
@@ -259,7 +259,7 @@ public:
         return t;
     }
 
-    std::string text(std::size_t k) { return with_closing_lines(body(k), opt_); }
+    std::string text(std::size_t k) { return with_closing(body(k), opt_); }
 
     // How many alerts could fit at most, judging by their blocks alone (built-in layout).
     std::size_t upper_bound(std::size_t budget)
@@ -346,7 +346,8 @@ std::optional<std::size_t> fit_alerts(Composer &c, const RenderOptions &opt, Mes
     auto attempt = [&](std::size_t k) {
         tried = k;
         m.title = c.title(k);
-        m.text = c.text(k);
+        m.body = c.body(k);
+        m.text = with_closing(m.body, opt);
         m.request_body = request_body(m.title, m.text, opt.at);
         return m.request_body.size() <= max;
     };
@@ -386,6 +387,11 @@ std::optional<std::size_t> fit_alerts(Composer &c, const RenderOptions &opt, Mes
 }
 
 } // namespace
+
+std::string with_closing_lines(std::string text, const RenderOptions &opt)
+{
+    return with_closing(std::move(text), opt);
+}
 
 Message render_message(const Notification &n, const RenderOptions &opt)
 {

@@ -32,6 +32,7 @@ struct RenderOptions {
 struct Message {
     std::string title;
     std::string text;
+    std::string body; // the text before its closing lines (mentions, keyword); one message only
     std::string request_body; // the JSON POSTed to DingTalk, <= max_request_bytes
     std::size_t shown = 0;    // alerts in the text
     std::size_t omitted = 0;  // alerts of the body not shown: past the cap, or left out to fit
@@ -40,6 +41,10 @@ struct Message {
 };
 
 Message render_message(const Notification &n, const RenderOptions &opt);
+
+// The text as a message ends it: the mentions of opt.at it does not name, then the robot's
+// keyword when it lacks it.
+std::string with_closing_lines(std::string text, const RenderOptions &opt);
 
 // dingtalk_max_messages: a notification that does not fit in one message goes out as up to
 // settings->max_messages (1 to kMaxMessages), each under the size limit, titled " (1/3)", "

@@ -33,6 +33,7 @@ struct Settings {
     std::shared_ptr<const std::string> ca_pem;   // dingtalk_ssl_trusted_certificate; null: system
     std::shared_ptr<const Proxy> proxy;          // dingtalk_proxy; null: straight to DingTalk
     std::optional<RateLimit> rate = RateLimit{}; // dingtalk_rate_limit; nullopt: off
+    bool fold = true;                            // dingtalk_fold
 
     // What a webhook may be, and who may post one.
     ParseLimits limits;                      // dingtalk_max_body_size, dingtalk_max_alerts

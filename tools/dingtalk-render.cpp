@@ -4,6 +4,7 @@
 // template playground, without a browser.
 
 #include "alert.hpp"
+#include "fold.hpp"
 #include "delivery.hpp"
 #include "render.hpp"
 #include "sender.hpp"
@@ -20,6 +21,7 @@
 #include <iostream>
 #include <iterator>
 #include <memory>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -29,9 +31,11 @@ namespace
 {
 
 const char *const kUsage = R"(usage: dingtalk-render [options] [PAYLOAD.json]
+       dingtalk-render [options] --fold PAYLOAD.json PAYLOAD.json...
 
 Prints the DingTalk request ngx_http_dingtalk_module would send for an Alertmanager webhook
-payload (read from PAYLOAD.json, or stdin).
+payload (read from PAYLOAD.json, or stdin); with --fold, the messages it would send for these
+notifications when they wait for the same robot's next slots (dingtalk_fold).
 
   --zone ZONE             time zone for the times shown (default Asia/Shanghai)
   --template FILE         mustache template for the text (as dingtalk_template)
@@ -61,6 +65,8 @@ payload (read from PAYLOAD.json, or stdin).
   --now RFC3339           the time firing alerts' durations are counted to (default: now)
   --strict                a label or annotation the template names that no alert has is an
                           error (without it: a warning)
+  --fold                  several payloads, folded as the module folds notifications waiting
+                          for a robot: one message of as many as fit, then the next
   --text                  print only the markdown text, as DingTalk shows it
   --pretty                indent the JSON
   --send URL              POST it to URL, the robot's webhook URL
@@ -128,6 +134,8 @@ std::string pretty(const std::string &json)
 
 struct Options {
     std::string zone_name = "Asia/Shanghai", template_path, title_template, payload_path;
+    std::vector<std::string> more_payloads; // --fold: the payloads after the first
+    bool fold = false;
     std::string send_url, secret, ca_path;
     std::shared_ptr<const dingtalk::Proxy> proxy; // --proxy; null: direct, whatever the env says
     bool text_only = false, indent = false, insecure = false, strict = false, help = false;
@@ -286,10 +294,11 @@ std::string parse_args(int argc, char **argv, Options &o)
         } else if (arg == "--at-all" && !(i + 1 < argc && at_all_value(argv[i + 1]))) {
             option(o, arg, "on"); // the flag alone: everyone, always
         } else if (arg == "--text" || arg == "--pretty" || arg == "--insecure" ||
-                   arg == "--strict") {
+                   arg == "--strict" || arg == "--fold") {
             bool &flag = arg == "--text"     ? o.text_only
                          : arg == "--pretty" ? o.indent
                          : arg == "--strict" ? o.strict
+                         : arg == "--fold"   ? o.fold
                                              : o.insecure;
             flag = true;
         } else if (arg.size() > 2 && arg[0] == '-' && arg[1] == '-') {
@@ -306,8 +315,11 @@ std::string parse_args(int argc, char **argv, Options &o)
         } else if (o.payload_path.empty()) {
             o.payload_path = arg;
         } else {
-            return "one payload at a time";
+            o.more_payloads.push_back(arg);
         }
+    }
+    if (!o.more_payloads.empty() && !o.fold) {
+        return "one payload at a time (several with --fold)";
     }
     return "";
 }
@@ -450,34 +462,85 @@ dingtalk::Settings settings_of(const Options &o, const dingtalk::TimeZone &zone)
     return s;
 }
 
-int render(const Options &o, const std::string &body, const dingtalk::TimeZone &zone)
+// One notification's messages, as the module renders them; false (and said why) for a bad one.
+bool messages_of(const Options &o, const dingtalk::Settings &s, const std::string &body,
+                 std::vector<dingtalk::Message> &ms, std::optional<dingtalk::Section> *section)
 {
-    dingtalk::Settings s = settings_of(o, zone);
-    if (!load_templates(o, s)) {
-        return 1;
-    }
     const dingtalk::ParseResult parsed = dingtalk::parse_notification(body, s.limits);
     if (!parsed.notification) {
         std::cerr << "dingtalk-render: not an Alertmanager notification: " << parsed.error << "\n";
-        return 1;
+        return false;
     }
     if (!check_unset(o, s, *parsed.notification)) {
-        return 1;
+        return false;
     }
     dingtalk::RenderOptions opt;
     opt.settings = &s;
     opt.now = o.now;
     opt.at = dingtalk::resolve_mentions(o.rules, *parsed.notification);
     dingtalk::add_mentions_from_alerts(o.mentions_from, *parsed.notification, opt.at);
-    std::vector<dingtalk::Message> ms;
     try {
         ms = dingtalk::render_messages(*parsed.notification, opt);
     } catch (const std::exception &e) {
         std::cerr << "dingtalk-render: " << e.what() << "\n";
+        return false;
+    }
+    if (section != nullptr) {
+        *section = dingtalk::section_of(*parsed.notification, opt, ms.front(), ms.size());
+    }
+    return true;
+}
+
+int render(const Options &o, const std::string &body, const dingtalk::TimeZone &zone)
+{
+    dingtalk::Settings s = settings_of(o, zone);
+    std::vector<dingtalk::Message> ms;
+    if (!load_templates(o, s) || !messages_of(o, s, body, ms, nullptr)) {
         return 1;
     }
     print(o, ms);
     return o.send_url.empty() ? 0 : send(o, ms);
+}
+
+// --fold: the messages the module sends for notifications that wait for one robot's slots:
+// firing ones first, as many as fit a message, then the next; a notification of several
+// messages goes alone, and so does one a message holds by itself (its own message).
+int render_fold(const Options &o, const std::vector<std::string> &bodies,
+                const dingtalk::TimeZone &zone)
+{
+    dingtalk::Settings s = settings_of(o, zone);
+    if (!load_templates(o, s)) {
+        return 1;
+    }
+    std::vector<std::pair<dingtalk::Section, dingtalk::Message>> firing, resolved;
+    std::vector<dingtalk::Message> out;
+    for (const std::string &body : bodies) {
+        std::vector<dingtalk::Message> ms;
+        std::optional<dingtalk::Section> section;
+        if (!messages_of(o, s, body, ms, &section)) {
+            return 1;
+        }
+        if (!section) {
+            out.insert(out.end(), ms.begin(), ms.end());
+        } else {
+            (section->firing ? firing : resolved).emplace_back(*section, ms.front());
+        }
+    }
+    firing.insert(firing.end(), resolved.begin(), resolved.end());
+    dingtalk::RenderOptions opt;
+    opt.settings = &s;
+    for (std::size_t first = 0; first < firing.size();) {
+        std::vector<dingtalk::Section> sections;
+        for (std::size_t i = first; i < firing.size(); ++i) {
+            sections.push_back(firing[i].first);
+        }
+        std::size_t taken = 0;
+        dingtalk::Message m = dingtalk::render_fold(sections, opt, taken);
+        out.push_back(taken > 1 ? std::move(m) : firing[first].second);
+        first += std::max<std::size_t>(taken, 1);
+    }
+    print(o, out);
+    return o.send_url.empty() ? 0 : send(o, out);
 }
 
 } // namespace
@@ -493,6 +556,23 @@ int main(int argc, char **argv)
     if (!why.empty()) {
         return usage_error(why);
     }
+    std::string error;
+    const auto zone = dingtalk::TimeZone::find(o.zone_name, error);
+    if (!zone) {
+        std::cerr << "dingtalk-render: " << error << "\n";
+        return 2;
+    }
+    if (o.fold) {
+        std::vector<std::string> bodies(1 + o.more_payloads.size());
+        for (std::size_t i = 0; i < bodies.size(); ++i) {
+            const std::string &path = i == 0 ? o.payload_path : o.more_payloads[i - 1];
+            if (!read_file(path, bodies[i])) {
+                std::cerr << "dingtalk-render: cannot read " << path << "\n";
+                return 1;
+            }
+        }
+        return render_fold(o, bodies, *zone);
+    }
     std::string body;
     if (o.payload_path.empty() || o.payload_path == "-") {
         body = read_all(std::cin);
@@ -500,12 +580,6 @@ int main(int argc, char **argv)
         std::cerr << "dingtalk-render: cannot read " << o.payload_path << ": "
                   << std::strerror(errno) << "\n";
         return 1;
-    }
-    std::string error;
-    const auto zone = dingtalk::TimeZone::find(o.zone_name, error);
-    if (!zone) {
-        std::cerr << "dingtalk-render: " << error << "\n";
-        return 2;
     }
     return render(o, body, *zone);
 }

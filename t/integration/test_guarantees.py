@@ -339,8 +339,8 @@ def test_g_a_retry_of_a_posted_notification_gets_200_and_sends_nothing(nginx_fac
     assert len(mock.posted()) == 1
     # Alertmanager's retry (its 200 was lost), then a replica's copy: alerts in another order,
     # its own externalURL
-    replica = notification(*reversed(alerts), group="Retried")
-    replica["externalURL"] = "http://alertmanager-1.example:9093"
+    replica = dict(payload, alerts=list(reversed(alerts)),
+                   externalURL="http://alertmanager-1.example:9093")
     for again in (payload, replica):
         t = time.time()
         r = ngx.post("/", again)

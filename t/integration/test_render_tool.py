@@ -204,3 +204,38 @@ def test_each_warning_once_per_name_and_text_ends_with_a_newline(tmp_path):
     for args in (["--text", payload], ["--text", "--max-messages", "3", payload]):
         out = run(*args)
         assert out.returncode == 0 and out.stdout.endswith(b"\n"), (args, out.stdout[-40:])
+
+
+def test_fold_prints_the_message_the_module_folds(nginx_factory, mock, tmp_path):
+    # three notifications wait for the robot's next slot: the module sends one message of them,
+    # and --fold prints that message (firing first, then in order of arrival)
+    from harness import alert, notification
+    import threading
+    import time
+    ngx = nginx_factory(webhook(mock, "dingtalk_rate_limit 1/4s hold=8s; "
+                                      "dingtalk_at_mobiles 13800000000;"))
+    assert ngx.post("/", notification(alert(name="First", pod="p0"), group="First")).status == 200
+    payloads = [notification(alert(name="Gone", pod="p1", status="resolved",
+                                   ends="2026-11-23T17:00:00Z"), group="Gone"),
+                notification(alert(name="Disk", pod="p2"), group="Disk"),
+                notification(alert(name="Node", pod="p3"), group="Node")]
+    replies = []
+    threads = []
+    for p in payloads:
+        threads.append(threading.Thread(target=lambda p=p: replies.append(ngx.post("/", p))))
+        threads[-1].start()
+        time.sleep(0.3)  # an order of arrival
+    for t in threads:
+        t.join()
+    assert [r.status for r in replies] == [200] * 3, replies
+    assert len(mock.received) == 2, "one message for the three"
+    paths = []
+    for i, p in enumerate(payloads):
+        paths.append(str(tmp_path / f"{i}.json"))
+        open(paths[-1], "w").write(json.dumps(p))
+    out = run("--fold", "--at-mobiles", "13800000000", *paths)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.rstrip(b"\n") == mock.received[1].body
+    title = json.loads(out.stdout)["markdown"]["title"]
+    assert title.startswith("3 条通知: [FIRING:1] Disk; [FIRING:1] Node; [RESOLVED:1] Gone"), title
+    assert run(paths[0], paths[1]).returncode == 2, "several payloads need --fold"

@@ -322,7 +322,8 @@ TEST_F(DeliveryRun, AllPostedBeforeIsA200WithoutASend)
     Delivery d(target(mock.url()), dingtalk_test::fixture_text("mixed"));
     d.run(0);
     d.posted_before();
-    EXPECT_EQ(d.report().outcome, Outcome::delivered);
+    EXPECT_EQ(d.report().outcome, Outcome::posted_before);
+    EXPECT_TRUE(contains(d.report().reply_json(), R"("ok":true)")) << d.report().reply_json();
     EXPECT_EQ(d.report().http_status, 200);
     EXPECT_EQ(d.left(), 0u);
     EXPECT_TRUE(contains(d.report().reason, "already posted")) << d.report().reason;
