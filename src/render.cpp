@@ -157,13 +157,15 @@ std::string part_label(std::size_t i, std::size_t of)
     return " (" + std::to_string(i) + "/" + std::to_string(of) + ")";
 }
 
-class Composer
+// What the messages of one notification share: the alerts that may be shown, firing first, and
+// what each looks like (views, built-in blocks, template data), made the first time a message
+// shows it. A notification with several messages makes each once, however its pages are fitted.
+class Shown
 {
 public:
-    Composer(const Notification &n, const RenderOptions &opt)
-        : n_(n), opt_(opt), hidden_(opt.settings->hidden_labels ? *opt.settings->hidden_labels
-                                                                : default_hidden_labels()),
-          s_(*opt.settings)
+    Shown(const Notification &n, const RenderOptions &opt)
+        : n_(n), s_(*opt.settings),
+          hidden_(s_.hidden_labels ? *s_.hidden_labels : default_hidden_labels())
     {
         // Firing first: when space runs out, what is still burning matters most. Alerts posted
         // before are not shown again.
@@ -175,14 +177,63 @@ public:
                 }
             }
         }
-        const std::size_t part = opt.messages_before + 1;
-        set_page(Page{0, opt.messages_before > 0 ? part_label(part, part) : "", true});
         // views are handed out by address: never reallocate
         views_.reserve(order_.size());
         plain_views_.reserve(order_.size());
         now_ = opt.now != TimePoint{} ? opt.now
                                       : std::chrono::time_point_cast<std::chrono::microseconds>(
                                             std::chrono::system_clock::now());
+    }
+    Shown(const Shown &) = delete;
+
+    std::size_t total() const { return order_.size(); }
+    const Alert &alert(std::size_t i) const { return *order_[i]; }
+    const Notification &notification() const { return n_; }
+    TimePoint now() const { return now_; }
+
+    const AlertView &view(std::size_t i) { return view(i, views_, escape_markdown); }
+    const AlertView &plain_view(std::size_t i) { return view(i, plain_views_, plain_line); }
+
+    const std::string &block(std::size_t i)
+    {
+        while (blocks_.size() <= i) {
+            const AlertView &v = view(blocks_.size());
+            blocks_.push_back(builtin_block(v, v.alert->status == Status::firing ? v.silence : ""));
+        }
+        return blocks_[i];
+    }
+
+    TemplateCache text_cache, title_cache;
+
+private:
+    const AlertView &view(std::size_t i, std::vector<AlertView> &views, Escape esc)
+    {
+        while (views.size() <= i) {
+            const Alert &a = *order_[views.size()];
+            views.push_back(make_view(a, *s_.timezone, esc, hidden_));
+            views.back().silence = s_.silence_link ? silence_link_of(n_, a, hidden_) : "";
+        }
+        return views[i];
+    }
+
+    const Notification &n_;
+    const Settings &s_;
+    const LabelNames &hidden_;
+    std::vector<const Alert *> order_;
+    std::vector<AlertView> views_;       // built as needed: a big group shows a few dozen
+    std::vector<AlertView> plain_views_; // the same, as plain text, for the title template
+    std::vector<std::string> blocks_;
+    TimePoint now_;
+};
+
+class Composer
+{
+public:
+    Composer(Shown &shown, const RenderOptions &opt)
+        : shown_(shown), n_(shown.notification()), opt_(opt), s_(*opt.settings)
+    {
+        const std::size_t part = opt.messages_before + 1;
+        set_page(Page{0, opt.messages_before > 0 ? part_label(part, part) : "", true});
     }
 
     // Which alerts of the order a message shows: from `begin`; " (1/3)" after its title when
@@ -204,14 +255,16 @@ public:
     {
         std::string t;
         if (s_.title_template) {
-            TemplateInput in = input(k, plain_views_, plain_line);
+            TemplateInput in = input(k, true);
             in.part.clear(); // added below, whatever the template makes of the title
-            t = s_.title_template->render(in);
+            t = *s_.title_template->render(in, shown_.title_cache);
         }
         return (t.empty() ? plain_title(n_) : t) + page_.part;
     }
 
-    std::size_t total() const { return order_.size(); } // the alerts that may be shown
+    std::size_t total() const { return shown_.total(); } // the alerts that may be shown
+    std::size_t begin() const { return page_.begin; }
+    bool templated() const { return s_.text_template != nullptr; }
 
     // Positions in n.alerts of the alerts a message with k alerts of the page shows, and when it
     // is the last, of those after them it counts in its "N more" line.
@@ -221,7 +274,7 @@ public:
         const std::size_t end = page_.last ? total() : page_.begin + k;
         out.reserve(end - page_.begin);
         for (std::size_t i = page_.begin; i < end; ++i) {
-            out.push_back(static_cast<std::size_t>(order_[i] - n_.alerts.data()));
+            out.push_back(static_cast<std::size_t>(&shown_.alert(i) - n_.alerts.data()));
         }
         return out;
     }
@@ -233,33 +286,47 @@ public:
         return page_.last ? total() - page_.begin - k + n_.not_kept() : 0;
     }
 
-    // Text with k alerts of the page, mentions not yet added.
-    std::string body(std::size_t k)
+    // Text with k alerts of the page, mentions not yet added; nothing when watch stopped the
+    // template's render.
+    std::optional<std::string> body(std::size_t k, RenderWatch *watch = nullptr)
     {
         if (s_.text_template) {
-            std::string t = s_.text_template->render(input(k, views_, escape_markdown));
-            // Blank lines collapse into one: markdown gives them no meaning.
-            collapse_blank_lines(t);
+            std::optional<std::string> t =
+                s_.text_template->render(input(k, false), shown_.text_cache, watch);
+            if (t) {
+                // Blank lines collapse into one: markdown gives them no meaning.
+                collapse_blank_lines(*t);
+            }
             return t;
         }
         std::string t = header_;
         for (std::size_t i = page_.begin; i < page_.begin + k; ++i) {
-            const Status s = order_[i]->status;
-            if (i == page_.begin || s != order_[i - 1]->status) {
+            const Status s = shown_.alert(i).status;
+            if (i == page_.begin || s != shown_.alert(i - 1).status) {
                 t += s == Status::firing
                          ? "#### 告警中 (" + std::to_string(n_.count(Status::firing)) + ")\n\n"
                          : "#### 已恢复 (" + std::to_string(n_.count(Status::resolved)) + ")\n\n";
             } else {
                 t += "---\n\n";
             }
-            t += block(i);
+            t += shown_.block(i);
         }
         const std::string more = page_.last ? omitted_line(n_, not_shown(k)) : "";
         t += more.empty() ? "" : more + "\n\n";
         return t;
     }
 
-    std::string text(std::size_t k) { return with_closing_lines(body(k), opt_); }
+    std::string text(std::size_t k) { return with_closing_lines(*body(k), opt_); }
+
+    // The same, with a watch over the template's render; nothing when it stopped it.
+    std::optional<std::string> text(std::size_t k, RenderWatch &watch)
+    {
+        std::optional<std::string> t = body(k, &watch);
+        if (t) {
+            *t = with_closing_lines(std::move(*t), opt_);
+        }
+        return t;
+    }
 
     // How many alerts could fit at most, judging by their blocks alone (built-in layout).
     std::size_t upper_bound(std::size_t budget)
@@ -269,7 +336,7 @@ public:
         }
         std::size_t used = json_escaped_size(header_), k = 0;
         while (page_.begin + k < total()) {
-            used += json_escaped_size(block(page_.begin + k));
+            used += json_escaped_size(shown_.block(page_.begin + k));
             if (used > budget) {
                 break;
             }
@@ -279,25 +346,13 @@ public:
     }
 
 private:
-    const AlertView &view(std::size_t i) { return view(i, views_, escape_markdown); }
-
-    const AlertView &view(std::size_t i, std::vector<AlertView> &views, Escape esc)
-    {
-        while (views.size() <= i) {
-            const Alert &a = *order_[views.size()];
-            views.push_back(make_view(a, *s_.timezone, esc, hidden_));
-            views.back().silence = s_.silence_link ? silence_link_of(n_, a, hidden_) : "";
-        }
-        return views[i];
-    }
-
-    TemplateInput input(std::size_t k, std::vector<AlertView> &views, Escape esc)
+    TemplateInput input(std::size_t k, bool plain)
     {
         TemplateInput in;
         in.n = &n_;
         in.shown.reserve(k);
         for (std::size_t i = page_.begin; i < page_.begin + k; ++i) {
-            in.shown.push_back(&view(i, views, esc));
+            in.shown.push_back(plain ? &shown_.plain_view(i) : &shown_.view(i));
         }
         in.not_shown = not_shown(k);
         in.part = page_.part;
@@ -305,31 +360,66 @@ private:
         in.at = &opt_.at;
         in.timezone = s_.timezone.get();
         in.styles = s_.styles ? s_.styles.get() : &Styles::defaults();
-        in.now = now_;
+        in.now = shown_.now();
         in.silence_links = s_.silence_link;
         return in;
     }
 
-    const std::string &block(std::size_t i)
-    {
-        while (blocks_.size() <= i) {
-            const AlertView &v = view(blocks_.size());
-            blocks_.push_back(builtin_block(v, v.alert->status == Status::firing ? v.silence : ""));
-        }
-        return blocks_[i];
-    }
-
+    Shown &shown_;
     const Notification &n_;
     const RenderOptions &opt_;
-    const LabelNames &hidden_;
     const Settings &s_;
-    std::vector<const Alert *> order_;
-    std::vector<AlertView> views_;       // built as needed: a big group shows a few dozen
-    std::vector<AlertView> plain_views_; // the same, as plain text, for the title template
-    std::vector<std::string> blocks_;
     std::string header_;
     Page page_;
-    TimePoint now_;
+};
+
+// The least a request can take with the text a template has rendered so far, as it comes out:
+// blank lines collapse and the end is trimmed (collapse_blank_lines, with_closing_lines), and
+// what follows only adds, so the text up to its last byte other than a space or a line feed is
+// in the request whatever comes next. Stops the render once that is over the limit, and notes
+// it each time an alert is reached.
+class Meter : public RenderWatch
+{
+public:
+    Meter(std::size_t overhead, std::size_t max) : overhead_(overhead), max_(max) {}
+
+    bool output(const std::string &piece) override
+    {
+        for (std::size_t at = 0; at < piece.size();) {
+            if (piece[at] == '\n') {
+                newlines_ += 1;
+                size_ += started_ && newlines_ <= 2 ? 2 : 0; // "\n" in JSON
+                ++at;
+                continue;
+            }
+            const std::size_t end = std::min(piece.find('\n', at), piece.size());
+            const std::string_view run(piece.data() + at, end - at);
+            size_ += json_escaped_size(run);
+            const std::size_t last = run.find_last_not_of(' ');
+            if (last != std::string_view::npos) {
+                solid_ = size_ - (run.size() - last - 1); // a space is one byte in JSON
+            }
+            newlines_ = 0;
+            started_ = true;
+            at = end;
+        }
+        return least() <= max_;
+    }
+
+    void alert(std::size_t) override { reached_.push_back(least()); }
+
+    std::size_t least() const { return overhead_ + solid_; }
+
+    // The least size of the request when each alert was reached, for those that were.
+    const std::vector<std::size_t> &reached() const { return reached_; }
+
+private:
+    std::size_t overhead_, max_;
+    std::size_t size_ = 0;     // of the text as it will be, in JSON
+    std::size_t solid_ = 0;    // the same, up to its last byte other than a space or a line feed
+    std::size_t newlines_ = 0; // line feeds in a row at its end
+    bool started_ = false;     // whether anything but line feeds came out
+    std::vector<std::size_t> reached_;
 };
 
 } // namespace
@@ -338,8 +428,9 @@ namespace
 {
 
 // The most alerts of the composer's page that fit in one request, with m the message that shows
-// them; nothing when not even the text without alerts fits.
-std::optional<std::size_t> fit_alerts(Composer &c, const RenderOptions &opt, Message &m)
+// them; nothing when not even the text without alerts fits. The built-in layout's text grows
+// with every alert shown (the "N more" line changes by a digit at most).
+std::optional<std::size_t> fit_builtin(Composer &c, const RenderOptions &opt, Message &m)
 {
     const std::size_t max = opt.max_request_bytes;
     std::size_t tried = SIZE_MAX;
@@ -351,10 +442,8 @@ std::optional<std::size_t> fit_alerts(Composer &c, const RenderOptions &opt, Mes
         return m.request_body.size() <= max;
     };
 
-    // The most alerts that fit: the size grows with every alert shown (the "N more" line
-    // changes by a digit at most). Grown from a few, in proportion to what the alerts so far
-    // took (at most x4 a step), then bisected: a few renders, each of what is shown, never of
-    // the whole body.
+    // Grown from a few, in proportion to what the alerts so far took (at most x4 a step), then
+    // bisected: a few renders, each of what is shown, never of the whole body.
     std::size_t fit = 0, limit = c.upper_bound(max);
     for (std::size_t k = std::min<std::size_t>(16, limit); k > fit;) {
         if (!attempt(k)) {
@@ -379,25 +468,106 @@ std::optional<std::size_t> fit_alerts(Composer &c, const RenderOptions &opt, Mes
     if (tried != fit) {
         attempt(fit);
     }
-    m.shown = fit;
-    m.omitted = c.not_shown(fit);
-    m.alerts = c.covered(fit);
+    return fit;
+}
+
+// The same for a text template, whose output per alert may be anything from nothing to more
+// than a page, and whose every render walks what it shows: rendered first with every alert left
+// (stopped by the Meter as soon as the text is known to be too long), which says where the page
+// is likely full; then proved there, the most that fit and one more that does not, or found
+// from there by galloping and bisecting. Each render stops soon after the page is full, so a fit
+// costs a few renders of a page, whatever the number of alerts. Where each alert shown makes the
+// message longer (every template that prints something for each), this is the most that fit,
+// as a bisection over all of them found.
+std::optional<std::size_t> fit_template(Composer &c, const RenderOptions &opt, Message &m)
+{
+    const std::size_t max = opt.max_request_bytes, limit = c.total() - c.begin();
+    std::vector<std::size_t> reached;
+    // m is the message of the last attempt that fit: the search only ever moves lo up to it
+    auto attempt = [&](std::size_t k) {
+        Message t;
+        t.title = c.title(k);
+        Meter meter(request_body(t.title, "", opt.at).size(), max);
+        std::optional<std::string> text = c.text(k, meter);
+        if (k == limit) {
+            reached = meter.reached();
+        }
+        if (!text) {
+            return false;
+        }
+        t.text = std::move(*text);
+        t.request_body = request_body(t.title, t.text, opt.at);
+        if (t.request_body.size() > max) {
+            return false;
+        }
+        m = std::move(t);
+        return true;
+    };
+
+    if (attempt(limit)) {
+        return limit;
+    }
+    // reached[i]: the least the request took when alert i was reached, that is with the alerts
+    // before it; the render stopped (or ended) after the last one reached.
+    std::size_t lo = 0, hi = limit; // fits(lo) once found; not fits(hi)
+    const std::size_t guess = reached.empty() ? 0 : std::min(reached.size(), limit) - 1;
+    if (attempt(guess)) {
+        lo = guess;
+        for (std::size_t step = 1; lo + step < hi; step *= 2) {
+            if (!attempt(lo + step)) {
+                hi = lo + step;
+                break;
+            }
+            lo += step;
+        }
+    } else {
+        hi = guess;
+        for (std::size_t step = 1;; step *= 2) {
+            if (hi == 0) {
+                return std::nullopt; // not even the text without alerts fits
+            }
+            const std::size_t k = hi > step ? hi - step : 0;
+            if (attempt(k)) {
+                lo = k;
+                break;
+            }
+            hi = k;
+        }
+    }
+    while (hi - lo > 1) {
+        const std::size_t mid = lo + (hi - lo) / 2;
+        (attempt(mid) ? lo : hi) = mid;
+    }
+    return lo;
+}
+
+std::optional<std::size_t> fit_alerts(Composer &c, const RenderOptions &opt, Message &m)
+{
+    const auto fit = c.templated() ? fit_template(c, opt, m) : fit_builtin(c, opt, m);
+    if (fit) {
+        m.shown = *fit;
+        m.omitted = c.not_shown(*fit);
+        m.alerts = c.covered(*fit);
+    }
     return fit;
 }
 
 } // namespace
 
-Message render_message(const Notification &n, const RenderOptions &opt)
+namespace
+{
+
+Message render_message(Shown &shown, const RenderOptions &opt)
 {
     Message m;
-    Composer c(n, opt);
+    Composer c(shown, opt);
     if (!fit_alerts(c, opt, m)) {
         // Not even the text without alerts fits (a template's fixed part, a huge mention
         // list): cut whole lines of it, and keep the keyword and the mentions whole after the
         // cut (room for all of them: the cut may take those the text had).
         const std::size_t max = opt.max_request_bytes;
         m.title = c.title(0);
-        std::string text = c.body(0);
+        std::string text = *c.body(0);
         trim_end(text);
         const std::size_t overhead = request_body(m.title, closing_lines("", opt), opt.at).size();
         m.text = cut_to_fit(text, max > overhead ? max - overhead : 0);
@@ -408,6 +578,14 @@ Message render_message(const Notification &n, const RenderOptions &opt)
         m.alerts = c.covered(0);
     }
     return m;
+}
+
+} // namespace
+
+Message render_message(const Notification &n, const RenderOptions &opt)
+{
+    Shown shown(n, opt);
+    return render_message(shown, opt);
 }
 
 namespace
@@ -454,13 +632,14 @@ std::vector<Message> render_messages(const Notification &n, const RenderOptions 
     const std::size_t max_messages =
         std::min(opt.settings->max_messages, kMaxMessages) -
         std::min(opt.messages_before, std::min(opt.settings->max_messages, kMaxMessages) - 1);
-    std::vector<Message> out{render_message(n, opt)};
+    Shown shown(n, opt);
+    std::vector<Message> out{render_message(shown, opt)};
     if (max_messages <= 1 || out[0].alerts.size() == out[0].shown) {
         return out; // one message: it shows every alert left, or only one may go
     }
     RenderOptions rest = opt;
     rest.at = Mentions{}; // the first message mentions; the others would only ring again
-    Composer first(n, opt), others(n, rest);
+    Composer first(shown, opt), others(shown, rest);
     const auto plan = plan_pages(first, others, opt, max_messages);
     if (plan.size() < 2) {
         return out;

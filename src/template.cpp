@@ -386,6 +386,10 @@ void set_duration(mu::data &d, const Alert &a, TimePoint now)
     d.set("duration_short", duration_short(s));
 }
 
+// The data a template sees, in three parts: the notification's (the same for every message of
+// it), the message's (its title, mentions and what depends on how many alerts it shows), and each
+// alert's (the same in every message that shows it; its place in the list aside). A render joins
+// them in a Lookup.
 class DataBuilder
 {
 public:
@@ -395,23 +399,10 @@ public:
     {
     }
 
-    mu::data build() const
+    mu::data notification() const
     {
         mu::data d;
         d.set("_nl", "\n"); // see without_standalone_lines()
-        set_notification(d);
-        set_functions(d);
-        if (used_.count("alerts") || used_.count("firing") || used_.count("resolved")) {
-            set_alerts(d);
-        }
-        set_flags(d);
-        return d;
-    }
-
-private:
-    void set_notification(mu::data &d) const
-    {
-        d.set("title", esc_(plain_title(n_) + in_.part, kMaxTitle * 2));
         d.set("status", to_string(n_.status));
         d.set("status_upper", n_.status == Status::firing ? "FIRING" : "RESOLVED");
         d.set("firing_count", count(n_.count(Status::firing)));
@@ -433,18 +424,22 @@ private:
         d.set("has_alertmanager_url", !am.empty());
         d.set("silence_url", silence);
         d.set("has_silence_url", !silence.empty());
-        const std::string mentions = mention_line(*in_.at);
-        d.set("mentions", mentions);
-        d.set("has_mentions", !mentions.empty());
         const Style &style = in_.styles->of(n_);
         d.set("emoji", style.emoji);
         d.set("color", style.color);
-    }
-
-    void set_flags(mu::data &d) const
-    {
+        set_functions(d);
         d.set("has_firing", n_.count(Status::firing) > 0);
         d.set("has_resolved", n_.count(Status::resolved) > 0);
+        return d;
+    }
+
+    mu::data message() const
+    {
+        mu::data d;
+        d.set("title", esc_(plain_title(n_) + in_.part, kMaxTitle * 2));
+        const std::string mentions = mention_line(*in_.at);
+        d.set("mentions", mentions);
+        d.set("has_mentions", !mentions.empty());
         d.set("shown", count(in_.shown.size()));
         d.set("omitted", count(in_.not_shown));
         // what the notification does not show is said once, by its last message
@@ -456,56 +451,20 @@ private:
         const std::string more = esc_ == plain_line ? plain_line(line, kMaxTitle * 2) : line;
         d.set("more", more);
         d.set("has_more", !more.empty());
+        return d;
     }
 
-    void set_alerts(mu::data &d) const
+    bool has_lists() const
     {
-        mu::data alerts{mu::data::type::list}, firing{mu::data::type::list},
-            resolved{mu::data::type::list};
-        std::size_t nfiring = 0, nresolved = 0;
-        for (std::size_t i = 0; i < in_.shown.size(); ++i) {
-            mu::data a = alert(*in_.shown[i], i);
-            const bool is_firing = in_.shown[i]->alert->status == Status::firing;
-            std::size_t &in_section = is_firing ? nfiring : nresolved;
-            if (used_.count(is_firing ? "firing" : "resolved")) {
-                mu::data in_list = a;
-                in_list.set("first", in_section == 0);
-                (is_firing ? firing : resolved).push_back(in_list);
-            }
-            a.set("first", i == 0);
-            a.set("first_firing", is_firing && in_section == 0);
-            a.set("first_resolved", !is_firing && in_section == 0);
-            a.set("section_start", in_section == 0);
-            alerts.push_back(a);
-            ++in_section;
-        }
-        d.set("alerts", alerts);
-        d.set("firing", firing);
-        d.set("resolved", resolved);
+        return used_.count("alerts") || used_.count("firing") || used_.count("resolved");
     }
+    bool uses(const char *name) const { return used_.count(name) != 0; }
 
-    // The built-in layout's fields, and whether the alert has them.
-    void set_fields(mu::data &d, const AlertView &v) const
-    {
-        d.set("alertname", v.alertname);
-        d.set("pod", v.pod);
-        d.set("namespace", v.namespace_);
-        d.set("detail", v.detail);
-        d.set("has_severity", v.has_severity);
-        d.set("has_alertname", v.has_alertname);
-        d.set("has_namespace", v.has_namespace);
-        d.set("has_detail", v.has_detail);
-        d.set("target", v.target);
-        d.set("target_label", esc_(v.target_label, kMaxValue));
-        d.set("target_title", target_title(v.target_label));
-        d.set("has_target", !v.target.empty());
-    }
-
-    mu::data alert(const AlertView &v, std::size_t index) const
+    // One alert's, but for what its place in a list says (index, first...).
+    mu::data alert(const AlertView &v) const
     {
         const Alert &a = *v.alert;
         mu::data d;
-        d.set("index", std::to_string(index + 1));
         d.set("status", to_string(a.status));
         d.set("firing", a.status == Status::firing);
         d.set("resolved", a.status == Status::resolved);
@@ -533,10 +492,258 @@ private:
         return d;
     }
 
+private:
+    // The built-in layout's fields, and whether the alert has them.
+    void set_fields(mu::data &d, const AlertView &v) const
+    {
+        d.set("alertname", v.alertname);
+        d.set("pod", v.pod);
+        d.set("namespace", v.namespace_);
+        d.set("detail", v.detail);
+        d.set("has_severity", v.has_severity);
+        d.set("has_alertname", v.has_alertname);
+        d.set("has_namespace", v.has_namespace);
+        d.set("has_detail", v.has_detail);
+        d.set("target", v.target);
+        d.set("target_label", esc_(v.target_label, kMaxValue));
+        d.set("target_title", target_title(v.target_label));
+        d.set("has_target", !v.target.empty());
+    }
+
     const TemplateInput &in_;
     const Notification &n_;
     const std::set<std::string> &used_;
     Escape esc_;
+};
+
+const mu::data kTrue(true), kFalse(false);
+
+// A list of alerts as a template sees it: `alerts` (every alert shown), `firing` or `resolved`.
+// Its items are stand-ins (true), one per alert, that the Lookup turns into the alert's data and
+// what its place in the list says; nothing of an alert is copied into a list.
+struct AlertList {
+    enum class Kind { all, firing, resolved };
+    Kind kind = Kind::all;
+    mu::data items{mu::data::type::list};
+    std::vector<std::size_t> shown; // each item's alert, by its position in in.shown
+
+    // The item's place in the list, when p is one of its items.
+    std::optional<std::size_t> place(const mu::data *p) const
+    {
+        const mu::list &l = items.list_value();
+        if (l.empty() || p < l.data() || p >= l.data() + l.size()) {
+            return std::nullopt;
+        }
+        return static_cast<std::size_t>(p - l.data());
+    }
+};
+
+} // namespace
+
+// What the renders of one notification with one template keep between them.
+struct TemplateCache::Impl {
+    std::uint64_t template_id = 0;
+    const Notification *n = nullptr;
+    std::optional<mu::data> notification;
+    std::unordered_map<const AlertView *, mu::data> alerts;
+    std::vector<mu::data> indexes;                                   // "1", "2" ...
+    std::unordered_map<std::string, std::vector<std::string>> names; // "a.b" split at the dots
+};
+
+TemplateCache::TemplateCache() : impl_(std::make_unique<Impl>()) {}
+TemplateCache::~TemplateCache() = default;
+TemplateCache::TemplateCache(TemplateCache &&) noexcept = default;
+TemplateCache &TemplateCache::operator=(TemplateCache &&) noexcept = default;
+
+namespace
+{
+
+// Thrown by the output when its watch stops the render.
+struct Stopped {
+};
+
+// What a template's names mean during one render: kainjow's context (a stack of data, searched
+// from the top, a dotted name resolved whole in one item before the next is tried), over the
+// cached data. The bottom item is the notification's data and the message's, together; an item
+// of an alert list stands for its alert's data and, before it, what its place says: index and
+// first, and in `alerts` also first_firing, first_resolved and section_start.
+class Lookup : public mu::basic_context<std::string>
+{
+public:
+    Lookup(TemplateCache::Impl &cache, const DataBuilder &data, const TemplateInput &in,
+           const mu::data &message, const std::vector<AlertList> &lists, RenderWatch *watch)
+        : cache_(cache), data_(data), in_(in), message_(message), lists_(lists), watch_(watch)
+    {
+        stack_.push_back(&root_);
+        in_section_.reserve(in.shown.size());
+        std::size_t nfiring = 0, nresolved = 0;
+        for (const AlertView *v : in.shown) {
+            in_section_.push_back(v->alert->status == Status::firing ? nfiring++ : nresolved++);
+        }
+        while (cache_.indexes.size() < in.shown.size()) {
+            cache_.indexes.emplace_back(std::to_string(cache_.indexes.size() + 1));
+        }
+    }
+
+    void push(const mu::data *d) override
+    {
+        stack_.push_back(d);
+        if (watch_ != nullptr) {
+            for (const AlertList &l : lists_) {
+                if (const auto at = l.place(d)) {
+                    for (; reached_ <= l.shown[*at]; ++reached_) {
+                        watch_->alert(reached_);
+                    }
+                }
+            }
+        }
+    }
+
+    void pop() override { stack_.pop_back(); }
+
+    const mu::data *get(const std::string &name) const override
+    {
+        if (name.size() == 1 && name[0] == '.') {
+            return stack_.back();
+        }
+        if (name.find('.') == std::string::npos) {
+            for (auto it = stack_.rbegin(); it != stack_.rend(); ++it) {
+                if (const mu::data *v = find(*it, name)) {
+                    return v;
+                }
+            }
+            return nullptr;
+        }
+        const std::vector<std::string> &names = split(name);
+        for (auto it = stack_.rbegin(); it != stack_.rend(); ++it) {
+            const mu::data *var = *it;
+            for (const std::string &n : names) {
+                if ((var = find(var, n)) == nullptr) {
+                    break;
+                }
+            }
+            if (var != nullptr) {
+                return var;
+            }
+        }
+        return nullptr;
+    }
+
+    const mu::data *get_partial(const std::string &) const override
+    {
+        return nullptr; // refused when the template is parsed
+    }
+
+private:
+    // kainjow's split: at each dot, an empty last part dropped.
+    const std::vector<std::string> &split(const std::string &name) const
+    {
+        auto it = cache_.names.find(name);
+        if (it == cache_.names.end()) {
+            it = cache_.names.emplace(name, mu::split(name, '.')).first;
+        }
+        return it->second;
+    }
+
+    const mu::data *find(const mu::data *item, const std::string &key) const
+    {
+        if (item == &root_) {
+            if (const mu::data *v = message_.get(key)) {
+                return v;
+            }
+            for (const AlertList &l : lists_) {
+                if (key == (l.kind == AlertList::Kind::all      ? "alerts"
+                            : l.kind == AlertList::Kind::firing ? "firing"
+                                                                : "resolved")) {
+                    return &l.items;
+                }
+            }
+            return cache_.notification->get(key);
+        }
+        for (const AlertList &l : lists_) {
+            if (const auto at = l.place(item)) {
+                return in_alert(l, *at, key);
+            }
+        }
+        return item->get(key);
+    }
+
+    const mu::data *in_alert(const AlertList &l, std::size_t at, const std::string &key) const
+    {
+        const std::size_t i = l.shown[at];
+        const bool all = l.kind == AlertList::Kind::all;
+        if (key == "index") {
+            return &cache_.indexes[i];
+        }
+        if (key == "first") {
+            return at == 0 ? &kTrue : &kFalse;
+        }
+        if (all && (key == "first_firing" || key == "first_resolved" || key == "section_start")) {
+            const bool firing = in_.shown[i]->alert->status == Status::firing;
+            const bool start = in_section_[i] == 0;
+            const bool value = key == "section_start"  ? start
+                               : key == "first_firing" ? firing && start
+                                                       : !firing && start;
+            return value ? &kTrue : &kFalse;
+        }
+        const AlertView *v = in_.shown[i];
+        auto it = cache_.alerts.find(v);
+        if (it == cache_.alerts.end()) {
+            it = cache_.alerts.emplace(v, data_.alert(*v)).first;
+        }
+        return it->second.get(key);
+    }
+
+    TemplateCache::Impl &cache_;
+    const DataBuilder &data_;
+    const TemplateInput &in_;
+    const mu::data &message_;
+    const std::vector<AlertList> &lists_;
+    RenderWatch *watch_;
+    const mu::data root_; // stands for the notification's and the message's data
+    std::vector<const mu::data *> stack_;
+    std::vector<std::size_t> in_section_; // each alert's place among those of its status
+    std::size_t reached_ = 0;             // alerts reached so far (told to watch_)
+};
+
+// The lists the template names (all three when it names any: as one render always made them).
+std::vector<AlertList> alert_lists(const TemplateInput &in, const DataBuilder &data)
+{
+    std::vector<AlertList> lists;
+    if (!data.has_lists()) {
+        return lists;
+    }
+    lists.resize(3);
+    lists[1].kind = AlertList::Kind::firing;
+    lists[2].kind = AlertList::Kind::resolved;
+    const bool firing = data.uses("firing"), resolved = data.uses("resolved");
+    for (std::size_t i = 0; i < in.shown.size(); ++i) {
+        const bool is_firing = in.shown[i]->alert->status == Status::firing;
+        lists[0].items.push_back(kTrue);
+        lists[0].shown.push_back(i);
+        if (is_firing ? firing : resolved) {
+            AlertList &l = lists[is_firing ? 1 : 2];
+            l.items.push_back(kTrue);
+            l.shown.push_back(i);
+        }
+    }
+    return lists;
+}
+
+// Where kainjow writes what it renders: a line (or what a line holds when the render ends) at a
+// time.
+struct Output {
+    std::string text;
+    RenderWatch *watch;
+
+    Output &operator<<(const std::string &s)
+    {
+        text += s;
+        if (watch != nullptr && !watch->output(s)) {
+            throw Stopped{};
+        }
+        return *this;
+    }
 };
 
 // Each thread parses its own copy once: the library does not promise that one parsed template
@@ -602,13 +809,37 @@ std::shared_ptr<const Template> Template::parse(std::string source, Kind kind, s
 
 std::string Template::render(const TemplateInput &in) const
 {
-    const mu::data data = DataBuilder(in, kind_, used_).build();
+    TemplateCache cache;
+    return *render(in, cache, nullptr);
+}
+
+std::optional<std::string> Template::render(const TemplateInput &in, TemplateCache &cache,
+                                            RenderWatch *watch) const
+{
+    TemplateCache::Impl &c = *cache.impl_;
+    if (c.template_id != id_ || c.n != in.n) {
+        c = TemplateCache::Impl{};
+        c.template_id = id_;
+        c.n = in.n;
+    }
+    const DataBuilder data(in, kind_, used_);
+    if (!c.notification) {
+        c.notification = data.notification();
+    }
+    const mu::data message = data.message();
+    const std::vector<AlertList> lists = alert_lists(in, data);
+    Lookup lookup(c, data, in, message, lists, watch);
     mu::mustache &tmpl = parsed_copy(id_, source_);
-    std::string out = tmpl.render(data);
+    Output out{std::string(), watch};
+    try {
+        tmpl.render(lookup, out);
+    } catch (const Stopped &) {
+        return std::nullopt;
+    }
     if (!tmpl.is_valid()) {
         throw std::runtime_error("template: " + tmpl.error_message());
     }
-    return kind_ == Kind::title ? plain_line(out, kMaxTitle * 2) : out;
+    return kind_ == Kind::title ? plain_line(out.text, kMaxTitle * 2) : std::move(out.text);
 }
 
 std::vector<std::string> Template::unset_names(const Notification &n) const

@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -39,6 +40,36 @@ struct TemplateInput {
     bool last_part = true;     // only the last of several says what is not shown
 };
 
+// Watches a render as its text comes out, and may stop it: render_messages tries several runs of
+// alerts for each message, and a run too long is known before all of it is rendered.
+class RenderWatch
+{
+public:
+    virtual ~RenderWatch() = default;
+    // The next piece of the text (in order, a line or more at a time); false stops the render.
+    virtual bool output(const std::string &piece) = 0;
+    // Alert i of TemplateInput::shown is reached for the first time (all before it were).
+    virtual void alert(std::size_t i) = 0;
+};
+
+// What renders of one notification with one template keep between them: the notification's
+// data, and each alert's, built the first time a render shows it (by its AlertView, whose address
+// must not change meanwhile). For one notification, template and settings.
+class TemplateCache
+{
+public:
+    TemplateCache();
+    ~TemplateCache();
+    TemplateCache(TemplateCache &&) noexcept;
+    TemplateCache &operator=(TemplateCache &&) noexcept;
+
+    struct Impl; // template.cpp's
+
+private:
+    friend class Template;
+    std::unique_ptr<Impl> impl_;
+};
+
 class Template
 {
 public:
@@ -50,6 +81,10 @@ public:
 
     // Thread-safe.
     std::string render(const TemplateInput &in) const;
+    // The same, with what earlier renders of the same notification built (cache: one per thread);
+    // nothing when watch stopped it.
+    std::optional<std::string> render(const TemplateInput &in, TemplateCache &cache,
+                                      RenderWatch *watch = nullptr) const;
 
     // The names of labels and annotations the template asks for that no alert (or group map)
     // of this notification has: a typo renders as nothing (dingtalk-render --strict).
