@@ -265,6 +265,8 @@ public:
     std::size_t total() const { return shown_.total(); } // the alerts that may be shown
     std::size_t begin() const { return page_.begin; }
     bool templated() const { return s_.text_template != nullptr; }
+    bool title_varies() const { return s_.title_template && s_.title_template->varies_by_page(); }
+    const std::string &part() const { return page_.part; }
 
     // Positions in n.alerts of the alerts a message with k alerts of the page shows, and when it
     // is the last, of those after them it counts in its "N more" line.
@@ -407,11 +409,25 @@ public:
     }
 
     void alert(std::size_t) override { reached_.push_back(least()); }
+    void varies() override { same_ = false; }
 
     std::size_t least() const { return overhead_ + solid_; }
+    bool stopped() const { return least() > max_; }
 
     // The least size of the request when each alert was reached, for those that were.
     const std::vector<std::size_t> &reached() const { return reached_; }
+
+    // When the render stopped before it looked up anything that depends on the number of alerts
+    // shown or on whether the message is the last, every message of the page (same first alert,
+    // part label, title size and mentions) that shows as many alerts as it reached (one at
+    // least) renders the same text up to there: none of them fits. The fewest such alerts.
+    std::optional<std::size_t> none_fit_from() const
+    {
+        if (!stopped() || !same_) {
+            return std::nullopt;
+        }
+        return std::max<std::size_t>(reached_.size(), 1);
+    }
 
 private:
     std::size_t overhead_, max_;
@@ -419,6 +435,7 @@ private:
     std::size_t solid_ = 0;    // the same, up to its last byte other than a space or a line feed
     std::size_t newlines_ = 0; // line feeds in a row at its end
     bool started_ = false;     // whether anything but line feeds came out
+    bool same_ = true;         // nothing that depends on the page's size looked up yet
     std::vector<std::size_t> reached_;
 };
 
@@ -471,97 +488,171 @@ std::optional<std::size_t> fit_builtin(Composer &c, const RenderOptions &opt, Me
     return fit;
 }
 
-// The same for a text template, whose output per alert may be anything from nothing to more
-// than a page, and whose every render walks what it shows: rendered first with every alert left
-// (stopped by the Meter as soon as the text is known to be too long), which says where the page
-// is likely full; then proved there, the most that fit and one more that does not, or found
-// from there by galloping and bisecting. Each render stops soon after the page is full, so a fit
-// costs a few renders of a page, whatever the number of alerts. Where each alert shown makes the
-// message longer (every template that prints something for each), this is the most that fit,
-// as a bisection over all of them found.
-std::optional<std::size_t> fit_template(Composer &c, const RenderOptions &opt, Message &m)
+// What the first render of a page with a text template said: every alert left rendered, stopped
+// by the Meter as soon as the text cannot fit. Holds for every message that starts at the same
+// alert with the same part label and mentions, the last of several or not.
+struct Probe {
+    bool ran = false;
+    std::optional<std::size_t> none_fit_from; // Meter::none_fit_from()
+    std::vector<std::size_t> reached;         // Meter::reached()
+};
+
+// The most alerts of the composer's page that fit with a text template, whose output per alert
+// may be anything from nothing to more than a page, and whose every render walks what it shows.
+// Rendered first with every alert left (the probe; stopped as soon as the text is known to be
+// too long), then where that says the page is full: when the probe's stop holds for every run
+// that long or longer, one more render that fits proves the most (whether or not a longer run
+// makes a shorter text); else found from there by galloping and bisecting, which finds the most
+// that fit where each alert shown makes the message longer, as a bisection over all would. Each
+// render stops soon after the page is full: a fit costs two or three renders of a page.
+class TemplateFit
 {
-    const std::size_t max = opt.max_request_bytes, limit = c.total() - c.begin();
-    std::vector<std::size_t> reached;
-    // m is the message of the last attempt that fit: the search only ever moves lo up to it
-    auto attempt = [&](std::size_t k) {
-        Message t;
-        t.title = c.title(k);
-        Meter meter(request_body(t.title, "", opt.at).size(), max);
-        std::optional<std::string> text = c.text(k, meter);
-        if (k == limit) {
-            reached = meter.reached();
+public:
+    TemplateFit(Composer &c, const RenderOptions &opt) : c_(c), opt_(opt) {}
+
+    // Whether every alert left fits (m then shows them): the probe, when it has not run.
+    bool all_fit(Probe &probe, Message &m)
+    {
+        const std::size_t limit = c_.total() - c_.begin();
+        Meter meter(0, 0);
+        if (attempt(limit, m, &meter)) {
+            return true;
         }
+        if (!probe.ran) {
+            probe = Probe{true, meter.none_fit_from(), meter.reached()};
+        }
+        return false;
+    }
+
+    // The most that fit, m the message that shows them; nothing when not even the text without
+    // alerts fits. all_failed: all_fit() said no for this very message.
+    std::optional<std::size_t> most(Probe &probe, Message &m, bool all_failed = false)
+    {
+        const std::size_t limit = c_.total() - c_.begin();
+        std::size_t hi = all_failed ? limit : limit + 1; // the fewest alerts known not to fit
+        if (probe.ran && probe.none_fit_from) {
+            hi = std::min(hi, *probe.none_fit_from);
+        }
+        if (hi > limit) {
+            if (all_fit(probe, m)) {
+                return limit;
+            }
+            hi = limit;
+            if (probe.none_fit_from) {
+                hi = std::min(hi, *probe.none_fit_from);
+            }
+        }
+        if (hi == 0) {
+            return std::nullopt;
+        }
+        // The probe reached alert i with the least size reached[i]: where the page is full.
+        std::size_t guess = hi - 1;
+        if (!probe.none_fit_from && !probe.reached.empty()) {
+            guess = std::min(guess, probe.reached.size() - 1);
+        }
+        std::size_t lo = 0; // fits once found
+        if (attempt(guess, m)) {
+            lo = guess;
+            for (std::size_t step = 1; lo + step < hi; step *= 2) {
+                if (!attempt(lo + step, m)) {
+                    hi = lo + step;
+                    break;
+                }
+                lo += step;
+            }
+        } else {
+            hi = guess;
+            for (std::size_t step = 1;; step *= 2) {
+                if (hi == 0) {
+                    return std::nullopt; // not even the text without alerts fits
+                }
+                const std::size_t k = hi > step ? hi - step : 0;
+                if (attempt(k, m)) {
+                    lo = k;
+                    break;
+                }
+                hi = k;
+            }
+        }
+        while (hi - lo > 1) {
+            const std::size_t mid = lo + (hi - lo) / 2;
+            (attempt(mid, m) ? lo : hi) = mid;
+        }
+        return lo; // m: the last attempt that fit, which is lo's (lo only ever moves up to it)
+    }
+
+    // Whether k alerts of the page fit (m then shows them).
+    bool fits(std::size_t k, Message &m) { return attempt(k, m); }
+
+private:
+    // A render's watch; for the probe, whose stop must hold for other numbers of alerts, the
+    // title counts only as much as it takes whatever the message shows.
+    Meter meter(const std::string &title, bool probe) const
+    {
+        if (probe && c_.title_varies()) {
+            return Meter(request_body("", "", opt_.at).size() + json_escaped_size(c_.part()),
+                         opt_.max_request_bytes);
+        }
+        return Meter(request_body(title, "", opt_.at).size(), opt_.max_request_bytes);
+    }
+
+    bool attempt(std::size_t k, Message &m, Meter *probe = nullptr)
+    {
+        Message t;
+        t.title = c_.title(k);
+        Meter own = meter(t.title, probe != nullptr);
+        Meter &watch = probe != nullptr ? *probe : own;
+        watch = own;
+        std::optional<std::string> text = c_.text(k, watch);
         if (!text) {
             return false;
         }
         t.text = std::move(*text);
-        t.request_body = request_body(t.title, t.text, opt.at);
-        if (t.request_body.size() > max) {
+        t.request_body = request_body(t.title, t.text, opt_.at);
+        if (t.request_body.size() > opt_.max_request_bytes) {
             return false;
         }
         m = std::move(t);
         return true;
-    };
+    }
 
-    if (attempt(limit)) {
-        return limit;
-    }
-    // reached[i]: the least the request took when alert i was reached, that is with the alerts
-    // before it; the render stopped (or ended) after the last one reached.
-    std::size_t lo = 0, hi = limit; // fits(lo) once found; not fits(hi)
-    const std::size_t guess = reached.empty() ? 0 : std::min(reached.size(), limit) - 1;
-    if (attempt(guess)) {
-        lo = guess;
-        for (std::size_t step = 1; lo + step < hi; step *= 2) {
-            if (!attempt(lo + step)) {
-                hi = lo + step;
-                break;
-            }
-            lo += step;
-        }
-    } else {
-        hi = guess;
-        for (std::size_t step = 1;; step *= 2) {
-            if (hi == 0) {
-                return std::nullopt; // not even the text without alerts fits
-            }
-            const std::size_t k = hi > step ? hi - step : 0;
-            if (attempt(k)) {
-                lo = k;
-                break;
-            }
-            hi = k;
-        }
-    }
-    while (hi - lo > 1) {
-        const std::size_t mid = lo + (hi - lo) / 2;
-        (attempt(mid) ? lo : hi) = mid;
-    }
-    return lo;
+    Composer &c_;
+    const RenderOptions &opt_;
+};
+
+// What a message with k alerts of the composer's page covers.
+void cover(Composer &c, std::size_t k, Message &m)
+{
+    m.shown = k;
+    m.omitted = c.not_shown(k);
+    m.alerts = c.covered(k);
 }
 
-std::optional<std::size_t> fit_alerts(Composer &c, const RenderOptions &opt, Message &m)
+// The most alerts of the composer's page that fit, with m the message that shows them; nothing
+// when not even the text without alerts fits. probe: what a render of the page said before (a
+// text template's), all_failed: that not all fit.
+std::optional<std::size_t> fit_alerts(Composer &c, const RenderOptions &opt, Message &m,
+                                      Probe &probe, bool all_failed)
 {
-    const auto fit = c.templated() ? fit_template(c, opt, m) : fit_builtin(c, opt, m);
+    const auto fit =
+        c.templated() ? TemplateFit(c, opt).most(probe, m, all_failed) : fit_builtin(c, opt, m);
     if (fit) {
-        m.shown = *fit;
-        m.omitted = c.not_shown(*fit);
-        m.alerts = c.covered(*fit);
+        cover(c, *fit, m);
     }
     return fit;
 }
 
-} // namespace
-
-namespace
+std::optional<std::size_t> fit_alerts(Composer &c, const RenderOptions &opt, Message &m)
 {
+    Probe probe;
+    return fit_alerts(c, opt, m, probe, false);
+}
 
-Message render_message(Shown &shown, const RenderOptions &opt)
+Message render_message(Shown &shown, const RenderOptions &opt, Probe &probe, bool all_failed)
 {
     Message m;
     Composer c(shown, opt);
-    if (!fit_alerts(c, opt, m)) {
+    if (!fit_alerts(c, opt, m, probe, all_failed)) {
         // Not even the text without alerts fits (a template's fixed part, a huge mention
         // list): cut whole lines of it, and keep the keyword and the mentions whole after the
         // cut (room for all of them: the cut may take those the text had).
@@ -573,9 +664,7 @@ Message render_message(Shown &shown, const RenderOptions &opt)
         m.text = cut_to_fit(text, max > overhead ? max - overhead : 0);
         m.text += closing_lines(m.text, opt);
         m.request_body = request_body(m.title, m.text, opt.at);
-        m.shown = 0;
-        m.omitted = c.not_shown(0);
-        m.alerts = c.covered(0);
+        cover(c, 0, m);
     }
     return m;
 }
@@ -585,22 +674,25 @@ Message render_message(Shown &shown, const RenderOptions &opt)
 Message render_message(const Notification &n, const RenderOptions &opt)
 {
     Shown shown(n, opt);
-    return render_message(shown, opt);
+    Probe probe;
+    return render_message(shown, opt, probe, false);
 }
 
 namespace
 {
 
+using Plan = std::vector<std::pair<std::size_t, std::size_t>>; // (begin, alerts) per message
+
 // Where each message of several starts and how many alerts it shows: as many as fit, firing
 // first, the last one ending with "N more" when even max_messages are not enough. Empty when
-// they cannot be planned (a page that holds no alert): one message then.
-std::vector<std::pair<std::size_t, std::size_t>>
-plan_pages(Composer &first, Composer &others, const RenderOptions &opt, std::size_t max_messages)
+// they cannot be planned (a page that holds no alert): one message then. Planned with the
+// widest part label, so that the real one fits as well.
+Plan plan_pages(Composer &first, Composer &others, const RenderOptions &opt,
+                std::size_t max_messages)
 {
-    // planned with the widest part label, so that the real one fits as well
     const std::size_t last = opt.messages_before + max_messages;
     const std::string widest = part_label(last, last);
-    std::vector<std::pair<std::size_t, std::size_t>> plan;
+    Plan plan;
     for (std::size_t begin = 0; begin < first.total();) {
         Composer &c = plan.empty() ? first : others;
         Message m;
@@ -624,6 +716,52 @@ plan_pages(Composer &first, Composer &others, const RenderOptions &opt, std::siz
     return plan;
 }
 
+// The same pages with a text template, with fewer renders: the most that fit as the last page is
+// needed only when it is the last (all left fit, or the most messages are reached), is not zero
+// (some fit), or when all left fit only without "N more" (the fit as the last is taken then);
+// one probe of the page serves both fits. Where each alert shown makes a message longer, the
+// fits are plan_pages' and so are the pages.
+Plan plan_template_pages(Composer &first, Composer &others, const RenderOptions &opt,
+                         std::size_t max_messages)
+{
+    const std::size_t last = opt.messages_before + max_messages;
+    const std::string widest = part_label(last, last);
+    Plan plan;
+    for (std::size_t begin = 0; begin < first.total();) {
+        Composer &c = plan.empty() ? first : others;
+        TemplateFit fit(c, opt);
+        Probe probe;
+        Message m;
+        c.set_page({begin, widest, true});
+        if (fit.all_fit(probe, m)) {
+            plan.emplace_back(begin, c.total() - begin);
+            return plan;
+        }
+        if (plan.size() + 1 == max_messages) {
+            const auto k = fit.most(probe, m, true);
+            if (!k || *k == 0) {
+                return {};
+            }
+            plan.emplace_back(begin, *k);
+            return plan;
+        }
+        // none fits as the last page: planned as one message
+        if (c.total() - begin == 1 || probe.none_fit_from == std::size_t{1} || !fit.fits(1, m)) {
+            return {};
+        }
+        c.set_page({begin, widest, false}); // not the last: no "N more" line to make room for
+        std::optional<std::size_t> take = fit.most(probe, m);
+        if (!take || begin + *take >= c.total()) {
+            // all left fit only without "N more": the last page says it, after this
+            c.set_page({begin, widest, true});
+            take = fit.most(probe, m, true);
+        }
+        plan.emplace_back(begin, *take);
+        begin += *take;
+    }
+    return plan;
+}
+
 } // namespace
 
 std::vector<Message> render_messages(const Notification &n, const RenderOptions &opt)
@@ -633,18 +771,37 @@ std::vector<Message> render_messages(const Notification &n, const RenderOptions 
         std::min(opt.settings->max_messages, kMaxMessages) -
         std::min(opt.messages_before, std::min(opt.settings->max_messages, kMaxMessages) - 1);
     Shown shown(n, opt);
-    std::vector<Message> out{render_message(shown, opt)};
-    if (max_messages <= 1 || out[0].alerts.size() == out[0].shown) {
-        return out; // one message: it shows every alert left, or only one may go
-    }
     RenderOptions rest = opt;
     rest.at = Mentions{}; // the first message mentions; the others would only ring again
     Composer first(shown, opt), others(shown, rest);
-    const auto plan = plan_pages(first, others, opt, max_messages);
-    if (plan.size() < 2) {
-        return out;
+    Plan plan;
+    Probe probe;
+    bool all_failed = false;
+    if (!opt.settings->text_template) {
+        std::vector<Message> out{render_message(shown, opt, probe, false)};
+        if (max_messages <= 1 || out[0].alerts.size() == out[0].shown) {
+            return out; // one message: it shows every alert left, or only one may go
+        }
+        plan = plan_pages(first, others, opt, max_messages);
+        if (plan.size() < 2) {
+            return out;
+        }
+    } else {
+        // the same, without fitting the one message unless it goes out
+        Message one;
+        if (TemplateFit(first, opt).all_fit(probe, one)) {
+            cover(first, first.total(), one);
+            return {std::move(one)};
+        }
+        all_failed = true;
+        if (max_messages > 1) {
+            plan = plan_template_pages(first, others, opt, max_messages);
+        }
+        if (plan.size() < 2) {
+            return {render_message(shown, opt, probe, all_failed)};
+        }
     }
-    out.clear();
+    std::vector<Message> out;
     const std::size_t before = opt.messages_before;
     for (std::size_t i = 0; i < plan.size(); ++i) {
         Composer &c = i == 0 ? first : others;
@@ -654,9 +811,7 @@ std::vector<Message> render_messages(const Notification &n, const RenderOptions 
         m.title = c.title(plan[i].second);
         m.text = c.text(plan[i].second);
         m.request_body = request_body(m.title, m.text, i == 0 ? opt.at : rest.at);
-        m.shown = plan[i].second;
-        m.omitted = c.not_shown(plan[i].second);
-        m.alerts = c.covered(plan[i].second);
+        cover(c, plan[i].second, m);
         out.push_back(std::move(m));
     }
     return out;
