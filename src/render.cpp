@@ -267,6 +267,7 @@ public:
     bool templated() const { return s_.text_template != nullptr; }
     bool title_varies() const { return s_.title_template && s_.title_template->varies_by_page(); }
     const std::string &part() const { return page_.part; }
+    bool last() const { return page_.last; }
 
     // Positions in n.alerts of the alerts a message with k alerts of the page shows, and when it
     // is the last, of those after them it counts in its "N more" line.
@@ -508,7 +509,12 @@ struct Probe {
 class TemplateFit
 {
 public:
-    TemplateFit(Composer &c, const RenderOptions &opt) : c_(c), opt_(opt) {}
+    // tails: what follows the alerts, as long as it was in the last render of the page before
+    // (two: not the last message, the last), carried from page to page.
+    TemplateFit(Composer &c, const RenderOptions &opt, std::size_t *tails)
+        : c_(c), opt_(opt), tails_(tails)
+    {
+    }
 
     // Whether every alert left fits (m then shows them): the probe, when it has not run.
     bool all_fit(Probe &probe, Message &m)
@@ -545,38 +551,30 @@ public:
         if (hi == 0) {
             return std::nullopt;
         }
-        // The probe reached alert i with the least size reached[i]: where the page is full.
-        std::size_t guess = hi - 1;
-        if (!probe.none_fit_from && !probe.reached.empty()) {
-            guess = std::min(guess, probe.reached.size() - 1);
+        // Down from where the page is likely full until a run fits, by steps that double when
+        // the guess is wrong; then up from there, then bisected.
+        std::size_t lo = 0, k = guess(probe, hi);
+        for (std::size_t step = 1;; step *= 2) {
+            if (attempt(k, m, nullptr, &probe)) {
+                lo = k;
+                break;
+            }
+            hi = k;
+            if (hi == 0) {
+                return std::nullopt; // not even the text without alerts fits
+            }
+            k = std::min(guess(probe, hi), hi > step ? hi - step : 0);
         }
-        std::size_t lo = 0; // fits once found
-        if (attempt(guess, m)) {
-            lo = guess;
-            for (std::size_t step = 1; lo + step < hi; step *= 2) {
-                if (!attempt(lo + step, m)) {
-                    hi = lo + step;
-                    break;
-                }
-                lo += step;
+        for (std::size_t step = 1; lo + step < hi; step *= 2) {
+            if (!attempt(lo + step, m, nullptr, &probe)) {
+                hi = lo + step;
+                break;
             }
-        } else {
-            hi = guess;
-            for (std::size_t step = 1;; step *= 2) {
-                if (hi == 0) {
-                    return std::nullopt; // not even the text without alerts fits
-                }
-                const std::size_t k = hi > step ? hi - step : 0;
-                if (attempt(k, m)) {
-                    lo = k;
-                    break;
-                }
-                hi = k;
-            }
+            lo += step;
         }
         while (hi - lo > 1) {
             const std::size_t mid = lo + (hi - lo) / 2;
-            (attempt(mid, m) ? lo : hi) = mid;
+            (attempt(mid, m, nullptr, &probe) ? lo : hi) = mid;
         }
         return lo; // m: the last attempt that fit, which is lo's (lo only ever moves up to it)
     }
@@ -585,31 +583,49 @@ public:
     bool fits(std::size_t k, Message &m) { return attempt(k, m); }
 
 private:
-    // A render's watch; for the probe, whose stop must hold for other numbers of alerts, the
-    // title counts only as much as it takes whatever the message shows.
-    Meter meter(const std::string &title, bool probe) const
+    // The most alerts, fewer than `below`, that the probe says fit: it reached alert j when the
+    // request took at least reached[j] (with the alerts before j), and what follows the
+    // alerts ("N more", links, mentions) is taken as long as it was in the last render of this
+    // kind (last message or not) that was not stopped.
+    std::size_t guess(const Probe &probe, std::size_t below) const
     {
-        if (probe && c_.title_varies()) {
-            return Meter(request_body("", "", opt_.at).size() + json_escaped_size(c_.part()),
-                         opt_.max_request_bytes);
+        const std::vector<std::size_t> &reached = probe.reached;
+        std::size_t j = std::min(below, reached.size());
+        const std::size_t tail = tails_[c_.last()];
+        while (j > 1 && reached[j - 1] + tail > opt_.max_request_bytes) {
+            --j;
         }
-        return Meter(request_body(title, "", opt_.at).size(), opt_.max_request_bytes);
+        return j > 0 ? j - 1 : (below > 0 ? below - 1 : 0);
     }
 
-    bool attempt(std::size_t k, Message &m, Meter *probe = nullptr)
+    // Renders k alerts of the page (the text first: it may stop early, then the title);
+    // whether they fit, m the message when they do. watch: the probe's, kept; probe: the
+    // probe's findings, to learn the tail from.
+    bool attempt(std::size_t k, Message &m, Meter *watch = nullptr, const Probe *probe = nullptr)
     {
-        Message t;
-        t.title = c_.title(k);
-        Meter own = meter(t.title, probe != nullptr);
-        Meter &watch = probe != nullptr ? *probe : own;
-        watch = own;
-        std::optional<std::string> text = c_.text(k, watch);
+        // The Meter counts the title as much as any title of the page takes: it is the same
+        // for every number of alerts shown unless a title template names what changes with
+        // it (then its part label only: the probe's stop must hold for all of them).
+        const std::size_t max = opt_.max_request_bytes;
+        Meter own =
+            c_.title_varies()
+                ? Meter(request_body("", "", opt_.at).size() + json_escaped_size(c_.part()), max)
+                : Meter(request_body(c_.title(0), "", opt_.at).size(), max);
+        Meter &meter = watch != nullptr ? *watch : own;
+        meter = own;
+        std::optional<std::string> text = c_.text(k, meter);
         if (!text) {
             return false;
         }
+        Message t;
+        t.title = c_.title(k);
         t.text = std::move(*text);
         t.request_body = request_body(t.title, t.text, opt_.at);
-        if (t.request_body.size() > opt_.max_request_bytes) {
+        if (probe != nullptr && k < probe->reached.size() &&
+            t.request_body.size() >= probe->reached[k]) {
+            tails_[c_.last()] = t.request_body.size() - probe->reached[k];
+        }
+        if (t.request_body.size() > max) {
             return false;
         }
         m = std::move(t);
@@ -618,6 +634,8 @@ private:
 
     Composer &c_;
     const RenderOptions &opt_;
+    std::size_t
+        *tails_; // what followed the alerts last time: [0] not the last message, [1] the last
 };
 
 // What a message with k alerts of the composer's page covers.
@@ -634,8 +652,9 @@ void cover(Composer &c, std::size_t k, Message &m)
 std::optional<std::size_t> fit_alerts(Composer &c, const RenderOptions &opt, Message &m,
                                       Probe &probe, bool all_failed)
 {
-    const auto fit =
-        c.templated() ? TemplateFit(c, opt).most(probe, m, all_failed) : fit_builtin(c, opt, m);
+    std::size_t tails[2] = {0, 0};
+    const auto fit = c.templated() ? TemplateFit(c, opt, tails).most(probe, m, all_failed)
+                                   : fit_builtin(c, opt, m);
     if (fit) {
         cover(c, *fit, m);
     }
@@ -727,9 +746,10 @@ Plan plan_template_pages(Composer &first, Composer &others, const RenderOptions 
     const std::size_t last = opt.messages_before + max_messages;
     const std::string widest = part_label(last, last);
     Plan plan;
+    std::size_t tails[2] = {0, 0};
     for (std::size_t begin = 0; begin < first.total();) {
         Composer &c = plan.empty() ? first : others;
-        TemplateFit fit(c, opt);
+        TemplateFit fit(c, opt, tails);
         Probe probe;
         Message m;
         c.set_page({begin, widest, true});
@@ -789,7 +809,8 @@ std::vector<Message> render_messages(const Notification &n, const RenderOptions 
     } else {
         // the same, without fitting the one message unless it goes out
         Message one;
-        if (TemplateFit(first, opt).all_fit(probe, one)) {
+        std::size_t tails[2] = {0, 0};
+        if (TemplateFit(first, opt, tails).all_fit(probe, one)) {
             cover(first, first.total(), one);
             return {std::move(one)};
         }
