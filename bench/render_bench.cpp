@@ -360,6 +360,10 @@ void BM_WorstBody(benchmark::State &state)
     settings.limits.max_alerts = shape.max_alerts;
     if (file != nullptr) {
         std::ifstream in(repo_path(file), std::ios::binary);
+        if (!in) {
+            state.SkipWithError(("cannot read " + repo_path(file)).c_str());
+            return;
+        }
         settings.text_template = load_template(
             std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()),
             dingtalk::Template::Kind::text);
