@@ -498,6 +498,14 @@ struct Probe {
     std::vector<std::size_t> reached;         // Meter::reached()
 };
 
+// What the fits of one notification's pages learn for the next: what followed the alerts in the
+// last render that was not stopped (the tail: "N more", links, mentions), as the last message
+// and not, and how many alerts the last fit found.
+struct Learned {
+    std::size_t tail[2] = {0, 0};
+    std::size_t fit = 0;
+};
+
 // The most alerts of the composer's page that fit with a text template, whose output per alert
 // may be anything from nothing to more than a page, and whose every render walks what it shows.
 // Rendered first with every alert left (the probe; stopped as soon as the text is known to be
@@ -509,10 +517,8 @@ struct Probe {
 class TemplateFit
 {
 public:
-    // tails: what follows the alerts, as long as it was in the last render of the page before
-    // (two: not the last message, the last), carried from page to page.
-    TemplateFit(Composer &c, const RenderOptions &opt, std::size_t *tails)
-        : c_(c), opt_(opt), tails_(tails)
+    TemplateFit(Composer &c, const RenderOptions &opt, Learned &learned)
+        : c_(c), opt_(opt), learned_(learned)
     {
     }
 
@@ -576,6 +582,7 @@ public:
             const std::size_t mid = lo + (hi - lo) / 2;
             (attempt(mid, m, nullptr, &probe) ? lo : hi) = mid;
         }
+        learned_.fit = lo;
         return lo; // m: the last attempt that fit, which is lo's (lo only ever moves up to it)
     }
 
@@ -584,18 +591,25 @@ public:
 
 private:
     // The most alerts, fewer than `below`, that the probe says fit: it reached alert j when the
-    // request took at least reached[j] (with the alerts before j), and what follows the
-    // alerts ("N more", links, mentions) is taken as long as it was in the last render of this
-    // kind (last message or not) that was not stopped.
+    // request took at least reached[j] (with the alerts before j), and what follows the alerts
+    // is taken as long as it was last time. When the alerts the probe reached showed nothing it
+    // could see (a list inside a function's section, whose text comes out at its end), from
+    // as many as the last page's fit (or one), up.
     std::size_t guess(const Probe &probe, std::size_t below) const
     {
         const std::vector<std::size_t> &reached = probe.reached;
         std::size_t j = std::min(below, reached.size());
-        const std::size_t tail = tails_[c_.last()];
+        const std::size_t tail = learned_.tail[c_.last()];
         while (j > 1 && reached[j - 1] + tail > opt_.max_request_bytes) {
             --j;
         }
-        return j > 0 ? j - 1 : (below > 0 ? below - 1 : 0);
+        if (j == 0) {
+            return below > 0 ? below - 1 : 0;
+        }
+        if (j > 2 && reached[j - 1] == reached.front()) {
+            return std::min(j - 1, std::max<std::size_t>(learned_.fit, 1));
+        }
+        return j - 1;
     }
 
     // Renders k alerts of the page (the text first: it may stop early, then the title);
@@ -623,7 +637,7 @@ private:
         t.request_body = request_body(t.title, t.text, opt_.at);
         if (probe != nullptr && k < probe->reached.size() &&
             t.request_body.size() >= probe->reached[k]) {
-            tails_[c_.last()] = t.request_body.size() - probe->reached[k];
+            learned_.tail[c_.last()] = t.request_body.size() - probe->reached[k];
         }
         if (t.request_body.size() > max) {
             return false;
@@ -634,8 +648,7 @@ private:
 
     Composer &c_;
     const RenderOptions &opt_;
-    std::size_t
-        *tails_; // what followed the alerts last time: [0] not the last message, [1] the last
+    Learned &learned_;
 };
 
 // What a message with k alerts of the composer's page covers.
@@ -652,8 +665,8 @@ void cover(Composer &c, std::size_t k, Message &m)
 std::optional<std::size_t> fit_alerts(Composer &c, const RenderOptions &opt, Message &m,
                                       Probe &probe, bool all_failed)
 {
-    std::size_t tails[2] = {0, 0};
-    const auto fit = c.templated() ? TemplateFit(c, opt, tails).most(probe, m, all_failed)
+    Learned learned;
+    const auto fit = c.templated() ? TemplateFit(c, opt, learned).most(probe, m, all_failed)
                                    : fit_builtin(c, opt, m);
     if (fit) {
         cover(c, *fit, m);
@@ -746,10 +759,10 @@ Plan plan_template_pages(Composer &first, Composer &others, const RenderOptions 
     const std::size_t last = opt.messages_before + max_messages;
     const std::string widest = part_label(last, last);
     Plan plan;
-    std::size_t tails[2] = {0, 0};
+    Learned learned;
     for (std::size_t begin = 0; begin < first.total();) {
         Composer &c = plan.empty() ? first : others;
-        TemplateFit fit(c, opt, tails);
+        TemplateFit fit(c, opt, learned);
         Probe probe;
         Message m;
         c.set_page({begin, widest, true});
@@ -809,8 +822,8 @@ std::vector<Message> render_messages(const Notification &n, const RenderOptions 
     } else {
         // the same, without fitting the one message unless it goes out
         Message one;
-        std::size_t tails[2] = {0, 0};
-        if (TemplateFit(first, opt, tails).all_fit(probe, one)) {
+        Learned learned;
+        if (TemplateFit(first, opt, learned).all_fit(probe, one)) {
             cover(first, first.total(), one);
             return {std::move(one)};
         }
