@@ -413,6 +413,7 @@ public:
     void varies() override { same_ = false; }
 
     std::size_t least() const { return overhead_ + solid_; }
+    std::size_t overhead() const { return overhead_; }
     bool stopped() const { return least() > max_; }
 
     // The least size of the request when each alert was reached, for those that were.
@@ -631,14 +632,19 @@ private:
         if (!text) {
             return false;
         }
+        // the request with the title counted as the Meter counts it: no title render when
+        // the text alone is too long
+        const std::size_t least = meter.overhead() + json_escaped_size(*text);
+        if (probe != nullptr && k < probe->reached.size() && least >= probe->reached[k]) {
+            learned_.tail[c_.last()] = least - probe->reached[k];
+        }
+        if (least > max) {
+            return false;
+        }
         Message t;
         t.title = c_.title(k);
         t.text = std::move(*text);
         t.request_body = request_body(t.title, t.text, opt_.at);
-        if (probe != nullptr && k < probe->reached.size() &&
-            t.request_body.size() >= probe->reached[k]) {
-            learned_.tail[c_.last()] = t.request_body.size() - probe->reached[k];
-        }
         if (t.request_body.size() > max) {
             return false;
         }

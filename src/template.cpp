@@ -948,15 +948,21 @@ std::vector<AlertList> alert_lists(const TemplateInput &in, const DataBuilder &d
     lists[1].kind = 1;
     lists[2].kind = 2;
     const bool firing = data.uses("firing"), resolved = data.uses("resolved");
+    std::array<mu::list, 3> items; // made whole, then copied once: a list may hold thousands
     for (std::size_t i = 0; i < in.shown.size(); ++i) {
         const bool is_firing = in.shown[i]->alert->status == Status::firing;
-        lists[0].items.push_back(kTrue);
-        lists[0].shown.push_back(i);
-        if (is_firing ? firing : resolved) {
-            AlertList &l = lists[is_firing ? 1 : 2];
-            l.items.push_back(kTrue);
-            l.shown.push_back(i);
+        for (const std::size_t l : {std::size_t(0), std::size_t(is_firing ? 1 : 2)}) {
+            if (l == 0 || (is_firing ? firing : resolved)) {
+                if (items[l].empty()) {
+                    items[l].reserve(in.shown.size());
+                }
+                items[l].emplace_back(true);
+                lists[l].shown.push_back(i);
+            }
         }
+    }
+    for (std::size_t l = 0; l < 3; ++l) {
+        lists[l].items = mu::data(items[l]);
     }
     return lists;
 }
