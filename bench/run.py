@@ -430,10 +430,19 @@ http {{
 
     def render(self):
         out = subprocess.run([os.path.join(BUILD, "render_bench"), "--benchmark_format=json",
+                              "--benchmark_filter=BM_Parse",
                               "--benchmark_repetitions=%d" % (1 if self.quick else 5),
                               "--benchmark_report_aggregates_only=true"],
                              capture_output=True, text=True, check=True)
         self.results["render"] = json.loads(out.stdout)["benchmarks"]
+        # the worst 1 MiB bodies through parse + render_messages, every template
+        out = subprocess.run([os.path.join(BUILD, "render_bench"), "--benchmark_format=json",
+                              "--benchmark_filter=BM_WorstBody",
+                              "--benchmark_repetitions=%d" % (1 if self.quick else 3),
+                              "--benchmark_min_time=0.2",
+                              "--benchmark_report_aggregates_only=true"],
+                             capture_output=True, text=True, check=True)
+        self.results["worst"] = json.loads(out.stdout)["benchmarks"]
         runs = [json.loads(subprocess.run([os.path.join(BUILD, "handoff_bench")],
                                           capture_output=True, text=True, check=True).stdout)
                 for _ in range(1 if self.quick else 3)]
@@ -647,6 +656,8 @@ def report(b, started):
                            f"{p['real_time']:.1f} | {pr['alloc_bytes']:.0f} | "
                            f"{pr['allocs']:.0f} | {pr['message_bytes']:.0f} |")
         out.append("")
+    if b.results.get("worst"):
+        out += worst_report(b.results["worst"])
     ho = b.results.get("handoff")
     if ho:
         out += ["The hand-off to a pool thread and back by itself (bench/handoff.cpp: a model "
@@ -673,6 +684,67 @@ def report(b, started):
     if b.results.get("cost"):
         out += cost_report(b.results["cost"])
     return "\n".join(out)
+
+
+def worst_report(rows):
+    """Parse + render_messages of the worst 1 MiB bodies (render_bench's BM_WorstBody), each
+    template, next to bench/render-before.json (the same benchmark at the build before)."""
+    with open(os.path.join(REPO, "bench", "render-before.json")) as f:
+        before = json.load(f)
+
+    def by_name(benchmarks):
+        out = {}
+        for x in benchmarks:
+            if x.get("aggregate_name", "median") == "median":
+                out[x.get("run_name", x["name"]).split("_median")[0]] = x
+        return out
+
+    now, old = by_name(rows), by_name(before["benchmarks"])
+    cases = {}
+    for name, x in now.items():
+        shape, template = x["label"].rsplit(", ", 1)
+        cases[(name.split("/")[1], name.split("/")[2])] = (shape, template, x, old.get(name))
+    shapes = sorted({(int(s), c[0]) for (s, _), c in cases.items()})
+    templates = sorted({(int(t), c[1]) for (_, t), c in cases.items()})
+
+    def ms(x):
+        return f"{x['real_time']:.1f}" if x else "–"
+
+    out = ["### Parse + render_messages of the worst 1 MiB bodies", "",
+           "render_bench's BM_WorstBody: each body (1 MiB, bench/render_bench.cpp) parsed and "
+           "rendered with `dingtalk_max_messages 10`, the built-in layout or a template with a "
+           "title template that names every alert shown; ms, median of "
+           f"{rows[0].get('repetitions', 1)} repetitions, and the most heap held at once (parse "
+           "included: simdjson's buffers for a 1 MiB body are ~15 MB). Before: "
+           f"{before['module']}. Per template, its slowest body with `dingtalk_max_alerts` 100 "
+           "(the default), and with 10000 (the most):", "",
+           "| template | slowest body (max_alerts 100) | ms | before ms | peak heap MB | "
+           "max_alerts 10000: ms | before ms | peak heap MB |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for t, tname in templates:
+        mine = [c for (s, tt), c in cases.items() if int(tt) == t and "10000" not in c[0]]
+        big = [c for (s, tt), c in cases.items() if int(tt) == t and "10000" in c[0]]
+        worst = max(mine, key=lambda c: c[2]["real_time"])
+        peak = max(c[2]["peak_heap_bytes"] for c in mine) / 1e6
+        line = (f"| {tname} | {worst[0]} | {ms(worst[2])} | {ms(worst[3])} | {peak:.1f} |")
+        if big:
+            line += (f" {ms(big[0][2])} | {ms(big[0][3])} | "
+                     f"{big[0][2]['peak_heap_bytes'] / 1e6:.1f} |")
+        else:
+            line += " | | |"
+        out.append(line)
+    out += ["", "Every body and template, ms now (before):", "",
+            "| body | " + " | ".join(n.replace("templates/", "").replace("t/fixtures/", "")
+                                     for _, n in templates) + " |",
+            "| --- |" + " --- |" * len(templates)]
+    for s, sname in shapes:
+        cells = []
+        for t, _ in templates:
+            c = cases.get((str(s), str(t)))
+            cells.append(f"{ms(c[2])} ({ms(c[3])})" if c else "")
+        out.append(f"| {sname} | " + " | ".join(cells) + " |")
+    out.append("")
+    return out
 
 
 def cost_report(rows):

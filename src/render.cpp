@@ -157,13 +157,15 @@ std::string part_label(std::size_t i, std::size_t of)
     return " (" + std::to_string(i) + "/" + std::to_string(of) + ")";
 }
 
-class Composer
+// What the messages of one notification share: the alerts that may be shown, firing first, and
+// what each looks like (views, built-in blocks, template data), made the first time a message
+// shows it. A notification with several messages makes each once, however its pages are fitted.
+class Shown
 {
 public:
-    Composer(const Notification &n, const RenderOptions &opt)
-        : n_(n), opt_(opt), hidden_(opt.settings->hidden_labels ? *opt.settings->hidden_labels
-                                                                : default_hidden_labels()),
-          s_(*opt.settings)
+    Shown(const Notification &n, const RenderOptions &opt)
+        : n_(n), s_(*opt.settings),
+          hidden_(s_.hidden_labels ? *s_.hidden_labels : default_hidden_labels())
     {
         // Firing first: when space runs out, what is still burning matters most. Alerts posted
         // before are not shown again.
@@ -175,14 +177,63 @@ public:
                 }
             }
         }
-        const std::size_t part = opt.messages_before + 1;
-        set_page(Page{0, opt.messages_before > 0 ? part_label(part, part) : "", true});
         // views are handed out by address: never reallocate
         views_.reserve(order_.size());
         plain_views_.reserve(order_.size());
         now_ = opt.now != TimePoint{} ? opt.now
                                       : std::chrono::time_point_cast<std::chrono::microseconds>(
                                             std::chrono::system_clock::now());
+    }
+    Shown(const Shown &) = delete;
+
+    std::size_t total() const { return order_.size(); }
+    const Alert &alert(std::size_t i) const { return *order_[i]; }
+    const Notification &notification() const { return n_; }
+    TimePoint now() const { return now_; }
+
+    const AlertView &view(std::size_t i) { return view(i, views_, escape_markdown); }
+    const AlertView &plain_view(std::size_t i) { return view(i, plain_views_, plain_line); }
+
+    const std::string &block(std::size_t i)
+    {
+        while (blocks_.size() <= i) {
+            const AlertView &v = view(blocks_.size());
+            blocks_.push_back(builtin_block(v, v.alert->status == Status::firing ? v.silence : ""));
+        }
+        return blocks_[i];
+    }
+
+    TemplateCache text_cache, title_cache;
+
+private:
+    const AlertView &view(std::size_t i, std::vector<AlertView> &views, Escape esc)
+    {
+        while (views.size() <= i) {
+            const Alert &a = *order_[views.size()];
+            views.push_back(make_view(a, *s_.timezone, esc, hidden_));
+            views.back().silence = s_.silence_link ? silence_link_of(n_, a, hidden_) : "";
+        }
+        return views[i];
+    }
+
+    const Notification &n_;
+    const Settings &s_;
+    const LabelNames &hidden_;
+    std::vector<const Alert *> order_;
+    std::vector<AlertView> views_;       // built as needed: a big group shows a few dozen
+    std::vector<AlertView> plain_views_; // the same, as plain text, for the title template
+    std::vector<std::string> blocks_;
+    TimePoint now_;
+};
+
+class Composer
+{
+public:
+    Composer(Shown &shown, const RenderOptions &opt)
+        : shown_(shown), n_(shown.notification()), opt_(opt), s_(*opt.settings)
+    {
+        const std::size_t part = opt.messages_before + 1;
+        set_page(Page{0, opt.messages_before > 0 ? part_label(part, part) : "", true});
     }
 
     // Which alerts of the order a message shows: from `begin`; " (1/3)" after its title when
@@ -204,14 +255,19 @@ public:
     {
         std::string t;
         if (s_.title_template) {
-            TemplateInput in = input(k, plain_views_, plain_line);
+            TemplateInput in = input(k, true);
             in.part.clear(); // added below, whatever the template makes of the title
-            t = s_.title_template->render(in);
+            t = *s_.title_template->render(in, shown_.title_cache);
         }
         return (t.empty() ? plain_title(n_) : t) + page_.part;
     }
 
-    std::size_t total() const { return order_.size(); } // the alerts that may be shown
+    std::size_t total() const { return shown_.total(); } // the alerts that may be shown
+    std::size_t begin() const { return page_.begin; }
+    bool templated() const { return s_.text_template != nullptr; }
+    bool title_varies() const { return s_.title_template && s_.title_template->varies_by_page(); }
+    const std::string &part() const { return page_.part; }
+    bool last() const { return page_.last; }
 
     // Positions in n.alerts of the alerts a message with k alerts of the page shows, and when it
     // is the last, of those after them it counts in its "N more" line.
@@ -221,7 +277,7 @@ public:
         const std::size_t end = page_.last ? total() : page_.begin + k;
         out.reserve(end - page_.begin);
         for (std::size_t i = page_.begin; i < end; ++i) {
-            out.push_back(static_cast<std::size_t>(order_[i] - n_.alerts.data()));
+            out.push_back(static_cast<std::size_t>(&shown_.alert(i) - n_.alerts.data()));
         }
         return out;
     }
@@ -233,33 +289,37 @@ public:
         return page_.last ? total() - page_.begin - k + n_.not_kept() : 0;
     }
 
-    // Text with k alerts of the page, mentions not yet added.
-    std::string body(std::size_t k)
+    // Text with k alerts of the page, mentions not yet added; nothing when watch stopped the
+    // template's render.
+    std::optional<std::string> body(std::size_t k, RenderWatch *watch = nullptr)
     {
         if (s_.text_template) {
-            std::string t = s_.text_template->render(input(k, views_, escape_markdown));
-            // Blank lines collapse into one: markdown gives them no meaning.
-            collapse_blank_lines(t);
+            std::optional<std::string> t =
+                s_.text_template->render(input(k, false), shown_.text_cache, watch);
+            if (t) {
+                // Blank lines collapse into one: markdown gives them no meaning.
+                collapse_blank_lines(*t);
+            }
             return t;
         }
         std::string t = header_;
         for (std::size_t i = page_.begin; i < page_.begin + k; ++i) {
-            const Status s = order_[i]->status;
-            if (i == page_.begin || s != order_[i - 1]->status) {
+            const Status s = shown_.alert(i).status;
+            if (i == page_.begin || s != shown_.alert(i - 1).status) {
                 t += s == Status::firing
                          ? "#### 告警中 (" + std::to_string(n_.count(Status::firing)) + ")\n\n"
                          : "#### 已恢复 (" + std::to_string(n_.count(Status::resolved)) + ")\n\n";
             } else {
                 t += "---\n\n";
             }
-            t += block(i);
+            t += shown_.block(i);
         }
         const std::string more = page_.last ? omitted_line(n_, not_shown(k)) : "";
         t += more.empty() ? "" : more + "\n\n";
         return t;
     }
 
-    std::string text(std::size_t k) { return with_closing(body(k), opt_); }
+    std::string text(std::size_t k) { return with_closing(*body(k), opt_); }
 
     // How many alerts could fit at most, judging by their blocks alone (built-in layout).
     std::size_t upper_bound(std::size_t budget)
@@ -269,7 +329,7 @@ public:
         }
         std::size_t used = json_escaped_size(header_), k = 0;
         while (page_.begin + k < total()) {
-            used += json_escaped_size(block(page_.begin + k));
+            used += json_escaped_size(shown_.block(page_.begin + k));
             if (used > budget) {
                 break;
             }
@@ -279,25 +339,13 @@ public:
     }
 
 private:
-    const AlertView &view(std::size_t i) { return view(i, views_, escape_markdown); }
-
-    const AlertView &view(std::size_t i, std::vector<AlertView> &views, Escape esc)
-    {
-        while (views.size() <= i) {
-            const Alert &a = *order_[views.size()];
-            views.push_back(make_view(a, *s_.timezone, esc, hidden_));
-            views.back().silence = s_.silence_link ? silence_link_of(n_, a, hidden_) : "";
-        }
-        return views[i];
-    }
-
-    TemplateInput input(std::size_t k, std::vector<AlertView> &views, Escape esc)
+    TemplateInput input(std::size_t k, bool plain)
     {
         TemplateInput in;
         in.n = &n_;
         in.shown.reserve(k);
         for (std::size_t i = page_.begin; i < page_.begin + k; ++i) {
-            in.shown.push_back(&view(i, views, esc));
+            in.shown.push_back(plain ? &shown_.plain_view(i) : &shown_.view(i));
         }
         in.not_shown = not_shown(k);
         in.part = page_.part;
@@ -305,31 +353,82 @@ private:
         in.at = &opt_.at;
         in.timezone = s_.timezone.get();
         in.styles = s_.styles ? s_.styles.get() : &Styles::defaults();
-        in.now = now_;
+        in.now = shown_.now();
         in.silence_links = s_.silence_link;
         return in;
     }
 
-    const std::string &block(std::size_t i)
-    {
-        while (blocks_.size() <= i) {
-            const AlertView &v = view(blocks_.size());
-            blocks_.push_back(builtin_block(v, v.alert->status == Status::firing ? v.silence : ""));
-        }
-        return blocks_[i];
-    }
-
+    Shown &shown_;
     const Notification &n_;
     const RenderOptions &opt_;
-    const LabelNames &hidden_;
     const Settings &s_;
-    std::vector<const Alert *> order_;
-    std::vector<AlertView> views_;       // built as needed: a big group shows a few dozen
-    std::vector<AlertView> plain_views_; // the same, as plain text, for the title template
-    std::vector<std::string> blocks_;
     std::string header_;
     Page page_;
-    TimePoint now_;
+};
+
+// The least a request can take with the text a template has rendered so far, as it comes out:
+// blank lines collapse and the end is trimmed (collapse_blank_lines, with_closing_lines), and
+// what follows only adds, so the text up to its last byte other than a space or a line feed is
+// in the request whatever comes next. Stops the render once that is over the limit, and notes
+// it each time an alert is reached.
+class Meter : public RenderWatch
+{
+public:
+    Meter(std::size_t overhead, std::size_t max) : overhead_(overhead), max_(max) {}
+
+    bool output(const std::string &piece) override
+    {
+        for (std::size_t at = 0; at < piece.size();) {
+            if (piece[at] == '\n') {
+                newlines_ += 1;
+                size_ += started_ && newlines_ <= 2 ? 2 : 0; // "\n" in JSON
+                ++at;
+                continue;
+            }
+            const std::size_t end = std::min(piece.find('\n', at), piece.size());
+            const std::string_view run(piece.data() + at, end - at);
+            size_ += json_escaped_size(run);
+            const std::size_t last = run.find_last_not_of(' ');
+            if (last != std::string_view::npos) {
+                solid_ = size_ - (run.size() - last - 1); // a space is one byte in JSON
+            }
+            newlines_ = 0;
+            started_ = true;
+            at = end;
+        }
+        return least() <= max_;
+    }
+
+    void alert(std::size_t) override { reached_.push_back(least()); }
+    void varies() override { same_ = false; }
+
+    std::size_t least() const { return overhead_ + solid_; }
+    std::size_t overhead() const { return overhead_; }
+    bool stopped() const { return least() > max_; }
+
+    // The least size of the request when each alert was reached, for those that were.
+    const std::vector<std::size_t> &reached() const { return reached_; }
+
+    // When the render stopped before it looked up anything that depends on the number of alerts
+    // shown or on whether the message is the last, every message of the page (same first alert,
+    // part label, title size and mentions) that shows as many alerts as it reached (one at
+    // least) renders the same text up to there: none of them fits. The fewest such alerts.
+    std::optional<std::size_t> none_fit_from() const
+    {
+        if (!stopped() || !same_) {
+            return std::nullopt;
+        }
+        return std::max<std::size_t>(reached_.size(), 1);
+    }
+
+private:
+    std::size_t overhead_, max_;
+    std::size_t size_ = 0;     // of the text as it will be, in JSON
+    std::size_t solid_ = 0;    // the same, up to its last byte other than a space or a line feed
+    std::size_t newlines_ = 0; // line feeds in a row at its end
+    bool started_ = false;     // whether anything but line feeds came out
+    bool same_ = true;         // nothing that depends on the page's size looked up yet
+    std::vector<std::size_t> reached_;
 };
 
 } // namespace
@@ -338,24 +437,23 @@ namespace
 {
 
 // The most alerts of the composer's page that fit in one request, with m the message that shows
-// them; nothing when not even the text without alerts fits.
-std::optional<std::size_t> fit_alerts(Composer &c, const RenderOptions &opt, Message &m)
+// them; nothing when not even the text without alerts fits. The built-in layout's text grows
+// with every alert shown (the "N more" line changes by a digit at most).
+std::optional<std::size_t> fit_builtin(Composer &c, const RenderOptions &opt, Message &m)
 {
     const std::size_t max = opt.max_request_bytes;
     std::size_t tried = SIZE_MAX;
     auto attempt = [&](std::size_t k) {
         tried = k;
         m.title = c.title(k);
-        m.body = c.body(k);
+        m.body = *c.body(k);
         m.text = with_closing(m.body, opt);
         m.request_body = request_body(m.title, m.text, opt.at);
         return m.request_body.size() <= max;
     };
 
-    // The most alerts that fit: the size grows with every alert shown (the "N more" line
-    // changes by a digit at most). Grown from a few, in proportion to what the alerts so far
-    // took (at most x4 a step), then bisected: a few renders, each of what is shown, never of
-    // the whole body.
+    // Grown from a few, in proportion to what the alerts so far took (at most x4 a step), then
+    // bisected: a few renders, each of what is shown, never of the whole body.
     std::size_t fit = 0, limit = c.upper_bound(max);
     for (std::size_t k = std::min<std::size_t>(16, limit); k > fit;) {
         if (!attempt(k)) {
@@ -380,10 +478,226 @@ std::optional<std::size_t> fit_alerts(Composer &c, const RenderOptions &opt, Mes
     if (tried != fit) {
         attempt(fit);
     }
-    m.shown = fit;
-    m.omitted = c.not_shown(fit);
-    m.alerts = c.covered(fit);
     return fit;
+}
+
+// What the first render of a page with a text template said: every alert left rendered, stopped
+// by the Meter as soon as the text cannot fit. Holds for every message that starts at the same
+// alert with the same part label and mentions, the last of several or not.
+struct Probe {
+    bool ran = false;
+    std::optional<std::size_t> none_fit_from; // Meter::none_fit_from()
+    std::vector<std::size_t> reached;         // Meter::reached()
+};
+
+// What the fits of one notification's pages learn for the next: what followed the alerts in the
+// last render that was not stopped (the tail: "N more", links, mentions), as the last message
+// and not, and how many alerts the last fit found.
+struct Learned {
+    std::size_t tail[2] = {0, 0};
+    std::size_t fit = 0;
+};
+
+// The most alerts of the composer's page that fit with a text template, whose output per alert
+// may be anything from nothing to more than a page, and whose every render walks what it shows.
+// Rendered first with every alert left (the probe; stopped as soon as the text is known to be
+// too long), then where that says the page is full: when the probe's stop holds for every run
+// that long or longer, one more render that fits proves the most (whether or not a longer run
+// makes a shorter text); else found from there by galloping and bisecting, which finds the most
+// that fit where each alert shown makes the message longer, as a bisection over all would. Each
+// render stops soon after the page is full: a fit costs two or three renders of a page.
+class TemplateFit
+{
+public:
+    TemplateFit(Composer &c, const RenderOptions &opt, Learned &learned)
+        : c_(c), opt_(opt), learned_(learned)
+    {
+    }
+
+    // Whether every alert left fits (m then shows them): the probe, when it has not run.
+    bool all_fit(Probe &probe, Message &m)
+    {
+        const std::size_t limit = c_.total() - c_.begin();
+        Meter meter(0, 0);
+        if (attempt(limit, m, &meter)) {
+            return true;
+        }
+        if (!probe.ran) {
+            probe = Probe{true, meter.none_fit_from(), meter.reached()};
+        }
+        return false;
+    }
+
+    // The most that fit, m the message that shows them; nothing when not even the text without
+    // alerts fits. all_failed: all_fit() said no for this very message.
+    std::optional<std::size_t> most(Probe &probe, Message &m, bool all_failed = false)
+    {
+        const std::size_t limit = c_.total() - c_.begin();
+        std::size_t hi = all_failed ? limit : limit + 1; // the fewest alerts known not to fit
+        if (probe.ran && probe.none_fit_from) {
+            hi = std::min(hi, *probe.none_fit_from);
+        }
+        if (hi > limit) {
+            if (all_fit(probe, m)) {
+                return limit;
+            }
+            hi = limit;
+            if (probe.none_fit_from) {
+                hi = std::min(hi, *probe.none_fit_from);
+            }
+        }
+        if (hi == 0) {
+            return std::nullopt;
+        }
+        // Down from where the page is likely full until a run fits, by steps that double when
+        // the guess is wrong; then up from there, then bisected.
+        std::size_t lo = 0, k = guess(probe, hi);
+        for (std::size_t step = 1;; step *= 2) {
+            if (attempt(k, m, nullptr, &probe)) {
+                lo = k;
+                break;
+            }
+            hi = k;
+            if (hi == 0) {
+                return std::nullopt; // not even the text without alerts fits
+            }
+            k = std::min(guess(probe, hi), hi > step ? hi - step : 0);
+        }
+        for (std::size_t step = 1; lo + step < hi; step *= 2) {
+            if (!attempt(lo + step, m, nullptr, &probe)) {
+                hi = lo + step;
+                break;
+            }
+            lo += step;
+        }
+        while (hi - lo > 1) {
+            const std::size_t mid = lo + (hi - lo) / 2;
+            (attempt(mid, m, nullptr, &probe) ? lo : hi) = mid;
+        }
+        learned_.fit = lo;
+        return lo; // m: the last attempt that fit, which is lo's (lo only ever moves up to it)
+    }
+
+    // Whether k alerts of the page fit (m then shows them).
+    bool fits(std::size_t k, Message &m) { return attempt(k, m); }
+
+private:
+    // The most alerts, fewer than `below`, that the probe says fit: it reached alert j when the
+    // request took at least reached[j] (with the alerts before j), and what follows the alerts
+    // is taken as long as it was last time. When the alerts the probe reached showed nothing it
+    // could see (a list inside a function's section, whose text comes out at its end), from
+    // as many as the last page's fit (or one), up.
+    std::size_t guess(const Probe &probe, std::size_t below) const
+    {
+        const std::vector<std::size_t> &reached = probe.reached;
+        std::size_t j = std::min(below, reached.size());
+        const std::size_t tail = learned_.tail[c_.last()];
+        while (j > 1 && reached[j - 1] + tail > opt_.max_request_bytes) {
+            --j;
+        }
+        if (j == 0) {
+            return below > 0 ? below - 1 : 0;
+        }
+        if (j > 2 && reached[j - 1] == reached.front()) {
+            return std::min(j - 1, std::max<std::size_t>(learned_.fit, 1));
+        }
+        return j - 1;
+    }
+
+    // Renders k alerts of the page (the text first: it may stop early, then the title);
+    // whether they fit, m the message when they do. watch: the probe's, kept; probe: the
+    // probe's findings, to learn the tail from.
+    bool attempt(std::size_t k, Message &m, Meter *watch = nullptr, const Probe *probe = nullptr)
+    {
+        // The Meter counts the title as much as any title of the page takes: it is the same
+        // for every number of alerts shown unless a title template names what changes with
+        // it (then its part label only: the probe's stop must hold for all of them).
+        const std::size_t max = opt_.max_request_bytes;
+        Meter own =
+            c_.title_varies()
+                ? Meter(request_body("", "", opt_.at).size() + json_escaped_size(c_.part()), max)
+                : Meter(request_body(c_.title(0), "", opt_.at).size(), max);
+        Meter &meter = watch != nullptr ? *watch : own;
+        meter = own;
+        std::optional<std::string> body = c_.body(k, &meter);
+        if (!body) {
+            return false;
+        }
+        std::string text = with_closing(*body, opt_);
+        // the request with the title counted as the Meter counts it: no title render when
+        // the text alone is too long
+        const std::size_t least = meter.overhead() + json_escaped_size(text);
+        if (probe != nullptr && k < probe->reached.size() && least >= probe->reached[k]) {
+            learned_.tail[c_.last()] = least - probe->reached[k];
+        }
+        if (least > max) {
+            return false;
+        }
+        Message t;
+        t.title = c_.title(k);
+        t.body = std::move(*body);
+        t.text = std::move(text);
+        t.request_body = request_body(t.title, t.text, opt_.at);
+        if (t.request_body.size() > max) {
+            return false;
+        }
+        m = std::move(t);
+        return true;
+    }
+
+    Composer &c_;
+    const RenderOptions &opt_;
+    Learned &learned_;
+};
+
+// What a message with k alerts of the composer's page covers.
+void cover(Composer &c, std::size_t k, Message &m)
+{
+    m.shown = k;
+    m.omitted = c.not_shown(k);
+    m.alerts = c.covered(k);
+}
+
+// The most alerts of the composer's page that fit, with m the message that shows them; nothing
+// when not even the text without alerts fits. probe: what a render of the page said before (a
+// text template's), all_failed: that not all fit.
+std::optional<std::size_t> fit_alerts(Composer &c, const RenderOptions &opt, Message &m,
+                                      Probe &probe, bool all_failed)
+{
+    Learned learned;
+    const auto fit = c.templated() ? TemplateFit(c, opt, learned).most(probe, m, all_failed)
+                                   : fit_builtin(c, opt, m);
+    if (fit) {
+        cover(c, *fit, m);
+    }
+    return fit;
+}
+
+std::optional<std::size_t> fit_alerts(Composer &c, const RenderOptions &opt, Message &m)
+{
+    Probe probe;
+    return fit_alerts(c, opt, m, probe, false);
+}
+
+Message render_message(Shown &shown, const RenderOptions &opt, Probe &probe, bool all_failed)
+{
+    Message m;
+    Composer c(shown, opt);
+    if (!fit_alerts(c, opt, m, probe, all_failed)) {
+        // Not even the text without alerts fits (a template's fixed part, a huge mention
+        // list): cut whole lines of it, and keep the keyword and the mentions whole after the
+        // cut (room for all of them: the cut may take those the text had).
+        const std::size_t max = opt.max_request_bytes;
+        m.title = c.title(0);
+        std::string text = *c.body(0);
+        trim_end(text);
+        const std::size_t overhead = request_body(m.title, closing_lines("", opt), opt.at).size();
+        m.text = cut_to_fit(text, max > overhead ? max - overhead : 0);
+        m.text += closing_lines(m.text, opt);
+        m.request_body = request_body(m.title, m.text, opt.at);
+        cover(c, 0, m);
+    }
+    return m;
 }
 
 } // namespace
@@ -395,40 +709,26 @@ std::string with_closing_lines(std::string text, const RenderOptions &opt)
 
 Message render_message(const Notification &n, const RenderOptions &opt)
 {
-    Message m;
-    Composer c(n, opt);
-    if (!fit_alerts(c, opt, m)) {
-        // Not even the text without alerts fits (a template's fixed part, a huge mention
-        // list): cut whole lines of it, and keep the keyword and the mentions whole after the
-        // cut (room for all of them: the cut may take those the text had).
-        const std::size_t max = opt.max_request_bytes;
-        m.title = c.title(0);
-        std::string text = c.body(0);
-        trim_end(text);
-        const std::size_t overhead = request_body(m.title, closing_lines("", opt), opt.at).size();
-        m.text = cut_to_fit(text, max > overhead ? max - overhead : 0);
-        m.text += closing_lines(m.text, opt);
-        m.request_body = request_body(m.title, m.text, opt.at);
-        m.shown = 0;
-        m.omitted = c.not_shown(0);
-        m.alerts = c.covered(0);
-    }
-    return m;
+    Shown shown(n, opt);
+    Probe probe;
+    return render_message(shown, opt, probe, false);
 }
 
 namespace
 {
 
+using Plan = std::vector<std::pair<std::size_t, std::size_t>>; // (begin, alerts) per message
+
 // Where each message of several starts and how many alerts it shows: as many as fit, firing
 // first, the last one ending with "N more" when even max_messages are not enough. Empty when
-// they cannot be planned (a page that holds no alert): one message then.
-std::vector<std::pair<std::size_t, std::size_t>>
-plan_pages(Composer &first, Composer &others, const RenderOptions &opt, std::size_t max_messages)
+// they cannot be planned (a page that holds no alert): one message then. Planned with the
+// widest part label, so that the real one fits as well.
+Plan plan_pages(Composer &first, Composer &others, const RenderOptions &opt,
+                std::size_t max_messages)
 {
-    // planned with the widest part label, so that the real one fits as well
     const std::size_t last = opt.messages_before + max_messages;
     const std::string widest = part_label(last, last);
-    std::vector<std::pair<std::size_t, std::size_t>> plan;
+    Plan plan;
     for (std::size_t begin = 0; begin < first.total();) {
         Composer &c = plan.empty() ? first : others;
         Message m;
@@ -452,6 +752,53 @@ plan_pages(Composer &first, Composer &others, const RenderOptions &opt, std::siz
     return plan;
 }
 
+// The same pages with a text template, with fewer renders: the most that fit as the last page is
+// needed only when it is the last (all left fit, or the most messages are reached), is not zero
+// (some fit), or when all left fit only without "N more" (the fit as the last is taken then);
+// one probe of the page serves both fits. Where each alert shown makes a message longer, the
+// fits are plan_pages' and so are the pages.
+Plan plan_template_pages(Composer &first, Composer &others, const RenderOptions &opt,
+                         std::size_t max_messages)
+{
+    const std::size_t last = opt.messages_before + max_messages;
+    const std::string widest = part_label(last, last);
+    Plan plan;
+    Learned learned;
+    for (std::size_t begin = 0; begin < first.total();) {
+        Composer &c = plan.empty() ? first : others;
+        TemplateFit fit(c, opt, learned);
+        Probe probe;
+        Message m;
+        c.set_page({begin, widest, true});
+        if (fit.all_fit(probe, m)) {
+            plan.emplace_back(begin, c.total() - begin);
+            return plan;
+        }
+        if (plan.size() + 1 == max_messages) {
+            const auto k = fit.most(probe, m, true);
+            if (!k || *k == 0) {
+                return {};
+            }
+            plan.emplace_back(begin, *k);
+            return plan;
+        }
+        // none fits as the last page: planned as one message
+        if (c.total() - begin == 1 || probe.none_fit_from == std::size_t{1} || !fit.fits(1, m)) {
+            return {};
+        }
+        c.set_page({begin, widest, false}); // not the last: no "N more" line to make room for
+        std::optional<std::size_t> take = fit.most(probe, m);
+        if (!take || begin + *take >= c.total()) {
+            // all left fit only without "N more": the last page says it, after this
+            c.set_page({begin, widest, true});
+            take = fit.most(probe, m, true);
+        }
+        plan.emplace_back(begin, *take);
+        begin += *take;
+    }
+    return plan;
+}
+
 } // namespace
 
 std::vector<Message> render_messages(const Notification &n, const RenderOptions &opt)
@@ -460,18 +807,39 @@ std::vector<Message> render_messages(const Notification &n, const RenderOptions 
     const std::size_t max_messages =
         std::min(opt.settings->max_messages, kMaxMessages) -
         std::min(opt.messages_before, std::min(opt.settings->max_messages, kMaxMessages) - 1);
-    std::vector<Message> out{render_message(n, opt)};
-    if (max_messages <= 1 || out[0].alerts.size() == out[0].shown) {
-        return out; // one message: it shows every alert left, or only one may go
-    }
+    Shown shown(n, opt);
     RenderOptions rest = opt;
     rest.at = Mentions{}; // the first message mentions; the others would only ring again
-    Composer first(n, opt), others(n, rest);
-    const auto plan = plan_pages(first, others, opt, max_messages);
-    if (plan.size() < 2) {
-        return out;
+    Composer first(shown, opt), others(shown, rest);
+    Plan plan;
+    Probe probe;
+    bool all_failed = false;
+    if (!opt.settings->text_template) {
+        std::vector<Message> out{render_message(shown, opt, probe, false)};
+        if (max_messages <= 1 || out[0].alerts.size() == out[0].shown) {
+            return out; // one message: it shows every alert left, or only one may go
+        }
+        plan = plan_pages(first, others, opt, max_messages);
+        if (plan.size() < 2) {
+            return out;
+        }
+    } else {
+        // the same, without fitting the one message unless it goes out
+        Message one;
+        Learned learned;
+        if (TemplateFit(first, opt, learned).all_fit(probe, one)) {
+            cover(first, first.total(), one);
+            return {std::move(one)};
+        }
+        all_failed = true;
+        if (max_messages > 1) {
+            plan = plan_template_pages(first, others, opt, max_messages);
+        }
+        if (plan.size() < 2) {
+            return {render_message(shown, opt, probe, all_failed)};
+        }
     }
-    out.clear();
+    std::vector<Message> out;
     const std::size_t before = opt.messages_before;
     for (std::size_t i = 0; i < plan.size(); ++i) {
         Composer &c = i == 0 ? first : others;
@@ -481,9 +849,7 @@ std::vector<Message> render_messages(const Notification &n, const RenderOptions 
         m.title = c.title(plan[i].second);
         m.text = c.text(plan[i].second);
         m.request_body = request_body(m.title, m.text, i == 0 ? opt.at : rest.at);
-        m.shown = plan[i].second;
-        m.omitted = c.not_shown(plan[i].second);
-        m.alerts = c.covered(plan[i].second);
+        cover(c, plan[i].second, m);
         out.push_back(std::move(m));
     }
     return out;

@@ -6,9 +6,12 @@
 #include <kainjow/mustache.hpp>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
+#include <bitset>
 #include <cctype>
 #include <stdexcept>
+#include <map>
 #include <unordered_map>
 
 namespace dingtalk
@@ -363,29 +366,69 @@ void set_functions(mu::data &d)
           }});
 }
 
-void set_times(mu::data &d, const std::string &prefix, const std::optional<TimePoint> &t,
-               const TimeZone &tz)
+// An alert's names (those of its place in a list aside), then the forms of its two maps: the
+// labels' four (kMaps[0]) and their list, the annotations' the same.
+// clang-format off
+enum AlertKey {
+    kStatus, kFiring, kResolved, kSeverity, kSeverityIs, kEmoji, kColor, kAlertname, kPod,
+    kNamespace, kDetail, kHasSeverity, kHasAlertname, kHasNamespace, kHasDetail, kTarget,
+    kTargetLabel, kTargetTitle, kHasTarget, kStartsAt, kStartsAtDate, kStartsAtTime,
+    kStartsAtRfc3339, kEndsAt, kEndsAtDate, kEndsAtTime, kEndsAtRfc3339, kDuration,
+    kDurationShort, kOtherLabels, kHasOtherLabels, kGeneratorUrl, kHasGeneratorUrl, kSilenceUrl,
+    kHasSilenceUrl, kFingerprint,
+    kLabels, kLabelsUrl, kLabelsLink, kLabelsRaw, kLabelList,
+    kAnnotations, kAnnotationsUrl, kAnnotationsLink, kAnnotationsRaw, kAnnotationList,
+    kAlertKeys
+};
+const char *const kAlertKeyNames[kAlertKeys] = {
+    "status", "firing", "resolved", "severity", "severity_is", "emoji", "color", "alertname",
+    "pod", "namespace", "detail", "has_severity", "has_alertname", "has_namespace", "has_detail",
+    "target", "target_label", "target_title", "has_target", "starts_at", "starts_at_date",
+    "starts_at_time", "starts_at_rfc3339", "ends_at", "ends_at_date", "ends_at_time",
+    "ends_at_rfc3339", "duration", "duration_short", "other_labels", "has_other_labels",
+    "generator_url", "has_generator_url", "silence_url", "has_silence_url", "fingerprint",
+    "labels", "labels_url", "labels_link", "labels_raw", "label_list",
+    "annotations", "annotations_url", "annotations_link", "annotations_raw", "annotation_list"};
+// clang-format on
+
+// One of the four object forms of a map (labels, labels_url ...): one value can be looked up
+// without the others.
+bool is_object_form(int k)
 {
-    d.set(prefix, t ? tz.format(*t) : "-");
-    d.set(prefix + "_date", t ? tz.format(*t, TimeZone::Form::date) : "-");
-    d.set(prefix + "_time", t ? tz.format(*t, TimeZone::Form::time) : "-");
-    d.set(prefix + "_rfc3339", t ? tz.format(*t, TimeZone::Form::rfc3339) : "-");
+    return (k >= kLabels && k < kLabelList) || (k >= kAnnotations && k < kAnnotationList);
 }
 
-// How long it lasted (resolved) or has lasted so far (firing); "-" when the times are unknown.
-void set_duration(mu::data &d, const Alert &a, TimePoint now)
+// What depends on the message: its title and mentions, then what depends on how many alerts it
+// shows and whether it is the last.
+// clang-format off
+enum MessageKey {
+    kTitle, kMentions, kHasMentions,
+    kShown, kOmitted, kTruncated, kTruncatedAlerts, kMoreCount, kMore, kHasMore,
+    kMessageKeys
+};
+const char *const kMessageKeyNames[kMessageKeys] = {
+    "title", "mentions", "has_mentions",
+    "shown", "omitted", "truncated", "truncated_alerts", "more_count", "more", "has_more"};
+// clang-format on
+
+// What an alert's place in a list says: index and first; in `alerts` also the rest.
+const char *const kPlaceNames[] = {"index", "first", "first_firing", "first_resolved",
+                                   "section_start"};
+const char *const kListNames[] = {"alerts", "firing", "resolved"};
+
+template <class T, std::size_t N> int index_of(const T (&names)[N], const std::string &name)
 {
-    std::optional<TimePoint> end = a.status == Status::resolved ? a.ends_at : now;
-    if (!a.starts_at || !end) {
-        d.set("duration", "-");
-        d.set("duration_short", "-");
-        return;
+    for (std::size_t i = 0; i < N; ++i) {
+        if (name == names[i]) {
+            return static_cast<int>(i);
+        }
     }
-    const auto s = std::chrono::duration_cast<std::chrono::seconds>(*end - *a.starts_at);
-    d.set("duration", duration_words(s));
-    d.set("duration_short", duration_short(s));
+    return -1;
 }
 
+// The data a template sees, in three parts: the notification's (the same for every message of
+// it), the message's, and each alert's (the same in every message that shows it), value by
+// value as a render looks them up. A render joins them in a Lookup.
 class DataBuilder
 {
 public:
@@ -393,25 +436,15 @@ public:
         : in_(in), n_(*in.n), used_(used),
           esc_(kind == Template::Kind::text ? escape_markdown : plain_line)
     {
+        for (std::size_t k = 0; k < kAlertKeys; ++k) {
+            uses_[k] = used.count(kAlertKeyNames[k]) != 0;
+        }
     }
 
-    mu::data build() const
+    mu::data notification() const
     {
         mu::data d;
         d.set("_nl", "\n"); // see without_standalone_lines()
-        set_notification(d);
-        set_functions(d);
-        if (used_.count("alerts") || used_.count("firing") || used_.count("resolved")) {
-            set_alerts(d);
-        }
-        set_flags(d);
-        return d;
-    }
-
-private:
-    void set_notification(mu::data &d) const
-    {
-        d.set("title", esc_(plain_title(n_) + in_.part, kMaxTitle * 2));
         d.set("status", to_string(n_.status));
         d.set("status_upper", n_.status == Status::firing ? "FIRING" : "RESOLVED");
         d.set("firing_count", count(n_.count(Status::firing)));
@@ -433,110 +466,521 @@ private:
         d.set("has_alertmanager_url", !am.empty());
         d.set("silence_url", silence);
         d.set("has_silence_url", !silence.empty());
-        const std::string mentions = mention_line(*in_.at);
-        d.set("mentions", mentions);
-        d.set("has_mentions", !mentions.empty());
         const Style &style = in_.styles->of(n_);
         d.set("emoji", style.emoji);
         d.set("color", style.color);
-    }
-
-    void set_flags(mu::data &d) const
-    {
+        set_functions(d);
         d.set("has_firing", n_.count(Status::firing) > 0);
         d.set("has_resolved", n_.count(Status::resolved) > 0);
-        d.set("shown", count(in_.shown.size()));
-        d.set("omitted", count(in_.not_shown));
+        return d;
+    }
+
+    // By MessageKey.
+    std::vector<mu::data> message() const
+    {
+        std::vector<mu::data> d;
+        d.reserve(kMessageKeys);
+        d.emplace_back(esc_(plain_title(n_) + in_.part, kMaxTitle * 2));
+        const std::string mentions = mention_line(*in_.at);
+        d.emplace_back(mentions);
+        d.emplace_back(!mentions.empty());
+        d.emplace_back(count(in_.shown.size()));
+        d.emplace_back(count(in_.not_shown));
         // what the notification does not show is said once, by its last message
         const std::uint64_t truncated = in_.last_part ? n_.truncated_alerts : 0;
-        d.set("truncated", in_.not_shown > 0 || truncated > 0);
-        d.set("truncated_alerts", count(truncated));
-        d.set("more_count", count(in_.not_shown + truncated));
+        d.emplace_back(in_.not_shown > 0 || truncated > 0);
+        d.emplace_back(count(truncated));
+        d.emplace_back(count(in_.not_shown + truncated));
         const std::string line = in_.last_part ? omitted_line(n_, in_.not_shown) : "";
         const std::string more = esc_ == plain_line ? plain_line(line, kMaxTitle * 2) : line;
-        d.set("more", more);
-        d.set("has_more", !more.empty());
+        d.emplace_back(more);
+        d.emplace_back(!more.empty());
+        return d;
     }
 
-    void set_alerts(mu::data &d) const
-    {
-        mu::data alerts{mu::data::type::list}, firing{mu::data::type::list},
-            resolved{mu::data::type::list};
-        std::size_t nfiring = 0, nresolved = 0;
-        for (std::size_t i = 0; i < in_.shown.size(); ++i) {
-            mu::data a = alert(*in_.shown[i], i);
-            const bool is_firing = in_.shown[i]->alert->status == Status::firing;
-            std::size_t &in_section = is_firing ? nfiring : nresolved;
-            if (used_.count(is_firing ? "firing" : "resolved")) {
-                mu::data in_list = a;
-                in_list.set("first", in_section == 0);
-                (is_firing ? firing : resolved).push_back(in_list);
-            }
-            a.set("first", i == 0);
-            a.set("first_firing", is_firing && in_section == 0);
-            a.set("first_resolved", !is_firing && in_section == 0);
-            a.set("section_start", in_section == 0);
-            alerts.push_back(a);
-            ++in_section;
-        }
-        d.set("alerts", alerts);
-        d.set("firing", firing);
-        d.set("resolved", resolved);
-    }
+    bool uses(const char *name) const { return used_.count(name) != 0; }
+    // Whether the template names it: no other name of an alert is ever looked up (a dotted
+    // name's first part is), so no other is made.
+    bool uses(int k) const { return uses_[static_cast<std::size_t>(k)]; }
 
-    // The built-in layout's fields, and whether the alert has them.
-    void set_fields(mu::data &d, const AlertView &v) const
-    {
-        d.set("alertname", v.alertname);
-        d.set("pod", v.pod);
-        d.set("namespace", v.namespace_);
-        d.set("detail", v.detail);
-        d.set("has_severity", v.has_severity);
-        d.set("has_alertname", v.has_alertname);
-        d.set("has_namespace", v.has_namespace);
-        d.set("has_detail", v.has_detail);
-        d.set("target", v.target);
-        d.set("target_label", esc_(v.target_label, kMaxValue));
-        d.set("target_title", target_title(v.target_label));
-        d.set("has_target", !v.target.empty());
-    }
-
-    mu::data alert(const AlertView &v, std::size_t index) const
+    // One name of an alert.
+    mu::data alert(const AlertView &v, AlertKey k) const
     {
         const Alert &a = *v.alert;
-        mu::data d;
-        d.set("index", std::to_string(index + 1));
-        d.set("status", to_string(a.status));
-        d.set("firing", a.status == Status::firing);
-        d.set("resolved", a.status == Status::resolved);
-        d.set("severity", v.severity);
-        mu::data is;
-        is.set(severity_key(a).empty() ? "-" : severity_key(a), true);
-        d.set("severity_is", is);
-        const Style &style = in_.styles->of(a);
-        d.set("emoji", style.emoji);
-        d.set("color", style.color);
-        set_fields(d, v);
-        set_times(d, "starts_at", a.starts_at, *in_.timezone);
-        set_times(d, "ends_at", a.status == Status::resolved ? a.ends_at : std::nullopt,
-                  *in_.timezone);
-        set_duration(d, a, in_.now);
-        d.set("other_labels", v.other_labels);
-        d.set("has_other_labels", !v.other_labels.empty());
-        d.set("generator_url", v.link);
-        d.set("has_generator_url", !v.link.empty());
-        d.set("silence_url", v.silence);
-        d.set("has_silence_url", !v.silence.empty());
-        d.set("fingerprint", esc_(a.fingerprint, kMaxValue));
-        set_map(d, kMaps[0], a.labels, esc_, used_);
-        set_map(d, kMaps[1], a.annotations, esc_, used_);
-        return d;
+        const std::optional<TimePoint> ends =
+            a.status == Status::resolved ? a.ends_at : std::nullopt;
+        switch (k) {
+        case kStatus:
+            return mu::data(to_string(a.status));
+        case kFiring:
+            return mu::data(a.status == Status::firing);
+        case kResolved:
+            return mu::data(a.status == Status::resolved);
+        case kSeverity:
+            return mu::data(v.severity);
+        case kSeverityIs: {
+            mu::data is;
+            is.set(severity_key(a).empty() ? "-" : severity_key(a), true);
+            return is;
+        }
+        case kEmoji:
+            return mu::data(in_.styles->of(a).emoji);
+        case kColor:
+            return mu::data(in_.styles->of(a).color);
+        case kAlertname:
+            return mu::data(v.alertname);
+        case kPod:
+            return mu::data(v.pod);
+        case kNamespace:
+            return mu::data(v.namespace_);
+        case kDetail:
+            return mu::data(v.detail);
+        case kHasSeverity:
+            return mu::data(v.has_severity);
+        case kHasAlertname:
+            return mu::data(v.has_alertname);
+        case kHasNamespace:
+            return mu::data(v.has_namespace);
+        case kHasDetail:
+            return mu::data(v.has_detail);
+        case kTarget:
+            return mu::data(v.target);
+        case kTargetLabel:
+            return mu::data(esc_(v.target_label, kMaxValue));
+        case kTargetTitle:
+            return mu::data(target_title(v.target_label));
+        case kHasTarget:
+            return mu::data(!v.target.empty());
+        case kStartsAt:
+        case kStartsAtDate:
+        case kStartsAtTime:
+        case kStartsAtRfc3339:
+            return time(a.starts_at, k - kStartsAt);
+        case kEndsAt:
+        case kEndsAtDate:
+        case kEndsAtTime:
+        case kEndsAtRfc3339:
+            return time(ends, k - kEndsAt);
+        case kDuration:
+        case kDurationShort:
+            return duration(a, k == kDuration);
+        case kOtherLabels:
+            return mu::data(v.other_labels);
+        case kHasOtherLabels:
+            return mu::data(!v.other_labels.empty());
+        case kGeneratorUrl:
+            return mu::data(v.link);
+        case kHasGeneratorUrl:
+            return mu::data(!v.link.empty());
+        case kSilenceUrl:
+            return mu::data(v.silence);
+        case kHasSilenceUrl:
+            return mu::data(!v.silence.empty());
+        case kFingerprint:
+            return mu::data(esc_(a.fingerprint, kMaxValue));
+        case kLabelList:
+            return map_list(a.labels, esc_, uses("name_is"));
+        case kAnnotationList:
+            return map_list(a.annotations, esc_, uses("name_is"));
+        default:
+            return map_object(map_of(a, k), form_of(k));
+        }
+    }
+
+    // One value of one of the object forms of an alert's map (labels.instance), or nothing
+    // (invalid) when it has no such name: what alert(v, k).get(name) would find.
+    mu::data alert(const AlertView &v, AlertKey k, const std::string &name) const
+    {
+        const Labels &m = map_of(*v.alert, k);
+        const auto it = m.find(name);
+        return it == m.end() ? mu::data(mu::data::type::invalid)
+                             : mu::data(form_of(k)(it->second, kMaxValue));
+    }
+
+private:
+    static const Labels &map_of(const Alert &a, int k)
+    {
+        return k < kAnnotations ? a.labels : a.annotations;
+    }
+
+    Escape form_of(int k) const
+    {
+        switch ((k - kLabels) % (kAnnotations - kLabels)) {
+        case 1:
+            return url_form;
+        case 2:
+            return link_form;
+        case 3:
+            return raw_form;
+        default:
+            return esc_;
+        }
+    }
+
+    // starts_at, starts_at_date, starts_at_time, starts_at_rfc3339 (form 0 to 3); "-" unknown.
+    mu::data time(const std::optional<TimePoint> &t, int form) const
+    {
+        static const TimeZone::Form forms[] = {TimeZone::Form::date, TimeZone::Form::date,
+                                               TimeZone::Form::time, TimeZone::Form::rfc3339};
+        if (!t) {
+            return mu::data("-");
+        }
+        return mu::data(form == 0 ? in_.timezone->format(*t)
+                                  : in_.timezone->format(*t, forms[form]));
+    }
+
+    // How long it lasted (resolved) or has lasted so far (firing); "-" when the times are
+    // unknown.
+    mu::data duration(const Alert &a, bool words) const
+    {
+        std::optional<TimePoint> end = a.status == Status::resolved ? a.ends_at : in_.now;
+        if (!a.starts_at || !end) {
+            return mu::data("-");
+        }
+        const auto s = std::chrono::duration_cast<std::chrono::seconds>(*end - *a.starts_at);
+        return mu::data(words ? duration_words(s) : duration_short(s));
     }
 
     const TemplateInput &in_;
     const Notification &n_;
     const std::set<std::string> &used_;
     Escape esc_;
+    std::bitset<kAlertKeys> uses_;
+};
+
+const mu::data kTrue(true), kFalse(false);
+
+// A list of alerts as a template sees it: `alerts` (every alert shown), `firing` or `resolved`.
+// Its items are stand-ins (true), one per alert, that the Lookup turns into the alert's data and
+// what its place in the list says; nothing of an alert is copied into a list.
+struct AlertList {
+    int kind = 0; // in kListNames
+    mu::data items{mu::data::type::list};
+    std::vector<std::size_t> shown; // each item's alert, by its position in in.shown
+
+    // The item's place in the list, when p is one of its items.
+    std::optional<std::size_t> place(const mu::data *p) const
+    {
+        const mu::list &l = items.list_value();
+        if (l.empty() || p < l.data() || p >= l.data() + l.size()) {
+            return std::nullopt;
+        }
+        return static_cast<std::size_t>(p - l.data());
+    }
+};
+
+// What one name (or the first part of a dotted one) is, wherever it is looked up.
+struct Route {
+    std::string name;               // the tag's name (routes are kept by its address)
+    std::vector<std::string> parts; // kainjow's split of a dotted name: at each dot, an empty
+                                    // last part dropped; empty for a name without a dot
+    int alert = -1;                 // AlertKey
+    int place = -1;                 // in kPlaceNames
+    int message = -1;               // MessageKey
+    int list = -1;                  // in kListNames
+    const mu::data *notification = nullptr;
+};
+
+// One alert's values, each made the first time a render looks it up.
+struct AlertData {
+    std::vector<mu::data> values; // of the names the template uses (TemplateCache::Impl::slots);
+                                  // invalid: not made yet
+    std::map<std::pair<int, std::string>, mu::data> picked; // labels.instance ...: one value
+};
+
+} // namespace
+
+// What the renders of one notification with one template keep between them.
+struct TemplateCache::Impl {
+    std::uint64_t template_id = 0;
+    const Notification *n = nullptr;
+    std::optional<mu::data> notification;
+    std::unordered_map<const AlertView *, AlertData> alerts;
+    std::vector<mu::data> indexes; // "1", "2" ...
+    std::unordered_map<const std::string *, Route> routes;
+    std::array<int, kAlertKeys> slots{}; // where AlertData::values has each name; -1: unused
+    std::size_t used_slots = 0;
+};
+
+TemplateCache::TemplateCache() : impl_(std::make_unique<Impl>()) {}
+TemplateCache::~TemplateCache() = default;
+TemplateCache::TemplateCache(TemplateCache &&) noexcept = default;
+TemplateCache &TemplateCache::operator=(TemplateCache &&) noexcept = default;
+
+namespace
+{
+
+// Thrown by the output when its watch stops the render.
+struct Stopped {
+};
+
+// What a template's names mean during one render: kainjow's context (a stack of data, searched
+// from the top, a dotted name resolved whole in one item before the next is tried), over the
+// cached data. The bottom item stands for the notification's data and the message's, together;
+// an item of an alert list for its alert's data and, before it, what its place says.
+class Lookup : public mu::basic_context<std::string>
+{
+public:
+    Lookup(TemplateCache::Impl &cache, const DataBuilder &data, const TemplateInput &in,
+           const std::vector<mu::data> &message, const std::vector<AlertList> &lists,
+           RenderWatch *watch)
+        : cache_(cache), data_(data), in_(in), message_(message), lists_(lists), watch_(watch),
+          alerts_(in.shown.size(), nullptr)
+    {
+        stack_.push_back(&root_);
+        in_section_.reserve(in.shown.size());
+        std::size_t nfiring = 0, nresolved = 0;
+        for (const AlertView *v : in.shown) {
+            in_section_.push_back(v->alert->status == Status::firing ? nfiring++ : nresolved++);
+        }
+        while (cache_.indexes.size() < in.shown.size()) {
+            cache_.indexes.emplace_back(std::to_string(cache_.indexes.size() + 1));
+        }
+        if (cache_.used_slots == 0) {
+            for (int k = 0; k < kAlertKeys; ++k) {
+                cache_.slots[k] = data.uses(k) ? static_cast<int>(cache_.used_slots++) : -1;
+            }
+        }
+    }
+
+    void push(const mu::data *d) override
+    {
+        stack_.push_back(d);
+        for (const AlertList &l : lists_) {
+            if (const auto at = l.place(d)) {
+                reach(l.shown[*at]);
+            }
+        }
+    }
+
+    void pop() override { stack_.pop_back(); }
+
+    const mu::data *get(const std::string &name) const override
+    {
+        if (name.size() == 1 && name[0] == '.') {
+            return stack_.back();
+        }
+        const Route &r = route(name);
+        if (r.parts.empty()) {
+            for (auto it = stack_.rbegin(); it != stack_.rend(); ++it) {
+                if (const mu::data *v = find(*it, r, name)) {
+                    return v;
+                }
+            }
+            return nullptr;
+        }
+        for (auto it = stack_.rbegin(); it != stack_.rend(); ++it) {
+            const mu::data *var = nullptr;
+            std::size_t next = 1;
+            const auto at = r.parts.size() > 1 && is_object_form(r.alert) ? place(*it) : nullptr;
+            if (at != nullptr) {
+                var = picked(at->first->shown[at->second], r.alert, r.parts[1]);
+                next = 2;
+            } else {
+                var = find(*it, r, r.parts[0]);
+            }
+            for (; var != nullptr && next < r.parts.size(); ++next) {
+                var = var->get(r.parts[next]);
+            }
+            if (var != nullptr) {
+                return var;
+            }
+        }
+        return nullptr;
+    }
+
+    const mu::data *get_partial(const std::string &) const override
+    {
+        return nullptr; // refused when the template is parsed
+    }
+
+private:
+    // What was rendered so far depends on alert i: tells the watch of every alert up to it.
+    void reach(std::size_t i) const
+    {
+        for (; watch_ != nullptr && reached_ <= i; ++reached_) {
+            watch_->alert(reached_);
+        }
+    }
+
+    const Route &route(const std::string &name) const
+    {
+        if (cache_.routes.size() > 4096) {
+            cache_.routes.clear(); // names of lambdas' sections, parsed each time they run
+        }
+        const auto [it, added] = cache_.routes.try_emplace(&name);
+        Route &r = it->second;
+        if (!added && r.name == name) {
+            return r;
+        }
+        r = Route{};
+        r.name = name;
+        if (name.find('.') != std::string::npos) {
+            r.parts = mu::split(name, '.');
+        }
+        const std::string &head = r.parts.empty() ? name : r.parts.front();
+        r.alert = index_of(kAlertKeyNames, head);
+        r.place = index_of(kPlaceNames, head);
+        r.message = index_of(kMessageKeyNames, head);
+        r.list = index_of(kListNames, head);
+        r.notification = cache_.notification->get(head);
+        return r;
+    }
+
+    // The alert list item p is, and its place in it; null when it is none.
+    const std::pair<const AlertList *, std::size_t> *place(const mu::data *p) const
+    {
+        for (const AlertList &l : lists_) {
+            if (const auto at = l.place(p)) {
+                place_ = {&l, *at};
+                return &place_;
+            }
+        }
+        return nullptr;
+    }
+
+    const mu::data *find(const mu::data *item, const Route &r, const std::string &key) const
+    {
+        if (item == &root_) {
+            if (r.message >= 0) {
+                if (r.message >= kShown && watch_ != nullptr) {
+                    watch_->varies();
+                }
+                return &message_[r.message];
+            }
+            if (r.list >= 0 && !lists_.empty()) {
+                const AlertList &l = lists_[r.list];
+                if (!l.shown.empty()) {
+                    reach(l.shown.front()); // whether it is empty is the same for all that
+                                            // show its first alert
+                }
+                return &l.items;
+            }
+            return r.notification;
+        }
+        if (const auto at = place(item)) {
+            return in_alert(*at->first, at->second, r);
+        }
+        return item->get(key);
+    }
+
+    const mu::data *in_alert(const AlertList &l, std::size_t at, const Route &r) const
+    {
+        const std::size_t i = l.shown[at];
+        if (r.place == 0) {
+            return &cache_.indexes[i];
+        }
+        if (r.place == 1) {
+            return at == 0 ? &kTrue : &kFalse;
+        }
+        if (r.place > 1 && l.kind == 0) {
+            const bool firing = in_.shown[i]->alert->status == Status::firing;
+            const bool start = in_section_[i] == 0;
+            const bool value = r.place == 4   ? start
+                               : r.place == 2 ? firing && start
+                                              : !firing && start;
+            return value ? &kTrue : &kFalse;
+        }
+        if (r.alert < 0 || cache_.slots[r.alert] < 0) {
+            return nullptr;
+        }
+        mu::data &v = alert(i).values[cache_.slots[r.alert]];
+        if (v.is_invalid()) {
+            v = data_.alert(*in_.shown[i], static_cast<AlertKey>(r.alert));
+        }
+        return &v;
+    }
+
+    // labels.instance, annotations_url.summary ... in alert i.
+    const mu::data *picked(std::size_t i, int form, const std::string &name) const
+    {
+        if (cache_.slots[form] < 0) {
+            return nullptr;
+        }
+        AlertData &d = alert(i);
+        if (const mu::data &whole = d.values[cache_.slots[form]]; !whole.is_invalid()) {
+            return whole.get(name); // the whole map was made
+        }
+        auto it = d.picked.find({form, name});
+        if (it == d.picked.end()) {
+            it = d.picked
+                     .emplace(std::make_pair(form, name),
+                              data_.alert(*in_.shown[i], static_cast<AlertKey>(form), name))
+                     .first;
+        }
+        return it->second.is_invalid() ? nullptr : &it->second;
+    }
+
+    AlertData &alert(std::size_t i) const
+    {
+        if (alerts_[i] == nullptr) {
+            AlertData &d = cache_.alerts[in_.shown[i]];
+            while (d.values.size() < cache_.used_slots) {
+                d.values.emplace_back(mu::data::type::invalid);
+            }
+            alerts_[i] = &d;
+        }
+        return *alerts_[i];
+    }
+
+    TemplateCache::Impl &cache_;
+    const DataBuilder &data_;
+    const TemplateInput &in_;
+    const std::vector<mu::data> &message_;
+    const std::vector<AlertList> &lists_;
+    RenderWatch *watch_;
+    const mu::data root_; // stands for the notification's and the message's data
+    std::vector<const mu::data *> stack_;
+    std::vector<std::size_t> in_section_;     // each alert's place among those of its status
+    mutable std::vector<AlertData *> alerts_; // each alert's data, once found
+    mutable std::pair<const AlertList *, std::size_t> place_;
+    mutable std::size_t reached_ = 0; // alerts reached so far (told to watch_)
+};
+
+// The lists the template names (all three when it names any: as one render always made them).
+std::vector<AlertList> alert_lists(const TemplateInput &in, const DataBuilder &data)
+{
+    std::vector<AlertList> lists;
+    if (!data.uses("alerts") && !data.uses("firing") && !data.uses("resolved")) {
+        return lists;
+    }
+    lists.resize(3);
+    lists[1].kind = 1;
+    lists[2].kind = 2;
+    const bool firing = data.uses("firing"), resolved = data.uses("resolved");
+    std::array<mu::list, 3> items; // made whole, then copied once: a list may hold thousands
+    for (std::size_t i = 0; i < in.shown.size(); ++i) {
+        const bool is_firing = in.shown[i]->alert->status == Status::firing;
+        for (const std::size_t l : {std::size_t(0), std::size_t(is_firing ? 1 : 2)}) {
+            if (l == 0 || (is_firing ? firing : resolved)) {
+                if (items[l].empty()) {
+                    items[l].reserve(in.shown.size());
+                }
+                items[l].emplace_back(true);
+                lists[l].shown.push_back(i);
+            }
+        }
+    }
+    for (std::size_t l = 0; l < 3; ++l) {
+        lists[l].items = mu::data(items[l]);
+    }
+    return lists;
+}
+
+// Where kainjow writes what it renders: a line (or what a line holds when the render ends) at a
+// time.
+struct Output {
+    std::string text;
+    RenderWatch *watch;
+
+    Output &operator<<(const std::string &s)
+    {
+        text += s;
+        if (watch != nullptr && !watch->output(s)) {
+            throw Stopped{};
+        }
+        return *this;
+    }
 };
 
 // Each thread parses its own copy once: the library does not promise that one parsed template
@@ -602,13 +1046,48 @@ std::shared_ptr<const Template> Template::parse(std::string source, Kind kind, s
 
 std::string Template::render(const TemplateInput &in) const
 {
-    const mu::data data = DataBuilder(in, kind_, used_).build();
+    TemplateCache cache;
+    return *render(in, cache, nullptr);
+}
+
+std::optional<std::string> Template::render(const TemplateInput &in, TemplateCache &cache,
+                                            RenderWatch *watch) const
+{
+    TemplateCache::Impl &c = *cache.impl_;
+    if (c.template_id != id_ || c.n != in.n) {
+        c = TemplateCache::Impl{};
+        c.template_id = id_;
+        c.n = in.n;
+    }
+    const DataBuilder data(in, kind_, used_);
+    if (!c.notification) {
+        c.notification = data.notification();
+    }
+    const std::vector<mu::data> message = data.message();
+    const std::vector<AlertList> lists = alert_lists(in, data);
+    Lookup lookup(c, data, in, message, lists, watch);
     mu::mustache &tmpl = parsed_copy(id_, source_);
-    std::string out = tmpl.render(data);
+    Output out{std::string(), watch};
+    try {
+        tmpl.render(lookup, out);
+    } catch (const Stopped &) {
+        return std::nullopt;
+    }
     if (!tmpl.is_valid()) {
         throw std::runtime_error("template: " + tmpl.error_message());
     }
-    return kind_ == Kind::title ? plain_line(out, kMaxTitle * 2) : out;
+    return kind_ == Kind::title ? plain_line(out.text, kMaxTitle * 2) : std::move(out.text);
+}
+
+bool Template::varies_by_page() const
+{
+    for (const char *name : {"alerts", "firing", "resolved", "shown", "omitted", "truncated",
+                             "truncated_alerts", "more_count", "more", "has_more"}) {
+        if (used_.count(name) != 0) {
+            return true;
+        }
+    }
+    return false;
 }
 
 std::vector<std::string> Template::unset_names(const Notification &n) const

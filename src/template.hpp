@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -39,6 +40,44 @@ struct TemplateInput {
     bool last_part = true;     // only the last of several says what is not shown
 };
 
+// Watches a render as its text comes out, and may stop it: render_messages tries several runs of
+// alerts for each message, and a run too long is known before all of it is rendered. What it is
+// told also says how far the render so far is the same as one of fewer alerts, or of another
+// message of the same notification that starts at the same alert and has the same part label
+// and mentions: the same until it reaches an alert the other does not show, or looks up a value
+// that depends on how many alerts a message shows or whether it is the last (shown, omitted,
+// more, has_more, more_count, truncated, truncated_alerts).
+class RenderWatch
+{
+public:
+    virtual ~RenderWatch() = default;
+    // The next piece of the text (in order, a line or more at a time); false stops the render.
+    virtual bool output(const std::string &piece) = 0;
+    // What comes next depends on alert i of TemplateInput::shown (told once for each, in order:
+    // the render reached it, or asked whether a list that starts with it is empty).
+    virtual void alert(std::size_t i) = 0;
+    // What comes next depends on the number of alerts shown, or on whether it is the last.
+    virtual void varies() = 0;
+};
+
+// What renders of one notification with one template keep between them: the notification's
+// data, and each alert's, built the first time a render shows it (by its AlertView, whose address
+// must not change meanwhile). For one notification, template and settings.
+class TemplateCache
+{
+public:
+    TemplateCache();
+    ~TemplateCache();
+    TemplateCache(TemplateCache &&) noexcept;
+    TemplateCache &operator=(TemplateCache &&) noexcept;
+
+    struct Impl; // template.cpp's
+
+private:
+    friend class Template;
+    std::unique_ptr<Impl> impl_;
+};
+
 class Template
 {
 public:
@@ -50,6 +89,14 @@ public:
 
     // Thread-safe.
     std::string render(const TemplateInput &in) const;
+    // The same, with what earlier renders of the same notification built (cache: one per thread);
+    // nothing when watch stopped it.
+    std::optional<std::string> render(const TemplateInput &in, TemplateCache &cache,
+                                      RenderWatch *watch = nullptr) const;
+
+    // Whether what it renders can change with the alerts a message shows or whether it is the
+    // last (it names a list of alerts, or shown, omitted, more...).
+    bool varies_by_page() const;
 
     // The names of labels and annotations the template asks for that no alert (or group map)
     // of this notification has: a typo renders as nothing (dingtalk-render --strict).

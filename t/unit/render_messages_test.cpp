@@ -327,3 +327,57 @@ TEST(RenderMessages, TheMessagesTakenBeforeCountAgainstTheMost)
     EXPECT_EQ(ms[0].title, "[FIRING:500] KubePodCrashLooping (3/3)");
     EXPECT_EQ(ms[0].alerts.size(), n.alerts.size());
 }
+
+// The built-in layout is templates/default.mustache (gallery_test.cpp), and the two are fitted
+// differently: the built-in by bisecting over whole renders, a template by a probe that stops
+// where the page is full. Their pages must be the same at every limit.
+TEST(RenderMessages, DefaultMustachePagesAsTheBuiltInLayout)
+{
+    std::string error;
+    const auto tmpl = Template::parse(dingtalk_test::read_file("../../templates/default.mustache"),
+                                      Template::Kind::text, error);
+    ASSERT_TRUE(tmpl) << error;
+    Notification n = group(25, 10);
+    for (std::size_t max = 2500; max <= 9000; max += 131) {
+        for (const std::size_t pages : {2, 3, 10}) {
+            SCOPED_TRACE(std::to_string(max) + " bytes, " + std::to_string(pages) + " messages");
+            n.truncated_alerts = max % 2 ? 7 : 0;
+            Pages built_in(max), templated(max);
+            templated.s.text_template = tmpl;
+            for (Pages *u : {&built_in, &templated}) {
+                u->opt.at.mobiles = {"13800000000"};
+                u->s.keyword = max % 3 ? "" : "prodalert";
+                if (pages == 3) { // a resume: the first eight posted, one message taken
+                    u->opt.posted.assign(n.alerts.size(), false);
+                    std::fill(u->opt.posted.begin(), u->opt.posted.begin() + 8, true);
+                    u->opt.messages_before = 1;
+                }
+            }
+            const auto a = built_in.messages(n, pages), b = templated.messages(n, pages);
+            ASSERT_EQ(a.size(), b.size());
+            for (std::size_t i = 0; i < a.size(); ++i) {
+                EXPECT_EQ(a[i].alerts, b[i].alerts);
+                EXPECT_EQ(a[i].shown, b[i].shown);
+                EXPECT_EQ(a[i].request_body, b[i].request_body);
+            }
+        }
+    }
+}
+
+// A template whose text is shorter with every alert shown (it says how many are not): the most
+// that fit is all of them, in one message, where a bisection over the runs of alerts could stop
+// short of it. Each run is still fitted under the limit, whole.
+TEST(RenderMessages, ATemplateShorterWithEveryAlertShownSendsAllThatFit)
+{
+    std::string error;
+    Pages u(300);
+    u.s.text_template = Template::parse("### {{title}}\n\n{{more}}", Template::Kind::text, error);
+    ASSERT_TRUE(u.s.text_template) << error;
+    const Notification n = group(40, 0);
+    const auto ms = u.messages(n, 1);
+    ASSERT_EQ(ms.size(), 1u);
+    EXPECT_EQ(ms[0].shown, 40u);
+    EXPECT_EQ(ms[0].omitted, 0u);
+    EXPECT_EQ(ms[0].alerts.size(), 40u);
+    EXPECT_LE(ms[0].request_body.size(), 300u);
+}
