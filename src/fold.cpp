@@ -42,15 +42,34 @@ std::string fold_title(const std::vector<Section> &sections, std::size_t k)
     return plain_line(t, kMaxTitle);
 }
 
+// Section i's part of a folded message's text.
+std::string part_of(const std::vector<Section> &sections, std::size_t i)
+{
+    return (i ? "---\n\n" : "") + std::string("#### ") +
+           escape_markdown(sections[i].title, kMaxTitle * 2) + "\n\n" + sections[i].text + "\n\n";
+}
+
+// How many of the first sections could fit at most: those whose parts alone, in JSON, are
+// within the limit (the heading, the mentions and the keyword only add to them).
+std::size_t most_that_fit(const std::vector<Section> &sections, std::size_t max_bytes)
+{
+    std::size_t used = 0, k = 0;
+    for (; k < std::min(sections.size(), kMaxFolded); ++k) {
+        used += json_escaped_size(part_of(sections, k));
+        if (used > max_bytes) {
+            break;
+        }
+    }
+    return k;
+}
+
 Message compose(const std::vector<Section> &sections, std::size_t k, const RenderOptions &opt)
 {
     Message m;
     m.title = fold_title(sections, k);
     std::string text = "### " + escape_markdown(m.title, kMaxTitle * 2) + "\n\n";
     for (std::size_t i = 0; i < k; ++i) {
-        text += (i ? "---\n\n" : "") + std::string("#### ") +
-                escape_markdown(sections[i].title, kMaxTitle * 2) + "\n\n" + sections[i].text +
-                "\n\n";
+        text += part_of(sections, i);
     }
     RenderOptions with = opt;
     with.at = mentions_of(sections, k);
@@ -88,13 +107,13 @@ Message render_fold(const std::vector<Section> &sections, const RenderOptions &o
                     std::size_t &taken)
 {
     // the size grows with every section added (the title is capped): the most that fit, by
-    // bisection, a few compositions of at most one message each
+    // bisection below what their parts alone allow, a few compositions of about one message
     const auto fits = [&](std::size_t k, Message &m) {
         m = compose(sections, k, opt);
         return m.request_body.size() <= opt.max_request_bytes;
     };
     Message best, m;
-    std::size_t lo = 0, hi = std::min(sections.size(), kMaxFolded);
+    std::size_t lo = 0, hi = most_that_fit(sections, opt.max_request_bytes);
     while (lo < hi) {
         const std::size_t mid = lo + (hi - lo + 1) / 2;
         if (fits(mid, m)) {

@@ -2,6 +2,7 @@
 // the closing lines; a folded message holds as many sections as fit, says how many, mentions
 // everyone they mention and carries the keyword once.
 #include "fold.hpp"
+#include "template.hpp"
 
 #include "test_util.hpp"
 
@@ -119,7 +120,24 @@ TEST(Fold, AsManyAsFitTheRestWait)
     EXPECT_EQ(occurrences(m.text, "#### \\["), taken) << "each in order, the first ones";
     EXPECT_NE(m.text.find("Alert0"), std::string::npos);
     EXPECT_EQ(m.text.find("Alert" + std::to_string(taken) + "-"), std::string::npos);
+    const std::vector<Section> one_more(sections.begin(), sections.begin() + taken + 1);
+    std::size_t again = 0;
+    render_fold(one_more, opt, again);
+    EXPECT_EQ(again, taken) << "the most that fit: one more does not";
 
     opt.max_request_bytes = 100;
     EXPECT_EQ((render_fold(sections, opt, taken), taken), 0u) << "not even one: none";
+}
+
+TEST(Fold, ATemplatesMessageIsASectionWithItsOwnText)
+{
+    Settings s = dingtalk_test::settings();
+    std::string error;
+    s.text_template =
+        Template::parse("#### {{status}}\n\n{{#alerts}}- {{alertname}} on {{pod}}\n{{/alerts}}",
+                        Template::Kind::text, error);
+    ASSERT_TRUE(s.text_template) << error;
+    const Section sec = section(one("DiskFull"), s);
+    EXPECT_EQ(sec.text, "#### firing\n\n- DiskFull on DiskFull-0");
+    EXPECT_EQ(sec.title, "[FIRING:1] DiskFull");
 }
