@@ -20,6 +20,12 @@
 // alerts shown before resolved ones; and over all messages, every kept alert not posted covered
 // (Message::alerts) exactly once, none posted covered at all.
 //
+// Then, when the notification went as one message, its section (section_of) folded with
+// copies of itself (render_fold, as a storm's notifications waiting for the robot's slot):
+// at most kMaxFolded taken, none when not even one fits; the folded request within the limit,
+// valid JSON (as above), each section's text in it once per section taken, the keyword in it,
+// the mentions only when a section has them.
+//
 // The settings are the bytes after the input's last NUL (a JSON body has no raw NUL, so the
 // body is what comes before it), else a hash of the body: every input of the corpus reaches
 // some template, and a mutation that appends "\0" and a few bytes picks one.
@@ -29,6 +35,7 @@
 // shape of body whose parse + render is slow or fat is reported like a crash.
 // Build and run: t/fuzz/run.sh [seconds]
 #include "alert.hpp"
+#include "fold.hpp"
 #include "mention.hpp"
 #include "render.hpp"
 #include "template.hpp"
@@ -241,6 +248,40 @@ bool check_request(const dingtalk::Message &m, std::size_t max_bytes)
     return at;
 }
 
+std::size_t occurrences(std::string_view text, std::string_view part)
+{
+    std::size_t count = 0;
+    for (std::size_t at = text.find(part); at != std::string_view::npos;
+         at = text.find(part, at + part.size())) {
+        ++count;
+    }
+    return count;
+}
+
+// The notification's one message m as a section, folded with copies of itself (1 to 80 of
+// them, past kMaxFolded), firing and resolved as the section is.
+void check_fold(const dingtalk::Notification &n, const dingtalk::RenderOptions &opt,
+                const dingtalk::Message &m, std::uint8_t choice)
+{
+    const std::optional<dingtalk::Section> s = dingtalk::section_of(n, opt, m, 1);
+    if (!s) {
+        return; // cut into pages, resumed, or its text cut to fit: it goes alone
+    }
+    check(!s->title.empty() && !has_ascii_control(s->title, false));
+    const std::vector<dingtalk::Section> sections(1 + choice % 80, *s);
+    std::size_t taken = 0;
+    const dingtalk::Message f = dingtalk::render_fold(sections, opt, taken);
+    check(taken <= std::min(sections.size(), dingtalk::kMaxFolded));
+    if (taken == 0) {
+        return;
+    }
+    const bool at = check_request(f, opt.max_request_bytes);
+    check(at == !s->at.empty());
+    check(opt.settings->keyword.empty() || f.text.find(opt.settings->keyword) != std::string::npos);
+    check(f.title.rfind(std::to_string(taken) + " ", 0) == 0);
+    check(s->text.empty() || occurrences(f.text, s->text) >= taken);
+}
+
 // render_messages with the settings the input chose, and every promise of its messages.
 void check_messages(const dingtalk::Notification &n, const Choice &c)
 {
@@ -323,6 +364,7 @@ void check_messages(const dingtalk::Notification &n, const Choice &c)
         check(covered[a] == (posted ? 0 : 1)); // every alert left: exactly once
     }
     if (ms.size() == 1) {
+        check_fold(n, opt, ms[0], c.b[7]);
         std::size_t left = 0;
         for (std::size_t a = 0; a < n.alerts.size(); ++a) {
             left += a >= opt.posted.size() || !opt.posted[a];

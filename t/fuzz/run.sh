@@ -1,8 +1,9 @@
 #!/bin/bash
-# Builds the libFuzzer target over parse_notification + render_message and render_messages (the
-# built-in layout and every template of templates/ and t/fixtures/every-label.mustache, which
-# the target reads from the repository two levels above itself) with clang 14 (ASan and UBSan,
-# every UBSan finding fatal) into build/fuzz/, and runs it for a while.
+# Builds the libFuzzer target over parse_notification + render_message, render_messages and
+# render_fold (the built-in layout and every template of templates/ and
+# t/fixtures/every-label.mustache, which the target reads from the repository two levels above
+# itself) with clang 14 (ASan and UBSan, every UBSan finding fatal) into build/fuzz/, and runs it
+# for a while.
 #
 #   t/fuzz/run.sh [seconds]     default 60
 #
