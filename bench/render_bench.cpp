@@ -4,6 +4,7 @@
 // the built-in layout and each template: time, and the most heap held at once.
 
 #include "alert.hpp"
+#include "fold.hpp"
 #include "render.hpp"
 #include "template.hpp"
 #include "timezone.hpp"
@@ -349,6 +350,22 @@ std::shared_ptr<const dingtalk::Template> load_template(const std::string &sourc
     return t;
 }
 
+// A notification sent as one message, folded as the robot's room folds at most: its section
+// with kMaxFolded - 1 copies of it (a storm of notifications that large); how many went in.
+std::size_t fold_copies(const dingtalk::Notification &n, const dingtalk::RenderOptions &opt,
+                        const std::vector<dingtalk::Message> &ms)
+{
+    const std::optional<dingtalk::Section> s = dingtalk::section_of(n, opt, ms[0], ms.size());
+    if (!s) {
+        return 0;
+    }
+    std::size_t taken = 0;
+    const dingtalk::Message m =
+        dingtalk::render_fold(std::vector<dingtalk::Section>(dingtalk::kMaxFolded, *s), opt, taken);
+    benchmark::DoNotOptimize(m.request_body.data());
+    return taken;
+}
+
 void BM_WorstBody(benchmark::State &state)
 {
     const Shape &shape = kShapes[state.range(0)];
@@ -372,7 +389,7 @@ void BM_WorstBody(benchmark::State &state)
     dingtalk::RenderOptions opt;
     opt.settings = &settings;
     opt.now = dingtalk::TimePoint(std::chrono::seconds(1795450000));
-    std::size_t peak = 0, messages = 0, shown = 0, out = 0;
+    std::size_t peak = 0, messages = 0, shown = 0, out = 0, folded = 0;
     for (auto _ : state) {
         g_peak = g_live.load();
         const std::size_t live0 = g_live;
@@ -383,6 +400,7 @@ void BM_WorstBody(benchmark::State &state)
         }
         const std::vector<dingtalk::Message> ms = dingtalk::render_messages(*r.notification, opt);
         benchmark::DoNotOptimize(ms.data());
+        folded = fold_copies(*r.notification, opt, ms);
         peak = std::max(peak, g_peak - live0);
         messages = ms.size();
         shown = out = 0;
@@ -397,6 +415,7 @@ void BM_WorstBody(benchmark::State &state)
     state.counters["messages"] = static_cast<double>(messages);
     state.counters["shown"] = static_cast<double>(shown);
     state.counters["message_bytes"] = static_cast<double>(out);
+    state.counters["folded"] = static_cast<double>(folded);
 }
 
 void worst_bodies(benchmark::internal::Benchmark *b)

@@ -687,8 +687,8 @@ def report(b, started):
 
 
 def worst_report(rows):
-    """Parse + render_messages of the worst 1 MiB bodies (render_bench's BM_WorstBody), each
-    template, next to bench/render-before.json (the same benchmark at the build before)."""
+    """Parse + render_messages (+ a fold) of the worst 1 MiB bodies (render_bench's
+    BM_WorstBody), each template, next to bench/render-before.json (the same benchmark at the build before)."""
     with open(os.path.join(REPO, "bench", "render-before.json")) as f:
         before = json.load(f)
 
@@ -710,10 +710,12 @@ def worst_report(rows):
     def ms(x):
         return f"{x['real_time']:.1f}" if x else "–"
 
-    out = ["### Parse + render_messages of the worst 1 MiB bodies", "",
+    out = ["### Parse + render_messages + fold of the worst 1 MiB bodies", "",
            "render_bench's BM_WorstBody: each body (1 MiB, bench/render_bench.cpp) parsed and "
            "rendered with `dingtalk_max_messages 10`, the built-in layout or a template with a "
-           "title template that names every alert shown; ms, median of "
+           "title template that names every alert shown, then, when it went as one message, "
+           "folded as a storm folds at most (its section and 63 copies: the room's 64); ms, "
+           "median of "
            f"{rows[0].get('repetitions', 1)} repetitions, and the most heap held at once (parse "
            "included: simdjson's buffers for a 1 MiB body are ~15 MB). Before: "
            f"{before['module']}. Per template, its slowest body with `dingtalk_max_alerts` 100 "
