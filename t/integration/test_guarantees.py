@@ -39,6 +39,11 @@ The guarantees, and the test that tries to break each:
      130101 past 20 a minute, clients retrying as Alertmanager does: every alert in the group
      within 70 s of its arrival, <= 20 messages in any 60 s, no 130101, nothing lost, no copies
      (seen before: 60 messages over 124 s).
+  E with the real Alertmanager: the same storm from Debian's Alertmanager 0.25 (60 alerts with
+     distinct alertnames posted to its API in 5 s, group_by [alertname], group_wait 1s,
+     group_interval 10s), each alert's delay counted from its group's first notification (the
+     "flushing" line of Alertmanager's log): the same goals, and Alertmanager hears a 200 for
+     every group.
 
 Clients retry as Alertmanager 0.25 does (harness.like_alertmanager): one flush of 60 s for B, C
 and H; for E, group_interval 10s, so each flush has 10 s and starts its backoff again at 500 ms
@@ -49,9 +54,9 @@ about the rate limit); E keeps the table's 60 in 5 s at 20/60s, its silence link
 fold of forty alerts fits one message. Settings that no test names are at their defaults:
 dingtalk_answer_timeout 5m (A's 60 s stall needs it), dingtalk_fold on.
 
-The long rows (A, B, C, E) run in background threads, started together when the module's first
-test runs (only those selected), and are joined by their tests at the end of the file; the
-others run meanwhile. The whole file takes about 90 s, under AddressSanitizer too:
+The long rows (A, B, C, E and E with the real Alertmanager) run in background threads,
+started together when the module's first test runs (only those selected), and are joined by
+their tests at the end of the file; the others run meanwhile. The whole file takes about 70 s:
 `make integration PYTEST_ARGS="-k test_guarantees"` (a path in PYTEST_ARGS comes after
 t/integration, and the whole suite would run).
 """
@@ -176,8 +181,9 @@ class Run(threading.Thread):
 
     def run(self):
         started = time.monotonic()
+        self.value = None
         try:
-            self.fn()
+            self.value = self.fn()  # a row may return what to print: its timeline
         except BaseException as e:  # an assertion, a skip: re-raised in the test
             self.error = e
         finally:
@@ -187,6 +193,8 @@ class Run(threading.Thread):
         self.join(timeout)
         assert not self.is_alive(), f"{self.fn.__name__} still running after {timeout} s"
         print(f"{self.fn.__name__} ran {self.took:.0f} s (in the background)")
+        if self.value:
+            print(self.value)
         if self.error is not None:
             raise self.error
 
@@ -708,4 +716,120 @@ def row_e():
 
 
 def test_e_a_storm_is_folded_every_alert_within_70s_at_dingtalks_limit(rows, request):
+    join_row(rows, request)
+
+
+# ------------------------------------------------------------------------------------------
+# E with the real Alertmanager: the same storm, its retries as Alertmanager 0.25 makes them
+
+
+AM_FLUSHING = re.compile(r'^ts=(\S+) .*aggrGroup="\{\}:\{alertname=\\"(\w+)\\"\}" '
+                         r'msg=flushing', re.M)
+
+
+AM_SUCCESS = re.compile(r'^ts=(\S+) .*msg="Notify success"', re.M)
+
+
+def am_time(ts):
+    """time.time() of a timestamp of Alertmanager's log (2026-12-07T00:32:32.161Z)."""
+    at = datetime.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ")
+    return at.replace(tzinfo=datetime.timezone.utc).timestamp()
+
+
+def am_first_flushes(am):
+    """{alertname: when its group's first notification went (time.time())}, from Alertmanager's
+    debug log: the "flushing" line of a group comes just before its webhook is sent."""
+    first = {}
+    for ts, name in AM_FLUSHING.findall(am.log()):
+        first.setdefault(name, am_time(ts))
+    return first
+
+
+def am_notified(am):
+    """Flushes Alertmanager ended with a 200 (its log's "Notify success"): once a group's
+    did, its dedup stage sends nothing more for a repeat_interval, so one a group. (Its
+    metrics cannot say it while flushes run: a flush counts as failed only at its end.)"""
+    return am.log().count('msg="Notify success"')
+
+
+@background("test_e_with_the_real_alertmanager_every_alert_within_70s_at_dingtalks_limit")
+def row_e_alertmanager():
+    """E's storm from Debian's Alertmanager 0.25: 60 alerts with distinct alertnames posted to
+    its API within 5 s, one group each (group_by [alertname], group_wait 1s). group_interval
+    10s: a failed flush is retried within its deadline, max(group_interval, 10s) = 10 s, with
+    backoff from 500 ms (gaps of 4 s at most), then again at the next flush, 10 s after the last
+    began, its backoff from 500 ms again. So a webhook of every waiting group comes every few
+    seconds, and one that came within `hold` of the slot's freeing waits for it on a timer; a
+    longer group_interval stretches the gaps (to 20-30 s within the first minute of a 5m one)
+    but the fold does not need them: every waiting notification is in the robot's room, and
+    any request of the robot that finds the slot carries them all. repeat_interval 1h: no
+    reminder within the test."""
+    if not executable(ALERTMANAGER_BIN):
+        pytest.skip(f"Alertmanager not installed at {ALERTMANAGER_BIN}")
+    with Scene() as scene:
+        mock = scene.mock()
+        mock.dingtalk_limit = (20, 60.0)  # DingTalk's own: 130101 past 20 a minute
+        ngx = scene.nginx(webhook(mock, "dingtalk_rate_limit 20/60s; dingtalk_silence_link off;"),
+                          workers=2, thread_pool="thread_pool dingtalk threads=8 max_queue=1024;")
+        am = scene.alertmanager(f"http://127.0.0.1:{ngx.port}/", group_wait="1s",
+                                group_interval="10s", repeat_interval="1h")
+        names = [f"AmStorm{i:02d}" for i in range(E_NOTIFICATIONS)]
+        pods = [f"pod-am{i:02d}" for i in range(E_NOTIFICATIONS)]
+        begin = time.time()
+        for i, (name, pod) in enumerate(zip(names, pods)):  # 60 alerts in 5 s
+            time.sleep(max(0.0, begin + i * 5 / E_NOTIFICATIONS - time.time()))
+            now = datetime.datetime.now(datetime.timezone.utc)
+            a = am_alert(pod, now, now + datetime.timedelta(hours=1))
+            a["labels"]["alertname"] = name
+            am.post_alerts([a])
+        posted_in = time.time() - begin
+
+        def diagnostics():
+            return (f"Alertmanager notified {am_notified(am):.0f} groups\n{story(mock)}\n"
+                    + ngx.error_log()[-4000:])
+
+        wait_until(lambda: am_notified(am) >= E_NOTIFICATIONS, begin + 95 - time.time(),
+                   "Alertmanager's 60 groups notified", diagnostics)
+        time.sleep(3)  # a copy would be posted by now
+
+        first = am_first_flushes(am)
+        posted = mock.posts_of(pods)
+        lost = [p for p in pods if not posted[p]]
+        delay = {n: posted[p][0].posted_at - first[n]
+                 for n, p in zip(names, pods) if posted[p] and n in first}
+        late = {n: round(d) for n, d in delay.items() if d > 70}
+        copies = {p: len(recs) for p, recs in posted.items() if len(recs) > 1}
+        messages = mock.posted()
+        times = sorted(r.at for r in messages)
+        crowded = [round(times[k] - times[0]) for k in range(len(times) - 20)
+                   if times[k + 20] - times[k] < 60]
+        t0 = min(first.values())
+        folds = [(r.at - t0, sum(p in r.text for p in pods)) for r in messages
+                 if sum(p in r.text for p in pods) > 1]
+        log = ngx.error_log()
+        timeline = (
+            f"60 alerts posted to Alertmanager in {posted_in:.1f} s; its first notification at "
+            f"0.0 s, its last group's first at {max(first.values()) - t0:.1f} s; "
+            f"{len(times)} messages at the stand-in: the first 20 from "
+            f"{times[0] - t0:.1f} s to {times[min(19, len(times) - 1)] - t0:.1f} s, "
+            f"folds (at s, notifications): {[(round(t, 1), n) for t, n in folds]}; "
+            f"delays {min(delay.values(), default=0):.1f}-{max(delay.values(), default=0):.1f} s; "
+            f"Alertmanager sent {am.webhook_requests():.0f} webhooks "
+            f"({am.webhook_requests_failed():.0f} failed), its last 200 at "
+            f"{max(am_time(ts) for ts in AM_SUCCESS.findall(am.log())) - t0:.1f} s; nginx: "
+            f"{log.count('waits to go with the others')} waited in the room, "
+            f"{log.count('one message for ')} folds, {log.count('answered 503')} answered 503, "
+            f"{log.count('client closed the connection while')} left while waiting")
+        summary = (f"{timeline}; lost {lost}; later than 70 s: {late}; copies {copies}; "
+                   f"130101 answered {mock.over_limit} times; more than 20 in the 60 s from "
+                   f"{crowded}")
+        assert len(first) == E_NOTIFICATIONS, f"flushes seen for {sorted(first)}"
+        assert not lost and not late, summary + "\n" + story(mock)
+        assert not copies, summary + "\n" + story(mock)
+        assert mock.over_limit == 0, summary + "\n" + story(mock)
+        assert not crowded, summary + "\n" + story(mock)
+        return timeline
+
+
+def test_e_with_the_real_alertmanager_every_alert_within_70s_at_dingtalks_limit(rows, request):
     join_row(rows, request)
