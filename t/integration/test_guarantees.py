@@ -536,6 +536,9 @@ def row_a():
         assert posted[0].title == "[FIRING:2, RESOLVED:1] payments", posted[0].title
         assert not mock.copies() and posts == {"pay-0": 1, "pay-1": 1, "pay-2": 1}, \
             f"{len(posted)} messages posted for one notification:\n{story(mock)}"
+        return (f"{len(posted)} message posted for the notification; Alertmanager sent "
+                f"{am.webhook_requests():.0f} webhooks ({am.webhook_requests_failed():.0f} "
+                f"failed); DingTalk had {len(mock.received)} request(s)")
 
 
 def test_a_dingtalk_stalled_60s_with_alertmanager_retrying_posts_each_message_once(rows,
@@ -604,6 +607,7 @@ def row_b():
         assert not lost, summary
         assert not after_late, summary
         assert not after_close, summary
+        return summary
 
 
 def test_b_late_and_lost_answers_lose_nothing_and_copy_only_after_a_close(rows, request):
@@ -656,6 +660,7 @@ def row_c():
         assert not wrong, summary + "\n" + "\n".join(wrong)
         assert all(n == 1 for n in posts.values()), summary
         assert all(h[-1].status == 200 for h in histories), summary
+        return summary
 
 
 def test_c_a_slow_dingtalk_5xx_only_for_what_it_never_had_each_posted_once(rows, request):
@@ -713,6 +718,7 @@ def row_e():
         assert not copies, summary
         assert mock.over_limit == 0, summary
         assert not crowded, summary
+        return summary
 
 
 def test_e_a_storm_is_folded_every_alert_within_70s_at_dingtalks_limit(rows, request):
