@@ -14,6 +14,7 @@
 #include <malloc.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -390,6 +391,7 @@ void BM_WorstBody(benchmark::State &state)
     opt.settings = &settings;
     opt.now = dingtalk::TimePoint(std::chrono::seconds(1795450000));
     std::size_t peak = 0, messages = 0, shown = 0, out = 0, folded = 0;
+    std::chrono::steady_clock::duration fold_time{};
     for (auto _ : state) {
         g_peak = g_live.load();
         const std::size_t live0 = g_live;
@@ -400,7 +402,9 @@ void BM_WorstBody(benchmark::State &state)
         }
         const std::vector<dingtalk::Message> ms = dingtalk::render_messages(*r.notification, opt);
         benchmark::DoNotOptimize(ms.data());
+        const auto fold_start = std::chrono::steady_clock::now();
         folded = fold_copies(*r.notification, opt, ms);
+        fold_time = std::max(fold_time, std::chrono::steady_clock::now() - fold_start);
         peak = std::max(peak, g_peak - live0);
         messages = ms.size();
         shown = out = 0;
@@ -416,6 +420,7 @@ void BM_WorstBody(benchmark::State &state)
     state.counters["shown"] = static_cast<double>(shown);
     state.counters["message_bytes"] = static_cast<double>(out);
     state.counters["folded"] = static_cast<double>(folded);
+    state.counters["fold_ms_max"] = std::chrono::duration<double, std::milli>(fold_time).count();
 }
 
 void worst_bodies(benchmark::internal::Benchmark *b)
