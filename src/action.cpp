@@ -350,6 +350,28 @@ bool verify_form_token(std::string_view form, std::string_view link_token, const
     return at <= now && now - at <= ttl;
 }
 
+std::string check_action_url(std::string_view url)
+{
+    const bool http = url.rfind("http://", 0) == 0 && url.size() > 7;
+    const bool https = url.rfind("https://", 0) == 0 && url.size() > 8;
+    if (!http && !https) {
+        return "must be an http:// or https:// URL";
+    }
+    if (url.size() > 512) {
+        return "must be 512 bytes at most";
+    }
+    for (const char c : url) {
+        const auto b = static_cast<unsigned char>(c);
+        if (b <= 0x20 || b >= 0x7F || c == '#') {
+            return "must be a URL without spaces, fragments or non-ASCII bytes";
+        }
+        if (c == '(' || c == ')' || c == '[' || c == ']' || c == '<' || c == '>') {
+            return "must not contain ( ) [ ] < or > (they would end the markdown link)";
+        }
+    }
+    return "";
+}
+
 std::string action_url(std::string_view base, std::string_view token)
 {
     std::string url(base);

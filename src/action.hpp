@@ -88,6 +88,13 @@ std::string form_token(std::string_view link_token, const ActionKeys &keys, std:
 bool verify_form_token(std::string_view form, std::string_view link_token, const ActionKeys &keys,
                        std::int64_t now, std::int64_t ttl);
 
+// dingtalk_action_url: "" when url can be the public base of the action location (http(s)://,
+// ASCII, no spaces, no fragment, 512 bytes at most), else why not.
+std::string check_action_url(std::string_view url);
+
+// How long a link may be used after the message that carries it was rendered.
+constexpr std::int64_t kActionLinkSeconds = 24 * 3600;
+
 // base + "?l=" + token (or "&l=" when base has a query already). The token is URL-safe.
 std::string action_url(std::string_view base, std::string_view token);
 

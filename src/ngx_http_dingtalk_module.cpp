@@ -7,6 +7,7 @@
 
 #include "sender.hpp"
 #include "sign.hpp"
+#include "silence.hpp"
 
 #include <cstdlib>
 #include <string>
@@ -119,6 +120,25 @@ ngx_command_t ngx_http_dingtalk_commands[] = {
     {ngx_string("dingtalk_keyword"), kAny | NGX_CONF_1MORE,
      directive<ngx_http_dingtalk_set_string<dingtalk::check_keyword, &Settings::keyword>>(), kLoc,
      0, nullptr},
+
+    // silencing from the chat (issue #25)
+    {ngx_string("dingtalk_action_url"), kAny | NGX_CONF_TAKE1,
+     directive<ngx_http_dingtalk_set_string<dingtalk::check_action_url, &Settings::action_url>>(),
+     kLoc, 0, nullptr},
+    {ngx_string("dingtalk_action_key_file"), kAny | NGX_CONF_TAKE1,
+     directive<ngx_http_dingtalk_set_action_key_file>(), kLoc, 0, nullptr},
+    {ngx_string("dingtalk_action_durations"), kAny | NGX_CONF_1MORE,
+     directive<ngx_http_dingtalk_set_action_durations>(), kLoc, 0, nullptr},
+    {ngx_string("dingtalk_alertmanager_url"), kAny | NGX_CONF_TAKE1,
+     directive<ngx_http_dingtalk_set_string<dingtalk::check_alertmanager_url,
+                                            &Settings::alertmanager_url>>(),
+     kLoc, 0, nullptr},
+    {ngx_string("dingtalk_alertmanager_bearer_file"), kAny | NGX_CONF_TAKE1,
+     directive<ngx_http_dingtalk_set_alertmanager_auth_file>(), kLoc, 0,
+     const_cast<ngx_http_dingtalk_auth_e *>(&ngx_http_dingtalk_auth_bearer)},
+    {ngx_string("dingtalk_alertmanager_basic_file"), kAny | NGX_CONF_TAKE1,
+     directive<ngx_http_dingtalk_set_alertmanager_auth_file>(), kLoc, 0,
+     const_cast<ngx_http_dingtalk_auth_e *>(&ngx_http_dingtalk_auth_basic)},
 
     // whom it mentions
     {ngx_string("dingtalk_at_mobiles"), kAny | NGX_CONF_1MORE,

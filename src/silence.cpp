@@ -41,7 +41,11 @@ std::string shown(std::string_view body)
 HttpRequest request_to(const AlertmanagerApi &api, std::string path, HttpMethod method)
 {
     HttpRequest req;
-    req.url = api.url + path;
+    std::string_view base = api.url;
+    while (!base.empty() && base.back() == '/') {
+        base.remove_suffix(1); // "http://am:9093/" + "/api/v2/..." would be a path of its own
+    }
+    req.url = std::string(base) + path;
     req.method = method;
     req.authorization = api.authorization;
     req.timeout = api.timeout;
@@ -126,6 +130,62 @@ bool valid_silence_id(std::string_view id)
 }
 
 } // namespace
+
+std::string check_alertmanager_url(std::string_view url)
+{
+    const std::size_t host_at = url.rfind("https://", 0) == 0  ? 8
+                                : url.rfind("http://", 0) == 0 ? 7
+                                                               : 0;
+    if (host_at == 0 || url.size() == host_at) {
+        return "must be an http:// or https:// URL";
+    }
+    for (const char c : url) {
+        const auto b = static_cast<unsigned char>(c);
+        if (b <= 0x20 || b >= 0x7F || c == '#' || c == '?') {
+            return "must be a URL without spaces, a query, a fragment or non-ASCII bytes";
+        }
+    }
+    const std::size_t path_at = std::min(url.find('/', host_at), url.size());
+    if (url.substr(host_at, path_at - host_at).find('@') != std::string_view::npos) {
+        return "must not hold credentials: use dingtalk_alertmanager_bearer_file or _basic_file";
+    }
+    return "";
+}
+
+bool authorization_from_file(std::string_view text, bool basic, std::string &out,
+                             std::string &error)
+{
+    std::size_t number = 0, found = 0;
+    while (!text.empty()) {
+        ++number;
+        const std::size_t end = std::min(text.find('\n'), text.size());
+        std::string_view line = text.substr(0, end);
+        text.remove_prefix(std::min(end + 1, text.size()));
+        while (!line.empty() &&
+               (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) {
+            line.remove_suffix(1);
+        }
+        if (line.empty() || line.front() == '#') {
+            continue;
+        }
+        const bool printable =
+            std::all_of(line.begin(), line.end(), [](char c) { return c > 0x20 && c < 0x7F; });
+        const char *what = ++found > 1  ? "more than one credential"
+                           : !printable ? "spaces or non-ASCII bytes"
+                           : basic && line.find(':') == std::string_view::npos
+                               ? "expected user:password"
+                               : nullptr;
+        if (what != nullptr) {
+            error = "line " + std::to_string(number) + ": " + what;
+            return false;
+        }
+        out = basic ? basic_authorization(line) : bearer_authorization(line);
+    }
+    if (found == 0) {
+        error = "no credential in the file";
+    }
+    return found == 1;
+}
 
 std::string bearer_authorization(std::string_view token)
 {

@@ -29,6 +29,16 @@ struct AlertmanagerApi {
     std::string proxy;
 };
 
+// dingtalk_alertmanager_url: "" when url can be Alertmanager's base (http(s)://, ASCII, no
+// query, fragment or user:password@: credentials go in a file), else why not.
+std::string check_alertmanager_url(std::string_view url);
+
+// The Authorization value of a credential file (dingtalk_alertmanager_bearer_file: one token;
+// dingtalk_alertmanager_basic_file: one "user:password"), blank lines and # comments skipped.
+// False and why ("line N: ...", never the credential) when the file is not that.
+bool authorization_from_file(std::string_view text, bool basic, std::string &out,
+                             std::string &error);
+
 // The Authorization value for a bearer token or a "user:password".
 std::string bearer_authorization(std::string_view token);
 std::string basic_authorization(std::string_view user_password);

@@ -54,6 +54,17 @@ BAD = [
     ("dingtalk_max_alerts many;", "dingtalk_max_alerts", "invalid number"),
     ("dingtalk_max_body_size lots;", "dingtalk_max_body_size", "invalid value"),
     ("dingtalk_token_file /dev/zero;", "dingtalk_token_file", "larger than 4096 bytes"),
+    # silencing from the chat (issue #25)
+    ("dingtalk_action_url ftp://hook.example.com/a;", "dingtalk_action_url", "http:// or https://"),
+    ("dingtalk_action_url https://hook.example.com/a(b);", "dingtalk_action_url", "markdown link"),
+    ("dingtalk_action_key_file /etc/hostname;", "dingtalk_action_key_file", "line 1:"),
+    ("dingtalk_action_key_file /nonexistent/keys;", "dingtalk_action_key_file", "cannot open"),
+    ("dingtalk_action_durations 10s;", "dingtalk_action_durations", "from 1m to 365d"),
+    ("dingtalk_action_durations 2h resolved=1d 3h;", "dingtalk_action_durations", "last"),
+    ("dingtalk_alertmanager_url http://admin:pw@am:9093;", "dingtalk_alertmanager_url",
+     "must not hold credentials"),
+    ("dingtalk_alertmanager_basic_file /etc/hostname;", "dingtalk_alertmanager_basic_file",
+     "expected user:password"),
 ]
 
 

@@ -219,3 +219,21 @@ TEST(Base64Url, RoundTripsAndRefusesOtherSpellings)
     EXPECT_TRUE(base64url_decode("QQ", out));
     EXPECT_FALSE(base64url_decode("QR", out)) << "unused bits set: another spelling of QQ";
 }
+
+TEST(ActionUrl, CheckedForTheDirective)
+{
+    EXPECT_EQ(check_action_url("https://hook.example.com/dingtalk/action"), "");
+    EXPECT_EQ(check_action_url("http://10.0.0.1:5000/action?robot=ops"), "");
+    EXPECT_EQ(check_action_url("ftp://x/"), "must be an http:// or https:// URL");
+    EXPECT_EQ(check_action_url("https://"), "must be an http:// or https:// URL");
+    EXPECT_NE(check_action_url("https://h/a b"), "");
+    EXPECT_NE(check_action_url("https://h/a#top"), "");
+    EXPECT_NE(check_action_url("https://h/" + std::string(600, 'a')), "");
+}
+
+TEST(ActionUrl, NothingThatWouldEndAMarkdownLink)
+{
+    for (const char *url : {"https://h/a(b)", "https://h/[x]", "https://h/<x>"}) {
+        EXPECT_NE(check_action_url(url), "") << url;
+    }
+}

@@ -175,3 +175,49 @@ TEST_F(SilenceApi, ExpireRefusesIdsThatAreNotIds)
     EXPECT_FALSE(r.ok);
     EXPECT_EQ(r.error, "not a silence id");
 }
+
+TEST(SilenceConfig, AlertmanagerUrlIsChecked)
+{
+    EXPECT_EQ(check_alertmanager_url("http://alertmanager:9093"), "");
+    EXPECT_EQ(check_alertmanager_url("https://am.example.com/prefix/"), "");
+    EXPECT_EQ(check_alertmanager_url("am:9093"), "must be an http:// or https:// URL");
+    EXPECT_NE(check_alertmanager_url("http://am:9093/?x=1"), "");
+    EXPECT_EQ(check_alertmanager_url("http://admin:pw@am:9093"),
+              "must not hold credentials: use dingtalk_alertmanager_bearer_file or _basic_file");
+    EXPECT_EQ(check_alertmanager_url("http://am:9093/a@b"), "") << "an @ in the path is no user";
+}
+
+TEST(SilenceConfig, CredentialFiles)
+{
+    std::string out, error;
+    EXPECT_TRUE(authorization_from_file("# the API token\n\ntok-123\n", false, out, error));
+    EXPECT_EQ(out, "Bearer tok-123");
+    EXPECT_TRUE(authorization_from_file("am:pw\r\n", true, out, error));
+    EXPECT_EQ(out, "Basic YW06cHc=");
+
+    const struct {
+        const char *text;
+        bool basic;
+        const char *error;
+    } bad[] = {
+        {"", false, "no credential in the file"},
+        {"a\nb\n", false, "line 2: more than one credential"},
+        {"secret token\n", false, "line 1: spaces or non-ASCII bytes"},
+        {"no-colon-secret\n", true, "line 1: expected user:password"},
+    };
+    for (const auto &b : bad) {
+        error.clear();
+        EXPECT_FALSE(authorization_from_file(b.text, b.basic, out, error)) << b.text;
+        EXPECT_EQ(error, b.error);
+        EXPECT_EQ(error.find("secret"), std::string::npos);
+    }
+}
+
+TEST_F(SilenceApi, ATrailingSlashOfTheBaseIsNotDoubled)
+{
+    MockDingTalk am("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    AlertmanagerApi api = api_of(am);
+    api.url += "/";
+    EXPECT_TRUE(expire_silence(api, "abc").ok);
+    EXPECT_EQ(am.request().rfind("DELETE /am/api/v2/silence/abc HTTP/1.1\r\n", 0), 0u);
+}
