@@ -1,5 +1,6 @@
 #include "render.hpp"
 
+#include "action.hpp"
 #include "text.hpp"
 #include "view.hpp"
 
@@ -18,10 +19,55 @@ void add_line(std::string &b, std::string_view title, std::string_view value)
     b.append("**").append(title).append("**: ").append(value).append("\n\n");
 }
 
-std::string builtin_block(const AlertView &v, const std::string &silence)
+// A firing alert's action links (issue #25): "**静默**: [2小时](…) · [1天](…) · [直到恢复](…)",
+// each a signed link to dingtalk_action_url naming the alert by its shown labels. "" without
+// an action URL and keys (the default), for a resolved alert, or when the labels make a link
+// too long.
+std::string action_line(const Alert &a, const Settings &s, const LabelNames &hidden, TimePoint now)
+{
+    if (s.action_url.empty() || !s.action_keys || s.action_keys->empty() ||
+        a.status != Status::firing) {
+        return "";
+    }
+    ActionLink link;
+    for (const auto &[name, value] : a.labels) {
+        if (std::find(hidden.begin(), hidden.end(), name) == hidden.end()) {
+            link.matchers.emplace_back(name, value);
+        }
+    }
+    link.fingerprint = a.fingerprint;
+    link.expires =
+        std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count() +
+        kActionLinkSeconds;
+    std::string line;
+    const auto add = [&](std::chrono::seconds d, bool until, const std::string &label) {
+        link.seconds = d.count();
+        link.until_resolved = until;
+        std::string error;
+        const auto token = encode_link(link, *s.action_keys, error);
+        if (token) {
+            line.append(line.empty() ? "**静默**: " : " · ").append("[").append(label);
+            line.append("](").append(action_url(s.action_url, *token)).append(")");
+        }
+        return token.has_value();
+    };
+    for (const std::chrono::seconds d : s.action_durations) {
+        if (!add(d, false, duration_words(d))) {
+            return "";
+        }
+    }
+    if (s.action_until_resolved.count() > 0 && !add(s.action_until_resolved, true, "直到恢复")) {
+        return "";
+    }
+    return line.empty() ? "" : line + "\n\n";
+}
+
+std::string builtin_block(const AlertView &v, const std::string &silence,
+                          const std::string &actions)
 {
     std::string b;
-    b.reserve(256 + v.detail.size() + v.other_labels.size() + v.link.size() + silence.size());
+    b.reserve(256 + v.detail.size() + v.other_labels.size() + v.link.size() + silence.size() +
+              actions.size());
     if (v.has_severity) {
         add_line(b, "告警级别", v.severity);
     }
@@ -54,6 +100,7 @@ std::string builtin_block(const AlertView &v, const std::string &silence)
     if (!v.link.empty() || !silence.empty()) {
         b += "\n\n";
     }
+    b += actions;
     return b;
 }
 
@@ -198,7 +245,9 @@ public:
     {
         while (blocks_.size() <= i) {
             const AlertView &v = view(blocks_.size());
-            blocks_.push_back(builtin_block(v, v.alert->status == Status::firing ? v.silence : ""));
+            const bool firing = v.alert->status == Status::firing;
+            blocks_.push_back(builtin_block(v, firing ? v.silence : "",
+                                            action_line(*v.alert, s_, hidden_, now_)));
         }
         return blocks_[i];
     }
