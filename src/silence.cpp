@@ -80,15 +80,22 @@ Json answer(const HttpReply &reply, SilenceResult &result)
     return json;
 }
 
+// The matchers as the API takes them, or null when one cannot be written (not UTF-8): a
+// silence with a matcher left out would silence more than the link says, so none is made.
 json_t *matchers_json(const Matchers &matchers)
 {
-    json_t *list = json_array();
-    for (const auto &[name, value] : matchers) {
-        json_array_append_new(list, json_pack("{s:s%, s:s%, s:b, s:b}", "name", name.data(),
-                                              name.size(), "value", value.data(), value.size(),
-                                              "isRegex", 0, "isEqual", 1));
+    Json list(json_array());
+    if (!list) {
+        return nullptr;
     }
-    return list;
+    for (const auto &[name, value] : matchers) {
+        json_t *m = json_pack("{s:s%, s:s%, s:b, s:b}", "name", name.data(), name.size(), "value",
+                              value.data(), value.size(), "isRegex", 0, "isEqual", 1);
+        if (json_array_append_new(list.get(), m) != 0) {
+            return nullptr; // json_array_append_new took m, or m was null
+        }
+    }
+    return list.release();
 }
 
 std::string string_of(json_t *object, const char *key)

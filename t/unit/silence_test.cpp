@@ -221,3 +221,12 @@ TEST_F(SilenceApi, ATrailingSlashOfTheBaseIsNotDoubled)
     EXPECT_TRUE(expire_silence(api, "abc").ok);
     EXPECT_EQ(am.request().rfind("DELETE /am/api/v2/silence/abc HTTP/1.1\r\n", 0), 0u);
 }
+
+TEST_F(SilenceApi, AMatcherThatCannotBeWrittenMakesNoSilence)
+{
+    NewSilence s = new_silence();
+    s.matchers.emplace_back("pod", "\xff\xfe");
+    const SilenceResult r = create_silence(AlertmanagerApi{}, s);
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.error, "the silence could not be written as JSON (not UTF-8?)");
+}
