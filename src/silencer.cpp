@@ -1,0 +1,177 @@
+#include "silencer.hpp"
+
+#include "text.hpp"
+
+#include <algorithm>
+
+namespace dingtalk
+{
+
+namespace
+{
+
+int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+// %XX and '+' decoded; false on a broken escape.
+bool form_decode(std::string_view in, std::string &out)
+{
+    out.clear();
+    for (std::size_t i = 0; i < in.size(); ++i) {
+        if (in[i] == '+') {
+            out.push_back(' ');
+        } else if (in[i] != '%') {
+            out.push_back(in[i]);
+        } else if (i + 2 < in.size() && hex_digit(in[i + 1]) >= 0 && hex_digit(in[i + 2]) >= 0) {
+            out.push_back(static_cast<char>(hex_digit(in[i + 1]) * 16 + hex_digit(in[i + 2])));
+            i += 2;
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
+// Valid UTF-8, line breaks as spaces, no other control character, at most max bytes.
+const char *clean_line(std::string &s, std::size_t max)
+{
+    for (std::size_t i = 0; i < s.size();) {
+        char32_t cp = 0;
+        const std::size_t n = utf8_length(s, i, cp);
+        if (n == 0) {
+            return "is not UTF-8";
+        }
+        if (cp == '\r' || cp == '\n' || cp == '\t') {
+            s[i] = ' ';
+        } else if (cp < 0x20 || cp == 0x7F) {
+            return "holds a control character";
+        }
+        i += n;
+    }
+    return s.size() > max ? "is too long" : nullptr;
+}
+
+// The form field's index in ActionForm's order, or -1 for one the page does not have.
+int field_index(std::string_view name)
+{
+    static constexpr std::string_view names[] = {"l", "t", "name", "comment"};
+    for (int i = 0; i < 4; ++i) {
+        if (names[i] == name) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+std::string duration_of(const ActionLink &link)
+{
+    return link.until_resolved ? "until resolved (at most " + duration_text(link.seconds) + ")"
+                               : duration_text(link.seconds);
+}
+
+ResultPage failure_page(const SilenceResult &r)
+{
+    ResultPage p;
+    p.heading = "Not silenced";
+    p.message = (r.unreachable ? "Alertmanager could not be reached: nothing was changed. "
+                               : "Alertmanager refused the silence: nothing was changed. ") +
+                std::string("Try again later, or silence the alert in Alertmanager.");
+    p.details = {{"Reason", r.error}};
+    return p;
+}
+
+} // namespace
+
+bool parse_action_form(std::string_view body, ActionForm &form, std::string &error)
+{
+    if (body.size() > kMaxActionForm) {
+        error = "the form is larger than 4096 bytes";
+        return false;
+    }
+    std::string *fields[] = {&form.link, &form.token, &form.name, &form.comment};
+    bool seen[4] = {false, false, false, false};
+    while (!body.empty()) {
+        const std::size_t end = std::min(body.find('&'), body.size());
+        const std::string_view pair = body.substr(0, end);
+        body.remove_prefix(std::min(end + 1, body.size()));
+        const std::size_t eq = std::min(pair.find('='), pair.size());
+        const int i = field_index(pair.substr(0, eq));
+        if (i < 0) {
+            continue;
+        }
+        if (seen[i] || !form_decode(pair.substr(std::min(eq + 1, pair.size())), *fields[i])) {
+            error = "the form field \"" + std::string(pair.substr(0, eq)) + "\" is broken or twice";
+            return false;
+        }
+        seen[i] = true;
+    }
+    const char *name = clean_line(form.name, kMaxNameBytes);
+    const char *comment = clean_line(form.comment, kMaxCommentBytes);
+    error = name      ? std::string("the name ") + name
+            : comment ? std::string("the comment ") + comment
+                      : std::string();
+    return error.empty();
+}
+
+ActionOutcome silence_from_link(const AlertmanagerApi &api, const ActionLink &link,
+                                const ActionForm &form, std::int64_t now)
+{
+    ActionOutcome out;
+    const SilenceResult found = find_silences(api, link.matchers);
+    if (found.ok && !found.silences.empty()) {
+        const Silence &s = found.silences.front();
+        out.result = ActionResult::already;
+        out.silence_id = s.id;
+        out.page = {true,
+                    "Already silenced",
+                    "This alert is silenced already: nothing changed.",
+                    {{"By", s.created_by}, {"Until", s.ends_at}, {"Comment", s.comment}}};
+        return out;
+    }
+    NewSilence n;
+    n.matchers = link.matchers;
+    n.starts_at = now;
+    n.ends_at = now + link.seconds;
+    n.created_by = form.name.empty() ? "DingTalk" : "DingTalk: " + form.name;
+    n.comment = "Silenced from DingTalk, " + duration_of(link) +
+                (form.comment.empty() ? "" : ": " + form.comment);
+    const SilenceResult made = found.ok ? create_silence(api, n) : found;
+    if (!made.ok) {
+        out.error = made.error;
+        out.page = failure_page(made);
+        return out;
+    }
+    out.result = ActionResult::created;
+    out.silence_id = made.id;
+    out.page = {true,
+                "Silenced",
+                "Alertmanager silences this alert " + duration_of(link) + ".",
+                {{"Until", rfc3339_utc(n.ends_at)}, {"By", n.created_by}, {"Silence", made.id}}};
+    return out;
+}
+
+const char *to_string(ActionResult r)
+{
+    switch (r) {
+    case ActionResult::created:
+        return "created";
+    case ActionResult::already:
+        return "already";
+    case ActionResult::failed:
+        return "failed";
+    }
+    return "failed";
+}
+
+} // namespace dingtalk

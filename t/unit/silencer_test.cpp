@@ -1,0 +1,231 @@
+// The action location's POST without nginx: the form, then Alertmanager asked (a stand-in that
+// answers a list of replies, one connection each), then the page.
+#include "silencer.hpp"
+
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace dingtalk;
+
+namespace
+{
+
+// Answers the i-th connection with replies[i] (one request each, then closes); keeps the
+// requests' first lines. With fewer replies than connections, the rest are refused.
+class MockSequence
+{
+public:
+    explicit MockSequence(std::vector<std::string> replies) : replies_(std::move(replies))
+    {
+        fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof addr;
+        if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0 ||
+            ::listen(fd_, 4) != 0 ||
+            ::getsockname(fd_, reinterpret_cast<sockaddr *>(&addr), &len) != 0) {
+            return;
+        }
+        port_ = ntohs(addr.sin_port);
+        thread_ = std::thread([this] { serve(); });
+    }
+    ~MockSequence()
+    {
+        if (thread_.joinable()) {
+            thread_.join();
+        }
+        ::close(fd_);
+    }
+    std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+    const std::vector<std::string> &requests() const { return requests_; }
+
+private:
+    void serve()
+    {
+        for (const std::string &reply : replies_) {
+            pollfd p{fd_, POLLIN, 0};
+            if (::poll(&p, 1, 3000) <= 0) {
+                return;
+            }
+            const int conn = ::accept(fd_, nullptr, nullptr);
+            std::string in;
+            char buf[8192];
+            while (in.find("\r\n\r\n") == std::string::npos || !whole(in)) {
+                pollfd c{conn, POLLIN, 0};
+                const ssize_t n = ::poll(&c, 1, 3000) > 0 ? ::recv(conn, buf, sizeof buf, 0) : 0;
+                if (n <= 0) {
+                    break;
+                }
+                in.append(buf, static_cast<std::size_t>(n));
+            }
+            requests_.push_back(in);
+            ::send(conn, reply.data(), reply.size(), MSG_NOSIGNAL);
+            ::shutdown(conn, SHUT_RDWR);
+            ::close(conn);
+        }
+    }
+    static bool whole(const std::string &in)
+    {
+        const std::size_t end = in.find("\r\n\r\n");
+        const std::size_t at = in.find("Content-Length: ");
+        const std::size_t length =
+            at == std::string::npos || at > end ? 0 : std::stoul(in.substr(at + 16));
+        return in.size() >= end + 4 + length;
+    }
+
+    std::vector<std::string> replies_;
+    std::vector<std::string> requests_;
+    int fd_ = -1;
+    int port_ = 0;
+    std::thread thread_;
+};
+
+std::string json(int status, const std::string &body)
+{
+    return "HTTP/1.1 " + std::to_string(status) +
+           " X\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: " +
+           std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+ActionLink link()
+{
+    ActionLink l;
+    l.matchers = {{"alertname", "Disk"}, {"instance", "db-1"}};
+    l.seconds = 7200;
+    return l;
+}
+
+ActionForm form(std::string name = "张三", std::string comment = "swap tonight")
+{
+    ActionForm f;
+    f.name = std::move(name);
+    f.comment = std::move(comment);
+    return f;
+}
+
+AlertmanagerApi api(const MockSequence &am)
+{
+    AlertmanagerApi a;
+    a.url = am.url();
+    a.timeout = std::chrono::milliseconds(1000);
+    a.answer_timeout = std::chrono::milliseconds(1000);
+    return a;
+}
+
+const std::string kMatchers =
+    R"("matchers":[{"name":"alertname","value":"Disk","isRegex":false,"isEqual":true},)"
+    R"({"name":"instance","value":"db-1","isRegex":false,"isEqual":true}])";
+
+class Silencer : public ::testing::Test
+{
+protected:
+    static void SetUpTestSuite() { ASSERT_TRUE(global_init()); }
+};
+
+} // namespace
+
+TEST(ActionFormTest, ReadsTheFourFields)
+{
+    ActionForm f;
+    std::string error;
+    ASSERT_TRUE(parse_action_form("l=k1.AAA.BBB&t=1000.CC&name=%E5%BC%A0+%E4%B8%89&comment=a%0Ab"
+                                  "&extra=ignored",
+                                  f, error))
+        << error;
+    EXPECT_EQ(f.link, "k1.AAA.BBB");
+    EXPECT_EQ(f.token, "1000.CC");
+    EXPECT_EQ(f.name, "张 三");
+    EXPECT_EQ(f.comment, "a b") << "a line break is a space";
+}
+
+TEST(ActionFormTest, RefusesWhatThePageCannotSend)
+{
+    const std::pair<std::string, std::string> cases[] = {
+        {"l=a&l=b", "the form field \"l\" is broken or twice"},
+        {"l=%zz", "the form field \"l\" is broken or twice"},
+        {"name=%ff", "the name is not UTF-8"},
+        {"comment=a%01b", "the comment holds a control character"},
+        {"name=" + std::string(65, 'x'), "the name is too long"},
+        {"comment=" + std::string(257, 'x'), "the comment is too long"},
+        {"l=" + std::string(kMaxActionForm, 'x'), "the form is larger than 4096 bytes"},
+    };
+    for (const auto &[body, why] : cases) {
+        ActionForm f;
+        std::string error;
+        EXPECT_FALSE(parse_action_form(body, f, error)) << body;
+        EXPECT_EQ(error, why);
+    }
+}
+
+TEST_F(Silencer, CreatesASilenceWhenNoneIsThere)
+{
+    MockSequence am({json(200, "[]"), json(200, R"({"silenceID":"new-1"})")});
+    const ActionOutcome out = silence_from_link(api(am), link(), form(), 1'800'000'000);
+    ASSERT_EQ(out.result, ActionResult::created) << out.error;
+    EXPECT_EQ(out.silence_id, "new-1");
+    EXPECT_EQ(out.page.heading, "Silenced");
+    EXPECT_EQ(out.page.message, "Alertmanager silences this alert 2 hours.");
+    ASSERT_EQ(am.requests().size(), 2u);
+    EXPECT_EQ(am.requests()[0].rfind("GET /api/v2/silences?filter=", 0), 0u);
+    const std::string &post = am.requests()[1];
+    EXPECT_EQ(post.rfind("POST /api/v2/silences ", 0), 0u);
+    EXPECT_NE(post.find(R"("createdBy":"DingTalk: 张三")"), std::string::npos) << post;
+    EXPECT_NE(post.find(R"("comment":"Silenced from DingTalk, 2 hours: swap tonight")"),
+              std::string::npos)
+        << post;
+    EXPECT_NE(post.find(R"("endsAt":"2027-01-15T10:00:00Z")"), std::string::npos) << post;
+}
+
+TEST_F(Silencer, ALinkUsedTwiceFindsTheSilence)
+{
+    MockSequence am({json(200, R"([{"id":"old-1","status":{"state":"active"},)"
+                               R"("createdBy":"DingTalk: 李四","comment":"c",)"
+                               R"("endsAt":"2027-01-15T10:00:00.000Z",)" +
+                                   kMatchers + "}]")});
+    const ActionOutcome out = silence_from_link(api(am), link(), form(), 1'800'000'000);
+    ASSERT_EQ(out.result, ActionResult::already);
+    EXPECT_EQ(out.silence_id, "old-1");
+    EXPECT_EQ(out.page.heading, "Already silenced");
+    EXPECT_EQ(out.page.details[0].second, "DingTalk: 李四");
+    EXPECT_EQ(am.requests().size(), 1u) << "nothing created";
+}
+
+TEST_F(Silencer, AlertmanagerDownChangesNothingAndSaysSo)
+{
+    MockSequence am({}); // refuses nothing, answers nothing: closed at once
+    AlertmanagerApi a = api(am);
+    a.url = "http://127.0.0.1:1"; // nothing listens there
+    const ActionOutcome out = silence_from_link(a, link(), form(), 1'800'000'000);
+    EXPECT_EQ(out.result, ActionResult::failed);
+    EXPECT_FALSE(out.page.ok);
+    EXPECT_EQ(out.page.heading, "Not silenced");
+    EXPECT_NE(out.page.message.find("could not be reached"), std::string::npos);
+    EXPECT_EQ(out.error.rfind("Alertmanager could not be reached", 0), 0u) << out.error;
+}
+
+TEST_F(Silencer, ARefusedSilenceIsAFailurePage)
+{
+    MockSequence am({json(200, "[]"), json(400, R"("bad matchers")")});
+    ActionLink l = link();
+    l.until_resolved = true;
+    l.seconds = 7 * 86400;
+    const ActionOutcome out = silence_from_link(api(am), l, form("", ""), 1'800'000'000);
+    EXPECT_EQ(out.result, ActionResult::failed);
+    EXPECT_EQ(out.error, R"(Alertmanager answered 400: "bad matchers")");
+    ASSERT_EQ(am.requests().size(), 2u);
+    EXPECT_NE(am.requests()[1].find(R"("createdBy":"DingTalk")"), std::string::npos);
+    const std::string comment =
+        R"x("comment":"Silenced from DingTalk, until resolved (at most 7 days)")x";
+    EXPECT_NE(am.requests()[1].find(comment), std::string::npos) << am.requests()[1];
+}
