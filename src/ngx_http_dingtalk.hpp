@@ -113,6 +113,7 @@ inline void ngx_http_dingtalk_fault(const char *) {}
 // handlers
 ngx_int_t ngx_http_dingtalk_handler(ngx_http_request_t *r) noexcept;
 ngx_int_t ngx_http_dingtalk_metrics_handler(ngx_http_request_t *r) noexcept;
+ngx_int_t ngx_http_dingtalk_action_handler(ngx_http_request_t *r) noexcept; // dingtalk_action
 
 // A small JSON reply, with Retry-After when retry_after (seconds) is more than 0.
 ngx_int_t ngx_http_dingtalk_send_json(ngx_http_request_t *r, ngx_uint_t status,

@@ -589,6 +589,15 @@ char *ngx_http_dingtalk_set_metrics(ngx_conf_t *cf, ngx_command_t *, ngx_http_di
     return NGX_CONF_OK;
 }
 
+// dingtalk_action: this location answers the action links (issue #25).
+char *ngx_http_dingtalk_set_action(ngx_conf_t *cf, ngx_command_t *, ngx_http_dingtalk_loc_conf_t *)
+{
+    auto *clcf = static_cast<ngx_http_core_loc_conf_t *>(
+        ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module));
+    clcf->handler = ngx_http_dingtalk_action_handler;
+    return NGX_CONF_OK;
+}
+
 // dingtalk_action_key_file FILE: the keys that sign action links ("ID SECRET" lines; the first
 // signs, all verify). Read here, by the master; no key ever reaches a log.
 char *ngx_http_dingtalk_set_action_key_file(ngx_conf_t *cf, ngx_command_t *cmd,

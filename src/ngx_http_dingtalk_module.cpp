@@ -122,6 +122,8 @@ ngx_command_t ngx_http_dingtalk_commands[] = {
      0, nullptr},
 
     // silencing from the chat (issue #25)
+    {ngx_string("dingtalk_action"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
+     directive<ngx_http_dingtalk_set_action>(), kLoc, 0, nullptr},
     {ngx_string("dingtalk_action_url"), kAny | NGX_CONF_TAKE1,
      directive<ngx_http_dingtalk_set_string<dingtalk::check_action_url, &Settings::action_url>>(),
      kLoc, 0, nullptr},
