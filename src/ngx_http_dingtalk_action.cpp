@@ -120,7 +120,7 @@ ngx_int_t ngx_http_dingtalk_action_handler(ngx_http_request_t *r) noexcept
         auto *lcf = static_cast<ngx_http_dingtalk_loc_conf_t *>(
             ngx_http_get_module_loc_conf(r, ngx_http_dingtalk_module));
         const dingtalk::Settings &s = **lcf->settings;
-        if (!s.action_keys || s.action_keys->empty()) {
+        if (!s.action_keys || s.action_keys->empty()) { // nginx -t refuses it (check_action)
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                           "dingtalk: dingtalk_action without dingtalk_action_key_file");
             return send_page(r, NGX_HTTP_INTERNAL_SERVER_ERROR,

@@ -483,6 +483,21 @@ char *check_sender(ngx_conf_t *cf, ngx_http_dingtalk_loc_conf_t *conf)
     return check_robot_name(cf, conf);
 }
 
+// A location with dingtalk_action needs keys to check its links with (set there or around it).
+char *check_action(ngx_conf_t *cf, ngx_http_dingtalk_loc_conf_t *conf)
+{
+    auto *clcf = static_cast<ngx_http_core_loc_conf_t *>(
+        ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module));
+    const auto &keys = (*conf->settings)->action_keys;
+    if (clcf->handler != ngx_http_dingtalk_action_handler || (keys && !keys->empty())) {
+        return NGX_CONF_OK;
+    }
+    ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                  "\"dingtalk_action\" in location \"%V\" needs dingtalk_action_key_file",
+                  &clcf->name);
+    return conf_error();
+}
+
 char *merge_loc_conf(ngx_conf_t *cf, void *parent, void *child) noexcept
 {
     auto *prev = static_cast<ngx_http_dingtalk_loc_conf_t *>(parent);
@@ -491,7 +506,7 @@ char *merge_loc_conf(ngx_conf_t *cf, void *parent, void *child) noexcept
         ngx_http_dingtalk_fault("merge");
         inherit_into_limit_except(cf, prev, conf);
         merge_values(prev, conf);
-        return conf->enable ? check_sender(cf, conf) : NGX_CONF_OK;
+        return conf->enable ? check_sender(cf, conf) : check_action(cf, conf);
     } catch (...) {
         return conf_failed(cf, "merging the configuration");
     }

@@ -261,3 +261,17 @@ def test_the_example_config_passes_nginx_t():
                        capture_output=True, text=True, env=env)
     shutil.rmtree(d, ignore_errors=True)
     assert p.returncode == 0, p.stderr
+
+
+def test_dingtalk_action_without_keys_fails_nginx_t_naming_the_location():
+    ngx = Nginx("""
+    server {
+        listen 127.0.0.1:%PORT%;
+        location = /dingtalk/action {
+            dingtalk_action;
+        }
+    }
+""")
+    ok, out = ngx.test_config()
+    assert not ok, out
+    assert '"dingtalk_action" in location "/dingtalk/action" needs dingtalk_action_key_file' in out
