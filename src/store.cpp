@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cstdio>
 #include <memory>
 #include <random>
@@ -195,10 +196,18 @@ redisContext *connection(const StoreConfig &cfg, std::string &error)
     return tls.c.get();
 }
 
+// The store closed the connection (as a restart does), unlike a timeout: worth one more try.
+bool closed(const redisContext *c)
+{
+    return c->err == REDIS_ERR_EOF ||
+           (c->err == REDIS_ERR_IO && (errno == ECONNRESET || errno == EPIPE));
+}
+
 // EVALSHA, and EVAL when the store does not know the script yet (restarted, flushed).
 Reply run_script(const StoreConfig &cfg, const char *script, const std::string &sha,
                  std::vector<std::string> keys_args, std::size_t nkeys, std::string &error)
 {
+    const bool kept = tls.c && tls.for_store == identity(cfg);
     redisContext *c = connection(cfg, error);
     if (c == nullptr) {
         return nullptr;
@@ -206,6 +215,13 @@ Reply run_script(const StoreConfig &cfg, const char *script, const std::string &
     std::vector<std::string> args{"EVALSHA", sha, std::to_string(nkeys)};
     args.insert(args.end(), keys_args.begin(), keys_args.end());
     Reply r = command(c, args);
+    if (!r && kept && closed(c)) { // the store closed a kept connection (restarted): once more
+        tls.c.reset();
+        if ((c = connection(cfg, error)) == nullptr) {
+            return nullptr;
+        }
+        r = command(c, args);
+    }
     if (r && r->type == REDIS_REPLY_ERROR &&
         std::string_view(r->str, r->len).substr(0, 8) == "NOSCRIPT") {
         args[0] = "EVAL";

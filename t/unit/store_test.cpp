@@ -190,6 +190,18 @@ TEST_F(StoreTest, ScriptsLoadAgainAfterAFlush)
     EXPECT_EQ(store.reserve(robot_, limit(5, 60000), 100, true).kind, StoreReservation::now);
 }
 
+TEST_F(StoreTest, AKeptConnectionOutlivesARestart)
+{
+    Store store(config());
+    ASSERT_EQ(store.reserve(robot_, limit(5, 60000), 100, true).kind, StoreReservation::now);
+    std::system(cli("SHUTDOWN NOSAVE").c_str());
+    started_ = false;
+    SetUpTestSuite();
+    ASSERT_TRUE(started_);
+    // emptied: warming, and the kept connection's first try is not an error
+    EXPECT_EQ(store.reserve(robot_, limit(5, 60000), 100, false).kind, StoreReservation::warming);
+}
+
 TEST_F(StoreTest, DownIsAnErrorQuickly)
 {
     StoreConfig c = config();
