@@ -384,22 +384,24 @@ bool rate_parameter(ngx_str_t v, dingtalk::RateLimit &rate)
 namespace
 {
 
-// COUNT/PERIOD, as in 20/60s: false when it is not, with COUNT from 1 to kMaxRateCount.
-bool count_per_period(ngx_str_t value, uint32_t &count, uint64_t &window_ms)
+enum class count_period_e { ok, bad_count, bad_period };
+
+// COUNT/PERIOD, as in 20/60s, with COUNT from 1 to kMaxRateCount.
+count_period_e count_per_period(ngx_str_t value, uint32_t &count, uint64_t &window_ms)
 {
     u_char *slash = static_cast<u_char *>(ngx_strlchr(value.data, value.data + value.len, '/'));
     const ngx_int_t n = ngx_atoi(value.data, slash ? slash - value.data : value.len);
     if (slash == nullptr || n < 1 || n > static_cast<ngx_int_t>(dingtalk::kMaxRateCount)) {
-        return false;
+        return count_period_e::bad_count;
     }
     ngx_str_t period{static_cast<size_t>(value.data + value.len - slash - 1), slash + 1};
     const ngx_msec_t ms = ngx_parse_time(&period, 0);
     if (ms == static_cast<ngx_msec_t>(NGX_ERROR) || ms == 0) {
-        return false;
+        return count_period_e::bad_period;
     }
     count = static_cast<uint32_t>(n);
     window_ms = ms;
-    return true;
+    return count_period_e::ok;
 }
 
 } // namespace
@@ -418,12 +420,19 @@ char *ngx_http_dingtalk_set_rate_limit(ngx_conf_t *cf, ngx_command_t *,
         return NGX_CONF_OK;
     }
     dingtalk::RateLimit rate;
-    if (!count_per_period(value, rate.count, rate.window_ms)) {
+    switch (count_per_period(value, rate.count, rate.window_ms)) {
+    case count_period_e::bad_count:
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "dingtalk_rate_limit: \"%V\" is not COUNT/PERIOD with a COUNT from 1 "
                            "to %uD, as in 20/60s (DingTalk's limit)",
                            &value, dingtalk::kMaxRateCount);
         return conf_error();
+    case count_period_e::bad_period:
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "dingtalk_rate_limit: invalid period in \"%V\"",
+                           &value);
+        return conf_error();
+    case count_period_e::ok:
+        break;
     }
     rate.guard_ms = std::min<uint64_t>(rate.guard_ms, rate.window_ms / 60);
     for (ngx_uint_t i = 2; i < cf->args->nelts; ++i) {
@@ -477,7 +486,8 @@ bool store_parameter(ngx_conf_t *cf, ngx_command_t *cmd, ngx_str_t v, dingtalk::
             return true;
         }
     } else if (text.substr(0, 9) == "fallback=" &&
-               count_per_period(after("fallback="), cfg.fallback_count, cfg.fallback_window_ms)) {
+               count_per_period(after("fallback="), cfg.fallback_count, cfg.fallback_window_ms) ==
+                   count_period_e::ok) {
         return true;
     }
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

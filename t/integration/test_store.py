@@ -289,6 +289,11 @@ def test_nginx_t_checks_the_store(nginx_factory, robot, tmp_path):
         good, out = bad.test_config()
         assert not good and why in out and "nginx.conf:" in out, out
         assert "s3cret" not in out
+    for extra in ("fallback=0/60s", "fallback=6/soon", "timeout=forever", "timeout=11s", "db=2"):
+        bad = nginx_factory(site(robot, store_extra=extra), start=False)
+        bad.allowed.append("[emerg]")
+        good, out = bad.test_config()
+        assert not good and f'invalid parameter "{extra}"' in out, out
     missing = nginx_factory(site(robot, store_extra="password_file=/nonexistent"), start=False)
     missing.allowed.append("[emerg]")
     good, out = missing.test_config()
