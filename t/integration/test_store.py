@@ -25,6 +25,7 @@ import time
 import pytest
 
 from harness import TOKEN, MockDingTalk, alert, like_alertmanager, notification
+from test_metrics import promtool
 
 REDIS_PORT = 26391
 LIMIT = (10, 10.0)  # COUNT per PERIOD seconds, at the module and at the stand-in
@@ -158,6 +159,7 @@ def test_three_instances_share_one_window(nginx_factory, redis, robot):
     for ngx in instances:
         assert metric(ngx, "dingtalk_store_up") == 1
         assert metric(ngx, "dingtalk_store_errors_total") == 0
+    promtool(instances[0].get("/metrics").body.decode())
 
 
 def test_redis_restarted_empty_mid_storm(nginx_factory, redis, robot):
