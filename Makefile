@@ -12,6 +12,7 @@
 #   make valgrind     the unit tests under valgrind (no leaks, no invalid accesses)
 #   make fuzz         libFuzzer over parse + render for FUZZ_SECONDS (default 60)
 #   make bench        every benchmark scenario; writes bench/results.md
+#   make bench-store  dingtalk_store against the shared zone alone (needs redis-server)
 #   make install      into Debian's nginx layout (DESTDIR= for a staging root)
 #   make image        the container image (docker, else podman; IMAGE=dingtalk-hook:latest)
 #   make image-test   installs podman, builds the image and runs it against a DingTalk stand-in
@@ -34,7 +35,7 @@ MODULE_LD_OPT ?= -Wl,-z,relro -Wl,-z,now -fPIC
 CXX       ?= g++
 CXXFLAGS  ?= -O2 -g
 CXXFLAGS  += -std=c++17 -Wall -Wextra -Werror -fPIC
-LIBS       = -lsimdjson -ljansson -lcurl -lssl -lcrypto -ldate-tz -pthread
+LIBS       = -lsimdjson -ljansson -lcurl -lssl -lcrypto -ldate-tz -lhiredis -pthread
 
 CORE_SRCS  = $(filter-out src/ngx_http_dingtalk%,$(wildcard src/*.cpp))
 CORE_HDRS  = $(wildcard src/*.hpp)
@@ -48,7 +49,7 @@ CORE_OBJS  = $(CORE_SRCS:src/%.cpp=$(BUILD)/core/%.o)
 
 .PHONY: all module tools install uninstall test unit static integration run format format-check clean check-nginx-src \
         curl-compat lint \
-        asan integration-asan valgrind fuzz bench image image-test
+        asan integration-asan valgrind fuzz bench bench-store image image-test
 
 TOOL       = $(BUILD)/dingtalk-render
 
@@ -162,6 +163,12 @@ RENDER_BENCH = $(BUILD)/render_bench
 $(RENDER_BENCH): bench/render_bench.cpp $(CORE_OBJS) $(CORE_HDRS)
 	$(CXX) $(CXXFLAGS) -Isrc bench/render_bench.cpp $(CORE_OBJS) -o $@ -lbenchmark $(LIBS)
 
+STORE_BENCH = $(BUILD)/store_bench
+
+# dingtalk_store's cost per delivery: bench/store.py runs it against a local redis-server.
+$(STORE_BENCH): bench/store_bench.cpp $(CORE_OBJS) $(CORE_HDRS)
+	$(CXX) $(CXXFLAGS) -Isrc bench/store_bench.cpp $(CORE_OBJS) -o $@ $(LIBS)
+
 HANDOFF_BENCH = $(BUILD)/handoff_bench
 
 $(HANDOFF_BENCH): bench/handoff.cpp
@@ -175,6 +182,9 @@ $(BEFORE_MODULE):
 	git archive $(BENCH_BEFORE) | tar -x -C $(BUILD)/before-src
 	$(MAKE) -C $(BUILD)/before-src module NGINX_SRC=$(NGINX_SRC)
 	cp $(BUILD)/before-src/build/ngx_http_dingtalk_module.so $@
+
+bench-store: $(MODULE) $(STORE_BENCH)
+	DINGTALK_MODULE=$(CURDIR)/$(MODULE) $(PYTHON) bench/store.py
 
 bench: $(MODULE) $(RENDER_BENCH) $(HANDOFF_BENCH) $(BEFORE_MODULE)
 	BENCH_BEFORE=$(BENCH_BEFORE) $(PYTHON) bench/run.py $(BENCH_ARGS)

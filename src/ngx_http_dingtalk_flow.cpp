@@ -63,6 +63,20 @@ struct slots_t {
     uint32_t reserved_left; // ... and how many
 };
 
+// A send's part in dingtalk_store, done by its task's thread: the shared window's slot before
+// the send, its settling after. Written by the event loop before the post, by the thread after.
+struct store_task_t {
+    const dingtalk::Store *store;
+    const u_char *robot;
+    dingtalk::RateLimit limit;
+    bool fallback_held; // the local slot was taken under the fallback window
+    bool active;        // this task is a send: it asks the store first
+    bool cleared;       // the send went: the store gave a slot, or failed with fallback_held
+    dingtalk::StoreReservation res;
+    bool settle_failed;
+    std::string settle_error;
+};
+
 struct ngx_http_dingtalk_ctx_t {
     ngx_event_t timer; // first: timer_handler gets back to the context from it
     ngx_http_request_t *r;
@@ -89,6 +103,8 @@ struct ngx_http_dingtalk_ctx_t {
     ngx_msec_t asked_since;        // waiting for sends under way to end, since; 0: not waiting
     bool counted_waiting;          // in dingtalk_requests_waiting
     bool warned_late;              // the deadline passed and was logged once
+    store_task_t *store;           // dingtalk_store applies; nullptr: the shared zone only
+    bool fallback_held;            // the last local reservation used the store's fallback window
     State state;
 };
 
@@ -319,18 +335,50 @@ void resume(ngx_http_request_t *r) noexcept
 // What a task carries into the thread: written before the post, read by the thread only.
 struct task_data_t {
     dingtalk::Delivery *delivery;
-    uint64_t deadline; // monotonic ms: no send starts that could end after it
+    uint64_t deadline;   // monotonic ms: no send starts that could end after it
+    store_task_t *store; // nullptr without dingtalk_store
 };
+
+// In the thread: a slot of the store's shared window; whether the send may go.
+bool store_reserve(store_task_t &st, uint64_t deadline) noexcept
+{
+    const uint64_t now = dingtalk::monotonic_ms();
+    st.res = st.store->reserve(st.robot, st.limit, deadline > now ? deadline - now : 0,
+                               st.fallback_held);
+    st.cleared = st.res.kind == dingtalk::StoreReservation::now ||
+                 (st.res.kind == dingtalk::StoreReservation::failed && st.fallback_held);
+    return st.cleared;
+}
+
+// In the thread: the store's window learns when the send ended, or that it never left.
+void store_settle(store_task_t &st, const dingtalk::Report &rep) noexcept
+{
+    if (st.res.kind == dingtalk::StoreReservation::now) {
+        st.settle_failed = !st.store->settle(st.robot, st.res.member, rep.sent,
+                                             rep.outcome == dingtalk::Outcome::throttled, st.limit,
+                                             st.settle_error);
+    }
+}
 
 void thread_handler(void *data, ngx_log_t *) noexcept
 {
-    // Only the Delivery's own memory is touched here: no pools, no logs, no request.
+    // Only the task's own memory is touched here: no pools, no logs, no request.
     auto *td = static_cast<task_data_t *>(data);
+    store_task_t *st = td->store != nullptr && td->store->active ? td->store : nullptr;
+    if (st != nullptr && !store_reserve(*st, td->deadline)) {
+        return; // the event loop schedules it again
+    }
     td->delivery->run(td->deadline);
+    if (st != nullptr) {
+        store_settle(*st, td->delivery->report());
+    }
 }
 
 void schedule(ngx_http_dingtalk_ctx_t *ctx);
 void fold_poll(ngx_http_dingtalk_ctx_t *ctx);
+void hold(ngx_http_dingtalk_ctx_t *ctx, uint64_t ms);
+void no_slot(ngx_http_dingtalk_ctx_t *ctx, const dingtalk::Reservation &res);
+dingtalk::RateLimit limit_now(ngx_http_dingtalk_ctx_t *ctx);
 
 // The thread pool's queue is full: a 503, or the last failure when this was a retry (or a next
 // message).
@@ -373,6 +421,13 @@ void post(ngx_http_dingtalk_ctx_t *ctx)
         }
     }
     static_cast<task_data_t *>(ctx->task->ctx)->deadline = ctx->deadline;
+    if (ctx->store != nullptr) {
+        store_task_t &st = *ctx->store;
+        st.active = ctx->step == Step::send;
+        st.limit = *ctx->settings->rate;
+        st.fallback_held = ctx->fallback_held;
+        st.settle_failed = false;
+    }
     ctx->delivery->set_queued();
     if (ngx_thread_task_post(ctx->lcf->thread_pool, ctx->task) != NGX_OK) {
         queue_full(ctx);
@@ -576,6 +631,91 @@ void after_attempt(ngx_http_dingtalk_ctx_t *ctx)
     finish(ctx, answered());
 }
 
+// What a task that asked dingtalk_store learned of it, for the whole instance: one warn line
+// when the robots fall back, one when the store answers again.
+void store_learn(ngx_http_dingtalk_ctx_t *ctx, const store_task_t &st)
+{
+    const dingtalk::StoreConfig &cfg = st.store->config();
+    ngx_log_t *log = ctx->r->connection->log;
+    if (st.res.kind == dingtalk::StoreReservation::failed || st.settle_failed) {
+        const std::string &why = st.settle_failed ? st.settle_error : st.res.error;
+        if (ngx_http_dingtalk_store_failed(ctx->zone)) {
+            ngx_log_error(NGX_LOG_WARN, log, 0,
+                          "dingtalk_store \"%s\" failed: %s; the robots fall back to %uD "
+                          "messages per %uL ms on this instance until it answers",
+                          cfg.shown.c_str(), why.c_str(), cfg.fallback_count,
+                          cfg.fallback_window_ms);
+        }
+        return;
+    }
+    const bool warms = st.res.kind == dingtalk::StoreReservation::now ||
+                       st.res.kind == dingtalk::StoreReservation::warming;
+    const dingtalk::RateLimit &limit = st.limit;
+    switch (ngx_http_dingtalk_store_answered(ctx->zone, warms ? st.res.retry_after_ms : 0,
+                                             limit.window_ms + limit.guard_ms)) {
+    case ngx_http_dingtalk_store_e::back:
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "dingtalk_store \"%s\" answers again; the robots keep their fallback "
+                      "window for one more period, as the store does not know what was sent "
+                      "meanwhile",
+                      cfg.shown.c_str());
+        break;
+    case ngx_http_dingtalk_store_e::emptied:
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "dingtalk_store \"%s\" was emptied (restarted?); the robots keep their "
+                      "fallback window too until it has seen a whole period",
+                      cfg.shown.c_str());
+        break;
+    case ngx_http_dingtalk_store_e::same:
+        break;
+    }
+}
+
+// The store did not clear the send: its slots go back, and it waits for the store's next free
+// slot within what is left of "hold", or is scheduled again under the fallback window.
+void store_refused(ngx_http_dingtalk_ctx_t *ctx, const dingtalk::StoreReservation &res)
+{
+    if (ctx->fold_id != 0) {
+        ngx_http_dingtalk_room_settle(ctx->zone, ctx->fold_id, {},
+                                      ngx_http_dingtalk_sent_e::not_sent);
+        ctx->fold_id = 0;
+    }
+    release_slots(ctx);
+    if (ctx->delivery->report().attempts == 0) {
+        ctx->first_attempt = 0; // nothing was sent: the delivery's time starts with its send
+    }
+    if (res.kind != dingtalk::StoreReservation::full &&
+        res.kind != dingtalk::StoreReservation::throttled) {
+        schedule(ctx); // failed or warming: the fallback window applies now
+        return;
+    }
+    ctx->asked_since = ctx->asked_since ? ctx->asked_since : ctx->received;
+    const uint64_t wait = res.under_way ? dingtalk::kRateRecheckMs : res.retry_after_ms;
+    if (res.kind == dingtalk::StoreReservation::full && wait <= limit_now(ctx).hold_ms) {
+        hold(ctx, wait);
+        return;
+    }
+    no_slot(ctx, {res.kind == dingtalk::StoreReservation::full ? dingtalk::Reservation::rejected
+                                                               : dingtalk::Reservation::throttled,
+                  0, 0, res.retry_after_ms});
+}
+
+// After a send's task: whether it went (after_attempt() follows), else handled here.
+bool store_cleared(ngx_http_dingtalk_ctx_t *ctx)
+{
+    if (ctx->store == nullptr || !ctx->store->active) {
+        return true;
+    }
+    store_task_t &st = *ctx->store;
+    st.active = false;
+    store_learn(ctx, st);
+    if (st.cleared) {
+        return true;
+    }
+    store_refused(ctx, st.res);
+    return false;
+}
+
 void thread_done(ngx_event_t *ev) noexcept
 {
     auto *ctx = static_cast<ngx_http_dingtalk_ctx_t *>(ev->data);
@@ -599,7 +739,9 @@ void thread_done(ngx_event_t *ev) noexcept
             go(ctx);
             break;
         case Step::send:
-            after_attempt(ctx);
+            if (store_cleared(ctx)) {
+                after_attempt(ctx);
+            }
             break;
         }
     } catch (...) {
@@ -727,6 +869,13 @@ void hold(ngx_http_dingtalk_ctx_t *ctx, uint64_t ms)
 dingtalk::RateLimit limit_now(ngx_http_dingtalk_ctx_t *ctx)
 {
     dingtalk::RateLimit limit = *ctx->settings->rate;
+    ctx->fallback_held = ctx->store != nullptr && ngx_http_dingtalk_store_fallback(ctx->zone);
+    if (ctx->fallback_held) { // this instance's share of the robot, while the store cannot say
+        const dingtalk::StoreConfig &cfg = ctx->store->store->config();
+        limit.count = cfg.fallback_count;
+        limit.window_ms = cfg.fallback_window_ms;
+        limit.guard_ms = std::min<uint64_t>(limit.guard_ms, limit.window_ms / 60);
+    }
     if (ctx->asked_since != 0) {
         const uint64_t waited = ngx_current_msec - ctx->asked_since;
         limit.hold_ms = limit.hold_ms > waited ? limit.hold_ms - waited : 0;
@@ -1040,6 +1189,7 @@ bool prepare_task(ngx_http_dingtalk_ctx_t *ctx, dingtalk::Target target, std::st
     cln->data = ctx;
 
     static_cast<task_data_t *>(ctx->task->ctx)->delivery = ctx->delivery;
+    static_cast<task_data_t *>(ctx->task->ctx)->store = nullptr; // deliver() sets it
     ctx->task->handler = thread_handler;
     ctx->task->event.handler = thread_done;
     ctx->task->event.data = ctx;
@@ -1076,6 +1226,15 @@ bool ngx_http_dingtalk_deliver(ngx_http_request_t *r, ngx_http_dingtalk_robot_t 
         ngx_http_get_module_main_conf(r, ngx_http_dingtalk_module));
     ctx->zone = mcf->zone;
     ctx->rate_limited = ctx->settings->rate.has_value();
+    if (ctx->rate_limited && ctx->settings->store != nullptr) {
+        ctx->store = ngx_http_dingtalk_pool_new<store_task_t>(r->pool);
+        if (ctx->store == nullptr) {
+            return false;
+        }
+        ctx->store->store = ctx->settings->store.get();
+        ctx->store->robot = robot->key;
+        static_cast<task_data_t *>(ctx->task->ctx)->store = ctx->store;
+    }
     if (ctx->settings->fold && ctx->rate_limited) {
         // sections of one location of one configuration (forked workers share its address)
         ctx->group = reinterpret_cast<uintptr_t>(ctx->settings) ^

@@ -87,6 +87,8 @@ ngx_command_t ngx_http_dingtalk_commands[] = {
      directive<ngx_http_dingtalk_set_rate_limit>(), kLoc, 0, nullptr},
     {ngx_string("dingtalk_fold"), kAny | NGX_CONF_FLAG,
      directive<ngx_http_dingtalk_set_flag<&Settings::fold>>(), kLoc, 0, nullptr},
+    {ngx_string("dingtalk_store"), NGX_HTTP_MAIN_CONF | NGX_CONF_1MORE,
+     directive<ngx_http_dingtalk_set_store>(), kLoc, 0, nullptr},
     {ngx_string("dingtalk_zone_size"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1, set_zone_size,
      NGX_HTTP_MAIN_CONF_OFFSET, offsetof(ngx_http_dingtalk_main_conf_t, zone_size), nullptr},
 
@@ -458,6 +460,7 @@ char *check_sender(ngx_conf_t *cf, ngx_http_dingtalk_loc_conf_t *conf)
     auto *mcf = static_cast<ngx_http_dingtalk_main_conf_t *>(
         ngx_http_conf_get_module_main_conf(cf, ngx_http_dingtalk_module));
     mcf->used = 1;
+    mcf->store = mcf->store || (*conf->settings)->store != nullptr;
     return check_robot_name(cf, conf);
 }
 
