@@ -34,7 +34,7 @@ MODULE_LD_OPT ?= -Wl,-z,relro -Wl,-z,now -fPIC
 CXX       ?= g++
 CXXFLAGS  ?= -O2 -g
 CXXFLAGS  += -std=c++17 -Wall -Wextra -Werror -fPIC
-LIBS       = -lsimdjson -ljansson -lcurl -lssl -lcrypto -ldate-tz -pthread
+LIBS       = -lsimdjson -ljansson -lcurl -lssl -lcrypto -ldate-tz -lre2 -pthread
 
 CORE_SRCS  = $(filter-out src/ngx_http_dingtalk%,$(wildcard src/*.cpp))
 CORE_HDRS  = $(wildcard src/*.hpp)

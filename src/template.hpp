@@ -78,6 +78,8 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
+struct TemplateCalls; // template.cpp's
+
 class Template
 {
 public:
@@ -103,13 +105,15 @@ public:
     std::vector<std::string> unset_names(const Notification &n) const;
 
 private:
-    Template(std::string source, Kind kind, std::set<std::string> used, std::set<std::string> keys);
+    Template(std::string source, Kind kind, std::set<std::string> used, std::set<std::string> keys,
+             std::shared_ptr<const TemplateCalls> calls);
 
     std::string source_; // after standalone lines are removed
     Kind kind_;
-    std::set<std::string> used_;     // the names the template uses (first segments)
-    std::set<std::string> map_keys_; // "labels.instance", ... as written
-    std::uint64_t id_;               // identifies this template in each thread's cache
+    std::set<std::string> used_;                 // the names the template uses (first segments)
+    std::set<std::string> map_keys_;             // "labels.instance", ... as written
+    std::shared_ptr<const TemplateCalls> calls_; // label_is.x.y, {{#trunc 20}} ... parsed
+    std::uint64_t id_;                           // identifies this template in each thread's cache
 };
 
 // The names a template may use (first segment of a dotted name).
