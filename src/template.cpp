@@ -1,5 +1,6 @@
 #include "template.hpp"
 
+#include "go_hint.hpp"
 #include "template_call.hpp"
 #include "text.hpp"
 #include "sign.hpp"
@@ -241,8 +242,9 @@ bool check_tags(const std::string &src, const std::vector<Tag> &tags, std::strin
             tag.name == "." || tag.name.empty() || calls.count(tag.name) != 0) {
             continue; // closing tags are check_sections' to check, blocks check_blocks'
         }
+        const std::string go = tag.kind == ' ' || tag.kind == '#' ? go_hint(tag.name) : "";
         if (!check_call(tag, error, calls, used)) {
-            error = where + error;
+            error = where + (go.empty() || tag.kind != ' ' ? error : go);
             return false;
         }
         if (calls.count(tag.name) != 0) {
@@ -250,8 +252,10 @@ bool check_tags(const std::string &src, const std::vector<Tag> &tags, std::strin
         }
         const std::string first = tag.name.substr(0, tag.name.find('.'));
         if (std::find(kNames.begin(), kNames.end(), first) == kNames.end()) {
-            error = where + "unknown name \"" + tag.name +
-                    "\" (see \"Names\" in docs/messages.md for the names a template can use)";
+            error = where + (!go.empty() ? go
+                                         : "unknown name \"" + tag.name +
+                                               "\" (see \"Names\" in docs/messages.md for the "
+                                               "names a template can use)");
             return false;
         }
         used.insert(first);
@@ -278,7 +282,8 @@ bool check_sections(const std::string &src, const std::vector<Tag> &tags, std::s
         if (tag.kind == '#' || tag.kind == '^' || tag.kind == '<') {
             open.push_back(&tag);
         } else if (tag.kind == '/' && open.empty()) {
-            error = line + "Unopened section \"" + tag.name + "\"";
+            const std::string go = go_hint("/" + tag.name); // a Go comment: {{/* ... */}}
+            error = line + (go.empty() ? "Unopened section \"" + tag.name + "\"" : go);
             return false;
         } else if (tag.kind == '/' && tag.name != open.back()->name &&
                    tag.name != call_head(open.back()->name)) {

@@ -75,10 +75,18 @@ BAD = [  # name, template, its line, what nginx -t says
      "regex_replace: missing )"),
     ("group", "{{#regex_replace \"a\" \"$1\"}}{{title}}{{/regex_replace}}\n", 1,
      '"$1" names no group'),
-    ("trunc", "\n{{trunc 3}}\n", 2, "trunc is a function"),
+    ("trunc", "\n{{^trunc 3}}{{/trunc}}\n", 2, "trunc is a function"),
     ("block", "### {{title}}\n\n{{>footer}}\n", 3, 'no block "footer" in this template'),
     ("block-line", "{{<a}}\n\n{{nosuch}}\n{{/a}}\n{{>a}}\n", 3, 'unknown name "nosuch"'),
     ("block-loop", "{{<a}}{{>a}}{{/a}}\n{{>a}}\n", None, "uses blocks over 8 deep"),
+    # Go template syntax, with what to write instead
+    ("go-field", "### {{title}}\n{{#alerts}}\n{{ .Labels.alertname }}\n{{/alerts}}\n", 3,
+     'Go template syntax ".Labels.alertname": write {{labels.alertname}}'),
+    ("go-if", "\n{{ if eq .Status \"firing\" }}\n", 2,
+     "write {{#firing}}...{{/firing}} in an alert, {{#has_firing}}...{{/has_firing}}"),
+    ("go-range", "{{ range .Alerts }}\n", 1, "write {{#alerts}}...{{/alerts}}"),
+    ("go-label-eq", "\n\n{{ if eq .Labels.severity \"critical\" }}x{{ end }}\n", 3,
+     "write {{#label_is.severity.critical}}"),
 ]
 
 

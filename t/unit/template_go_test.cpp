@@ -198,7 +198,9 @@ TEST(TemplateGo, WrongUsesFailWithTheirLine)
     EXPECT_NE(refused("{{#alerts}}\n{{starts_at \"YYYY-MM-DD\"}}{{/alerts}}")
                   .find("line 2: \"YYYY-MM-DD\" is not a Go time layout"),
               std::string::npos);
-    EXPECT_NE(refused("{{trunc 3}}").find("trunc is a function"), std::string::npos);
+    EXPECT_NE(refused("{{trunc 3}}").find("Go template syntax \"trunc 3\": write {{#trunc 3}}"),
+              std::string::npos);
+    EXPECT_NE(refused("{{^trunc 3}}{{/trunc}}").find("trunc is a function"), std::string::npos);
     EXPECT_NE(refused("{{#trunc x}}a{{/trunc}}").find("trunc is written"), std::string::npos);
     EXPECT_NE(refused("{{#regex_replace \"(a\" \"\"}}a{{/regex_replace}}").find("missing )"),
               std::string::npos);
@@ -212,4 +214,37 @@ TEST(TemplateGo, WrongUsesFailWithTheirLine)
               std::string::npos);
     EXPECT_NE(refused("{{<a}}\n\n{{nosuch}}{{/a}}").find("line 3: unknown name"),
               std::string::npos);
+}
+
+TEST(TemplateGo, GoSyntaxSaysWhatToWriteInstead)
+{
+    const std::pair<const char *, const char *> cases[] = {
+        {"{{ .Labels.alertname }}", "write {{labels.alertname}}"},
+        {"{{- index .Annotations \"summary\" -}}", "write {{annotations.summary}}"},
+        {"{{ if eq .Status \"firing\" }}", "write {{#firing}}...{{/firing}} in an alert"},
+        {"{{ if eq .Labels.env \"prod\" }}", "write {{#label_is.env.prod}}"},
+        {"{{ if gt (len .Alerts.Firing) 3 }}", "write {{#firing_count_gt.3}}"},
+        {"{{ if ge (len .Alerts) 3 }}", "write {{^alert_count_lt.3}}"},
+        {"{{ else }}", "{{/name}}{{^name}}"},
+        {"{{ end }}", "{{/name}}, the section's own name"},
+        {"{{ range .Alerts.Resolved }}", "write {{#resolved}}...{{/resolved}}"},
+        {"{{ range .Labels.SortedPairs }}", "write {{#label_list}}"},
+        {"{{ define \"alert\" }}", "write {{<alert}}...{{/alert}} and {{>alert}}"},
+        {"{{ template \"ding.link.title\" . }}", "write {{title}}"},
+        {"{{ .StartsAt.Local.Format \"15:04\" }}", "write {{starts_at \"15:04\"}}"},
+        {"{{ .Labels.severity | toUpper }}", "write {{#upper}}{{labels.severity}}{{/upper}}"},
+        {"{{ reReplaceAll \":[0-9]+\" \"\" .Labels.instance }}",
+         "write {{#regex_replace \":[0-9]+\" \"\"}}{{labels.instance}}{{/regex_replace}}"},
+        {"{{ .Labels.instance | urlquery }}", "write {{labels_url.instance}}"},
+        {"{{ $.CommonLabels.team }}", "write {{common_labels.team}}"},
+        {"{{ trunc 20 .Annotations.summary }}", "write {{#trunc 20}}{{annotations.summary}}"},
+        {"{{/* note */}}", "a comment is {{! ... }}"},
+    };
+    for (const auto &[go, hint] : cases) {
+        const std::string error = refused(std::string("ok\n") + go + "\n");
+        EXPECT_EQ(error.rfind("line 2: Go template syntax", 0), 0u) << go << ": " << error;
+        EXPECT_NE(error.find(hint), std::string::npos) << go << ": " << error;
+    }
+    // not Go: the usual error
+    EXPECT_NE(refused("{{nosuch}}").find("unknown name"), std::string::npos);
 }
