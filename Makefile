@@ -153,7 +153,7 @@ integration-asan: $(ASAN_MODULE)
 
 valgrind: $(UNIT_BIN)
 	cd t/unit && DINGTALK_SKIP_HUGE=1 valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect \
-	  --error-exitcode=1 ../../$(UNIT_BIN) --gtest_brief=1
+	  --suppressions=valgrind.supp --error-exitcode=1 ../../$(UNIT_BIN) --gtest_brief=1
 
 # --- benchmarks ---------------------------------------------------------------------------------
 

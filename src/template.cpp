@@ -421,7 +421,9 @@ bool with_blocks(const std::string &source, std::string &expanded, std::string &
         return false;
     }
     for (const Tag &t : tags_of(whole)) {
-        whole[t.begin + 2] = t.kind == '<' ? '#' : whole[t.begin + 2]; // a section, for kainjow
+        if (t.kind == '<') {
+            whole[whole.find('<', t.begin)] = '#'; // a section, for kainjow
+        }
     }
     mu::mustache probe(whole); // on the same lines as the source
     if (!probe.is_valid()) {
