@@ -248,3 +248,42 @@ TEST(TemplateGo, GoSyntaxSaysWhatToWriteInstead)
     // not Go: the usual error
     EXPECT_NE(refused("{{nosuch}}").find("unknown name"), std::string::npos);
 }
+
+TEST(TemplateGo, MangledTemplatesAreRefusedOrRenderWithoutThrowing)
+{
+    // go-features.mustache with spans cut out or repeated (a seeded, repeatable walk): whatever
+    // the checks let through (blocks, closing tags by a function's name, arguments) must be a
+    // template kainjow renders, never one that fails or throws at render time.
+    const std::string source = dingtalk_test::read_file("../fixtures/go-features.mustache");
+    ASSERT_FALSE(source.empty());
+    const Notification n = dingtalk_test::fixture("mixed");
+    std::uint32_t seed = 24;
+    const auto next = [&](std::size_t below) {
+        seed = seed * 1664525u + 1013904223u;
+        return static_cast<std::size_t>(seed >> 8) % below;
+    };
+    std::size_t parsed = 0;
+    for (int i = 0; i < 600; ++i) {
+        std::string s = source;
+        const std::size_t at = next(s.size()), len = 1 + next(40);
+        if (i % 2 == 0) {
+            s.erase(at, len);
+        } else {
+            s.insert(at, s.substr(next(s.size()), len));
+        }
+        std::string error;
+        const auto t = Template::parse(s, Template::Kind::text, error);
+        if (!t) {
+            EXPECT_EQ(error.rfind("line ", 0) == 0 || error.find("block") != std::string::npos,
+                      true)
+                << error;
+            continue;
+        }
+        ++parsed;
+        Settings settings = dingtalk_test::settings();
+        RenderOptions opt = dingtalk_test::options(settings);
+        settings.text_template = t;
+        EXPECT_NO_THROW(render_message(n, opt)) << s;
+    }
+    EXPECT_GT(parsed, 10u); // some of them are templates still
+}
