@@ -35,7 +35,7 @@ MODULE_LD_OPT ?= -Wl,-z,relro -Wl,-z,now -fPIC
 CXX       ?= g++
 CXXFLAGS  ?= -O2 -g
 CXXFLAGS  += -std=c++17 -Wall -Wextra -Werror -fPIC
-LIBS       = -lsimdjson -ljansson -lcurl -lssl -lcrypto -ldate-tz -lhiredis -pthread
+LIBS       = -lsimdjson -ljansson -lcurl -lssl -lcrypto -ldate-tz -lhiredis -lre2 -pthread
 
 CORE_SRCS  = $(filter-out src/ngx_http_dingtalk%,$(wildcard src/*.cpp))
 CORE_HDRS  = $(wildcard src/*.hpp)
@@ -154,7 +154,7 @@ integration-asan: $(ASAN_MODULE)
 
 valgrind: $(UNIT_BIN)
 	cd t/unit && DINGTALK_SKIP_HUGE=1 valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect \
-	  --error-exitcode=1 ../../$(UNIT_BIN) --gtest_brief=1
+	  --suppressions=valgrind.supp --error-exitcode=1 ../../$(UNIT_BIN) --gtest_brief=1
 
 # --- benchmarks ---------------------------------------------------------------------------------
 

@@ -277,7 +277,8 @@ char *ngx_http_dingtalk_set_thread_pool(ngx_conf_t *cf, ngx_command_t *cmd,
     return conf->thread_pool ? NGX_CONF_OK : conf_error();
 }
 
-// dingtalk_timezone NAME: an IANA time zone, looked up now.
+// dingtalk_timezone NAME [LAYOUT]: an IANA time zone, looked up now, and the Go time layout of
+// the times shown.
 char *ngx_http_dingtalk_set_timezone(ngx_conf_t *cf, ngx_command_t *,
                                      ngx_http_dingtalk_loc_conf_t *conf)
 {
@@ -290,6 +291,15 @@ char *ngx_http_dingtalk_set_timezone(ngx_conf_t *cf, ngx_command_t *,
     if (!tz) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "dingtalk_timezone: %s", error.c_str());
         return conf_error();
+    }
+    if (cf->args->nelts == 3) {
+        auto layout =
+            dingtalk::GoLayout::parse(ngx_http_dingtalk_view(ngx_http_dingtalk_arg(cf, 2)), error);
+        if (!layout) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "dingtalk_timezone: %s", error.c_str());
+            return conf_error();
+        }
+        tz->set_layout(std::move(layout));
     }
     *field = std::make_shared<const dingtalk::TimeZone>(std::move(*tz));
     return NGX_CONF_OK;

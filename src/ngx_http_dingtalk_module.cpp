@@ -106,7 +106,7 @@ ngx_command_t ngx_http_dingtalk_commands[] = {
     {ngx_string("dingtalk_max_messages"), kAny | NGX_CONF_TAKE1,
      directive<ngx_http_dingtalk_set_number<1, dingtalk::kMaxMessages, &Settings::max_messages>>(),
      kLoc, 0, nullptr},
-    {ngx_string("dingtalk_timezone"), kAny | NGX_CONF_TAKE1,
+    {ngx_string("dingtalk_timezone"), kAny | NGX_CONF_TAKE12,
      directive<ngx_http_dingtalk_set_timezone>(), kLoc, 0, nullptr},
     {ngx_string("dingtalk_template"), kAny | NGX_CONF_TAKE1,
      directive<ngx_http_dingtalk_set_text_template>(), kLoc, 0, nullptr},

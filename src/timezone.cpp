@@ -42,8 +42,41 @@ std::string &add_padded(std::string &out, long n, std::size_t width)
 
 } // namespace
 
+LocalTime TimeZone::local(TimePoint t) const
+{
+    const auto *tz = static_cast<const date::time_zone *>(tz_);
+    const auto secs = date::floor<std::chrono::seconds>(t);
+    const auto info = tz->get_info(secs);
+    const auto local = date::local_seconds((secs + info.offset).time_since_epoch());
+    const auto day = date::floor<date::days>(local);
+    const date::year_month_day ymd(day);
+    const date::hh_mm_ss<std::chrono::seconds> hms(local - day);
+    const date::year_month_day jan1(ymd.year() / date::January / 1);
+    LocalTime l;
+    l.year = int(ymd.year());
+    l.month = unsigned(ymd.month());
+    l.day = unsigned(ymd.day());
+    l.hour = unsigned(hms.hours().count());
+    l.minute = unsigned(hms.minutes().count());
+    l.second = unsigned(hms.seconds().count());
+    l.weekday = date::weekday(day).c_encoding();
+    l.yearday = unsigned((day - date::local_days(jan1)).count()) + 1;
+    l.micros = std::uint32_t((t - secs).count());
+    l.offset = long(info.offset.count());
+    l.abbr = info.abbrev;
+    return l;
+}
+
+std::string TimeZone::format(TimePoint t, const GoLayout &layout) const
+{
+    return layout.format(local(t));
+}
+
 std::string TimeZone::format(TimePoint t, Form form) const
 {
+    if (form == Form::date_time && layout_) {
+        return format(t, *layout_);
+    }
     const auto *tz = static_cast<const date::time_zone *>(tz_);
     const auto secs = date::floor<std::chrono::seconds>(t);
     const auto info = tz->get_info(secs);
