@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from harness import TOKEN, MockDingTalk, alert, like_alertmanager, notification
+from harness import TOKEN, MockDingTalk, alert, like_alertmanager, notification, relay
 from test_metrics import promtool
 
 REDIS_PORT = 26391
@@ -224,24 +224,9 @@ class SlowProxy:
             except OSError:
                 return
             upstream = socket.create_connection(("127.0.0.1", self.target))
-            threading.Thread(target=self._pipe, args=(client, upstream, self.delay),
+            threading.Thread(target=relay, args=(client, upstream, self.delay),
                              daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, client, 0), daemon=True).start()
-
-    @staticmethod
-    def _pipe(src, dst, delay):
-        try:
-            while data := src.recv(65536):
-                time.sleep(delay)
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            threading.Thread(target=relay, args=(upstream, client), daemon=True).start()
 
     def close(self):
         self.sock.close()
