@@ -12,7 +12,6 @@
 #   make valgrind     the unit tests under valgrind (no leaks, no invalid accesses)
 #   make fuzz         libFuzzer over parse + render for FUZZ_SECONDS (default 60)
 #   make bench        every benchmark scenario; writes bench/results.md
-#   make bench-store  dingtalk_store against the shared zone alone (needs redis-server)
 #   make install      into Debian's nginx layout (DESTDIR= for a staging root)
 #   make image        the container image (docker, else podman; IMAGE=dingtalk-hook:latest)
 #   make image-test   installs podman, builds the image and runs it against a DingTalk stand-in
@@ -49,7 +48,7 @@ CORE_OBJS  = $(CORE_SRCS:src/%.cpp=$(BUILD)/core/%.o)
 
 .PHONY: all module tools install uninstall test unit static integration run format format-check clean check-nginx-src \
         curl-compat lint \
-        asan integration-asan valgrind fuzz bench bench-store image image-test
+        asan integration-asan valgrind fuzz bench image image-test
 
 TOOL       = $(BUILD)/dingtalk-render
 
@@ -165,7 +164,7 @@ $(RENDER_BENCH): bench/render_bench.cpp $(CORE_OBJS) $(CORE_HDRS)
 
 STORE_BENCH = $(BUILD)/store_bench
 
-# dingtalk_store's cost per delivery: bench/store.py runs it against a local redis-server.
+# dingtalk_store's scripts alone: bench/store.py (make bench's store section) runs it.
 $(STORE_BENCH): bench/store_bench.cpp $(CORE_OBJS) $(CORE_HDRS)
 	$(CXX) $(CXXFLAGS) -Isrc bench/store_bench.cpp $(CORE_OBJS) -o $@ $(LIBS)
 
@@ -183,10 +182,7 @@ $(BEFORE_MODULE):
 	$(MAKE) -C $(BUILD)/before-src module NGINX_SRC=$(NGINX_SRC)
 	cp $(BUILD)/before-src/build/ngx_http_dingtalk_module.so $@
 
-bench-store: $(MODULE) $(STORE_BENCH)
-	DINGTALK_MODULE=$(CURDIR)/$(MODULE) $(PYTHON) bench/store.py
-
-bench: $(MODULE) $(RENDER_BENCH) $(HANDOFF_BENCH) $(BEFORE_MODULE)
+bench: $(MODULE) $(RENDER_BENCH) $(HANDOFF_BENCH) $(STORE_BENCH) $(BEFORE_MODULE)
 	BENCH_BEFORE=$(BENCH_BEFORE) $(PYTHON) bench/run.py $(BENCH_ARGS)
 
 FUZZ_SECONDS ?= 60

@@ -3,10 +3,10 @@
 Redis round trips per delivery (INFO commandstats). One nginx, one worker, the harness's
 stand-in robot on loopback, a local redis-server; sequential webhooks, paced under the limit.
 
-    make bench-store      (or: DINGTALK_MODULE=build/ngx_http_dingtalk_module.so bench/store.py)
+    make bench            (section 7 of bench/results.md; alone: BENCH_ARGS="--only store")
 
-build/store_bench times the two scripts alone, in one thread, on a kept connection. Not part of
-make bench (yet): its numbers are in docs/operations.md, written by hand.
+build/store_bench times the three scripts alone (claim, reserve, settle), in one thread, on a
+kept connection.
 """
 
 import os
@@ -67,8 +67,8 @@ def run(mock, store, count):
         ngx.stop()
 
 
-def main():
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 300
+def measure(count):
+    """{count, rows: [{name, median, p90, scripts}], scripts_alone}"""
     redis = subprocess.Popen(["redis-server", "--port", str(PORT), "--bind", "127.0.0.1",
                               "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
     mock = MockDingTalk()
@@ -78,17 +78,10 @@ def main():
         rows = [("shared zone only", *run(mock, False, count)),
                 ("dingtalk_store (Redis on loopback)", *run(mock, True, count))]
         bench = os.path.join(os.path.dirname(__file__), "..", "build", "store_bench")
-        scripts = subprocess.run([bench, str(PORT), "5000"], capture_output=True, text=True,
-                                 check=True).stdout.strip()
+        alone = subprocess.run([bench, str(PORT), "5000"], capture_output=True, text=True,
+                               check=True).stdout.strip()
     finally:
         mock.close()
         redis.kill()
-    print(f"| {count} sequential deliveries | median ms | p90 ms | Redis scripts per delivery |")
-    print("| --- | --- | --- | --- |")
-    for name, median, p90, calls in rows:
-        print(f"| {name} | {median:.2f} | {p90:.2f} | {calls:.2f} |")
-    print(f"\nbuild/store_bench: {scripts}")
-
-
-if __name__ == "__main__":
-    main()
+    return {"count": count, "scripts_alone": alone,
+            "rows": [{"name": n, "median": m, "p90": p, "scripts": c} for n, m, p, c in rows]}

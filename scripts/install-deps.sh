@@ -9,7 +9,7 @@ tests=(libgtest-dev python3 python3-pytest python3-yaml openssl curl clang-forma
        libclang-rt-14-dev procps util-linux prometheus prometheus-alertmanager tinyproxy
        redis-server)
 
-bench=(wrk libnginx-mod-http-echo libbenchmark-dev python3 openssl procps)
+bench=(wrk libnginx-mod-http-echo libbenchmark-dev python3 openssl procps redis-server)
 # make image / image-test: Debian's podman (with runc: crun cannot run in some sandboxes;
 # catatonit, the init of the pause container "podman kube play" makes for a pod) and
 # mmdebstrap, which makes the Debian base images from the machine's own mirror when no

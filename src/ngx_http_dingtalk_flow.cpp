@@ -42,8 +42,9 @@ const ngx_msec_t kDeadlineSlack = 5000;
 // folding: in the robot's room, to go with other notifications in the next message (fold).
 enum class State { idle, holding, running, backoff, following, folding, done };
 
-// What the delivery's next (or running) thread task does.
-enum class Step { prepare, render, send };
+// What the delivery's next (or running) thread task does. claim: asks dingtalk_store again
+// whether another instance still delivers the notification.
+enum class Step { prepare, render, send, claim };
 
 // How often a request that follows another's delivery of its notification looks again.
 const ngx_msec_t kFollowMs = 200;
@@ -63,18 +64,27 @@ struct slots_t {
     uint32_t reserved_left; // ... and how many
 };
 
-// A send's part in dingtalk_store, done by its task's thread: the shared window's slot before
-// the send, its settling after. Written by the event loop before the post, by the thread after.
+// What a task asks dingtalk_store: nothing; the notification's record after the first run
+// (prepare) or alone (Step::claim); a slot of the shared window before a send and its settling
+// (with the records the message carried) after.
+enum class store_job_e { none, claim, claim_only, send };
+
+// A task's part in dingtalk_store, done by its thread. Written by the event loop before the
+// post, by the thread after.
 struct store_task_t {
     const dingtalk::Store *store;
     const u_char *robot;
     dingtalk::RateLimit limit;
+    store_job_e job;
     bool fallback_held; // the local slot was taken under the fallback window
-    bool active;        // this task is a send: it asks the store first
     bool cleared;       // the send went: the store gave a slot, or failed with fallback_held
     dingtalk::StoreReservation res;
     bool settle_failed;
     std::string settle_error;
+    std::string owner;                     // this instance, as the records name it
+    uint64_t lease_ms;                     // how long a claim of a record lasts
+    dingtalk::StoreClaim claimed;          // the last claim's answer
+    std::vector<dingtalk::StoreMark> fold; // a folded message's notifications and their alerts
 };
 
 struct ngx_http_dingtalk_ctx_t {
@@ -105,6 +115,7 @@ struct ngx_http_dingtalk_ctx_t {
     bool warned_late;              // the deadline passed and was logged once
     store_task_t *store;           // dingtalk_store applies; nullptr: the shared zone only
     bool fallback_held;            // the last local reservation used the store's fallback window
+    bool elsewhere;                // following another instance's delivery (dingtalk_store)
     State state;
 };
 
@@ -350,27 +361,63 @@ bool store_reserve(store_task_t &st, uint64_t deadline) noexcept
     return st.cleared;
 }
 
-// In the thread: the store's window learns when the send ended, or that it never left.
-void store_settle(store_task_t &st, const dingtalk::Report &rep) noexcept
+// In the thread: the store's window learns when the send ended, or that it never left, and the
+// records what the message did to the alerts it carried.
+void store_settle(store_task_t &st, const dingtalk::Delivery &d) noexcept
 {
-    if (st.res.kind == dingtalk::StoreReservation::now) {
-        st.settle_failed = !st.store->settle(st.robot, st.res.member, rep.sent,
-                                             rep.outcome == dingtalk::Outcome::throttled, st.limit,
-                                             st.settle_error);
+    if (st.res.kind != dingtalk::StoreReservation::now) {
+        return;
     }
+    const dingtalk::Report &rep = d.report();
+    dingtalk::StoreMarks marks{dingtalk::StoreMarks::none, st.owner, st.lease_ms, {}};
+    try {
+        marks.kind = rep.outcome == dingtalk::Outcome::delivered  ? dingtalk::StoreMarks::taken
+                     : rep.outcome == dingtalk::Outcome::doubtful ? dingtalk::StoreMarks::in_doubt
+                                                                  : dingtalk::StoreMarks::none;
+        if (!st.fold.empty()) {
+            marks.records = st.fold;
+        } else if (marks.kind != dingtalk::StoreMarks::none) {
+            marks.records.push_back({d.key(), marks.kind == dingtalk::StoreMarks::taken
+                                                  ? d.taken_alerts()
+                                                  : d.current_alerts()});
+        }
+    } catch (const std::exception &e) {
+        marks.kind = dingtalk::StoreMarks::none; // the window still learns; the record lapses
+    }
+    st.settle_failed = !st.store->settle(st.robot, st.res.member, rep.sent,
+                                         rep.outcome == dingtalk::Outcome::throttled, st.limit,
+                                         marks, st.settle_error);
+}
+
+// In the thread: the notification's record in the store, claimed for this instance.
+void store_claim(store_task_t &st, const dingtalk::Delivery &d) noexcept
+{
+    st.claimed = dingtalk::StoreClaim{};
+    if (d.key() == 0) {
+        st.claimed.kind = dingtalk::StoreClaim::mine; // not a notification: nothing to claim
+        return;
+    }
+    st.claimed = st.store->claim(st.robot, d.key(), d.record_keys(), st.owner, st.lease_ms);
 }
 
 void thread_handler(void *data, ngx_log_t *) noexcept
 {
     // Only the task's own memory is touched here: no pools, no logs, no request.
     auto *td = static_cast<task_data_t *>(data);
-    store_task_t *st = td->store != nullptr && td->store->active ? td->store : nullptr;
-    if (st != nullptr && !store_reserve(*st, td->deadline)) {
+    store_task_t *st = td->store;
+    const store_job_e job = st != nullptr ? st->job : store_job_e::none;
+    if (job == store_job_e::claim_only) {
+        store_claim(*st, *td->delivery);
+        return;
+    }
+    if (job == store_job_e::send && !store_reserve(*st, td->deadline)) {
         return; // the event loop schedules it again
     }
     td->delivery->run(td->deadline);
-    if (st != nullptr) {
-        store_settle(*st, td->delivery->report());
+    if (job == store_job_e::claim) {
+        store_claim(*st, *td->delivery);
+    } else if (job == store_job_e::send) {
+        store_settle(*st, *td->delivery);
     }
 }
 
@@ -423,7 +470,11 @@ void post(ngx_http_dingtalk_ctx_t *ctx)
     static_cast<task_data_t *>(ctx->task->ctx)->deadline = ctx->deadline;
     if (ctx->store != nullptr) {
         store_task_t &st = *ctx->store;
-        st.active = ctx->step == Step::send;
+        st.job = ctx->step == Step::send      ? store_job_e::send
+                 : ctx->step == Step::prepare ? store_job_e::claim
+                 : ctx->step == Step::claim   ? store_job_e::claim_only
+                                              : store_job_e::none;
+        st.lease_ms = lease_ms(ctx);
         st.limit = *ctx->settings->rate;
         st.fallback_held = ctx->fallback_held;
         st.settle_failed = false;
@@ -484,16 +535,18 @@ void go(ngx_http_dingtalk_ctx_t *ctx)
     schedule(ctx);
 }
 
-// Another request delivers the same notification now: wait for it (what it posts is not sent
-// again), as long as this delivery's time lasts.
-void follow(ngx_http_dingtalk_ctx_t *ctx)
+// Another request delivers the same notification now (of this instance, or of another one that
+// shares the store: elsewhere): wait for it (what it posts is not sent again), as long as this
+// delivery's time lasts.
+void follow(ngx_http_dingtalk_ctx_t *ctx, bool elsewhere)
 {
+    const char *who = elsewhere ? "another nginx instance (dingtalk_store)" : "another request";
     const ngx_msec_t waited = ngx_current_msec - ctx->received;
     if (waited >= static_cast<ngx_msec_t>(ctx->settings->timeout.count())) {
         ngx_log_error(NGX_LOG_WARN, ctx->r->connection->log, 0,
-                      "dingtalk: another request is still delivering this notification after "
-                      "%M ms; answered 503",
-                      waited);
+                      "dingtalk: %s is still delivering this notification after %M ms; answered "
+                      "503",
+                      who, waited);
         finish(ctx, refused(NGX_HTTP_SERVICE_UNAVAILABLE,
                             "busy: another request is delivering this notification now; retry "
                             "later",
@@ -502,12 +555,52 @@ void follow(ngx_http_dingtalk_ctx_t *ctx)
     }
     if (ctx->state != State::following) {
         ngx_log_error(NGX_LOG_INFO, ctx->r->connection->log, 0,
-                      "dingtalk: another request is delivering this notification now: waiting "
-                      "for it, nothing is sent beside it");
+                      "dingtalk: %s is delivering this notification now: waiting for it, nothing "
+                      "is sent beside it",
+                      who);
         ctx->state = State::following;
         set_waiting(ctx, true);
     }
+    ctx->elsewhere = elsewhere;
     ngx_add_timer(&ctx->timer, kFollowMs);
+}
+
+void store_failed(ngx_http_dingtalk_ctx_t *ctx, const std::string &why);
+void store_answered(ngx_http_dingtalk_ctx_t *ctx, uint64_t warm_ms);
+
+// What the instances sharing dingtalk_store did with the notification, merged into what this
+// one's record says; false when that ends it here (posted elsewhere) or it follows another
+// instance's delivery.
+bool merge_store_record(ngx_http_dingtalk_ctx_t *ctx, ngx_http_dingtalk_claimed_t &claimed)
+{
+    if (ctx->store == nullptr) {
+        return true;
+    }
+    const dingtalk::StoreClaim &c = ctx->store->claimed;
+    dingtalk::Delivery &d = *ctx->delivery;
+    const std::vector<uint64_t> &keys = d.record_keys();
+    if (c.kind == dingtalk::StoreClaim::failed ||
+        (c.kind != dingtalk::StoreClaim::taken && c.states.size() != keys.size())) {
+        store_failed(ctx, c.error.empty() ? "an unexpected record" : c.error);
+        return true; // this instance's record alone decides
+    }
+    store_answered(ctx, 0);
+    if (c.kind == dingtalk::StoreClaim::taken) {
+        follow(ctx, true);
+        return false;
+    }
+    if (c.kind == dingtalk::StoreClaim::done) {
+        d.posted_before();
+        finish(ctx, answered());
+        return false;
+    }
+    const std::vector<uint64_t> &alerts = d.alert_keys();
+    for (std::size_t i = 0; i < alerts.size() && i < claimed.states.size(); ++i) {
+        const auto j = std::lower_bound(keys.begin(), keys.end(), alerts[i]) - keys.begin();
+        claimed.states[i] = std::max(claimed.states[i], c.states[static_cast<std::size_t>(j)]);
+    }
+    claimed.messages = std::max(claimed.messages, c.messages);
+    return true;
 }
 
 // The notification's record: what of it was posted before, and whether another request
@@ -520,7 +613,7 @@ void look_up(ngx_http_dingtalk_ctx_t *ctx)
         return;
     }
     const uint64_t id = ctx->owner ? ctx->owner : ngx_http_dingtalk_new_id(ctx->zone);
-    const ngx_http_dingtalk_claimed_t claimed = ngx_http_dingtalk_claim(
+    ngx_http_dingtalk_claimed_t claimed = ngx_http_dingtalk_claim(
         ctx->zone, d.key(), d.record_keys(), d.alert_keys(), id, ngx_current_msec + lease_ms(ctx));
     switch (claimed.claim) {
     case ngx_http_dingtalk_claim_e::done:
@@ -528,7 +621,7 @@ void look_up(ngx_http_dingtalk_ctx_t *ctx)
         finish(ctx, answered());
         return;
     case ngx_http_dingtalk_claim_e::taken:
-        follow(ctx);
+        follow(ctx, false);
         return;
     case ngx_http_dingtalk_claim_e::no_room:
         ngx_log_error(NGX_LOG_WARN, ctx->r->connection->log, 0,
@@ -540,6 +633,9 @@ void look_up(ngx_http_dingtalk_ctx_t *ctx)
         break;
     }
     ctx->owner = id;
+    if (!merge_store_record(ctx, claimed)) {
+        return;
+    }
     const std::size_t posted = static_cast<std::size_t>(
         std::count(claimed.states.begin(), claimed.states.end(), dingtalk::Posted::yes));
     if (posted == 0 && claimed.messages == 0) {
@@ -631,28 +727,28 @@ void after_attempt(ngx_http_dingtalk_ctx_t *ctx)
     finish(ctx, answered());
 }
 
-// What a task that asked dingtalk_store learned of it, for the whole instance: one warn line
-// when the robots fall back, one when the store answers again.
-void store_learn(ngx_http_dingtalk_ctx_t *ctx, const store_task_t &st)
+// A dingtalk_store call failed: one warn line for the instance when the robots fall back.
+void store_failed(ngx_http_dingtalk_ctx_t *ctx, const std::string &why)
 {
-    const dingtalk::StoreConfig &cfg = st.store->config();
-    ngx_log_t *log = ctx->r->connection->log;
-    if (st.res.kind == dingtalk::StoreReservation::failed || st.settle_failed) {
-        const std::string &why = st.settle_failed ? st.settle_error : st.res.error;
-        if (ngx_http_dingtalk_store_failed(ctx->zone)) {
-            ngx_log_error(NGX_LOG_WARN, log, 0,
-                          "dingtalk_store \"%s\" failed: %s; the robots fall back to %uD "
-                          "messages per %uL ms on this instance until it answers",
-                          cfg.shown.c_str(), why.c_str(), cfg.fallback_count,
-                          cfg.fallback_window_ms);
-        }
-        return;
+    const dingtalk::StoreConfig &cfg = ctx->store->store->config();
+    if (ngx_http_dingtalk_store_failed(ctx->zone)) {
+        ngx_log_error(NGX_LOG_WARN, ctx->r->connection->log, 0,
+                      "dingtalk_store \"%s\" failed: %s; the robots fall back to %uD messages "
+                      "per %uL ms on this instance, and its records alone keep what was posted, "
+                      "until it answers",
+                      cfg.shown.c_str(), why.c_str(), cfg.fallback_count, cfg.fallback_window_ms);
     }
-    const bool warms = st.res.kind == dingtalk::StoreReservation::now ||
-                       st.res.kind == dingtalk::StoreReservation::warming;
-    const dingtalk::RateLimit &limit = st.limit;
-    switch (ngx_http_dingtalk_store_answered(ctx->zone, warms ? st.res.retry_after_ms : 0,
-                                             limit.window_ms + limit.guard_ms)) {
+}
+
+// A dingtalk_store call worked (warm_ms: the store still warms that long): one warn line for
+// the instance when it is back, or was emptied.
+void store_answered(ngx_http_dingtalk_ctx_t *ctx, uint64_t warm_ms)
+{
+    const dingtalk::StoreConfig &cfg = ctx->store->store->config();
+    const dingtalk::RateLimit &limit = *ctx->settings->rate;
+    ngx_log_t *log = ctx->r->connection->log;
+    switch (
+        ngx_http_dingtalk_store_answered(ctx->zone, warm_ms, limit.window_ms + limit.guard_ms)) {
     case ngx_http_dingtalk_store_e::back:
         ngx_log_error(NGX_LOG_WARN, log, 0,
                       "dingtalk_store \"%s\" answers again; the robots keep their fallback "
@@ -669,6 +765,18 @@ void store_learn(ngx_http_dingtalk_ctx_t *ctx, const store_task_t &st)
     case ngx_http_dingtalk_store_e::same:
         break;
     }
+}
+
+// What a send's task learned of dingtalk_store, for the whole instance.
+void store_learn(ngx_http_dingtalk_ctx_t *ctx, const store_task_t &st)
+{
+    if (st.res.kind == dingtalk::StoreReservation::failed || st.settle_failed) {
+        store_failed(ctx, st.settle_failed ? st.settle_error : st.res.error);
+        return;
+    }
+    const bool warms = st.res.kind == dingtalk::StoreReservation::now ||
+                       st.res.kind == dingtalk::StoreReservation::warming;
+    store_answered(ctx, warms ? st.res.retry_after_ms : 0);
 }
 
 // The store did not clear the send: its slots go back, and it waits for the store's next free
@@ -703,11 +811,12 @@ void store_refused(ngx_http_dingtalk_ctx_t *ctx, const dingtalk::StoreReservatio
 // After a send's task: whether it went (after_attempt() follows), else handled here.
 bool store_cleared(ngx_http_dingtalk_ctx_t *ctx)
 {
-    if (ctx->store == nullptr || !ctx->store->active) {
+    if (ctx->store == nullptr || ctx->store->job != store_job_e::send) {
         return true;
     }
     store_task_t &st = *ctx->store;
-    st.active = false;
+    st.job = store_job_e::none;
+    st.fold.clear();
     store_learn(ctx, st);
     if (st.cleared) {
         return true;
@@ -733,6 +842,7 @@ void thread_done(ngx_event_t *ev) noexcept
     try {
         switch (ctx->step) {
         case Step::prepare:
+        case Step::claim:
             look_up(ctx);
             break;
         case Step::render:
@@ -782,7 +892,12 @@ void timer_fired(ngx_http_dingtalk_ctx_t *ctx)
         schedule(ctx);
         return;
     case State::following:
-        look_up(ctx);
+        if (ctx->elsewhere) { // ask the store again
+            ctx->step = Step::claim;
+            post(ctx);
+        } else {
+            look_up(ctx);
+        }
         return;
     case State::folding:
         fold_poll(ctx);
@@ -1051,6 +1166,12 @@ void send_fold(ngx_http_dingtalk_ctx_t *ctx, const dingtalk::Reservation &res)
     }
     ctx->fold_id = res.id;
     ctx->reserve_all = false;
+    if (ctx->store != nullptr) { // the records the message carries, for the store's settle
+        ctx->store->fold.clear();
+        for (std::size_t i = 0; i < ctx->folded->size(); ++i) {
+            ctx->store->fold.push_back({taken[i].key, std::move(taken[i].covers)});
+        }
+    }
     ctx->deadline = delivery_end(ctx, res.at_ms);
     if (ctx->folded->size() > 1) {
         ngx_log_error(NGX_LOG_INFO, ctx->r->connection->log, 0,
@@ -1173,6 +1294,19 @@ void check_broken(ngx_http_request_t *r) noexcept
     finish(ctx, abandoned(false)); // nginx finalizes the request itself
 }
 
+// This nginx instance, as dingtalk_store's records name their owner: the host and the master
+// process, which a reload keeps (a worker's parent; the process itself without a master).
+const std::string &instance_name()
+{
+    static const std::string name = [] {
+        char host[256] = {};
+        gethostname(host, sizeof(host) - 1);
+        const ngx_pid_t master = ngx_process == NGX_PROCESS_WORKER ? ngx_parent : ngx_pid;
+        return std::string(host) + ":" + std::to_string(master);
+    }();
+    return name;
+}
+
 // The task, the timer and the cleanup that ties them to the request's pool.
 bool prepare_task(ngx_http_dingtalk_ctx_t *ctx, dingtalk::Target target, std::string body)
 {
@@ -1233,6 +1367,7 @@ bool ngx_http_dingtalk_deliver(ngx_http_request_t *r, ngx_http_dingtalk_robot_t 
         }
         ctx->store->store = ctx->settings->store.get();
         ctx->store->robot = robot->key;
+        ctx->store->owner = instance_name();
         static_cast<task_data_t *>(ctx->task->ctx)->store = ctx->store;
     }
     if (ctx->settings->fold && ctx->rate_limited) {

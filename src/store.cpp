@@ -46,7 +46,11 @@ end
 return {'now', warm, 0}
 )lua";
 
-// KEYS: window, cool-down. ARGV: member, sent (1/0), throttled (1/0), cool-down ms.
+// KEYS: window, cool-down, then the records a message carried. ARGV: member, sent (1/0),
+// throttled (1/0), cool-down ms, what the message did to its records ('taken', 'doubt' or ''),
+// owner, lease ms, kept ms once all posted, kept ms otherwise, then for each record: how many
+// alerts the message showed of it, and their keys. An alert taken is posted (2); one in doubt
+// goes from not posted (0) to doubtful (1), a second doubt is posted: never a third send.
 const char kSettle[] = R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -59,7 +63,56 @@ end
 if ARGV[3] == '1' and redis.call('PTTL', KEYS[2]) < tonumber(ARGV[4]) then
   redis.call('SET', KEYS[2], '1', 'PX', tonumber(ARGV[4]))
 end
+local how, owner, lease = ARGV[5], ARGV[6], tonumber(ARGV[7])
+local a = 10
+for k = 3, #KEYS do
+  local n = tonumber(ARGV[a])
+  local grew = 0
+  for i = a + 1, a + n do
+    local s = tonumber(redis.call('HGET', KEYS[k], ARGV[i]) or '0')
+    local to = (how == 'taken' or s > 0) and 2 or 1
+    if to ~= s then
+      redis.call('HSET', KEYS[k], ARGV[i], to)
+      if to == 2 then grew = grew + 1 end
+    end
+  end
+  a = a + n + 1
+  if how == 'taken' then redis.call('HINCRBY', KEYS[k], 'm', 1) end
+  local yes = redis.call('HINCRBY', KEYS[k], 'y', grew)
+  local o = redis.call('HGET', KEYS[k], 'o')
+  if yes >= tonumber(redis.call('HGET', KEYS[k], 'n') or '1') then
+    if o == owner then redis.call('HDEL', KEYS[k], 'o', 'l') end
+    redis.call('PEXPIRE', KEYS[k], tonumber(ARGV[8]))
+  elseif not o or o == owner then
+    redis.call('HSET', KEYS[k], 'o', owner, 'l', now + lease)
+    redis.call('PEXPIRE', KEYS[k], lease + tonumber(ARGV[9]))
+  end
+end
 return 1
+)lua";
+
+// KEYS: the notification's record. ARGV: owner, lease ms, kept ms, then its alerts' keys. The
+// record is a hash: o the owner (the instance delivering it), l when its lease ends, n its
+// alerts, y those posted, m the messages DingTalk took of it, and each alert's state.
+const char kClaim[] = R"lua(
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local o = redis.call('HGET', KEYS[1], 'o')
+if o and o ~= ARGV[1] then
+  local l = tonumber(redis.call('HGET', KEYS[1], 'l') or '0')
+  if l > now then return {'taken', l - now, 0, ''} end
+end
+local states, yes = {}, 0
+for i = 4, #ARGV do
+  local s = redis.call('HGET', KEYS[1], ARGV[i]) or '0'
+  states[#states + 1] = s
+  if s == '2' then yes = yes + 1 end
+end
+local m = tonumber(redis.call('HGET', KEYS[1], 'm') or '0')
+if #ARGV > 3 and yes == #ARGV - 3 then return {'done', 0, m, table.concat(states)} end
+redis.call('HSET', KEYS[1], 'o', ARGV[1], 'l', now + tonumber(ARGV[2]), 'n', #ARGV - 3)
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) + tonumber(ARGV[3]))
+return {'mine', 0, m, table.concat(states)}
 )lua";
 
 std::string sha1_hex(const char *text)
@@ -284,6 +337,75 @@ StoreReservation read_reservation(const redisReply *r, std::string member)
 
 const std::string kReserveSha = sha1_hex(kReserve);
 const std::string kSettleSha = sha1_hex(kSettle);
+const std::string kClaimSha = sha1_hex(kClaim);
+
+// How long the store keeps a record: once every alert is posted, for a second replica's copy
+// (Alertmanager's peers wait 15 s each) and no longer, so that repeat_interval's reminders are
+// posted again; otherwise past its lease, for Alertmanager's retries.
+constexpr uint64_t kKeepPostedMs = 2 * 60 * 1000;
+constexpr uint64_t kKeepMs = 60 * 60 * 1000;
+
+std::string hex(uint64_t v)
+{
+    char b[17];
+    std::snprintf(b, sizeof(b), "%016llx", static_cast<unsigned long long>(v));
+    return b;
+}
+
+std::string record_key(const std::string &prefix, uint64_t notification)
+{
+    return prefix + ":n:" + hex(notification);
+}
+
+Posted posted_of(char c)
+{
+    return c == '2' ? Posted::yes : c == '1' ? Posted::doubtful : Posted::no;
+}
+
+StoreClaim read_claim(const redisReply *r, std::size_t alerts)
+{
+    StoreClaim claim;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[3]->type != REDIS_REPLY_STRING ||
+        (r->element[3]->len != alerts && r->element[3]->len != 0)) {
+        claim.error = "unexpected reply to the record script";
+        return claim;
+    }
+    const std::string_view kind(r->element[0]->str, r->element[0]->len);
+    claim.kind = kind == "mine"    ? StoreClaim::mine
+                 : kind == "taken" ? StoreClaim::taken
+                 : kind == "done"  ? StoreClaim::done
+                                   : StoreClaim::failed;
+    claim.retry_after_ms = integer(r->element[1]);
+    claim.messages = static_cast<uint32_t>(integer(r->element[2]));
+    for (std::size_t i = 0; i < r->element[3]->len; ++i) {
+        claim.states.push_back(posted_of(r->element[3]->str[i]));
+    }
+    return claim;
+}
+
+// The settle script's arguments after the window's: what the message did to its records.
+void append_marks(const std::string &prefix, const StoreMarks &marks,
+                  std::vector<std::string> &keys, std::vector<std::string> &args)
+{
+    args.push_back(marks.kind == StoreMarks::taken      ? "taken"
+                   : marks.kind == StoreMarks::in_doubt ? "doubt"
+                                                        : "");
+    args.push_back(marks.owner);
+    args.push_back(std::to_string(marks.lease_ms));
+    args.push_back(std::to_string(kKeepPostedMs));
+    args.push_back(std::to_string(kKeepMs));
+    if (marks.kind == StoreMarks::none) {
+        return;
+    }
+    for (const StoreMark &m : marks.records) {
+        keys.push_back(record_key(prefix, m.notification));
+        args.push_back(std::to_string(m.alerts.size()));
+        for (uint64_t a : m.alerts) {
+            args.push_back(hex(a));
+        }
+    }
+}
 
 } // namespace
 
@@ -309,17 +431,41 @@ StoreReservation Store::reserve(const unsigned char robot[16], const RateLimit &
 }
 
 bool Store::settle(const unsigned char robot[16], const std::string &member, bool sent,
-                   bool throttled, const RateLimit &limit, std::string &error) const noexcept
+                   bool throttled, const RateLimit &limit, const StoreMarks &marks,
+                   std::string &error) const noexcept
 {
     try {
         const std::string prefix = robot_prefix(robot);
-        return run_script(config_, kSettle, kSettleSha,
-                          {prefix + ":w", prefix + ":c", member, sent ? "1" : "0",
-                           throttled ? "1" : "0", std::to_string(limit.cooldown_ms)},
-                          2, error) != nullptr;
+        std::vector<std::string> keys{prefix + ":w", prefix + ":c"};
+        std::vector<std::string> args{member, sent ? "1" : "0", throttled ? "1" : "0",
+                                      std::to_string(limit.cooldown_ms)};
+        append_marks(prefix, marks, keys, args);
+        const std::size_t nkeys = keys.size();
+        keys.insert(keys.end(), args.begin(), args.end());
+        return run_script(config_, kSettle, kSettleSha, std::move(keys), nkeys, error) != nullptr;
     } catch (const std::exception &e) {
         error = e.what();
         return false;
+    }
+}
+
+StoreClaim Store::claim(const unsigned char robot[16], std::uint64_t notification,
+                        const std::vector<std::uint64_t> &alerts, const std::string &owner,
+                        std::uint64_t lease_ms) const noexcept
+{
+    try {
+        std::vector<std::string> args{record_key(robot_prefix(robot), notification), owner,
+                                      std::to_string(lease_ms), std::to_string(kKeepMs)};
+        for (uint64_t a : alerts) {
+            args.push_back(hex(a));
+        }
+        StoreClaim res;
+        Reply r = run_script(config_, kClaim, kClaimSha, std::move(args), 1, res.error);
+        return r ? read_claim(r.get(), alerts.size()) : res;
+    } catch (const std::exception &e) {
+        StoreClaim res;
+        res.error = e.what();
+        return res;
     }
 }
 

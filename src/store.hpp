@@ -1,10 +1,11 @@
-// dingtalk_store: several nginx instances that send to one robot share its rate window and its
-// 130101 cool-down in Redis (hiredis). Plain C++, no nginx: the glue calls it from pool threads
-// only, never from the event loop.
+// dingtalk_store: several nginx instances that send to one robot share its rate window, its
+// 130101 cool-down and the records of what was posted in Redis (hiredis). Plain C++, no nginx: the
+// glue calls it from pool threads only, never from the event loop.
 //
 // One reservation is one Lua script (no read-modify-write between instances), one settle is
-// another: at most two round trips per message. Times are Redis's own clock (TIME), the one
-// clock every instance shares. Keys expire by themselves.
+// another (it marks the records of what the message carried too), and a notification's claim
+// of its record a third: three round trips for a notification of one message. Times are Redis's own
+// clock (TIME), the one clock every instance shares. Keys expire by themselves.
 //
 // A marker key says since when the store has held the windows: when it is missing (a Redis
 // restarted empty, or never used), the script sets it, and for one PERIOD after that the store
@@ -13,12 +14,14 @@
 #pragma once
 
 #include "ratelimit.hpp"
+#include "record.hpp"
 
 #include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace dingtalk
 {
@@ -56,6 +59,32 @@ struct StoreReservation {
     std::string error;
 };
 
+// A notification's record in the store (what every instance posted of it), as a claim finds it.
+struct StoreClaim {
+    enum Kind {
+        mine,   // the caller's instance delivers it now (states: what was posted before)
+        taken,  // another instance delivers it now: retry_after_ms until its lease ends
+        done,   // every alert was posted
+        failed, // the store did not answer in time, or wrongly (error says what)
+    } kind = failed;
+    std::uint64_t retry_after_ms = 0;
+    std::vector<Posted> states; // mine, done: of the alerts asked, by position
+    std::uint32_t messages = 0; // mine, done: DingTalk took this many messages of it
+    std::string error;
+};
+
+// What a message did to the records of the notifications it carried (its own, or a fold's).
+struct StoreMark {
+    std::uint64_t notification = 0;
+    std::vector<std::uint64_t> alerts; // those the message showed or counted
+};
+struct StoreMarks {
+    enum Kind { none, taken, in_doubt } kind = none;
+    std::string owner;          // the instance that delivers them
+    std::uint64_t lease_ms = 0; // its claim goes on this long when some alerts are left
+    std::vector<StoreMark> records;
+};
+
 class Store
 {
 public:
@@ -67,9 +96,16 @@ public:
     StoreReservation reserve(const unsigned char robot[16], const RateLimit &limit,
                              std::uint64_t attempt_ms, bool fallback_held) const noexcept;
     // The send ended (sent: it may have arrived, by now at the latest) or never left;
-    // throttled: DingTalk answered 130101, every instance cools down. false: the store failed.
+    // throttled: DingTalk answered 130101, every instance cools down; marks: what its message
+    // did to the records. false: the store failed.
     bool settle(const unsigned char robot[16], const std::string &member, bool sent, bool throttled,
-                const RateLimit &limit, std::string &error) const noexcept;
+                const RateLimit &limit, const StoreMarks &marks, std::string &error) const noexcept;
+    // Claims the notification's record for `owner` (an instance: its deliveries share the
+    // claim, the shared zone orders them) for lease_ms, unless another instance's lease runs;
+    // alerts: its keys (Delivery::record_keys()).
+    StoreClaim claim(const unsigned char robot[16], std::uint64_t notification,
+                     const std::vector<std::uint64_t> &alerts, const std::string &owner,
+                     std::uint64_t lease_ms) const noexcept;
 
 private:
     StoreConfig config_;

@@ -8,11 +8,14 @@ What is counted is what the stand-in posted (the group's view), never what the m
 Each instance gets alerts of its own pods (i0-..., i1-...), so what a message shows says which
 instance sent it; clients retry as Alertmanager 0.25 does (harness.like_alertmanager).
 
-Without dingtalk_store, the first test sees 130101 (three windows of 10, not one), and the
-fallback checks see more than the fallback share per instance.
+Without dingtalk_store, the first test sees 130101 (three windows of 10, not one), the
+fallback checks see more than the fallback share per instance, and the second Alertmanager
+replica's copy is posted beside the first's.
 """
 
 import concurrent.futures
+import datetime
+import json
 import os
 import random
 import re
@@ -24,10 +27,12 @@ import time
 
 import pytest
 
+from alertmanager_harness import ALERTMANAGER_BIN, Alertmanager, executable, http_get, wait_until
 from harness import TOKEN, MockDingTalk, alert, like_alertmanager, notification, relay
 from test_metrics import promtool
 
 REDIS_PORT = 26391
+CLUSTER_PORTS = (26394, 26395)  # the two Alertmanagers' gossip
 LIMIT = (10, 10.0)  # COUNT per PERIOD seconds, at the module and at the stand-in
 FALLBACK = 3  # per instance, per PERIOD
 
@@ -285,3 +290,62 @@ def test_nginx_t_checks_the_store(nginx_factory, robot, tmp_path):
     missing.allowed.append("[emerg]")
     good, out = missing.test_config()
     assert not good and "cannot open" in out, out
+
+
+def cluster_of_two(instances):
+    """Two real Alertmanagers in one HA cluster on 127.0.0.1, each notifying its own nginx."""
+    if not executable(ALERTMANAGER_BIN):
+        why = f"Alertmanager not installed at {ALERTMANAGER_BIN}"
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
+    ams = []
+    for me, peer, ngx in zip(CLUSTER_PORTS, reversed(CLUSTER_PORTS), instances):
+        ams.append(Alertmanager(f"http://127.0.0.1:{ngx.port}/", group_interval="15s",
+                                cluster=(me, [peer])).start())
+
+    def peers():
+        return all(len(json.loads(http_get(am.url + "/api/v2/status")[1])["cluster"]["peers"]) == 2
+                   for am in ams)
+
+    wait_until(peers, 20, "two Alertmanager peers", lambda: ams[0].log()[-2000:])
+    return ams
+
+
+def am_alert(pod, starts):
+    return {"labels": {"alertname": "payments", "severity": "critical", "pod": pod},
+            "annotations": {"message": f"Pod pay/{pod} is failing"},
+            "startsAt": starts.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def test_two_alertmanagers_in_a_cluster_post_each_alert_once(nginx_factory, redis, robot):
+    """Two real Alertmanager 0.25 replicas in one HA cluster, each with its own nginx, one robot
+    that reads each request and answers it 40 s later. The first replica's webhook stalls; after
+    its 15 s peer wait the second replica sends the same notification to its own nginx, which
+    finds the first instance's record in Redis and waits for it (503 "in progress" to its
+    Alertmanager) instead of posting beside it. Every alert is posted once, none lost."""
+    instances = [nginx_factory(site(robot)) for _ in range(2)]
+    ams = cluster_of_two(instances)
+    try:
+        robot.stall()
+        now = datetime.datetime.now(datetime.timezone.utc)
+        pods = ["pay-0", "pay-1", "pay-2"]
+        for am in ams:  # as Prometheus does: every alert to every replica
+            am.post_alerts([am_alert(pod, now) for pod in pods])
+        wait_until(lambda: robot.received, 30, "the first notification", ams[0].log)
+        wait_until(lambda: all(am.webhook_requests() >= 1 for am in ams), 40,
+                   "the second replica's copy, after its peer wait", ams[1].log)
+        time.sleep(max(0.0, robot.received[0].at + 40 - time.time()))
+        robot.release()
+        wait_until(lambda: any(am.webhook_requests() > am.webhook_requests_failed()
+                               for am in ams), 60, "a 200 for an Alertmanager",
+                   lambda: "\n".join(n.error_log()[-2000:] for n in instances))
+        time.sleep(10)  # a copy would be posted by now
+        assert_each_posted_once(robot, pods)
+        assert len(robot.received) == 1, "DingTalk had one request"
+        logs = "".join(n.error_log() for n in instances)
+        assert "another nginx instance (dingtalk_store) is delivering this notification" in logs
+    finally:
+        for am in ams:
+            am.stop()
+            am.cleanup()

@@ -153,7 +153,7 @@ TEST_F(StoreTest, FullTellsWhenASlotFrees)
     auto b = store.reserve(robot_, limit(1, 2000), 5000, true);
     EXPECT_EQ(b.kind, StoreReservation::full);
     EXPECT_TRUE(b.under_way); // counted at its deadline until settled
-    ASSERT_TRUE(store.settle(robot_, a.member, true, false, limit(1, 2000), error)) << error;
+    ASSERT_TRUE(store.settle(robot_, a.member, true, false, limit(1, 2000), {}, error)) << error;
     b = store.reserve(robot_, limit(1, 2000), 5000, true);
     EXPECT_EQ(b.kind, StoreReservation::full);
     EXPECT_FALSE(b.under_way);
@@ -167,7 +167,7 @@ TEST_F(StoreTest, ASendThatNeverLeftGivesItsSlotBack)
     std::string error;
     auto a = store.reserve(robot_, limit(1, 60000), 5000, true);
     ASSERT_EQ(a.kind, StoreReservation::now);
-    ASSERT_TRUE(store.settle(robot_, a.member, false, false, limit(1, 60000), error)) << error;
+    ASSERT_TRUE(store.settle(robot_, a.member, false, false, limit(1, 60000), {}, error)) << error;
     EXPECT_EQ(store.reserve(robot_, limit(1, 60000), 5000, true).kind, StoreReservation::now);
 }
 
@@ -176,7 +176,7 @@ TEST_F(StoreTest, ThrottledCoolsDownEveryInstance)
     Store store(config()), other(config());
     std::string error;
     auto a = store.reserve(robot_, limit(5, 60000), 100, true);
-    ASSERT_TRUE(store.settle(robot_, a.member, true, true, limit(5, 60000), error)) << error;
+    ASSERT_TRUE(store.settle(robot_, a.member, true, true, limit(5, 60000), {}, error)) << error;
     auto b = other.reserve(robot_, limit(5, 60000), 100, true);
     EXPECT_EQ(b.kind, StoreReservation::throttled);
     EXPECT_GT(b.retry_after_ms, 1500u);
@@ -245,4 +245,117 @@ TEST_F(StoreTest, PasswordAndDb)
     EXPECT_EQ(r.kind, StoreReservation::now) << r.error;
     EXPECT_EQ(
         std::system(cli("-a s3cret-pass --no-auth-warning CONFIG SET requirepass ''").c_str()), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// the records: what every instance posted of a notification
+
+namespace
+{
+
+// The record of notification 1000 (0x3e8) for robot_, as the store names it.
+const char kRecord[] = "dingtalk:01020300000000000000000000000000:n:00000000000003e8";
+
+// A settle of a message that showed `alerts` of `notification`, taken or in doubt, by `owner`.
+bool settle_marks(const Store &store, const unsigned char robot[16], const std::string &owner,
+                  StoreMarks::Kind kind, std::vector<StoreMark> records)
+{
+    RateLimit l;
+    l.count = 5;
+    l.window_ms = 60000;
+    StoreReservation r = store.reserve(robot, l, 100, true);
+    StoreMarks marks{kind, owner, 60000, std::move(records)};
+    std::string error;
+    return r.kind == StoreReservation::now &&
+           store.settle(robot, r.member, true, false, l, marks, error);
+}
+
+} // namespace
+
+TEST_F(StoreTest, AnotherInstanceWaitsWhileTheOwnersLeaseRuns)
+{
+    Store store(config());
+    const std::vector<uint64_t> alerts{11, 22, 33};
+    StoreClaim a = store.claim(robot_, 1000, alerts, "host-a:1", 60000);
+    ASSERT_EQ(a.kind, StoreClaim::mine) << a.error;
+    EXPECT_EQ(a.states, std::vector<Posted>(3, Posted::no));
+    StoreClaim b = store.claim(robot_, 1000, alerts, "host-b:1", 60000);
+    EXPECT_EQ(b.kind, StoreClaim::taken);
+    EXPECT_GT(b.retry_after_ms, 59000u);
+    EXPECT_LE(b.retry_after_ms, 60000u);
+    EXPECT_EQ(store.claim(robot_, 1000, alerts, "host-a:1", 60000).kind, StoreClaim::mine);
+    // another notification, or another robot, is another record
+    EXPECT_EQ(store.claim(robot_, 1001, alerts, "host-b:1", 60000).kind, StoreClaim::mine);
+    const unsigned char other[16] = {9};
+    EXPECT_EQ(store.claim(other, 1000, alerts, "host-b:1", 60000).kind, StoreClaim::mine);
+}
+
+TEST_F(StoreTest, ALeaseThatRanOutIsTakenOverWithWhatWasPosted)
+{
+    Store store(config());
+    const std::vector<uint64_t> alerts{11, 22, 33};
+    ASSERT_EQ(store.claim(robot_, 1000, alerts, "host-a:1", 300).kind, StoreClaim::mine);
+    ASSERT_TRUE(settle_marks(store, robot_, "host-a:1", StoreMarks::taken, {{1000, {11}}}));
+    // the settle renewed the lease for lease_ms (60 s here): still taken
+    EXPECT_EQ(store.claim(robot_, 1000, alerts, "host-b:1", 300).kind, StoreClaim::taken);
+    ASSERT_EQ(std::system(cli("HSET " + std::string(kRecord) + " l 1").c_str()),
+              0); // the lease ended (as if the owner died 60 s ago)
+    StoreClaim b = store.claim(robot_, 1000, alerts, "host-b:1", 300);
+    ASSERT_EQ(b.kind, StoreClaim::mine) << b.error;
+    EXPECT_EQ(b.states, (std::vector<Posted>{Posted::yes, Posted::no, Posted::no}));
+    EXPECT_EQ(b.messages, 1u);
+}
+
+TEST_F(StoreTest, EveryAlertPostedIsDoneForEveryInstanceAndFreesTheClaim)
+{
+    Store store(config());
+    const std::vector<uint64_t> alerts{11, 22};
+    ASSERT_EQ(store.claim(robot_, 1000, alerts, "host-a:1", 60000).kind, StoreClaim::mine);
+    ASSERT_TRUE(settle_marks(store, robot_, "host-a:1", StoreMarks::taken, {{1000, {11, 22}}}));
+    StoreClaim b = store.claim(robot_, 1000, alerts, "host-b:1", 60000);
+    EXPECT_EQ(b.kind, StoreClaim::done);
+    EXPECT_EQ(b.states, std::vector<Posted>(2, Posted::yes));
+    // kept for a replica's copy (2 minutes), not for repeat_interval's reminder
+    const std::string ttl = "redis-cli -p " + std::to_string(kPort) + " PTTL " + kRecord;
+    FILE *p = popen(ttl.c_str(), "r");
+    ASSERT_NE(p, nullptr);
+    char out[32] = {};
+    ASSERT_NE(std::fgets(out, sizeof(out), p), nullptr);
+    pclose(p);
+    EXPECT_GT(std::atol(out), 100000);
+    EXPECT_LE(std::atol(out), 120000);
+}
+
+TEST_F(StoreTest, ADoubtIsSentOnceMoreAtMost)
+{
+    Store store(config());
+    const std::vector<uint64_t> alerts{11, 22};
+    ASSERT_EQ(store.claim(robot_, 1000, alerts, "host-a:1", 60000).kind, StoreClaim::mine);
+    ASSERT_TRUE(settle_marks(store, robot_, "host-a:1", StoreMarks::in_doubt, {{1000, {11}}}));
+    StoreClaim a = store.claim(robot_, 1000, alerts, "host-a:1", 60000);
+    EXPECT_EQ(a.states, (std::vector<Posted>{Posted::doubtful, Posted::no}));
+    EXPECT_EQ(a.messages, 0u);
+    ASSERT_TRUE(settle_marks(store, robot_, "host-a:1", StoreMarks::in_doubt, {{1000, {11}}}));
+    a = store.claim(robot_, 1000, alerts, "host-a:1", 60000);
+    EXPECT_EQ(a.states, (std::vector<Posted>{Posted::yes, Posted::no}));
+}
+
+TEST_F(StoreTest, AFoldedMessageMarksEachNotificationItCarried)
+{
+    Store store(config());
+    ASSERT_EQ(store.claim(robot_, 1, {11}, "host-a:1", 60000).kind, StoreClaim::mine);
+    ASSERT_EQ(store.claim(robot_, 2, {21, 22}, "host-a:1", 60000).kind, StoreClaim::mine);
+    ASSERT_TRUE(
+        settle_marks(store, robot_, "host-a:1", StoreMarks::taken, {{1, {11}}, {2, {21, 22}}}));
+    EXPECT_EQ(store.claim(robot_, 1, {11}, "host-b:1", 60000).kind, StoreClaim::done);
+    EXPECT_EQ(store.claim(robot_, 2, {21, 22}, "host-b:1", 60000).kind, StoreClaim::done);
+}
+
+TEST_F(StoreTest, AClaimOfAStoreThatIsDownFails)
+{
+    StoreConfig c = config();
+    c.port = 1;
+    StoreClaim r = Store(c).claim(robot_, 1, {11}, "host-a:1", 60000);
+    EXPECT_EQ(r.kind, StoreClaim::failed);
+    EXPECT_FALSE(r.error.empty());
 }
