@@ -59,7 +59,7 @@ RUN sh /tmp/apt-mirror.sh "$DEBIAN_MIRROR" "$DEBIAN_SECURITY_MIRROR" && rm /tmp/
  && apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       "nginx=$(cat /usr/share/ngx-dingtalk/nginx.version)" libjansson4 libsimdjson14 libcurl4 libssl3 \
-      libdate-tz3 tzdata ca-certificates curl \
+      libdate-tz3 libhiredis0.14 libre2-9 tzdata ca-certificates curl \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
       /var/cache/debconf/*-old /etc/nginx/sites-enabled/default

@@ -34,7 +34,7 @@ MODULE_LD_OPT ?= -Wl,-z,relro -Wl,-z,now -fPIC
 CXX       ?= g++
 CXXFLAGS  ?= -O2 -g
 CXXFLAGS  += -std=c++17 -Wall -Wextra -Werror -fPIC
-LIBS       = -lsimdjson -ljansson -lcurl -lssl -lcrypto -ldate-tz -pthread
+LIBS       = -lsimdjson -ljansson -lcurl -lssl -lcrypto -ldate-tz -lhiredis -lre2 -pthread
 
 CORE_SRCS  = $(filter-out src/ngx_http_dingtalk%,$(wildcard src/*.cpp))
 CORE_HDRS  = $(wildcard src/*.hpp)
@@ -153,7 +153,7 @@ integration-asan: $(ASAN_MODULE)
 
 valgrind: $(UNIT_BIN)
 	cd t/unit && DINGTALK_SKIP_HUGE=1 valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect \
-	  --error-exitcode=1 ../../$(UNIT_BIN) --gtest_brief=1
+	  --suppressions=valgrind.supp --error-exitcode=1 ../../$(UNIT_BIN) --gtest_brief=1
 
 # --- benchmarks ---------------------------------------------------------------------------------
 
@@ -161,6 +161,12 @@ RENDER_BENCH = $(BUILD)/render_bench
 
 $(RENDER_BENCH): bench/render_bench.cpp $(CORE_OBJS) $(CORE_HDRS)
 	$(CXX) $(CXXFLAGS) -Isrc bench/render_bench.cpp $(CORE_OBJS) -o $@ -lbenchmark $(LIBS)
+
+STORE_BENCH = $(BUILD)/store_bench
+
+# dingtalk_store's scripts alone: bench/store.py (make bench's store section) runs it.
+$(STORE_BENCH): bench/store_bench.cpp $(CORE_OBJS) $(CORE_HDRS)
+	$(CXX) $(CXXFLAGS) -Isrc bench/store_bench.cpp $(CORE_OBJS) -o $@ $(LIBS)
 
 HANDOFF_BENCH = $(BUILD)/handoff_bench
 
@@ -176,7 +182,7 @@ $(BEFORE_MODULE):
 	$(MAKE) -C $(BUILD)/before-src module NGINX_SRC=$(NGINX_SRC)
 	cp $(BUILD)/before-src/build/ngx_http_dingtalk_module.so $@
 
-bench: $(MODULE) $(RENDER_BENCH) $(HANDOFF_BENCH) $(BEFORE_MODULE)
+bench: $(MODULE) $(RENDER_BENCH) $(HANDOFF_BENCH) $(STORE_BENCH) $(BEFORE_MODULE)
 	BENCH_BEFORE=$(BENCH_BEFORE) $(PYTHON) bench/run.py $(BENCH_ARGS)
 
 FUZZ_SECONDS ?= 60

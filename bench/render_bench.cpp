@@ -320,6 +320,7 @@ const char *const kTemplates[] = {
     "templates/go-bridge.mustache",
     "templates/oncall.mustache",
     "t/fixtures/every-label.mustache",
+    "t/fixtures/go-features.mustache",
 };
 
 // A title template that names every alert shown: its cost grows with the page.

@@ -458,6 +458,12 @@ http {{
                           extra="dingtalk_max_body_size 64m;")]
         self.results["cost"] = rows
 
+    def store(self):
+        """dingtalk_store against the shared zone alone (bench/store.py): whole deliveries with
+        and without it, Redis scripts per delivery, and the scripts alone (build/store_bench)."""
+        import store as store_bench  # bench/store.py
+        self.results["store"] = store_bench.measure(100 if self.quick else 300)
+
     def tls_reuse(self):
         """TLS connections (and full handshakes) the stand-in sees over N HTTPS deliveries, one
         at a time and 16 at once, with nginx's default pool of 32 threads."""
@@ -683,7 +689,52 @@ def report(b, started):
         out.append("")
     if b.results.get("cost"):
         out += cost_report(b.results["cost"])
+    if b.results.get("store"):
+        out += store_report(b.results["store"])
     return "\n".join(out)
+
+
+def store_report(r):
+    out = ["## 7. dingtalk_store (Redis on loopback)", "",
+           f"{r['count']} sequential deliveries of one message each (paced under the limit, never "
+           "held) to the Python stand-in, one worker, with and without `dingtalk_store`; Redis "
+           "scripts per delivery counted by `INFO commandstats`. The event loop never waits for "
+           "Redis: the scripts run in the pool threads.", "",
+           "| | median ms | p90 ms | Redis scripts per delivery |", "| --- | --- | --- | --- |"]
+    for row in r["rows"]:
+        out.append(f"| {row['name']} | {row['median']:.2f} | {row['p90']:.2f} | "
+                   f"{row['scripts']:.2f} |")
+    out += ["", f"The three scripts alone, in one thread on a kept connection "
+            f"(build/store_bench): {r['scripts_alone']}.", ""]
+    return out
+
+
+def splice(text, old_path, measured):
+    """A run with --only and no build/bench.json: the sections it did not measure are kept as
+    the last results.md has them, and its header says when each was measured."""
+    try:
+        with open(old_path) as f:
+            old = f.read()
+    except FileNotFoundError:
+        return text
+
+    def sections(t):
+        parts = re.split(r"(?m)^(?=## \d+\. )", t)
+        return parts[0], {p.split("\n", 1)[0]: p for p in parts[1:]}
+
+    _, new = sections(text)
+    head, kept = sections(old)
+    kept.update(new)
+    line = re.search(r"(?m)^- Sections from different runs \(`--only`\), each measured at: (.*)\.$",
+                     head)
+    if line:
+        dates = dict(re.findall(r"(\w+) (\d{4}-\d\d-\d\d \d\d:\d\d UTC \(\w+\))", line.group(1)))
+        dates.update(measured)
+        when = ", ".join(f"{name} {at}" for name, at in dates.items())
+        head = head.replace(line.group(0), f"{line.group(0).split(': ')[0]}: {when}.")
+    order = sorted(kept, key=lambda t: int(re.match(r"## (\d+)", t).group(1)))
+    return (head + "".join(kept[t] if kept[t].endswith("\n") else kept[t] + "\n"
+                           for t in order)).rstrip("\n")
 
 
 def worst_report(rows):
@@ -802,7 +853,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only",
-                    help="comma-separated: throughput,nonblocking,memory,render,tls,cost; "
+                    help="comma-separated: throughput,nonblocking,memory,render,tls,cost,store; "
                          "the other sections keep the figures of the last run (build/bench.json)")
     args = ap.parse_args()
     for path, what in ((MODULE, "module"), (BEFORE, f"the module at {BEFORE_COMMIT}"),
@@ -813,7 +864,7 @@ def main():
             sys.exit(f"{what} missing at {path}: run make bench")
     started = datetime.datetime.utcnow()
     b = Bench(args.quick)
-    scenarios = (args.only or "render,throughput,nonblocking,memory,tls,cost").split(",")
+    scenarios = (args.only or "render,throughput,nonblocking,memory,tls,cost,store").split(",")
     saved = os.path.join(BUILD, "bench.json")
     if args.only and os.path.exists(saved):  # the other scenarios' figures of the last run
         with open(saved) as f:
@@ -828,6 +879,8 @@ def main():
         b.stop_standin()
     text = report(b, started)
     target = os.path.join(REPO, "bench", "results.md")
+    if args.only:  # the sections not measured now, nor saved, stay as results.md has them
+        text = splice(text, target, b.results["measured"])
     with open(target, "w") as f:
         f.write(text + "\n")
     with open(saved, "w") as f:

@@ -4,11 +4,12 @@
 set -euo pipefail
 
 build=(make g++ nginx nginx-dev libjansson-dev libcurl4-openssl-dev libssl-dev
-       libhowardhinnant-date-dev libkainjow-mustache-dev libsimdjson-dev tzdata ca-certificates)
+       libhowardhinnant-date-dev libkainjow-mustache-dev libsimdjson-dev libhiredis-dev libre2-dev tzdata ca-certificates)
 tests=(libgtest-dev python3 python3-pytest python3-yaml openssl curl clang-format clang-tidy valgrind clang
-       libclang-rt-14-dev procps util-linux prometheus prometheus-alertmanager tinyproxy)
+       libclang-rt-14-dev procps util-linux prometheus prometheus-alertmanager tinyproxy
+       redis-server)
 
-bench=(wrk libnginx-mod-http-echo libbenchmark-dev python3 openssl procps)
+bench=(wrk libnginx-mod-http-echo libbenchmark-dev python3 openssl procps redis-server)
 # make image / image-test: Debian's podman (with runc: crun cannot run in some sandboxes;
 # catatonit, the init of the pause container "podman kube play" makes for a pod) and
 # mmdebstrap, which makes the Debian base images from the machine's own mirror when no

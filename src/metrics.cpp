@@ -142,6 +142,14 @@ std::string to_prometheus(const MetricsSnapshot &m)
     sample(out, "dingtalk_requests_waiting", "", m.waiting);
     header(out, "dingtalk_robots", "gauge", "Robots tracked in the shared zone.");
     sample(out, "dingtalk_robots", "", m.robots.size());
+    if (m.store) {
+        header(out, "dingtalk_store_errors_total", "counter",
+               "dingtalk_store calls that failed or timed out (the robot fell back).");
+        sample(out, "dingtalk_store_errors_total", "", m.store_errors);
+        header(out, "dingtalk_store_up", "gauge",
+               "1 while dingtalk_store answers, 0 while the robots use their fallback window.");
+        sample(out, "dingtalk_store_up", "", m.store_up ? 1 : 0);
+    }
     return out;
 }
 

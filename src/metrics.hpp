@@ -62,6 +62,9 @@ struct MetricsSnapshot {
     std::uint64_t tasks_in_flight = 0;
     std::uint64_t waiting = 0;
     std::vector<RobotStats> robots;
+    bool store = false; // dingtalk_store is used: its two series are shown
+    std::uint64_t store_errors = 0;
+    bool store_up = true;
 };
 
 std::string to_prometheus(const MetricsSnapshot &m);

@@ -39,6 +39,7 @@ struct ngx_http_dingtalk_main_conf_t {
     size_t zone_size;
     ngx_flag_t used;    // some location has "dingtalk" or "dingtalk_metrics"
     ngx_array_t *named; // of ngx_http_dingtalk_named_robot_t
+    bool store;         // some location sends with dingtalk_store: its metrics are shown
 };
 
 // Copies one field of the settings (the one a directive sets) from one level to another.
@@ -241,4 +242,14 @@ void ngx_http_dingtalk_count_answer(ngx_shm_zone_t *zone, long errcode); // ever
 void ngx_http_dingtalk_count_retry(ngx_shm_zone_t *zone);
 void ngx_http_dingtalk_count_held(ngx_shm_zone_t *zone);
 void ngx_http_dingtalk_gauge(ngx_shm_zone_t *zone, ngx_http_dingtalk_gauge_e which, int delta);
+// dingtalk_store as this instance's workers see it: whether the robots use their fallback
+// window (the store is down, or warming: emptied, or back from an outage, less than a PERIOD
+// ago). failed: a call failed (counted); true when it was up until now (the caller logs it).
+// answered: a call worked, warm_ms: the store still warms that long; back when it was down,
+// emptied when this starts its warming (each said once, to one caller).
+enum class ngx_http_dingtalk_store_e { same, back, emptied };
+bool ngx_http_dingtalk_store_fallback(ngx_shm_zone_t *zone);
+bool ngx_http_dingtalk_store_failed(ngx_shm_zone_t *zone);
+ngx_http_dingtalk_store_e ngx_http_dingtalk_store_answered(ngx_shm_zone_t *zone, uint64_t warm_ms,
+                                                           uint64_t span_ms);
 dingtalk::MetricsSnapshot ngx_http_dingtalk_snapshot(ngx_shm_zone_t *zone);

@@ -279,7 +279,8 @@ char *ngx_http_dingtalk_set_thread_pool(ngx_conf_t *cf, ngx_command_t *cmd,
     return conf->thread_pool ? NGX_CONF_OK : conf_error();
 }
 
-// dingtalk_timezone NAME: an IANA time zone, looked up now.
+// dingtalk_timezone NAME [LAYOUT]: an IANA time zone, looked up now, and the Go time layout of
+// the times shown.
 char *ngx_http_dingtalk_set_timezone(ngx_conf_t *cf, ngx_command_t *,
                                      ngx_http_dingtalk_loc_conf_t *conf)
 {
@@ -292,6 +293,15 @@ char *ngx_http_dingtalk_set_timezone(ngx_conf_t *cf, ngx_command_t *,
     if (!tz) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "dingtalk_timezone: %s", error.c_str());
         return conf_error();
+    }
+    if (cf->args->nelts == 3) {
+        auto layout =
+            dingtalk::GoLayout::parse(ngx_http_dingtalk_view(ngx_http_dingtalk_arg(cf, 2)), error);
+        if (!layout) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "dingtalk_timezone: %s", error.c_str());
+            return conf_error();
+        }
+        tz->set_layout(std::move(layout));
     }
     *field = std::make_shared<const dingtalk::TimeZone>(std::move(*tz));
     return NGX_CONF_OK;
@@ -383,6 +393,31 @@ bool rate_parameter(ngx_str_t v, dingtalk::RateLimit &rate)
 
 } // namespace
 
+namespace
+{
+
+enum class count_period_e { ok, bad_count, bad_period };
+
+// COUNT/PERIOD, as in 20/60s, with COUNT from 1 to kMaxRateCount.
+count_period_e count_per_period(ngx_str_t value, uint32_t &count, uint64_t &window_ms)
+{
+    u_char *slash = static_cast<u_char *>(ngx_strlchr(value.data, value.data + value.len, '/'));
+    const ngx_int_t n = ngx_atoi(value.data, slash ? slash - value.data : value.len);
+    if (slash == nullptr || n < 1 || n > static_cast<ngx_int_t>(dingtalk::kMaxRateCount)) {
+        return count_period_e::bad_count;
+    }
+    ngx_str_t period{static_cast<size_t>(value.data + value.len - slash - 1), slash + 1};
+    const ngx_msec_t ms = ngx_parse_time(&period, 0);
+    if (ms == static_cast<ngx_msec_t>(NGX_ERROR) || ms == 0) {
+        return count_period_e::bad_period;
+    }
+    count = static_cast<uint32_t>(n);
+    window_ms = ms;
+    return count_period_e::ok;
+}
+
+} // namespace
+
 // dingtalk_rate_limit off | COUNT/PERIOD [hold=TIME] [cooldown=TIME]
 char *ngx_http_dingtalk_set_rate_limit(ngx_conf_t *cf, ngx_command_t *,
                                        ngx_http_dingtalk_loc_conf_t *conf)
@@ -397,25 +432,21 @@ char *ngx_http_dingtalk_set_rate_limit(ngx_conf_t *cf, ngx_command_t *,
         return NGX_CONF_OK;
     }
     dingtalk::RateLimit rate;
-    u_char *slash = static_cast<u_char *>(ngx_strlchr(value.data, value.data + value.len, '/'));
-    ngx_int_t count = ngx_atoi(value.data, slash ? slash - value.data : value.len);
-    if (slash == nullptr || count < 1 || count > static_cast<ngx_int_t>(dingtalk::kMaxRateCount)) {
+    switch (count_per_period(value, rate.count, rate.window_ms)) {
+    case count_period_e::bad_count:
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "dingtalk_rate_limit: \"%V\" is not COUNT/PERIOD with a COUNT from 1 "
                            "to %uD, as in 20/60s (DingTalk's limit)",
                            &value, dingtalk::kMaxRateCount);
         return conf_error();
-    }
-    ngx_str_t period{static_cast<size_t>(value.data + value.len - slash - 1), slash + 1};
-    ngx_msec_t window = ngx_parse_time(&period, 0);
-    if (window == static_cast<ngx_msec_t>(NGX_ERROR) || window == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "dingtalk_rate_limit: invalid period \"%V\"",
-                           &period);
+    case count_period_e::bad_period:
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "dingtalk_rate_limit: invalid period in \"%V\"",
+                           &value);
         return conf_error();
+    case count_period_e::ok:
+        break;
     }
-    rate.count = static_cast<uint32_t>(count);
-    rate.window_ms = window;
-    rate.guard_ms = std::min<uint64_t>(rate.guard_ms, window / 60);
+    rate.guard_ms = std::min<uint64_t>(rate.guard_ms, rate.window_ms / 60);
     for (ngx_uint_t i = 2; i < cf->args->nelts; ++i) {
         if (!rate_parameter(ngx_http_dingtalk_arg(cf, i), rate)) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -426,6 +457,82 @@ char *ngx_http_dingtalk_set_rate_limit(ngx_conf_t *cf, ngx_command_t *,
         }
     }
     *field = rate;
+    return NGX_CONF_OK;
+}
+
+namespace
+{
+
+// The password of dingtalk_store's password_file: the file's one line, without the line end.
+bool store_password(ngx_conf_t *cf, ngx_command_t *cmd, ngx_str_t file, std::string &password)
+{
+    if (!read_conf_file(cf, cmd->name, file, password, kMaxTokenFile)) {
+        return false;
+    }
+    while (!password.empty() && (password.back() == '\n' || password.back() == '\r')) {
+        password.pop_back();
+    }
+    if (password.empty() || password.find_first_of("\r\n") != std::string::npos) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "dingtalk_store: the password file \"%V\" must hold one line", &file);
+        return false;
+    }
+    return true;
+}
+
+// password_file=FILE, timeout=TIME or fallback=COUNT/PERIOD of dingtalk_store into cfg.
+bool store_parameter(ngx_conf_t *cf, ngx_command_t *cmd, ngx_str_t v, dingtalk::StoreConfig &cfg)
+{
+    const std::string_view text = ngx_http_dingtalk_view(v);
+    const auto after = [&](std::string_view name) {
+        return ngx_str_t{v.len - name.size(), v.data + name.size()};
+    };
+    if (text.substr(0, 14) == "password_file=") {
+        return store_password(cf, cmd, after("password_file="), cfg.password);
+    }
+    if (text.substr(0, 8) == "timeout=") {
+        ngx_str_t t = after("timeout=");
+        const ngx_msec_t ms = ngx_parse_time(&t, 0);
+        if (ms != static_cast<ngx_msec_t>(NGX_ERROR) && ms > 0 && ms <= 10000) {
+            cfg.timeout = std::chrono::milliseconds(ms);
+            return true;
+        }
+    } else if (text.substr(0, 9) == "fallback=" &&
+               count_per_period(after("fallback="), cfg.fallback_count, cfg.fallback_window_ms) ==
+                   count_period_e::ok) {
+        return true;
+    }
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "dingtalk_store: invalid parameter \"%V\" (password_file=FILE, "
+                       "timeout=TIME up to 10s, fallback=COUNT/PERIOD)",
+                       &v);
+    return false;
+}
+
+} // namespace
+
+// dingtalk_store redis://[user@]host:port[/db] [password_file=FILE] [timeout=TIME]
+//                [fallback=COUNT/PERIOD]
+char *ngx_http_dingtalk_set_store(ngx_conf_t *cf, ngx_command_t *cmd,
+                                  ngx_http_dingtalk_loc_conf_t *conf)
+{
+    auto *field = ngx_http_dingtalk_claim_field<&dingtalk::Settings::store>(conf);
+    if (field == nullptr) {
+        return ngx_http_dingtalk_duplicate();
+    }
+    std::string error;
+    auto cfg =
+        dingtalk::parse_store_url(ngx_http_dingtalk_view(ngx_http_dingtalk_arg(cf, 1)), error);
+    if (!cfg) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "dingtalk_store: %s", error.c_str());
+        return conf_error();
+    }
+    for (ngx_uint_t i = 2; i < cf->args->nelts; ++i) {
+        if (!store_parameter(cf, cmd, ngx_http_dingtalk_arg(cf, i), *cfg)) {
+            return conf_error();
+        }
+    }
+    *field = std::make_shared<const dingtalk::Store>(std::move(*cfg));
     return NGX_CONF_OK;
 }
 

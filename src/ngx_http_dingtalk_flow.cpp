@@ -42,8 +42,9 @@ const ngx_msec_t kDeadlineSlack = 5000;
 // folding: in the robot's room, to go with other notifications in the next message (fold).
 enum class State { idle, holding, running, backoff, following, folding, done };
 
-// What the delivery's next (or running) thread task does.
-enum class Step { prepare, render, send };
+// What the delivery's next (or running) thread task does. claim: asks dingtalk_store again
+// whether another instance still delivers the notification.
+enum class Step { prepare, render, send, claim };
 
 // How often a request that follows another's delivery of its notification looks again.
 const ngx_msec_t kFollowMs = 200;
@@ -61,6 +62,29 @@ struct slots_t {
     uint64_t send_id;       // 0: none
     uint64_t reserved_id;   // the first of the others
     uint32_t reserved_left; // ... and how many
+};
+
+// What a task asks dingtalk_store: nothing; the notification's record after the first run
+// (prepare) or alone (Step::claim); a slot of the shared window before a send and its settling
+// (with the records the message carried) after.
+enum class store_job_e { none, claim, claim_only, send };
+
+// A task's part in dingtalk_store, done by its thread. Written by the event loop before the
+// post, by the thread after.
+struct store_task_t {
+    const dingtalk::Store *store;
+    const u_char *robot;
+    dingtalk::RateLimit limit;
+    store_job_e job;
+    bool fallback_held; // the local slot was taken under the fallback window
+    bool cleared;       // the send went: the store gave a slot, or failed with fallback_held
+    dingtalk::StoreReservation res;
+    bool settle_failed;
+    std::string settle_error;
+    std::string owner;                     // this instance, as the records name it
+    uint64_t lease_ms;                     // how long a claim of a record lasts
+    dingtalk::StoreClaim claimed;          // the last claim's answer
+    std::vector<dingtalk::StoreMark> fold; // a folded message's notifications and their alerts
 };
 
 struct ngx_http_dingtalk_ctx_t {
@@ -89,6 +113,9 @@ struct ngx_http_dingtalk_ctx_t {
     ngx_msec_t asked_since;        // waiting for sends under way to end, since; 0: not waiting
     bool counted_waiting;          // in dingtalk_requests_waiting
     bool warned_late;              // the deadline passed and was logged once
+    store_task_t *store;           // dingtalk_store applies; nullptr: the shared zone only
+    bool fallback_held;            // the last local reservation used the store's fallback window
+    bool elsewhere;                // following another instance's delivery (dingtalk_store)
     State state;
 };
 
@@ -319,18 +346,86 @@ void resume(ngx_http_request_t *r) noexcept
 // What a task carries into the thread: written before the post, read by the thread only.
 struct task_data_t {
     dingtalk::Delivery *delivery;
-    uint64_t deadline; // monotonic ms: no send starts that could end after it
+    uint64_t deadline;   // monotonic ms: no send starts that could end after it
+    store_task_t *store; // nullptr without dingtalk_store
 };
+
+// In the thread: a slot of the store's shared window; whether the send may go.
+bool store_reserve(store_task_t &st, uint64_t deadline) noexcept
+{
+    const uint64_t now = dingtalk::monotonic_ms();
+    st.res = st.store->reserve(st.robot, st.limit, deadline > now ? deadline - now : 0,
+                               st.fallback_held);
+    st.cleared = st.res.kind == dingtalk::StoreReservation::now ||
+                 (st.res.kind == dingtalk::StoreReservation::failed && st.fallback_held);
+    return st.cleared;
+}
+
+// In the thread: the store's window learns when the send ended, or that it never left, and the
+// records what the message did to the alerts it carried.
+void store_settle(store_task_t &st, const dingtalk::Delivery &d) noexcept
+{
+    if (st.res.kind != dingtalk::StoreReservation::now) {
+        return;
+    }
+    const dingtalk::Report &rep = d.report();
+    dingtalk::StoreMarks marks{dingtalk::StoreMarks::none, st.owner, st.lease_ms, {}};
+    try {
+        marks.kind = rep.outcome == dingtalk::Outcome::delivered  ? dingtalk::StoreMarks::taken
+                     : rep.outcome == dingtalk::Outcome::doubtful ? dingtalk::StoreMarks::in_doubt
+                                                                  : dingtalk::StoreMarks::none;
+        if (!st.fold.empty()) {
+            marks.records = st.fold;
+        } else if (marks.kind != dingtalk::StoreMarks::none) {
+            marks.records.push_back({d.key(), marks.kind == dingtalk::StoreMarks::taken
+                                                  ? d.taken_alerts()
+                                                  : d.current_alerts()});
+        }
+    } catch (const std::exception &e) {
+        marks.kind = dingtalk::StoreMarks::none; // the window still learns; the record lapses
+    }
+    st.settle_failed = !st.store->settle(st.robot, st.res.member, rep.sent,
+                                         rep.outcome == dingtalk::Outcome::throttled, st.limit,
+                                         marks, st.settle_error);
+}
+
+// In the thread: the notification's record in the store, claimed for this instance.
+void store_claim(store_task_t &st, const dingtalk::Delivery &d) noexcept
+{
+    st.claimed = dingtalk::StoreClaim{};
+    if (d.key() == 0) {
+        st.claimed.kind = dingtalk::StoreClaim::mine; // not a notification: nothing to claim
+        return;
+    }
+    st.claimed = st.store->claim(st.robot, d.key(), d.record_keys(), st.owner, st.lease_ms);
+}
 
 void thread_handler(void *data, ngx_log_t *) noexcept
 {
-    // Only the Delivery's own memory is touched here: no pools, no logs, no request.
+    // Only the task's own memory is touched here: no pools, no logs, no request.
     auto *td = static_cast<task_data_t *>(data);
+    store_task_t *st = td->store;
+    const store_job_e job = st != nullptr ? st->job : store_job_e::none;
+    if (job == store_job_e::claim_only) {
+        store_claim(*st, *td->delivery);
+        return;
+    }
+    if (job == store_job_e::send && !store_reserve(*st, td->deadline)) {
+        return; // the event loop schedules it again
+    }
     td->delivery->run(td->deadline);
+    if (job == store_job_e::claim) {
+        store_claim(*st, *td->delivery);
+    } else if (job == store_job_e::send) {
+        store_settle(*st, *td->delivery);
+    }
 }
 
 void schedule(ngx_http_dingtalk_ctx_t *ctx);
 void fold_poll(ngx_http_dingtalk_ctx_t *ctx);
+void hold(ngx_http_dingtalk_ctx_t *ctx, uint64_t ms);
+void no_slot(ngx_http_dingtalk_ctx_t *ctx, const dingtalk::Reservation &res);
+dingtalk::RateLimit limit_now(ngx_http_dingtalk_ctx_t *ctx);
 
 // The thread pool's queue is full: a 503, or the last failure when this was a retry (or a next
 // message).
@@ -373,6 +468,17 @@ void post(ngx_http_dingtalk_ctx_t *ctx)
         }
     }
     static_cast<task_data_t *>(ctx->task->ctx)->deadline = ctx->deadline;
+    if (ctx->store != nullptr) {
+        store_task_t &st = *ctx->store;
+        st.job = ctx->step == Step::send      ? store_job_e::send
+                 : ctx->step == Step::prepare ? store_job_e::claim
+                 : ctx->step == Step::claim   ? store_job_e::claim_only
+                                              : store_job_e::none;
+        st.lease_ms = lease_ms(ctx);
+        st.limit = *ctx->settings->rate;
+        st.fallback_held = ctx->fallback_held;
+        st.settle_failed = false;
+    }
     ctx->delivery->set_queued();
     if (ngx_thread_task_post(ctx->lcf->thread_pool, ctx->task) != NGX_OK) {
         queue_full(ctx);
@@ -429,16 +535,18 @@ void go(ngx_http_dingtalk_ctx_t *ctx)
     schedule(ctx);
 }
 
-// Another request delivers the same notification now: wait for it (what it posts is not sent
-// again), as long as this delivery's time lasts.
-void follow(ngx_http_dingtalk_ctx_t *ctx)
+// Another request delivers the same notification now (of this instance, or of another one that
+// shares the store: elsewhere): wait for it (what it posts is not sent again), as long as this
+// delivery's time lasts.
+void follow(ngx_http_dingtalk_ctx_t *ctx, bool elsewhere)
 {
+    const char *who = elsewhere ? "another nginx instance (dingtalk_store)" : "another request";
     const ngx_msec_t waited = ngx_current_msec - ctx->received;
     if (waited >= static_cast<ngx_msec_t>(ctx->settings->timeout.count())) {
         ngx_log_error(NGX_LOG_WARN, ctx->r->connection->log, 0,
-                      "dingtalk: another request is still delivering this notification after "
-                      "%M ms; answered 503",
-                      waited);
+                      "dingtalk: %s is still delivering this notification after %M ms; answered "
+                      "503",
+                      who, waited);
         finish(ctx, refused(NGX_HTTP_SERVICE_UNAVAILABLE,
                             "busy: another request is delivering this notification now; retry "
                             "later",
@@ -447,12 +555,52 @@ void follow(ngx_http_dingtalk_ctx_t *ctx)
     }
     if (ctx->state != State::following) {
         ngx_log_error(NGX_LOG_INFO, ctx->r->connection->log, 0,
-                      "dingtalk: another request is delivering this notification now: waiting "
-                      "for it, nothing is sent beside it");
+                      "dingtalk: %s is delivering this notification now: waiting for it, nothing "
+                      "is sent beside it",
+                      who);
         ctx->state = State::following;
         set_waiting(ctx, true);
     }
+    ctx->elsewhere = elsewhere;
     ngx_add_timer(&ctx->timer, kFollowMs);
+}
+
+void store_failed(ngx_http_dingtalk_ctx_t *ctx, const std::string &why);
+void store_answered(ngx_http_dingtalk_ctx_t *ctx, uint64_t warm_ms);
+
+// What the instances sharing dingtalk_store did with the notification, merged into what this
+// one's record says; false when that ends it here (posted elsewhere) or it follows another
+// instance's delivery.
+bool merge_store_record(ngx_http_dingtalk_ctx_t *ctx, ngx_http_dingtalk_claimed_t &claimed)
+{
+    if (ctx->store == nullptr) {
+        return true;
+    }
+    const dingtalk::StoreClaim &c = ctx->store->claimed;
+    dingtalk::Delivery &d = *ctx->delivery;
+    const std::vector<uint64_t> &keys = d.record_keys();
+    if (c.kind == dingtalk::StoreClaim::failed ||
+        (c.kind != dingtalk::StoreClaim::taken && c.states.size() != keys.size())) {
+        store_failed(ctx, c.error.empty() ? "an unexpected record" : c.error);
+        return true; // this instance's record alone decides
+    }
+    store_answered(ctx, 0);
+    if (c.kind == dingtalk::StoreClaim::taken) {
+        follow(ctx, true);
+        return false;
+    }
+    if (c.kind == dingtalk::StoreClaim::done) {
+        d.posted_before();
+        finish(ctx, answered());
+        return false;
+    }
+    const std::vector<uint64_t> &alerts = d.alert_keys();
+    for (std::size_t i = 0; i < alerts.size() && i < claimed.states.size(); ++i) {
+        const auto j = std::lower_bound(keys.begin(), keys.end(), alerts[i]) - keys.begin();
+        claimed.states[i] = std::max(claimed.states[i], c.states[static_cast<std::size_t>(j)]);
+    }
+    claimed.messages = std::max(claimed.messages, c.messages);
+    return true;
 }
 
 // The notification's record: what of it was posted before, and whether another request
@@ -465,7 +613,7 @@ void look_up(ngx_http_dingtalk_ctx_t *ctx)
         return;
     }
     const uint64_t id = ctx->owner ? ctx->owner : ngx_http_dingtalk_new_id(ctx->zone);
-    const ngx_http_dingtalk_claimed_t claimed = ngx_http_dingtalk_claim(
+    ngx_http_dingtalk_claimed_t claimed = ngx_http_dingtalk_claim(
         ctx->zone, d.key(), d.record_keys(), d.alert_keys(), id, ngx_current_msec + lease_ms(ctx));
     switch (claimed.claim) {
     case ngx_http_dingtalk_claim_e::done:
@@ -473,7 +621,7 @@ void look_up(ngx_http_dingtalk_ctx_t *ctx)
         finish(ctx, answered());
         return;
     case ngx_http_dingtalk_claim_e::taken:
-        follow(ctx);
+        follow(ctx, false);
         return;
     case ngx_http_dingtalk_claim_e::no_room:
         ngx_log_error(NGX_LOG_WARN, ctx->r->connection->log, 0,
@@ -485,6 +633,9 @@ void look_up(ngx_http_dingtalk_ctx_t *ctx)
         break;
     }
     ctx->owner = id;
+    if (!merge_store_record(ctx, claimed)) {
+        return;
+    }
     const std::size_t posted = static_cast<std::size_t>(
         std::count(claimed.states.begin(), claimed.states.end(), dingtalk::Posted::yes));
     if (posted == 0 && claimed.messages == 0) {
@@ -576,6 +727,104 @@ void after_attempt(ngx_http_dingtalk_ctx_t *ctx)
     finish(ctx, answered());
 }
 
+// A dingtalk_store call failed: one warn line for the instance when the robots fall back.
+void store_failed(ngx_http_dingtalk_ctx_t *ctx, const std::string &why)
+{
+    const dingtalk::StoreConfig &cfg = ctx->store->store->config();
+    if (ngx_http_dingtalk_store_failed(ctx->zone)) {
+        ngx_log_error(NGX_LOG_WARN, ctx->r->connection->log, 0,
+                      "dingtalk_store \"%s\" failed: %s; the robots fall back to %uD messages "
+                      "per %uL ms on this instance, and its records alone keep what was posted, "
+                      "until it answers",
+                      cfg.shown.c_str(), why.c_str(), cfg.fallback_count, cfg.fallback_window_ms);
+    }
+}
+
+// A dingtalk_store call worked (warm_ms: the store still warms that long): one warn line for
+// the instance when it is back, or was emptied.
+void store_answered(ngx_http_dingtalk_ctx_t *ctx, uint64_t warm_ms)
+{
+    const dingtalk::StoreConfig &cfg = ctx->store->store->config();
+    const dingtalk::RateLimit &limit = *ctx->settings->rate;
+    ngx_log_t *log = ctx->r->connection->log;
+    switch (
+        ngx_http_dingtalk_store_answered(ctx->zone, warm_ms, limit.window_ms + limit.guard_ms)) {
+    case ngx_http_dingtalk_store_e::back:
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "dingtalk_store \"%s\" answers again; the robots keep their fallback "
+                      "window for one more period, as the store does not know what was sent "
+                      "meanwhile",
+                      cfg.shown.c_str());
+        break;
+    case ngx_http_dingtalk_store_e::emptied:
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "dingtalk_store \"%s\" was emptied (restarted?); the robots keep their "
+                      "fallback window too until it has seen a whole period",
+                      cfg.shown.c_str());
+        break;
+    case ngx_http_dingtalk_store_e::same:
+        break;
+    }
+}
+
+// What a send's task learned of dingtalk_store, for the whole instance.
+void store_learn(ngx_http_dingtalk_ctx_t *ctx, const store_task_t &st)
+{
+    if (st.res.kind == dingtalk::StoreReservation::failed || st.settle_failed) {
+        store_failed(ctx, st.settle_failed ? st.settle_error : st.res.error);
+        return;
+    }
+    const bool warms = st.res.kind == dingtalk::StoreReservation::now ||
+                       st.res.kind == dingtalk::StoreReservation::warming;
+    store_answered(ctx, warms ? st.res.retry_after_ms : 0);
+}
+
+// The store did not clear the send: its slots go back, and it waits for the store's next free
+// slot within what is left of "hold", or is scheduled again under the fallback window.
+void store_refused(ngx_http_dingtalk_ctx_t *ctx, const dingtalk::StoreReservation &res)
+{
+    if (ctx->fold_id != 0) {
+        ngx_http_dingtalk_room_settle(ctx->zone, ctx->fold_id, {},
+                                      ngx_http_dingtalk_sent_e::not_sent);
+        ctx->fold_id = 0;
+    }
+    release_slots(ctx);
+    if (ctx->delivery->report().attempts == 0) {
+        ctx->first_attempt = 0; // nothing was sent: the delivery's time starts with its send
+    }
+    if (res.kind != dingtalk::StoreReservation::full &&
+        res.kind != dingtalk::StoreReservation::throttled) {
+        schedule(ctx); // failed or warming: the fallback window applies now
+        return;
+    }
+    ctx->asked_since = ctx->asked_since ? ctx->asked_since : ctx->received;
+    const uint64_t wait = res.under_way ? dingtalk::kRateRecheckMs : res.retry_after_ms;
+    if (res.kind == dingtalk::StoreReservation::full && wait <= limit_now(ctx).hold_ms) {
+        hold(ctx, wait);
+        return;
+    }
+    no_slot(ctx, {res.kind == dingtalk::StoreReservation::full ? dingtalk::Reservation::rejected
+                                                               : dingtalk::Reservation::throttled,
+                  0, 0, res.retry_after_ms});
+}
+
+// After a send's task: whether it went (after_attempt() follows), else handled here.
+bool store_cleared(ngx_http_dingtalk_ctx_t *ctx)
+{
+    if (ctx->store == nullptr || ctx->store->job != store_job_e::send) {
+        return true;
+    }
+    store_task_t &st = *ctx->store;
+    st.job = store_job_e::none;
+    st.fold.clear();
+    store_learn(ctx, st);
+    if (st.cleared) {
+        return true;
+    }
+    store_refused(ctx, st.res);
+    return false;
+}
+
 void thread_done(ngx_event_t *ev) noexcept
 {
     auto *ctx = static_cast<ngx_http_dingtalk_ctx_t *>(ev->data);
@@ -593,13 +842,16 @@ void thread_done(ngx_event_t *ev) noexcept
     try {
         switch (ctx->step) {
         case Step::prepare:
+        case Step::claim:
             look_up(ctx);
             break;
         case Step::render:
             go(ctx);
             break;
         case Step::send:
-            after_attempt(ctx);
+            if (store_cleared(ctx)) {
+                after_attempt(ctx);
+            }
             break;
         }
     } catch (...) {
@@ -640,7 +892,12 @@ void timer_fired(ngx_http_dingtalk_ctx_t *ctx)
         schedule(ctx);
         return;
     case State::following:
-        look_up(ctx);
+        if (ctx->elsewhere) { // ask the store again
+            ctx->step = Step::claim;
+            post(ctx);
+        } else {
+            look_up(ctx);
+        }
         return;
     case State::folding:
         fold_poll(ctx);
@@ -727,6 +984,13 @@ void hold(ngx_http_dingtalk_ctx_t *ctx, uint64_t ms)
 dingtalk::RateLimit limit_now(ngx_http_dingtalk_ctx_t *ctx)
 {
     dingtalk::RateLimit limit = *ctx->settings->rate;
+    ctx->fallback_held = ctx->store != nullptr && ngx_http_dingtalk_store_fallback(ctx->zone);
+    if (ctx->fallback_held) { // this instance's share of the robot, while the store cannot say
+        const dingtalk::StoreConfig &cfg = ctx->store->store->config();
+        limit.count = cfg.fallback_count;
+        limit.window_ms = cfg.fallback_window_ms;
+        limit.guard_ms = std::min<uint64_t>(limit.guard_ms, limit.window_ms / 60);
+    }
     if (ctx->asked_since != 0) {
         const uint64_t waited = ngx_current_msec - ctx->asked_since;
         limit.hold_ms = limit.hold_ms > waited ? limit.hold_ms - waited : 0;
@@ -902,6 +1166,12 @@ void send_fold(ngx_http_dingtalk_ctx_t *ctx, const dingtalk::Reservation &res)
     }
     ctx->fold_id = res.id;
     ctx->reserve_all = false;
+    if (ctx->store != nullptr) { // the records the message carries, for the store's settle
+        ctx->store->fold.clear();
+        for (std::size_t i = 0; i < ctx->folded->size(); ++i) {
+            ctx->store->fold.push_back({taken[i].key, std::move(taken[i].covers)});
+        }
+    }
     ctx->deadline = delivery_end(ctx, res.at_ms);
     if (ctx->folded->size() > 1) {
         ngx_log_error(NGX_LOG_INFO, ctx->r->connection->log, 0,
@@ -1024,6 +1294,19 @@ void check_broken(ngx_http_request_t *r) noexcept
     finish(ctx, abandoned(false)); // nginx finalizes the request itself
 }
 
+// This nginx instance, as dingtalk_store's records name their owner: the host and the master
+// process, which a reload keeps (a worker's parent; the process itself without a master).
+const std::string &instance_name()
+{
+    static const std::string name = [] {
+        char host[256] = {};
+        gethostname(host, sizeof(host) - 1);
+        const ngx_pid_t master = ngx_process == NGX_PROCESS_WORKER ? ngx_parent : ngx_pid;
+        return std::string(host) + ":" + std::to_string(master);
+    }();
+    return name;
+}
+
 // The task, the timer and the cleanup that ties them to the request's pool.
 bool prepare_task(ngx_http_dingtalk_ctx_t *ctx, dingtalk::Target target, std::string body)
 {
@@ -1040,6 +1323,7 @@ bool prepare_task(ngx_http_dingtalk_ctx_t *ctx, dingtalk::Target target, std::st
     cln->data = ctx;
 
     static_cast<task_data_t *>(ctx->task->ctx)->delivery = ctx->delivery;
+    static_cast<task_data_t *>(ctx->task->ctx)->store = nullptr; // deliver() sets it
     ctx->task->handler = thread_handler;
     ctx->task->event.handler = thread_done;
     ctx->task->event.data = ctx;
@@ -1076,6 +1360,16 @@ bool ngx_http_dingtalk_deliver(ngx_http_request_t *r, ngx_http_dingtalk_robot_t 
         ngx_http_get_module_main_conf(r, ngx_http_dingtalk_module));
     ctx->zone = mcf->zone;
     ctx->rate_limited = ctx->settings->rate.has_value();
+    if (ctx->rate_limited && ctx->settings->store != nullptr) {
+        ctx->store = ngx_http_dingtalk_pool_new<store_task_t>(r->pool);
+        if (ctx->store == nullptr) {
+            return false;
+        }
+        ctx->store->store = ctx->settings->store.get();
+        ctx->store->robot = robot->key;
+        ctx->store->owner = instance_name();
+        static_cast<task_data_t *>(ctx->task->ctx)->store = ctx->store;
+    }
     if (ctx->settings->fold && ctx->rate_limited) {
         // sections of one location of one configuration (forked workers share its address)
         ctx->group = reinterpret_cast<uintptr_t>(ctx->settings) ^

@@ -447,8 +447,10 @@ ngx_int_t ngx_http_dingtalk_metrics_handler(ngx_http_request_t *r) noexcept
         }
         auto *mcf = static_cast<ngx_http_dingtalk_main_conf_t *>(
             ngx_http_get_module_main_conf(r, ngx_http_dingtalk_module));
-        const std::string text = dingtalk::to_prometheus(
-            mcf->zone ? ngx_http_dingtalk_snapshot(mcf->zone) : dingtalk::MetricsSnapshot());
+        dingtalk::MetricsSnapshot snapshot =
+            mcf->zone ? ngx_http_dingtalk_snapshot(mcf->zone) : dingtalk::MetricsSnapshot();
+        snapshot.store = mcf->store;
+        const std::string text = dingtalk::to_prometheus(snapshot);
         static const ngx_str_t type = ngx_string("text/plain; version=0.0.4; charset=utf-8");
         return send_body(r, NGX_HTTP_OK, type, text);
     } catch (...) {

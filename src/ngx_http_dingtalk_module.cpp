@@ -88,6 +88,8 @@ ngx_command_t ngx_http_dingtalk_commands[] = {
      directive<ngx_http_dingtalk_set_rate_limit>(), kLoc, 0, nullptr},
     {ngx_string("dingtalk_fold"), kAny | NGX_CONF_FLAG,
      directive<ngx_http_dingtalk_set_flag<&Settings::fold>>(), kLoc, 0, nullptr},
+    {ngx_string("dingtalk_store"), NGX_HTTP_MAIN_CONF | NGX_CONF_1MORE,
+     directive<ngx_http_dingtalk_set_store>(), kLoc, 0, nullptr},
     {ngx_string("dingtalk_zone_size"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1, set_zone_size,
      NGX_HTTP_MAIN_CONF_OFFSET, offsetof(ngx_http_dingtalk_main_conf_t, zone_size), nullptr},
 
@@ -105,7 +107,7 @@ ngx_command_t ngx_http_dingtalk_commands[] = {
     {ngx_string("dingtalk_max_messages"), kAny | NGX_CONF_TAKE1,
      directive<ngx_http_dingtalk_set_number<1, dingtalk::kMaxMessages, &Settings::max_messages>>(),
      kLoc, 0, nullptr},
-    {ngx_string("dingtalk_timezone"), kAny | NGX_CONF_TAKE1,
+    {ngx_string("dingtalk_timezone"), kAny | NGX_CONF_TAKE12,
      directive<ngx_http_dingtalk_set_timezone>(), kLoc, 0, nullptr},
     {ngx_string("dingtalk_template"), kAny | NGX_CONF_TAKE1,
      directive<ngx_http_dingtalk_set_text_template>(), kLoc, 0, nullptr},
@@ -480,6 +482,7 @@ char *check_sender(ngx_conf_t *cf, ngx_http_dingtalk_loc_conf_t *conf)
     auto *mcf = static_cast<ngx_http_dingtalk_main_conf_t *>(
         ngx_http_conf_get_module_main_conf(cf, ngx_http_dingtalk_module));
     mcf->used = 1;
+    mcf->store = mcf->store || (*conf->settings)->store != nullptr;
     return check_robot_name(cf, conf);
 }
 

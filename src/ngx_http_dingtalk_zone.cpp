@@ -171,6 +171,9 @@ void carry_over(zone_ctx_t *ctx, zone_ctx_t *old, ngx_log_t *log)
     m.duration_sum_ms = o.duration_sum_ms;
     m.retries = o.retries;
     m.held = o.held;
+    m.store_errors = o.store_errors;
+    m.store_down = o.store_down;
+    m.store_warm_until = o.store_warm_until;
     ctx->sh->next_send_id = old->sh->next_send_id;
 
     ngx_uint_t copied = 0, left = 0;
@@ -413,6 +416,38 @@ void ngx_http_dingtalk_gauge(ngx_shm_zone_t *zone, ngx_http_dingtalk_gauge_e whi
         delta);
 }
 
+bool ngx_http_dingtalk_store_fallback(ngx_shm_zone_t *zone)
+{
+    const zone_metrics_t *m = metrics_of(zone);
+    return m->store_down != 0 || m->store_warm_until > ngx_http_dingtalk_now_ms();
+}
+
+bool ngx_http_dingtalk_store_failed(ngx_shm_zone_t *zone)
+{
+    zone_metrics_t *m = metrics_of(zone);
+    add(&m->store_errors, 1);
+    return ngx_atomic_cmp_set(&m->store_down, 0, 1) != 0;
+}
+
+ngx_http_dingtalk_store_e ngx_http_dingtalk_store_answered(ngx_shm_zone_t *zone, uint64_t warm_ms,
+                                                           uint64_t span_ms)
+{
+    zone_metrics_t *m = metrics_of(zone);
+    const bool back = m->store_down != 0 && ngx_atomic_cmp_set(&m->store_down, 1, 0) != 0;
+    // back from an outage: what this instance sent meanwhile is not in the store's window
+    const uint64_t warm = std::max(warm_ms, back ? span_ms : 0);
+    const uint64_t now = ngx_http_dingtalk_now_ms();
+    for (ngx_atomic_uint_t old = m->store_warm_until; warm != 0 && old < now + warm;
+         old = m->store_warm_until) {
+        if (ngx_atomic_cmp_set(&m->store_warm_until, old, now + warm)) {
+            return back         ? ngx_http_dingtalk_store_e::back
+                   : old <= now ? ngx_http_dingtalk_store_e::emptied
+                                : ngx_http_dingtalk_store_e::same;
+        }
+    }
+    return back ? ngx_http_dingtalk_store_e::back : ngx_http_dingtalk_store_e::same;
+}
+
 void ngx_http_dingtalk_reset_gauges(ngx_shm_zone_t *zone)
 {
     zone_metrics_t *m = metrics_of(zone);
@@ -497,6 +532,8 @@ dingtalk::MetricsSnapshot ngx_http_dingtalk_snapshot(ngx_shm_zone_t *zone)
     s.duration_sum_ms = m->duration_sum_ms;
     s.retries = m->retries;
     s.held = m->held;
+    s.store_errors = m->store_errors;
+    s.store_up = m->store_down == 0;
     for (ngx_uint_t i = 0; i < NGX_MAX_PROCESSES; ++i) {
         s.tasks_in_flight += m->tasks_in_flight[i];
         s.waiting += m->waiting[i];

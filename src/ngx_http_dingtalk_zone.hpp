@@ -16,6 +16,9 @@ struct zone_metrics_t {
     ngx_atomic_t duration_sum_ms;
     ngx_atomic_t retries;
     ngx_atomic_t held;
+    ngx_atomic_t store_errors;     // dingtalk_store calls that failed
+    ngx_atomic_t store_down;       // 1: the store failed last, the fallback window applies
+    ngx_atomic_t store_warm_until; // the store was emptied: the fallback applies too until then
     ngx_atomic_t tasks_in_flight[NGX_MAX_PROCESSES];
     ngx_atomic_t waiting[NGX_MAX_PROCESSES];
 };

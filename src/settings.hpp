@@ -9,6 +9,7 @@
 #include "mention.hpp"
 #include "ratelimit.hpp"
 #include "sender.hpp"
+#include "store.hpp"
 #include "template.hpp"
 #include "timezone.hpp"
 #include "view.hpp"
@@ -35,6 +36,7 @@ struct Settings {
     std::shared_ptr<const Proxy> proxy;          // dingtalk_proxy; null: straight to DingTalk
     std::optional<RateLimit> rate = RateLimit{}; // dingtalk_rate_limit; nullopt: off
     bool fold = true;                            // dingtalk_fold
+    std::shared_ptr<const Store> store;          // dingtalk_store; null: the shared zone only
 
     // What a webhook may be, and who may post one.
     ParseLimits limits;                      // dingtalk_max_body_size, dingtalk_max_alerts

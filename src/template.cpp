@@ -1,5 +1,7 @@
 #include "template.hpp"
 
+#include "go_hint.hpp"
+#include "template_call.hpp"
 #include "text.hpp"
 #include "sign.hpp"
 
@@ -18,6 +20,24 @@ namespace dingtalk
 {
 
 namespace mu = kainjow::mustache;
+
+// The names of a template that carry an argument, by name as written, each parsed once: a
+// function's also as the lambda kainjow calls.
+struct TemplateCalls {
+    struct Call {
+        TemplateCall call;
+        mu::data fn;
+    };
+    std::unordered_map<std::string, Call> calls;
+
+    std::size_t count(const std::string &name) const { return calls.count(name); }
+    void emplace(const std::string &name, Call c) { calls.emplace(name, std::move(c)); }
+    const Call *find(const std::string &name) const
+    {
+        const auto it = calls.find(name);
+        return it == calls.end() ? nullptr : &it->second;
+    }
+};
 
 namespace
 {
@@ -90,7 +110,8 @@ std::string with_line(const std::string &src, const std::string &msg)
 
 struct Tag {
     std::size_t begin, end; // of "{{...}}" in the source
-    char kind;              // ' ' variable, '{' or '&' unescaped, '#', '^', '/', '!', '>', '='
+    char kind;              // ' ' variable, '{' or '&' unescaped, '#', '^', '/', '!', '>', '=',
+                            // '<' (a block's definition)
     std::string name;
 };
 
@@ -116,7 +137,7 @@ std::vector<Tag> tags_of(const std::string &src)
         std::string inner = trimmed(src.substr(start, close - start));
         char kind = triple ? '{' : ' ';
         if (!triple && !inner.empty() &&
-            std::string("#^/!&>=").find(inner[0]) != std::string::npos) {
+            std::string("#^/!&>=<").find(inner[0]) != std::string::npos) {
             kind = inner[0];
             inner = trimmed(inner.substr(1));
         }
@@ -182,28 +203,59 @@ bool is_map_name(const std::string &first)
     return false;
 }
 
+// A name that carries an argument (label_is.env.prod, {{#trunc 20}}): its call, parsed once, and
+// what it makes the template use.
+bool check_call(const Tag &tag, std::string &error, TemplateCalls &calls,
+                std::set<std::string> &used)
+{
+    std::optional<TemplateCall> call = parse_call(tag.name, tag.kind, error);
+    if (!call) {
+        return error.empty();
+    }
+    if (call->kind == TemplateCall::Kind::compare && call->count != "index") {
+        used.insert(call->count); // shown, omitted ... make the template vary by page
+    }
+    mu::data fn;
+    if (call->kind == TemplateCall::Kind::function) {
+        fn =
+            mu::lambda2{[apply = call->apply](const std::string &text, const mu::renderer &render) {
+                return apply(render(text));
+            }};
+    }
+    calls.emplace(tag.name, TemplateCalls::Call{std::move(*call), std::move(fn)});
+    return true;
+}
+
 // A typo in a name renders as nothing in mustache; catch it when the configuration loads. The
-// names used go into `used`, the map lookups ("labels.instance") into `keys`.
+// names used go into `used`, the map lookups ("labels.instance") into `keys`, the names that
+// carry an argument into `calls`.
 bool check_tags(const std::string &src, const std::vector<Tag> &tags, std::string &error,
-                std::set<std::string> &used, std::set<std::string> &keys)
+                std::set<std::string> &used, std::set<std::string> &keys, TemplateCalls &calls)
 {
     for (const Tag &tag : tags) {
         const std::string where = "line " + std::to_string(line_of(src, tag.begin)) + ": ";
-        if (tag.kind == '>') {
-            error = where + "partials are not supported";
-            return false;
-        }
         if (tag.kind == '=') {
             error = where + "changing the delimiters is not supported";
             return false;
         }
-        if (tag.kind == '!' || tag.name == "." || tag.name.empty()) {
+        if (tag.kind == '!' || tag.kind == '/' || tag.kind == '<' || tag.kind == '>' ||
+            tag.name == "." || tag.name.empty() || calls.count(tag.name) != 0) {
+            continue; // closing tags are check_sections' to check, blocks check_blocks'
+        }
+        const std::string go = tag.kind == ' ' || tag.kind == '#' ? go_hint(tag.name) : "";
+        if (!check_call(tag, error, calls, used)) {
+            error = where + (go.empty() || tag.kind != ' ' ? error : go);
+            return false;
+        }
+        if (calls.count(tag.name) != 0) {
             continue;
         }
         const std::string first = tag.name.substr(0, tag.name.find('.'));
         if (std::find(kNames.begin(), kNames.end(), first) == kNames.end()) {
-            error = where + "unknown name \"" + tag.name +
-                    "\" (see \"Names\" in docs/messages.md for the names a template can use)";
+            error = where + (!go.empty() ? go
+                                         : "unknown name \"" + tag.name +
+                                               "\" (see \"Names\" in docs/messages.md for the "
+                                               "names a template can use)");
             return false;
         }
         used.insert(first);
@@ -217,27 +269,171 @@ bool check_tags(const std::string &src, const std::vector<Tag> &tags, std::strin
 // A closing tag must close the section opened last. kainjow lets any closing tag close it and
 // then reports the section left open at its opening tag, far from the mistake: say the line of
 // the closing tag instead. A section never closed is kainjow's to report (at its opening tag,
-// or at an unclosed tag after it).
-bool check_sections(const std::string &src, const std::vector<Tag> &tags, std::string &error)
+// or at an unclosed tag after it). A function's section may be closed by its name alone
+// ({{#trunc 20}}...{{/trunc}}): `whole` is the source with such a closing tag written whole, as
+// kainjow wants it.
+bool check_sections(const std::string &src, const std::vector<Tag> &tags, std::string &error,
+                    std::string &whole)
 {
     std::vector<const Tag *> open;
+    std::size_t copied = 0;
     for (const Tag &tag : tags) {
-        if (tag.kind == '#' || tag.kind == '^') {
+        const std::string line = "line " + std::to_string(line_of(src, tag.begin)) + ": ";
+        if (tag.kind == '#' || tag.kind == '^' || tag.kind == '<') {
             open.push_back(&tag);
         } else if (tag.kind == '/' && open.empty()) {
-            error = "line " + std::to_string(line_of(src, tag.begin)) + ": Unopened section \"" +
-                    tag.name + "\"";
+            const std::string go = go_hint("/" + tag.name); // a Go comment: {{/* ... */}}
+            error = line + (go.empty() ? "Unopened section \"" + tag.name + "\"" : go);
             return false;
-        } else if (tag.kind == '/' && tag.name != open.back()->name) {
-            error = "line " + std::to_string(line_of(src, tag.begin)) + ": {{/" + tag.name +
-                    "}} where {{/" + open.back()->name + "}} (line " +
-                    std::to_string(line_of(src, open.back()->begin)) + ") was expected";
+        } else if (tag.kind == '/' && tag.name != open.back()->name &&
+                   tag.name != call_head(open.back()->name)) {
+            error = line + "{{/" + tag.name + "}} where {{/" + call_head(open.back()->name) +
+                    "}} (line " + std::to_string(line_of(src, open.back()->begin)) +
+                    ") was expected";
             return false;
         } else if (tag.kind == '/') {
+            whole.append(src, copied, tag.begin - copied).append("{{/" + open.back()->name + "}}");
+            copied = tag.end;
             open.pop_back();
         }
     }
+    whole.append(src, copied, std::string::npos);
     return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// blocks: {{<name}}...{{/name}} defines a block where it stands (and prints nothing there),
+// {{>name}} prints it; both in the same file, and expanded when the template is parsed: a
+// template's structure is never looked up in the data.
+
+using Blocks = std::map<std::string, std::string>;
+
+constexpr std::size_t kMaxExpanded = 1 << 20; // a template with its blocks expanded
+constexpr int kMaxBlockDepth = 8;
+
+// What a tag takes from the source: its whole line when it stands alone on it.
+std::pair<std::size_t, std::size_t> span_of(const std::string &src, const Tag &t, bool &alone)
+{
+    const std::size_t nl = t.begin == 0 ? std::string::npos : src.rfind('\n', t.begin - 1);
+    const std::size_t from = nl == std::string::npos ? 0 : nl + 1;
+    const std::size_t eol = std::min(src.find('\n', t.end), src.size());
+    alone = blank(src, from, t.begin) && blank(src, t.end, eol);
+    return alone ? std::make_pair(from, std::min(eol + 1, src.size()))
+                 : std::make_pair(t.begin, t.end);
+}
+
+// The tag that closes tags[i] (check_sections found every section closed).
+std::size_t closer_of(const std::vector<Tag> &tags, std::size_t i)
+{
+    std::size_t depth = 0;
+    for (++i; i < tags.size(); ++i) {
+        if (tags[i].kind == '#' || tags[i].kind == '^' || tags[i].kind == '<') {
+            ++depth;
+        } else if (tags[i].kind == '/' && depth-- == 0) {
+            break;
+        }
+    }
+    return i;
+}
+
+// Takes the definitions out of src into blocks (the rest into `rest`), and checks that each
+// block used is defined.
+bool collect_blocks(const std::string &src, const std::vector<Tag> &tags, Blocks &blocks,
+                    std::string &rest, std::string &error)
+{
+    long depth = 0;
+    std::size_t copied = 0;
+    for (std::size_t i = 0; i < tags.size(); ++i) {
+        const Tag &t = tags[i];
+        const std::string where = "line " + std::to_string(line_of(src, t.begin)) + ": ";
+        if (t.kind == '<' && (depth > 0 || blocks.count(t.name) != 0)) {
+            error = where + "block \"" + t.name + "\" is defined twice, or inside a section";
+            return false;
+        }
+        if (t.kind == '<') {
+            const std::size_t j = closer_of(tags, i);
+            bool alone_open = false, alone_close = false;
+            const auto open = span_of(src, t, alone_open);
+            const auto close = span_of(src, tags[j], alone_close);
+            blocks[t.name] = src.substr(open.second, close.first - open.second);
+            rest.append(src, copied, open.first - copied);
+            copied = close.second;
+            i = j;
+            continue;
+        }
+        depth += t.kind == '#' || t.kind == '^' ? 1 : t.kind == '/' ? -1 : 0;
+    }
+    rest.append(src, copied, std::string::npos);
+    for (const Tag &t : tags) {
+        if (t.kind == '>' && blocks.count(t.name) == 0) {
+            error = "line " + std::to_string(line_of(src, t.begin)) + ": no block \"" + t.name +
+                    "\" in this template (partials are not supported: define it in the same " +
+                    "file with {{<" + t.name + "}}...{{/" + t.name + "}})";
+            return false;
+        }
+    }
+    return true;
+}
+
+// src with each {{>name}} replaced by its block (a line of its own by the block's lines).
+bool expand_blocks(const std::string &src, const Blocks &blocks, int depth, std::string &out,
+                   std::string &error)
+{
+    std::size_t copied = 0;
+    for (const Tag &t : tags_of(src)) {
+        if (t.kind != '>') {
+            continue;
+        }
+        std::string body;
+        if (depth == kMaxBlockDepth ||
+            !expand_blocks(blocks.at(t.name), blocks, depth + 1, body, error)) {
+            error = error.empty()
+                        ? "block \"" + t.name + "\" uses blocks over 8 deep (does it use itself?)"
+                        : error;
+            return false;
+        }
+        bool alone = false;
+        const auto span = span_of(src, t, alone);
+        if (alone && !body.empty() && body.back() != '\n') {
+            body += '\n';
+        }
+        out.append(src, copied, span.first - copied).append(body);
+        copied = span.second;
+        if (out.size() > kMaxExpanded) {
+            error = "the template with its blocks expanded is over 1 MiB";
+            return false;
+        }
+    }
+    out.append(src, copied, std::string::npos);
+    return true;
+}
+
+// The template with its blocks expanded, checked as written (the lines of its errors are those
+// of the file).
+bool with_blocks(const std::string &source, std::string &expanded, std::string &error)
+{
+    std::set<std::string> used, keys;
+    TemplateCalls calls;
+    std::string whole;
+    const std::vector<Tag> tags = tags_of(source);
+    if (!check_tags(source, tags, error, used, keys, calls) ||
+        !check_sections(source, tags, error, whole)) {
+        return false;
+    }
+    for (const Tag &t : tags_of(whole)) {
+        if (t.kind == '<') {
+            whole[whole.find('<', t.begin)] = '#'; // a section, for kainjow
+        }
+    }
+    mu::mustache probe(whole); // on the same lines as the source
+    if (!probe.is_valid()) {
+        error = with_line(whole, probe.error_message());
+        return false;
+    }
+    Blocks blocks;
+    std::string rest;
+    return collect_blocks(source, tags, blocks, rest, error) &&
+           expand_blocks(rest, blocks, 0, expanded, error);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -679,6 +875,7 @@ struct Route {
     int message = -1;               // MessageKey
     int list = -1;                  // in kListNames
     const mu::data *notification = nullptr;
+    const TemplateCalls::Call *call = nullptr; // a name that carries an argument
 };
 
 // One alert's values, each made the first time a render looks it up.
@@ -698,6 +895,7 @@ struct TemplateCache::Impl {
     std::unordered_map<const AlertView *, AlertData> alerts;
     std::vector<mu::data> indexes; // "1", "2" ...
     std::unordered_map<const std::string *, Route> routes;
+    std::unordered_map<std::string, mu::data> nows; // {{now "LAYOUT"}} ...
     std::array<int, kAlertKeys> slots{}; // where AlertData::values has each name; -1: unused
     std::size_t used_slots = 0;
 };
@@ -723,9 +921,9 @@ class Lookup : public mu::basic_context<std::string>
 public:
     Lookup(TemplateCache::Impl &cache, const DataBuilder &data, const TemplateInput &in,
            const std::vector<mu::data> &message, const std::vector<AlertList> &lists,
-           RenderWatch *watch)
-        : cache_(cache), data_(data), in_(in), message_(message), lists_(lists), watch_(watch),
-          alerts_(in.shown.size(), nullptr)
+           const TemplateCalls &calls, RenderWatch *watch)
+        : cache_(cache), data_(data), in_(in), message_(message), lists_(lists), calls_(calls),
+          watch_(watch), alerts_(in.shown.size(), nullptr)
     {
         stack_.push_back(&root_);
         in_section_.reserve(in.shown.size());
@@ -761,6 +959,9 @@ public:
             return stack_.back();
         }
         const Route &r = route(name);
+        if (r.call != nullptr) {
+            return call(*r.call);
+        }
         if (r.parts.empty()) {
             for (auto it = stack_.rbegin(); it != stack_.rend(); ++it) {
                 if (const mu::data *v = find(*it, r, name)) {
@@ -824,7 +1025,111 @@ private:
         r.message = index_of(kMessageKeyNames, head);
         r.list = index_of(kListNames, head);
         r.notification = cache_.notification->get(head);
+        r.call = calls_.find(name);
         return r;
+    }
+
+    const mu::data *call(const TemplateCalls::Call &c) const
+    {
+        switch (c.call.kind) {
+        case TemplateCall::Kind::function:
+            return &c.fn;
+        case TemplateCall::Kind::value_is:
+            return value_is(c.call) ? &kTrue : &kFalse;
+        case TemplateCall::Kind::compare:
+            return compare(c.call) ? &kTrue : &kFalse;
+        case TemplateCall::Kind::time:
+            break;
+        }
+        return time(c.call);
+    }
+
+    // The alert of the innermost alert list item on the stack, by its position in in_.shown.
+    std::optional<std::size_t> innermost_alert() const
+    {
+        for (auto it = stack_.rbegin(); it != stack_.rend(); ++it) {
+            if (const auto at = place(*it)) {
+                return at->first->shown[at->second];
+            }
+        }
+        return std::nullopt;
+    }
+
+    // label_is.NAME.VALUE (in an alert: false outside one), group_label_is ...: a missing label
+    // is the empty value, as Go's eq sees it.
+    bool value_is(const TemplateCall &c) const
+    {
+        const Labels *m = c.map == "group_labels"         ? &in_.n->group_labels
+                          : c.map == "common_labels"      ? &in_.n->common_labels
+                          : c.map == "common_annotations" ? &in_.n->common_annotations
+                                                          : nullptr;
+        if (m == nullptr) {
+            const auto i = innermost_alert();
+            if (!i) {
+                return false;
+            }
+            const Alert &a = *in_.shown[*i]->alert;
+            m = c.map == "labels" ? &a.labels : &a.annotations;
+        }
+        const auto it = m->find(c.key);
+        return it == m->end() ? c.value.empty() : it->second == c.value;
+    }
+
+    bool compare(const TemplateCall &c) const
+    {
+        std::uint64_t n = 0;
+        const std::uint64_t truncated = in_.last_part ? in_.n->truncated_alerts : 0;
+        if (c.count == "index") {
+            const auto i = innermost_alert();
+            n = i ? *i + 1 : 0;
+        } else if (c.count == "firing_count" || c.count == "resolved_count") {
+            n = in_.n->count(c.count == "firing_count" ? Status::firing : Status::resolved);
+        } else if (c.count == "alert_count") {
+            n = in_.n->total();
+        } else {
+            if (watch_ != nullptr) {
+                watch_->varies();
+            }
+            n = c.count == "shown"     ? in_.shown.size()
+                : c.count == "omitted" ? in_.not_shown
+                                       : in_.not_shown + truncated;
+        }
+        return c.greater ? n > c.number : n < c.number;
+    }
+
+    // starts_at "LAYOUT" (an alert's), ends_at "LAYOUT" (a resolved alert's, else "-"), now.
+    const mu::data *time(const TemplateCall &c) const
+    {
+        const auto shown = [&](const std::optional<TimePoint> &t) {
+            return mu::data(!t         ? std::string("-")
+                            : c.layout ? in_.timezone->format(*t, *c.layout)
+                                       : in_.timezone->format(*t));
+        };
+        if (c.time == "now") {
+            const auto [it, added] = cache_.nows.try_emplace(c.layout ? c.layout->text() : "");
+            if (added) {
+                it->second = shown(in_.now);
+            }
+            return &it->second;
+        }
+        const auto i = innermost_alert();
+        if (!i) {
+            return nullptr;
+        }
+        AlertData &d = alert(*i);
+        const std::string &layout = c.layout ? c.layout->text() : std::string();
+        auto it = d.picked.find({kAlertKeys + (c.time == "ends_at"), layout});
+        if (it == d.picked.end()) {
+            const Alert &a = *in_.shown[*i]->alert;
+            const bool ends = c.time == "ends_at";
+            it = d.picked
+                     .emplace(std::make_pair(kAlertKeys + ends, layout),
+                              shown(!ends                          ? a.starts_at
+                                    : a.status == Status::resolved ? a.ends_at
+                                                                   : std::nullopt))
+                     .first;
+        }
+        return &it->second;
     }
 
     // The alert list item p is, and its place in it; null when it is none.
@@ -928,6 +1233,7 @@ private:
     const TemplateInput &in_;
     const std::vector<mu::data> &message_;
     const std::vector<AlertList> &lists_;
+    const TemplateCalls &calls_;
     RenderWatch *watch_;
     const mu::data root_; // stands for the notification's and the message's data
     std::vector<const mu::data *> stack_;
@@ -1018,9 +1324,9 @@ const std::vector<std::string> &template_names()
 }
 
 Template::Template(std::string source, Kind kind, std::set<std::string> used,
-                   std::set<std::string> keys)
+                   std::set<std::string> keys, std::shared_ptr<const TemplateCalls> calls)
     : source_(std::move(source)), kind_(kind), used_(std::move(used)), map_keys_(std::move(keys)),
-      id_(next_id++)
+      calls_(std::move(calls)), id_(next_id++)
 {
 }
 
@@ -1030,18 +1336,20 @@ std::shared_ptr<const Template> Template::parse(std::string source, Kind kind, s
     if (!valid_utf8(source, error)) {
         return nullptr;
     }
-    const std::vector<Tag> tags = tags_of(source);
+    std::string expanded;
+    if (!with_blocks(source, expanded, error)) {
+        return nullptr;
+    }
     std::set<std::string> used, keys;
-    if (!check_tags(source, tags, error, used, keys) || !check_sections(source, tags, error)) {
-        return nullptr;
+    auto calls = std::make_shared<TemplateCalls>();
+    std::string whole;
+    if (!check_tags(expanded, tags_of(expanded), error, used, keys, *calls) ||
+        !check_sections(expanded, tags_of(expanded), error, whole)) {
+        return nullptr; // not after with_blocks: a block's tags are the file's
     }
-    mu::mustache probe(source);
-    if (!probe.is_valid()) {
-        error = with_line(source, probe.error_message());
-        return nullptr;
-    }
-    return std::shared_ptr<const Template>(new Template(without_standalone_lines(source, tags),
-                                                        kind, std::move(used), std::move(keys)));
+    return std::shared_ptr<const Template>(
+        new Template(without_standalone_lines(whole, tags_of(whole)), kind, std::move(used),
+                     std::move(keys), std::move(calls)));
 }
 
 std::string Template::render(const TemplateInput &in) const
@@ -1065,7 +1373,7 @@ std::optional<std::string> Template::render(const TemplateInput &in, TemplateCac
     }
     const std::vector<mu::data> message = data.message();
     const std::vector<AlertList> lists = alert_lists(in, data);
-    Lookup lookup(c, data, in, message, lists, watch);
+    Lookup lookup(c, data, in, message, lists, *calls_, watch);
     mu::mustache &tmpl = parsed_copy(id_, source_);
     Output out{std::string(), watch};
     try {

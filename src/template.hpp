@@ -1,14 +1,18 @@
 // Mustache templates for the message text and title (kainjow::mustache, header-only), with what
 // the Go bridge's users do with Go templates and sprig: per-severity style, every value in three
-// forms (escaped for text, URL-encoded for links, raw), times in several forms, durations, and
-// a few functions as lambdas.
+// forms (escaped for text, URL-encoded for links, raw), times in several forms and Go layouts,
+// durations, any value as a condition, counts compared with a number, blocks defined once in
+// the file ({{<x}}...{{/x}}, used as {{>x}}), and functions as lambdas, some with arguments
+// (template_call.hpp).
 //
 // Text values are safe for DingTalk's markdown (escaped and cut, as the built-in message shows
 // them), title values are plain text; {{x}} and {{{x}}} print the same. "nginx -t" rejects a
-// template that does not parse, is not UTF-8, names something that does not exist, or uses a
-// partial or a delimiter change (its own tags are checked, not its text). A line that holds only
-// a section, inverted section, closing or comment tag vanishes with its line, as the mustache
-// spec says. The names are listed in docs/messages.md ("Names") and in names().
+// template that does not parse, is not UTF-8, names something that does not exist (Go template
+// syntax with what to write instead), has a bad argument, or uses a partial that is not one of
+// its blocks or a delimiter change (its own tags are checked, not its text). A line that holds
+// only a section, inverted section, closing or comment tag (or a block's definition or use)
+// vanishes with its line, as the mustache spec says. The names are listed in docs/messages.md
+// ("Names") and in template_names().
 #pragma once
 
 #include "alert.hpp"
@@ -78,6 +82,8 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
+struct TemplateCalls; // template.cpp's
+
 class Template
 {
 public:
@@ -103,13 +109,15 @@ public:
     std::vector<std::string> unset_names(const Notification &n) const;
 
 private:
-    Template(std::string source, Kind kind, std::set<std::string> used, std::set<std::string> keys);
+    Template(std::string source, Kind kind, std::set<std::string> used, std::set<std::string> keys,
+             std::shared_ptr<const TemplateCalls> calls);
 
     std::string source_; // after standalone lines are removed
     Kind kind_;
-    std::set<std::string> used_;     // the names the template uses (first segments)
-    std::set<std::string> map_keys_; // "labels.instance", ... as written
-    std::uint64_t id_;               // identifies this template in each thread's cache
+    std::set<std::string> used_;                 // the names the template uses (first segments)
+    std::set<std::string> map_keys_;             // "labels.instance", ... as written
+    std::shared_ptr<const TemplateCalls> calls_; // label_is.x.y, {{#trunc 20}} ... parsed
+    std::uint64_t id_;                           // identifies this template in each thread's cache
 };
 
 // The names a template may use (first segment of a dotted name).

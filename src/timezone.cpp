@@ -42,30 +42,55 @@ std::string &add_padded(std::string &out, long n, std::size_t width)
 
 } // namespace
 
-std::string TimeZone::format(TimePoint t, Form form) const
+LocalTime TimeZone::local(TimePoint t) const
 {
     const auto *tz = static_cast<const date::time_zone *>(tz_);
     const auto secs = date::floor<std::chrono::seconds>(t);
     const auto info = tz->get_info(secs);
     const auto local = date::local_seconds((secs + info.offset).time_since_epoch());
-
     const auto day = date::floor<date::days>(local);
     const date::year_month_day ymd(day);
     const date::hh_mm_ss<std::chrono::seconds> hms(local - day);
+    const date::year_month_day jan1(ymd.year() / date::January / 1);
+    LocalTime l;
+    l.year = int(ymd.year());
+    l.month = unsigned(ymd.month());
+    l.day = unsigned(ymd.day());
+    l.hour = unsigned(hms.hours().count());
+    l.minute = unsigned(hms.minutes().count());
+    l.second = unsigned(hms.seconds().count());
+    l.weekday = date::weekday(day).c_encoding();
+    l.yearday = unsigned((day - date::local_days(jan1)).count()) + 1;
+    l.micros = std::uint32_t((t - secs).count());
+    l.offset = long(info.offset.count());
+    l.abbr = info.abbrev;
+    return l;
+}
 
-    const long off_min = static_cast<long>(info.offset.count() / 60);
+std::string TimeZone::format(TimePoint t, const GoLayout &layout) const
+{
+    return layout.format(local(t));
+}
+
+std::string TimeZone::format(TimePoint t, Form form) const
+{
+    if (form == Form::date_time && layout_) {
+        return format(t, *layout_);
+    }
+    const LocalTime l = local(t);
+    const long off_min = l.offset / 60;
     const long abs_off = off_min < 0 ? -off_min : off_min;
 
     std::string date, time, offset;
     if (form == Form::date_time || form == Form::rfc3339) {
         date.reserve(32); // built in date
     }
-    add_padded(date, int(ymd.year()), 4) += '-';
-    add_padded(date, unsigned(ymd.month()), 2) += '-';
-    add_padded(date, unsigned(ymd.day()), 2);
-    add_padded(time, hms.hours().count(), 2) += ':';
-    add_padded(time, hms.minutes().count(), 2) += ':';
-    add_padded(time, hms.seconds().count(), 2);
+    add_padded(date, l.year, 4) += '-';
+    add_padded(date, l.month, 2) += '-';
+    add_padded(date, l.day, 2);
+    add_padded(time, l.hour, 2) += ':';
+    add_padded(time, l.minute, 2) += ':';
+    add_padded(time, l.second, 2);
     offset += off_min < 0 ? '-' : '+';
     add_padded(offset, abs_off / 60, 2) += ':';
     add_padded(offset, abs_off % 60, 2);

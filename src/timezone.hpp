@@ -2,7 +2,9 @@
 #pragma once
 
 #include "alert.hpp"
+#include "golayout.hpp"
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -22,7 +24,15 @@ public:
         time,      // "00:04:05"
         rfc3339,   // "2026-11-24T00:04:05+08:00"
     };
+    // date_time is the layout given to set_layout, when one was.
     std::string format(TimePoint t, Form form = Form::date_time) const;
+    std::string format(TimePoint t, const GoLayout &layout) const;
+    LocalTime local(TimePoint t) const;
+
+    // dingtalk_timezone's second argument: the layout of every time shown (starts_at, ends_at,
+    // now) instead of "2026-11-24 00:04:05 +08:00".
+    void set_layout(std::shared_ptr<const GoLayout> layout) { layout_ = std::move(layout); }
+    const GoLayout *layout() const { return layout_.get(); }
 
     const std::string &name() const { return name_; }
 
@@ -31,6 +41,7 @@ private:
 
     const void *tz_; // a date::time_zone from the process-wide database; never freed
     std::string name_;
+    std::shared_ptr<const GoLayout> layout_;
 };
 
 } // namespace dingtalk

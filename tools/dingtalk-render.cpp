@@ -38,6 +38,8 @@ payload (read from PAYLOAD.json, or stdin); with --fold, the messages it would s
 notifications when they wait for the same robot's next slots (dingtalk_fold).
 
   --zone ZONE             time zone for the times shown (default Asia/Shanghai)
+  --time-layout LAYOUT    Go time layout of the times shown (as dingtalk_timezone's second
+                          argument: '2006-01-02 15:04:05 MST')
   --template FILE         mustache template for the text (as dingtalk_template)
   --title-template TEXT   mustache template for the title (as dingtalk_title_template)
   --at-mobiles 'A,B [severity=S1,S2]'
@@ -133,7 +135,8 @@ std::string pretty(const std::string &json)
 }
 
 struct Options {
-    std::string zone_name = "Asia/Shanghai", template_path, title_template, payload_path;
+    std::string zone_name = "Asia/Shanghai", time_layout, template_path, title_template,
+                payload_path;
     std::vector<std::string> more_payloads; // --fold: the payloads after the first
     bool fold = false;
     std::string send_url, secret, ca_path;
@@ -244,6 +247,8 @@ std::string option(Options &o, const std::string &arg, const std::string &v)
     }
     if (arg == "--zone") {
         o.zone_name = v;
+    } else if (arg == "--time-layout") {
+        o.time_layout = v;
     } else if (arg == "--template") {
         o.template_path = v;
     } else if (arg == "--title-template") {
@@ -449,6 +454,20 @@ void print(const Options &o, const std::vector<dingtalk::Message> &ms)
 }
 
 // The settings the module would have with the directives these options stand for.
+// --zone and --time-layout, as dingtalk_timezone's two arguments.
+std::optional<dingtalk::TimeZone> zone_of(const Options &o, std::string &error)
+{
+    auto zone = dingtalk::TimeZone::find(o.zone_name, error);
+    if (zone && !o.time_layout.empty()) {
+        auto layout = dingtalk::GoLayout::parse(o.time_layout, error);
+        if (!layout) {
+            return std::nullopt;
+        }
+        zone->set_layout(std::move(layout));
+    }
+    return zone;
+}
+
 dingtalk::Settings settings_of(const Options &o, const dingtalk::TimeZone &zone)
 {
     dingtalk::Settings s;
@@ -557,7 +576,7 @@ int main(int argc, char **argv)
         return usage_error(why);
     }
     std::string error;
-    const auto zone = dingtalk::TimeZone::find(o.zone_name, error);
+    const auto zone = zone_of(o, error);
     if (!zone) {
         std::cerr << "dingtalk-render: " << error << "\n";
         return 2;

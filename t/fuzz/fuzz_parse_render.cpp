@@ -10,15 +10,15 @@
 //   headings; every alert is either shown or counted as omitted, and at least one is shown.
 //
 // Then render_messages with settings the input chooses (below): the built-in layout or a
-// template of the gallery (templates/*.mustache) or t/fixtures/every-label.mustache (every label
-// and annotation of every alert), a title template or not, dingtalk_max_messages 1 to 10,
-// mentions taken from the alerts, hidden labels, a keyword, a smaller size limit, and a resume
-// (alerts posted before, messages taken before). Each message: a request within the limit,
-// valid JSON with the same title and text, valid UTF-8, no control characters but the text's
-// line feeds, the mentions only in the first, the keyword in every one, the part label " (i/N)"
-// counted on from the messages taken; "N more" (omitted alerts) only in the last; firing
-// alerts shown before resolved ones; and over all messages, every kept alert not posted covered
-// (Message::alerts) exactly once, none posted covered at all.
+// template of the gallery (templates/*.mustache), t/fixtures/every-label.mustache (every label
+// and annotation of every alert) or t/fixtures/go-features.mustache (issue #24's names), a title
+// template or not, dingtalk_max_messages 1 to 10, mentions taken from the alerts, hidden labels, a
+// keyword, a smaller size limit, and a resume (alerts posted before, messages taken before). Each
+// message: a request within the limit, valid JSON with the same title and text, valid UTF-8, no
+// control characters but the text's line feeds, the mentions only in the first, the keyword in
+// every one, the part label " (i/N)" counted on from the messages taken; "N more" (omitted alerts)
+// only in the last; firing alerts shown before resolved ones; and over all messages, every kept
+// alert not posted covered (Message::alerts) exactly once, none posted covered at all.
 //
 // Then, when the notification went as one message, its section (section_of) folded with
 // copies of itself (render_fold, as a storm's notifications waiting for the robot's slot):
@@ -163,10 +163,11 @@ bool ends_with(std::string_view s, std::string_view end)
 }
 
 // The text templates: the gallery, then one that lists every label and annotation.
-constexpr std::array<const char *, 6> kTemplateFiles = {
-    "templates/compact.mustache", "templates/default.mustache",
-    "templates/english.mustache", "templates/go-bridge.mustache",
-    "templates/oncall.mustache",  "t/fixtures/every-label.mustache"};
+constexpr std::array<const char *, 7> kTemplateFiles = {
+    "templates/compact.mustache",     "templates/default.mustache",
+    "templates/english.mustache",     "templates/go-bridge.mustache",
+    "templates/oncall.mustache",      "t/fixtures/every-label.mustache",
+    "t/fixtures/go-features.mustache"};
 
 // Title templates: the one docs/migrating.md gives for the Go bridge's users, one that names
 // every alert shown, one that says what is not shown.

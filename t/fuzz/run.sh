@@ -1,8 +1,8 @@
 #!/bin/bash
 # Builds the libFuzzer target over parse_notification + render_message, render_messages and
-# render_fold (the built-in layout and every template of templates/ and
-# t/fixtures/every-label.mustache, which the target reads from the repository two levels above
-# itself) with clang 14 (ASan and UBSan, every UBSan finding fatal) into build/fuzz/, and runs it
+# render_fold (the built-in layout and every template of templates/,
+# t/fixtures/every-label.mustache and t/fixtures/go-features.mustache, which the target reads
+# from the repository two levels above itself) with clang 14 (ASan and UBSan, every UBSan finding fatal) into build/fuzz/, and runs it
 # for a while.
 #
 #   t/fuzz/run.sh [seconds]     default 60
@@ -13,7 +13,7 @@
 # as build/fuzz/crash-* (or leak-*, timeout-*, oom-*). Replay one with
 #   build/fuzz/fuzz_parse_render build/fuzz/crash-<sha1>
 # Needs: clang-14, libclang-rt-14-dev (libFuzzer), libjansson-dev, libcurl4-openssl-dev,
-# libssl-dev, libdate-tz-dev, tzdata.
+# libssl-dev, libdate-tz-dev, libhiredis-dev, libre2-dev, tzdata.
 set -euo pipefail
 
 seconds=${1:-60}
@@ -41,14 +41,14 @@ mkdir -p "$out/corpus"
     -Wall -Wextra -Werror -Isrc \
     t/fuzz/fuzz_parse_render.cpp $core \
     -o "$out/fuzz_parse_render" \
-    -lsimdjson -ljansson -lcurl -lssl -lcrypto -ldate-tz -pthread
+    -lsimdjson -ljansson -lcurl -lssl -lcrypto -ldate-tz -lhiredis -lre2 -pthread
 
 cp t/fuzz/corpus/* "$out/corpus/"
 # Each seed again with the settings it renders with after a NUL (fuzz_parse_render.cpp: the
 # template, then dingtalk_max_messages 10, a title template, a smaller size limit, a resume):
 # every template starts from every seed.
 for seed in t/fuzz/corpus/*; do
-    for t in 1 2 3 4 5 6 7; do
+    for t in 1 2 3 4 5 6 7 8; do
         flags=$((t % 2 ? 1 : 161))
         # shellcheck disable=SC2059 # the format is the bytes
         { cat "$seed" && printf "\\000\\$(printf %03o "$t")\\011\\$(printf %03o "$flags")\\001\\001\\003\\002\\125"; } \

@@ -2,7 +2,7 @@
 
 Each instance gets its own temporary directory (config, storage, log), listens on a free
 loopback port, runs without clustering (`--cluster.listen-address=` empty: no gossip, no peer
-wait before notifying), and is stopped with SIGTERM, then SIGKILL if it does not exit. Its
+wait before notifying) unless a test makes an HA cluster of several, and is stopped with SIGTERM, then SIGKILL if it does not exit. Its
 stdout and stderr go to a file, so a chatty process can never block on a full pipe, and the
 log can be searched (retries, failures) and printed when a test fails.
 """
@@ -162,11 +162,14 @@ class Alertmanager(Process):
     # group whose alert started more than group_wait ago is flushed at once, whatever
     # group_wait says: alerts meant to arrive together must start now.)
     def __init__(self, webhook_url, group_wait="3s", group_interval="2s", repeat_interval="1h",
-                 send_resolved=True, http_config="", binary=ALERTMANAGER_BIN):
+                 send_resolved=True, http_config="", binary=ALERTMANAGER_BIN, cluster=None):
         """webhook_url: one URL, or a list for one receiver with a webhook_config each (the
         same send_resolved and http_config). http_config: YAML lines for the webhook's
-        http_config (credentials), indented by the caller to sit under it."""
+        http_config (credentials), indented by the caller to sit under it. cluster: (port,
+        [peer ports]) for an HA cluster on 127.0.0.1 (gossip, and the peers' wait of 15 s per
+        position before they notify); None: no cluster."""
         super().__init__(binary)
+        self.cluster = cluster
         urls = webhook_url if isinstance(webhook_url, list) else [webhook_url]
         webhooks = "".join(f"""  - url: {json.dumps(url)}
     send_resolved: {str(send_resolved).lower()}
@@ -186,9 +189,15 @@ receivers:
         self.config = self.write("alertmanager.yml", self.config_text)
 
     def args(self):
+        if self.cluster is None:
+            cluster = ["--cluster.listen-address="]
+        else:
+            port, peers = self.cluster
+            cluster = [f"--cluster.listen-address=127.0.0.1:{port}",
+                       *(f"--cluster.peer=127.0.0.1:{p}" for p in peers)]
         return [f"--config.file={self.config}", f"--storage.path={self.dir}",
                 f"--web.listen-address=127.0.0.1:{self.port}", f"--web.external-url={self.url}",
-                "--cluster.listen-address=", "--log.level=debug"]
+                *cluster, "--log.level=debug"]
 
     def post_alerts(self, alerts):
         """POST /api/v2/alerts, as Prometheus does."""

@@ -616,6 +616,23 @@ def webhook(mock, extra="", location="= /"):
 """
 
 
+def relay(src, dst, delay=0.0):
+    """Passes what src sends on to dst (each read held `delay` seconds) until either closes;
+    then shuts both down."""
+    try:
+        while data := src.recv(65536):
+            time.sleep(delay)
+            dst.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
 class FlakyFront:
     """A TCP front for a mock: the first `resets` connections are reset as soon as the client
     speaks (for TLS: in the middle of the handshake); the rest are relayed to the mock."""
@@ -644,24 +661,7 @@ class FlakyFront:
                 continue
             upstream = socket.create_connection(("127.0.0.1", self.target_port))
             for a, b in ((conn, upstream), (upstream, conn)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(src, dst):
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+                threading.Thread(target=relay, args=(a, b), daemon=True).start()
 
     def close(self):
         self.sock.close()

@@ -216,7 +216,8 @@ BAD = [
     ("unclosed", "### {{title}}\n\n{{#alerts}}\n**{{pod}}**\n", 3, 'Unclosed section "alerts"'),
     ("unknown", "### {{title}}\n{{#alerts}}\n{{lables.team}}\n{{/alerts}}\n", 3,
      'unknown name "lables.team"'),
-    ("partial", "### {{title}}\n\n\n{{> footer}}\n", 4, "partials are not supported"),
+    ("partial", "### {{title}}\n\n\n{{> footer}}\n", 4,
+     'no block "footer" in this template (partials are not supported'),
     # after a delimiter change nothing was checked, and <%> x%> rendered a client's value
     ("delimiters", "ok\n{{=<% %>=}}\n<%> detail%>\n", 2,
      "changing the delimiters is not supported"),

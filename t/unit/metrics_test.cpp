@@ -56,3 +56,20 @@ TEST(Metrics, TheDefaultTimeoutIsABucketEdge)
     EXPECT_NE(text.find("\ndingtalk_delivery_duration_seconds_bucket{le=\"30\"} 3\n"),
               std::string::npos);
 }
+
+// dingtalk_store's two series only where a location uses it.
+TEST(Metrics, StoreSeriesOnlyWithAStore)
+{
+    MetricsSnapshot m;
+    EXPECT_EQ(to_prometheus(m).find("dingtalk_store"), std::string::npos);
+    m.store = true;
+    m.store_errors = 4;
+    m.store_up = false;
+    const std::string text = to_prometheus(m);
+    EXPECT_NE(text.find("# TYPE dingtalk_store_errors_total counter\n"
+                        "dingtalk_store_errors_total 4\n"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("# TYPE dingtalk_store_up gauge\ndingtalk_store_up 0\n"), std::string::npos)
+        << text;
+}

@@ -72,7 +72,8 @@ TEST(TemplateIntent, DelimiterChangesAndPartialsAreRefused)
     EXPECT_EQ(refused("ok\n{{=<% %>=}}\n<%> detail%>\n"), "line 2: changing the delimiters is "
                                                           "not supported");
     EXPECT_EQ(refused("{{#alerts}}\n{{> detail}}\n{{/alerts}}\n"),
-              "line 2: partials are not supported");
+              "line 2: no block \"detail\" in this template (partials are not supported: define "
+              "it in the same file with {{<detail}}...{{/detail}})");
     EXPECT_NE(refused("{{labels.x}} {{nosuch}}").find("unknown name \"nosuch\""),
               std::string::npos);
 }

@@ -171,7 +171,8 @@ TEST(Template, ErrorsNameTheLine)
         {"a\nb\n{{/alerts}}", "line 3: Unopened section \"alerts\""},
         {"a\n\n\n{{title", "line 4: Unclosed tag"},
         {"{{title}}\n{{titel}}", "line 2: unknown name \"titel\""},
-        {"{{#alerts}}\n{{> header}}\n{{/alerts}}", "line 2: partials are not supported"},
+        {"{{#alerts}}\n{{> header}}\n{{/alerts}}",
+         "line 2: no block \"header\" in this template (partials are not supported"},
     };
     for (const Case &c : cases) {
         SCOPED_TRACE(c.src);

@@ -1,0 +1,15 @@
+// Go template syntax in a mustache template ({{ .Labels.alertname }}, {{ if eq .Status "firing" }},
+// {{ range .Alerts }}, {{ end }}): what a Go bridge template's author writes by habit, recognised
+// when the template is parsed, with what to write instead (docs/go-templates.md has the table).
+#pragma once
+
+#include <string>
+
+namespace dingtalk
+{
+
+// What to write instead of the Go action `tag` (a tag's text without its braces, as written), as
+// "Go template syntax: ... (write ...)"; "" when it does not look like Go's.
+std::string go_hint(const std::string &tag);
+
+} // namespace dingtalk
