@@ -1,5 +1,6 @@
 #include "silencer.hpp"
 
+#include "metrics.hpp"
 #include "text.hpp"
 
 #include <algorithm>
@@ -9,6 +10,11 @@ namespace dingtalk
 
 namespace
 {
+
+char ascii_lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
 int hex_digit(char c)
 {
@@ -124,6 +130,35 @@ bool parse_action_form(std::string_view body, ActionForm &form, std::string &err
     return error.empty();
 }
 
+bool is_form_type(std::string_view content_type)
+{
+    static constexpr std::string_view form = "application/x-www-form-urlencoded";
+    if (content_type.size() < form.size() ||
+        !std::equal(form.begin(), form.end(), content_type.begin(),
+                    [](char a, char b) { return a == ascii_lower(b); })) {
+        return false;
+    }
+    const std::string_view rest = content_type.substr(form.size());
+    return rest.empty() || rest.front() == ';' || rest.front() == ' ';
+}
+
+const char *cross_site(std::string_view origin, std::string_view fetch_site, std::string_view host)
+{
+    if (!fetch_site.empty() && fetch_site != "same-origin" && fetch_site != "none") {
+        return "the form was posted from another site (Sec-Fetch-Site)";
+    }
+    if (origin.empty() || origin == "null") {
+        return nullptr;
+    }
+    const std::size_t scheme = origin.find("://");
+    const std::string_view authority =
+        scheme == std::string_view::npos ? std::string_view() : origin.substr(scheme + 3);
+    const bool same = !authority.empty() && authority.size() == host.size() &&
+                      std::equal(authority.begin(), authority.end(), host.begin(),
+                                 [](char a, char b) { return ascii_lower(a) == ascii_lower(b); });
+    return same ? nullptr : "the form was posted from another site (Origin)";
+}
+
 ActionOutcome silence_from_link(const AlertmanagerApi &api, const ActionLink &link,
                                 const ActionForm &form, std::int64_t now)
 {
@@ -161,17 +196,12 @@ ActionOutcome silence_from_link(const AlertmanagerApi &api, const ActionLink &li
     return out;
 }
 
+static_assert(static_cast<std::size_t>(ActionResult::refused) + 1 == kActionResults,
+              "dingtalk_actions_total has a series per result");
+
 const char *to_string(ActionResult r)
 {
-    switch (r) {
-    case ActionResult::created:
-        return "created";
-    case ActionResult::already:
-        return "already";
-    case ActionResult::failed:
-        return "failed";
-    }
-    return "failed";
+    return action_label(static_cast<std::size_t>(r));
 }
 
 } // namespace dingtalk

@@ -29,10 +29,23 @@ struct ActionForm {
 // value valid UTF-8 without control characters. False and why otherwise.
 bool parse_action_form(std::string_view body, ActionForm &form, std::string &error);
 
+// The request's Content-Type is application/x-www-form-urlencoded (parameters allowed).
+bool is_form_type(std::string_view content_type);
+
+// Why a POST is refused as cross-site, or nullptr when it is not. Refused: an Origin that is
+// not "null" and whose host[:port] is not `host` (the request's Host: behind a proxy that ends
+// TLS the scheme differs, the host does not), or a Sec-Fetch-Site other than same-origin or
+// none. "Origin: null" passes: the pages are served with Referrer-Policy no-referrer, under
+// which browsers send it with the page's own form; Sec-Fetch-Site and the form token judge it.
+// Empty views stand for headers that are absent.
+const char *cross_site(std::string_view origin, std::string_view fetch_site, std::string_view host);
+
+// In this order in metrics.hpp's action_label() (kActionResults).
 enum class ActionResult {
     created, // a new silence
     already, // one with the same matchers was active or pending: nothing changed
-    failed,  // Alertmanager refused or could not be asked: nothing changed
+    failed,  // Alertmanager refused or could not be asked (or the pool was full): nothing changed
+    refused, // the POST itself was refused (link, form token, origin, form): Alertmanager not asked
 };
 
 struct ActionOutcome {
@@ -47,7 +60,7 @@ struct ActionOutcome {
 ActionOutcome silence_from_link(const AlertmanagerApi &api, const ActionLink &link,
                                 const ActionForm &form, std::int64_t now);
 
-// For the metric's label and the log: created, already, failed.
+// For the metric's label and the log: created, already, failed, refused.
 const char *to_string(ActionResult r);
 
 } // namespace dingtalk

@@ -229,3 +229,40 @@ TEST_F(Silencer, ARefusedSilenceIsAFailurePage)
         R"x("comment":"Silenced from DingTalk, until resolved (at most 7 days)")x";
     EXPECT_NE(am.requests()[1].find(comment), std::string::npos) << am.requests()[1];
 }
+
+TEST(SilencerRequest, OnlyTheFormsContentType)
+{
+    EXPECT_TRUE(is_form_type("application/x-www-form-urlencoded"));
+    EXPECT_TRUE(is_form_type("Application/X-WWW-Form-Urlencoded; charset=UTF-8"));
+    EXPECT_FALSE(is_form_type(""));
+    EXPECT_FALSE(is_form_type("application/json"));
+    EXPECT_FALSE(is_form_type("multipart/form-data; boundary=x"));
+    EXPECT_FALSE(is_form_type("application/x-www-form-urlencodedx"));
+}
+
+// The page's own form passes (a browser's Origin is its host, or "null" under no-referrer);
+// another site's does not, whichever header says so.
+TEST(SilencerRequest, CrossSitePostsAreRefused)
+{
+    const char *host = "hook.example.com";
+    EXPECT_EQ(cross_site("", "", host), nullptr); // curl, old browsers: the form token decides
+    EXPECT_EQ(cross_site("https://hook.example.com", "same-origin", host), nullptr);
+    EXPECT_EQ(cross_site("http://Hook.Example.com", "", host), nullptr); // TLS ended in front
+    EXPECT_EQ(cross_site("null", "same-origin", host), nullptr);
+    EXPECT_EQ(cross_site("", "none", host), nullptr);
+    EXPECT_NE(cross_site("https://evil.example", "", host), nullptr);
+    EXPECT_NE(cross_site("https://hook.example.com.evil.example", "", host), nullptr);
+    EXPECT_NE(cross_site("https://hook.example.com:8443", "", host), nullptr);
+    EXPECT_NE(cross_site("hook.example.com", "", host), nullptr);
+    EXPECT_NE(cross_site("null", "cross-site", host), nullptr);
+    EXPECT_NE(cross_site("https://hook.example.com", "same-site", host), nullptr);
+    EXPECT_NE(cross_site("https://evil.example", "", ""), nullptr);
+}
+
+TEST(SilencerRequest, ResultsAreTheMetricsLabels)
+{
+    EXPECT_STREQ(to_string(ActionResult::created), "created");
+    EXPECT_STREQ(to_string(ActionResult::already), "already");
+    EXPECT_STREQ(to_string(ActionResult::failed), "failed");
+    EXPECT_STREQ(to_string(ActionResult::refused), "refused");
+}
