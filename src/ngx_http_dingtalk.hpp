@@ -12,6 +12,7 @@
 #include "metrics.hpp"
 #include "ratelimit.hpp"
 #include "settings.hpp"
+#include "silencer.hpp"
 
 #include <exception>
 #include <memory>
@@ -40,6 +41,7 @@ struct ngx_http_dingtalk_main_conf_t {
     ngx_flag_t used;    // some location has "dingtalk" or "dingtalk_metrics"
     ngx_array_t *named; // of ngx_http_dingtalk_named_robot_t
     bool store;         // some location sends with dingtalk_store: its metrics are shown
+    bool actions;       // some location has dingtalk_action: its metric is shown
 };
 
 // Copies one field of the settings (the one a directive sets) from one level to another.
@@ -115,6 +117,14 @@ inline void ngx_http_dingtalk_fault(const char *) {}
 ngx_int_t ngx_http_dingtalk_handler(ngx_http_request_t *r) noexcept;
 ngx_int_t ngx_http_dingtalk_metrics_handler(ngx_http_request_t *r) noexcept;
 ngx_int_t ngx_http_dingtalk_action_handler(ngx_http_request_t *r) noexcept; // dingtalk_action
+
+// The whole request body, from memory or the temp file (its size checked before); false, and
+// logged, on a short read.
+bool ngx_http_dingtalk_read_body(ngx_http_request_t *r, std::string &out);
+off_t ngx_http_dingtalk_body_size(ngx_http_request_t *r); // what was read of it
+// A header of the request by name (nginx 1.22 keeps no field for Origin); null when absent.
+const ngx_table_elt_t *ngx_http_dingtalk_request_header(ngx_http_request_t *r,
+                                                        std::string_view name);
 
 // A small JSON reply, with Retry-After when retry_after (seconds) is more than 0.
 ngx_int_t ngx_http_dingtalk_send_json(ngx_http_request_t *r, ngx_uint_t status,
@@ -240,6 +250,7 @@ void ngx_http_dingtalk_count_delivery(ngx_shm_zone_t *zone, const u_char *key,
                                       ngx_msec_t duration_ms);
 void ngx_http_dingtalk_count_answer(ngx_shm_zone_t *zone, long errcode); // every attempt's
 void ngx_http_dingtalk_count_retry(ngx_shm_zone_t *zone);
+void ngx_http_dingtalk_count_action(ngx_shm_zone_t *zone, dingtalk::ActionResult result);
 void ngx_http_dingtalk_count_held(ngx_shm_zone_t *zone);
 void ngx_http_dingtalk_gauge(ngx_shm_zone_t *zone, ngx_http_dingtalk_gauge_e which, int delta);
 // dingtalk_store as this instance's workers see it: whether the robots use their fallback

@@ -486,19 +486,36 @@ char *check_sender(ngx_conf_t *cf, ngx_http_dingtalk_loc_conf_t *conf)
     return check_robot_name(cf, conf);
 }
 
-// A location with dingtalk_action needs keys to check its links with (set there or around it).
+// A location with dingtalk_action needs keys to check its links with and an Alertmanager to
+// silence in (set there or around it), and a thread pool to ask it from.
 char *check_action(ngx_conf_t *cf, ngx_http_dingtalk_loc_conf_t *conf)
 {
     auto *clcf = static_cast<ngx_http_core_loc_conf_t *>(
         ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module));
-    const auto &keys = (*conf->settings)->action_keys;
-    if (clcf->handler != ngx_http_dingtalk_action_handler || (keys && !keys->empty())) {
+    if (clcf->handler != ngx_http_dingtalk_action_handler) {
         return NGX_CONF_OK;
     }
-    ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                  "\"dingtalk_action\" in location \"%V\" needs dingtalk_action_key_file",
-                  &clcf->name);
-    return conf_error();
+    const Settings &s = **conf->settings;
+    const char *missing = !s.action_keys || s.action_keys->empty() ? "dingtalk_action_key_file"
+                          : s.alertmanager_url.empty()             ? "dingtalk_alertmanager_url"
+                                                                   : nullptr;
+    if (missing != nullptr) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "\"dingtalk_action\" in location \"%V\" needs %s",
+                      &clcf->name, missing);
+        return conf_error();
+    }
+    if (conf->thread_pool == nullptr) {
+        ngx_str_set(&conf->thread_pool_name, "default");
+        conf->thread_pool = ngx_thread_pool_add(cf, &conf->thread_pool_name);
+        if (conf->thread_pool == nullptr) {
+            return conf_error();
+        }
+    }
+    auto *mcf = static_cast<ngx_http_dingtalk_main_conf_t *>(
+        ngx_http_conf_get_module_main_conf(cf, ngx_http_dingtalk_module));
+    mcf->used = 1; // the zone counts the actions; libcurl is set up
+    mcf->actions = true;
+    return NGX_CONF_OK;
 }
 
 char *merge_loc_conf(ngx_conf_t *cf, void *parent, void *child) noexcept

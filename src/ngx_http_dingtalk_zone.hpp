@@ -19,6 +19,7 @@ struct zone_metrics_t {
     ngx_atomic_t store_errors;     // dingtalk_store calls that failed
     ngx_atomic_t store_down;       // 1: the store failed last, the fallback window applies
     ngx_atomic_t store_warm_until; // the store was emptied: the fallback applies too until then
+    ngx_atomic_t silences[dingtalk::kActionResults]; // the action location's POSTs, by result
     ngx_atomic_t tasks_in_flight[NGX_MAX_PROCESSES];
     ngx_atomic_t waiting[NGX_MAX_PROCESSES];
 };

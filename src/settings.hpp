@@ -54,7 +54,7 @@ struct Settings {
     bool silence_link = true;                        // dingtalk_silence_link
 
     // Silencing from the chat (issue #25; docs/design.md). Links need an action_url and keys;
-    // the action location (next) uses alertmanager_url and its credential.
+    // the action location uses alertmanager_url and its credential.
     std::string action_url;                        // dingtalk_action_url; "": no action links
     std::shared_ptr<const ActionKeys> action_keys; // dingtalk_action_key_file
     std::vector<std::chrono::seconds> action_durations{std::chrono::hours(2),

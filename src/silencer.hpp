@@ -1,6 +1,6 @@
 // What the action location's POST does (issue #25), without nginx: the form read, the silence
 // made in Alertmanager (unless one with the same matchers is there already), and the page that
-// says what was done. The handler (next) verifies the link and the form token first, then runs
+// says what was done. The handler verifies the link and the form token first, then runs
 // silence_from_link() in a pool thread and answers its page.
 #pragma once
 

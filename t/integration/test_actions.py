@@ -1,16 +1,25 @@
 """Silencing from the chat (issue #25), as far as it is built: the signed links in the messages
 of a location with dingtalk_action_url and dingtalk_action_key_file, checked here with the key;
-the action location's GET (the confirmation page, or why a link is refused). Its POST, which
-makes the silence, comes next."""
+the action location's GET (the confirmation page, or why a link is refused) and its POST, which
+makes the silence in Debian's real Alertmanager 0.25 (alertmanager_harness.py)."""
 
 import base64
 import hashlib
 import hmac
 import os
+import json
 import re
+import signal
+import socket
+import subprocess
+import threading
 import time
+import urllib.parse
 
-from harness import alert, notification, webhook, world_readable_tmpdir
+import pytest
+
+from alertmanager_harness import ALERTMANAGER_BIN, Alertmanager, executable, http_get
+from harness import alert, notification, relay, webhook, world_readable_tmpdir
 
 SECRET = "0123456789abcdef0123456789abcdef-integration"
 AM_TOKEN = "am-api-token-never-in-a-message"
@@ -133,12 +142,21 @@ def test_without_the_directives_messages_are_as_before(nginx_factory, mock):
     assert "**静默**:" not in mock.received[0].text
 
 
-def with_action(mock, keys):
+def with_action(mock, keys, am_url="http://127.0.0.1:9", am_token=None):
+    """A webhook location writing links, the action location they point at (asking the
+    Alertmanager at am_url, with a bearer token file when am_token), and the metrics."""
+    bearer = f"dingtalk_alertmanager_bearer_file {conf_file('am', am_token)};" if am_token else ""
     return webhook(mock, f"""dingtalk_action_url {BASE};
             dingtalk_action_key_file {keys};""") .replace(
         "location = /static {", f"""location = /dingtalk/action {{
             dingtalk_action;
             dingtalk_action_key_file {keys};
+            dingtalk_alertmanager_url {am_url};
+            {bearer}
+            dingtalk_thread_pool dingtalk;
+        }}
+        location = /metrics {{
+            dingtalk_metrics;
         }}
         location = /static {{""")
 
@@ -192,6 +210,188 @@ def test_refused_links_say_why(nginx_factory, mock):
         r = ngx.get("/dingtalk/action" + (f"?l={link}" if link else ""))
         assert r.status == status and why in r.body.decode(), (link, r)
         assert r.headers["content-security-policy"].startswith("default-src 'none';")
-    r = ngx.post("/dingtalk/action", f"l={token}",
-                 headers={"Content-Type": "application/x-www-form-urlencoded"})
-    assert r.status == 405, "the POST is not built yet"
+
+
+# ------------------------------------------------------------------------------------------
+# the POST, against the real Alertmanager
+
+
+@pytest.fixture
+def alertmanager():
+    if not executable(ALERTMANAGER_BIN):
+        pytest.skip(f"{ALERTMANAGER_BIN} not installed (Debian's prometheus-alertmanager)")
+    am = Alertmanager("http://127.0.0.1:9/unused").start()
+    yield am
+    am.stop()
+    am.cleanup()
+
+
+def silences(am):
+    """Alertmanager's silences that are not expired."""
+    status, text = http_get(am.url + "/api/v2/silences")
+    assert status == 200, text
+    return [s for s in json.loads(text) if s["status"]["state"] != "expired"]
+
+
+def form_token(ngx, token):
+    r = ngx.get(f"/dingtalk/action?l={token}")
+    assert r.status == 200, r
+    return re.search(r'name="t" value="([^"]+)"', r.body.decode()).group(1)
+
+
+def post_form(ngx, fields, headers=None, raw=None):
+    """POSTs the form as a browser does from the page (its own Origin, same-origin)."""
+    hdrs = {"Content-Type": "application/x-www-form-urlencoded",
+            "Origin": f"http://127.0.0.1:{ngx.port}", "Sec-Fetch-Site": "same-origin"}
+    hdrs.update(headers or {})
+    body = raw if raw is not None else urllib.parse.urlencode(fields)
+    return ngx.post(f"/dingtalk/action?l={fields.get('l', '')}", body, headers=hdrs)
+
+
+def actions(ngx):
+    """dingtalk_actions_total by result, checked by promtool."""
+    text = ngx.get("/metrics").body.decode()
+    p = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                       text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return {m[0]: int(m[1]) for m in re.findall(
+        r'^dingtalk_actions_total\{action="silence",result="(\w+)"\} (\d+)$', text, re.M)}
+
+
+def test_the_pages_form_silences_the_alert_once(nginx_factory, mock, alertmanager):
+    keys = conf_file("keys", f"k1 {SECRET}\n")
+    ngx = nginx_factory(with_action(mock, keys, alertmanager.url, am_token=AM_TOKEN))
+    token = link_of(ngx, mock, pod="api-7")
+    for _ in range(10):
+        t = form_token(ngx, token)
+    assert silences(alertmanager) == [], "a GET never acts"
+    before = int(time.time())
+    form = {"l": token, "t": t, "name": "张三", "comment": "disk swap tonight"}
+    r = post_form(ngx, form)
+    assert r.status == 200, r
+    page = r.body.decode()
+    assert "Silenced" in page and "2 hours" in page, page
+    assert r.headers["content-security-policy"].startswith("default-src 'none';")
+    made = silences(alertmanager)
+    assert len(made) == 1, made
+    s = made[0]
+    assert sorted((m["name"], m["value"], m["isEqual"], m["isRegex"]) for m in s["matchers"]) == \
+        sorted((n, v, True, False) for n, v in {"alertname": "KubePodCrashLooping",
+                                                "severity": "critical", "namespace": "kube-ops",
+                                                "pod": "api-7"}.items())
+    assert s["createdBy"] == "DingTalk: 张三"
+    assert "disk swap tonight" in s["comment"]
+    ends = time.mktime(time.strptime(s["endsAt"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+    assert before + 7200 - 5 <= ends <= time.time() + 7200 + 5, s["endsAt"]
+    assert s["id"] in page
+
+    r = post_form(ngx, form)  # the same link again
+    assert r.status == 200, r
+    assert "Already silenced" in r.body.decode() and "DingTalk: 张三" in r.body.decode()
+    assert len(silences(alertmanager)) == 1, "no second silence"
+    assert actions(ngx) == {"created": 1, "already": 1, "failed": 0, "refused": 0}
+    log = ngx.error_log()
+    assert f'action silence created: alert "KubePodCrashLooping", silence {s["id"]},' in log
+    assert f'action silence already: alert "KubePodCrashLooping", silence {s["id"]},' in log
+    # nginx adds the request line to each line of a request (the link is in the page's URL):
+    # the module's own text holds no secret
+    ours = [line.split(", client: ")[0] for line in log.splitlines() if "dingtalk:" in line]
+    for secret in (token, t, AM_TOKEN, SECRET):
+        assert not any(secret in line for line in ours), secret
+    assert AM_TOKEN not in log and SECRET not in log and t not in log
+
+
+def test_posts_that_are_not_the_pages_form_are_refused(nginx_factory, mock, alertmanager):
+    keys = conf_file("keys", f"k1 {SECRET}\n")
+    ngx = nginx_factory(with_action(mock, keys, alertmanager.url))
+    token = link_of(ngx, mock)
+    t = form_token(ngx, token)
+    kid, payload, tag = token.split(".")
+    altered = f"{kid}.{payload[:-2]}{'A' if payload[-2] != 'A' else 'B'}{payload[-1]}.{tag}"
+    other = encode({"alertname": "Other"}, expires=int(time.time()) + 600)
+    wrong = t[:-1] + ("A" if t[-1] != "A" else "B")
+    cases = [
+        ({"l": token}, {}, 403, "not the link&#39;s page"),
+        ({"l": token, "t": wrong}, {}, 403, "not the link&#39;s page"),
+        ({"l": other, "t": t}, {}, 403, "not the link&#39;s page"),  # another link's token
+        ({"l": altered, "t": t}, {}, 403, "altered"),
+        ({"l": token, "t": t}, {"Origin": "https://evil.example"}, 403, "another site"),
+        ({"l": token, "t": t}, {"Sec-Fetch-Site": "cross-site", "Origin": "null"}, 403,
+         "another site"),
+        ({"l": token, "t": t}, {"Content-Type": "application/json"}, 415, "this page"),
+        ({"l": token, "t": t, "name": "a\x01b"}, {}, 400, "control character"),
+    ]
+    for fields, headers, status, why in cases:
+        r = post_form(ngx, fields, headers)
+        assert r.status == status and why in r.body.decode(), (fields, headers, r)
+        assert r.headers["content-type"] == "text/html; charset=utf-8"
+    big = urllib.parse.urlencode({"l": token, "t": t, "comment": "x" * 5000})
+    r = post_form(ngx, {"l": token}, raw=big)
+    assert r.status == 413, r
+    assert silences(alertmanager) == [], "nothing was silenced"
+    assert actions(ngx) == {"created": 0, "already": 0, "failed": 0, "refused": len(cases) + 1}
+    assert ngx.error_log().count("action silence refused") == len(cases) + 1
+
+
+def test_alertmanager_down_is_a_failure_page_and_changes_nothing(nginx_factory, mock,
+                                                                 alertmanager):
+    keys = conf_file("keys", f"k1 {SECRET}\n")
+    ngx = nginx_factory(with_action(mock, keys, alertmanager.url))
+    token = link_of(ngx, mock)
+    form = {"l": token, "t": form_token(ngx, token), "name": "ops"}
+    alertmanager.stop()
+    r = post_form(ngx, form)
+    assert r.status == 502, r
+    page = r.body.decode()
+    assert "Not silenced" in page and "could not be reached" in page
+    assert "nothing was changed" in page
+    alertmanager.start()  # its storage kept: what a half-done POST had left would be there
+    assert silences(alertmanager) == []
+    r = post_form(ngx, form)
+    assert r.status == 200 and "Silenced" in r.body.decode(), r
+    assert len(silences(alertmanager)) == 1
+    assert actions(ngx) == {"created": 1, "already": 0, "failed": 1, "refused": 0}
+    assert 'action silence failed: alert "KubePodCrashLooping": Alertmanager could not be ' \
+        'reached' in ngx.error_log()
+
+
+class SlowFront:
+    """A TCP front for the Alertmanager: what nginx sends reaches it `delay` seconds late."""
+
+    def __init__(self, target_port, delay):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, args=(target_port, delay), daemon=True).start()
+
+    def _serve(self, target_port, delay):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", target_port))
+            threading.Thread(target=relay, args=(conn, upstream, delay), daemon=True).start()
+            threading.Thread(target=relay, args=(upstream, conn), daemon=True).start()
+
+    def close(self):
+        self.sock.close()
+
+
+def test_a_graceful_quit_finishes_the_post_in_flight(nginx_factory, mock, alertmanager):
+    """nginx -s quit while the task asks Alertmanager: the worker waits for it (its timer), the
+    person gets the page, and the silence is made."""
+    front = SlowFront(alertmanager.port, delay=1.0)
+    keys = conf_file("keys", f"k1 {SECRET}\n")
+    ngx = nginx_factory(with_action(mock, keys, front.url))
+    token = link_of(ngx, mock)
+    form = {"l": token, "t": form_token(ngx, token)}
+    replies = []
+    posting = threading.Thread(target=lambda: replies.append(post_form(ngx, form)))
+    posting.start()
+    time.sleep(0.5)  # the task is waiting for Alertmanager's first answer
+    ngx.signal(signal.SIGQUIT)
+    posting.join(15)
+    front.close()
+    assert replies and replies[0].status == 200 and "Silenced" in replies[0].body.decode(), \
+        replies
+    assert len(silences(alertmanager)) == 1

@@ -275,3 +275,21 @@ def test_dingtalk_action_without_keys_fails_nginx_t_naming_the_location():
     ok, out = ngx.test_config()
     assert not ok, out
     assert '"dingtalk_action" in location "/dingtalk/action" needs dingtalk_action_key_file' in out
+
+
+def test_dingtalk_action_without_alertmanager_fails_nginx_t_naming_the_location(tmp_path):
+    keys = tmp_path / "keys"
+    keys.write_text("k1 0123456789abcdef0123456789abcdef-config\n")
+    ngx = Nginx(f"""
+    server {{
+        listen 127.0.0.1:%PORT%;
+        location = /dingtalk/action {{
+            dingtalk_action;
+            dingtalk_action_key_file {keys};
+        }}
+    }}
+""")
+    ok, out = ngx.test_config()
+    assert not ok, out
+    assert ('"dingtalk_action" in location "/dingtalk/action" needs dingtalk_alertmanager_url'
+            in out)
