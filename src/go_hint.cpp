@@ -57,10 +57,16 @@ bool starts_with(const std::string &s, const char *p)
     return s.rfind(p, 0) == 0;
 }
 
-// A Go field (.Labels.x, .StartsAt, $.CommonLabels.x) as our name; "" when it is none we know.
-std::string field(std::string f)
+std::string field(const std::string &f)
 {
-    if (starts_with(f, "$.")) {
+    return go_field(f);
+}
+
+} // namespace
+
+std::string go_field(std::string f)
+{
+    if (f.rfind("$.", 0) == 0) {
         f.erase(0, 1);
     }
     static const std::pair<const char *, const char *> kMaps[] = {
@@ -70,7 +76,7 @@ std::string field(std::string f)
         {".CommonAnnotations.", "common_annotations."},
         {".GroupLabels.", "group_labels."}};
     for (const auto &[go, ours] : kMaps) {
-        if (starts_with(f, go) && f.find(".SortedPairs") == std::string::npos) {
+        if (f.rfind(go, 0) == 0 && f.find(".SortedPairs") == std::string::npos) {
             return ours + f.substr(std::char_traits<char>::length(go));
         }
     }
@@ -104,6 +110,9 @@ std::string field(std::string f)
     }
     return "";
 }
+
+namespace
+{
 
 // index .Labels "x", len .Alerts.Firing, .StartsAt.Format "L": the value as our name.
 std::string value(const Words &w, std::size_t at)

@@ -12,4 +12,9 @@ namespace dingtalk
 // "Go template syntax: ... (write ...)"; "" when it does not look like Go's.
 std::string go_hint(const std::string &tag);
 
+// A Go field (.Labels.x, .StartsAt, $.CommonLabels.x, .Alerts.Firing, .Labels.SortedPairs) as
+// our name (labels.x, starts_at, common_labels.x, firing, label_list); "" when it is none we
+// know. The table the hints and the converter (go_convert.hpp) share.
+std::string go_field(std::string f);
+
 } // namespace dingtalk
