@@ -591,30 +591,6 @@ struct Sec {
     bool inverted = false;
 };
 
-// The functions around a value, by Go's or sprig's name: ours, the arguments before the value
-// (and which of the arguments is the value: sprig's regexReplaceAll takes it second).
-struct GoFunction {
-    const char *go, *ours;
-    std::size_t args, value_at;
-};
-
-const GoFunction kFunctions[] = {
-    {"toUpper", "upper", 0, 0},
-    {"upper", "upper", 0, 0},
-    {"toLower", "lower", 0, 0},
-    {"lower", "lower", 0, 0},
-    {"title", "title_case", 0, 0},
-    {"trunc", "trunc", 1, 1},
-    {"replace", "replace", 2, 2},
-    {"default", "default", 1, 1},
-    {"reReplaceAll", "regex_replace", 2, 2},
-    {"regexReplaceAll", "regex_replace", 2, 1},
-    {"urlquery", "urlencode", 0, 0},
-    {"markdown", "", 0, 0}, // values are escaped for markdown already
-    {"html", "", 0, 0},
-    {"join", "join", 1, 1},
-};
-
 // ---------------------------------------------------------------------------------------------
 // the conversion
 
@@ -739,6 +715,11 @@ private:
             r.layout = a[0].s;
             r.kind =
                 r.kind == Ref::Kind::time && (a.size() == 2 || zoned) ? r.kind : Ref::Kind::none;
+        } else if (e.s == "now.Format" && a.size() == 1 && a[0].kind == Expr::Kind::str) {
+            r.kind = Ref::Kind::time; // Go chains a function's result: now.Format "LAYOUT"
+            r.name = "now";
+            r.zone = "Local";
+            r.layout = a[0].s;
         } else if (e.s == "now" && a.empty()) {
             r.kind = Ref::Kind::time;
             r.name = "now";
@@ -757,7 +738,7 @@ private:
             return e.s;
         }
         if (e.kind == Expr::Kind::call) {
-            for (const GoFunction &f : kFunctions) {
+            for (const GoFunction &f : go_functions()) {
                 if (e.s == f.go) {
                     return function(f, e, c, why);
                 }

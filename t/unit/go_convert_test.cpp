@@ -150,6 +150,9 @@ TEST(GoConvert, TimesAndTheirZone)
         "{{ .StartsAt | date \"15:04\" }}{{ end }}{{ end }}");
     EXPECT_TRUE(local.problems.empty());
     EXPECT_NE(local.text.find("{{ends_at \"15:04\"}}{{starts_at \"15:04\"}}"), std::string::npos);
+    EXPECT_NE(convert("{{ define \"ding.link.content\" }}{{ now.Format \"15:04\" }}{{ end }}")
+                  .text.find("{{now \"15:04\"}}"),
+              std::string::npos);
     EXPECT_EQ(local.directives[0].rfind("dingtalk_timezone Asia/Shanghai \"15:04\";", 0), 0u);
     const GoConversion both = convert(
         "{{ define \"ding.link.content\" }}{{ range .Alerts }}{{ .EndsAt.Local.Format \"15:04\" }}"
@@ -244,11 +247,24 @@ TEST(GoConvert, FilesThatAreNoTemplateOrTooBig)
 
 TEST(GoConvert, TheHintsKnowWhatTheConverterConverts)
 {
-    // one table of fields for both: nginx -t says what the converter writes
+    // one table of fields and one of functions for both: nginx -t says what the converter writes
     EXPECT_EQ(go_field(".Labels.severity"), "labels.severity");
     EXPECT_EQ(go_field(".Alerts.Firing"), "firing");
-    EXPECT_NE(converted("{{ range .Alerts }}{{ .Labels.severity }}{{ end }}")
-                  .find("{{" + go_field(".Labels.severity") + "}}"),
-              std::string::npos);
     EXPECT_NE(go_hint(".Labels.severity").find("{{labels.severity}}"), std::string::npos);
+    for (const GoFunction &f : go_functions()) {
+        const std::string go = f.go;
+        std::string call = go;
+        for (std::size_t i = 0; i <= f.args; ++i) {
+            call += i != f.value_at ? " \"a\""
+                    : go == "join"  ? " .Labels.SortedPairs.Values" // a list
+                                    : " .Labels.x";
+        }
+        const std::string want = go == "urlquery"              ? "{{labels_url.x}}"
+                                 : std::string(f.ours).empty() ? "{{labels.x}}"
+                                                               : "{{#" + std::string(f.ours);
+        EXPECT_NE(go_hint(call).find(want), std::string::npos) << call << ": " << go_hint(call);
+        EXPECT_NE(converted("{{ range .Alerts }}{{ " + call + " }}{{ end }}").find(want),
+                  std::string::npos)
+            << call;
+    }
 }
