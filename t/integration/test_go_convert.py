@@ -7,9 +7,8 @@ bridge's data and functions, on Go's standard library).
 The texts are compared after these two normalisations, and no other (docs/go-templates.md,
 "What the comparison test allows"):
 
-1. Runs of blank lines are one blank line, spaces at a line's end are dropped, and the text has
-   no blank line at its start or end (ours collapses blank lines when rendering; markdown shows
-   them the same).
+1. Runs of blank lines are one blank line, and the text has no blank line at its start or end
+   (ours collapses blank lines when rendering; markdown shows them the same).
 2. Markdown escapes are dropped on both sides: `\\_`, `\\*`, `` \\` `` become `_`, `*`, `` ` ``
    (ours escapes every value and label name, the bridge only what a template passed to
    `markdown`: `pod\\_name` here, `pod_name` there).
@@ -105,8 +104,7 @@ def theirs(go_render, files, payload):
 
 def normalised(text):
     text = re.sub(r"\\([_*`])", r"\1", text)
-    lines = [line.rstrip() for line in text.split("\n")]
-    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
+    text = re.sub(r"\n{3,}", "\n\n", text)
     return text.strip("\n")
 
 
