@@ -15,7 +15,9 @@ namespace
 {
 
 constexpr std::size_t npos = std::string::npos;
-constexpr int kMaxDepth = 8; // templates calling templates, as our blocks
+constexpr int kMaxDepth = 8;              // templates calling templates, as our blocks
+constexpr int kMaxNesting = 64;           // if/range/with in each other, parentheses in each other
+constexpr std::size_t kMaxInlined = 1000; // template calls written out in the title
 // Go's time.String(): what {{ .StartsAt }} prints
 const char *const kGoTimeString = "\"2006-01-02 15:04:05.999999999 -0700 MST\"";
 
@@ -240,11 +242,14 @@ private:
     {
         const std::string &w = t_[i_++];
         Expr e;
-        if (w == "(") {
+        if (w == "(" && ++depth_ <= kMaxNesting) {
             e = pipeline();
             ok_ = ok_ && i_ < t_.size() && t_[i_] == ")";
             ++i_;
+            --depth_;
             e.paren = true;
+        } else if (w == "(") {
+            ok_ = false;
         } else if (w[0] == '"' || w[0] == '`' || w[0] == '\'') {
             e.kind = Expr::Kind::str;
             e.s = w;
@@ -267,6 +272,7 @@ private:
 
     std::vector<std::string> t_;
     std::size_t i_ = 0;
+    int depth_ = 0;
     bool ok_ = true;
 };
 
@@ -327,19 +333,28 @@ private:
     // Nodes up to an {{end}} or {{else ...}} (returned), or the end of the file (null).
     const Piece *list(std::vector<Node> &out)
     {
-        while (i_ < p_.size()) {
+        if (depth_ == kMaxNesting) { // the rest of the file is left out: bounded recursion
+            problems_.push_back(p_[i_ - 1].where + ": `" + p_[i_ - 1].text +
+                                "`: actions nested over 64 deep");
+            i_ = p_.size();
+            return nullptr;
+        }
+        ++depth_;
+        const Piece *stop = nullptr;
+        while (stop == nullptr && i_ < p_.size()) {
             const Piece &piece = p_[i_++];
+            const std::vector<std::string> t =
+                piece.action ? tokens_of(piece.text) : std::vector<std::string>();
             if (!piece.action) {
                 out.push_back({Node::Kind::text, piece.text, piece.where, {}, {}, {}, {}, {}});
-                continue;
+            } else if (t.empty() || t[0] == "end" || t[0] == "else") {
+                stop = &piece;
+            } else {
+                action(piece, t, out);
             }
-            const std::vector<std::string> t = tokens_of(piece.text);
-            if (t.empty() || t[0] == "end" || t[0] == "else") {
-                return &piece;
-            }
-            action(piece, t, out);
         }
-        return nullptr;
+        --depth_;
+        return stop;
     }
 
     void action(const Piece &piece, const std::vector<std::string> &t, std::vector<Node> &out)
@@ -416,6 +431,7 @@ private:
 
     const std::vector<Piece> &p_;
     std::size_t i_ = 0;
+    int depth_ = 0;
     Defines &defines_;
     std::vector<std::string> &problems_;
 };
@@ -821,7 +837,7 @@ private:
             return inner;
         }
         const std::size_t dot = inner.find('.');
-        if (std::string(f.ours) == "urlencode" && dot != npos &&
+        if (std::string(f.ours) == "urlencode" && dot != npos && starts_with(inner, "{{") &&
             !singular(inner.substr(2, dot - 2)).empty()) {
             return inner.substr(0, dot) + "_url" + inner.substr(dot); // {{labels_url.x}}
         }
@@ -1082,6 +1098,10 @@ private:
             why = "templates calling templates over 8 deep (does it call itself?)";
             return "";
         }
+        if (inline_ && ++inlined_ > kMaxInlined) { // written out each time: bounded work
+            why = "the title calls templates over 1000 times";
+            return "";
+        }
         ++depth_;
         const std::string s =
             inline_ ? nodes(d->second, inner) : block(n.name, d->second, inner, why);
@@ -1165,6 +1185,7 @@ private:
     std::string zone_, layout_;
     bool inline_ = false, mentions_ = false;
     int depth_ = 0;
+    std::size_t inlined_ = 0;
 };
 
 // @{{labels.x}} in the text: mention the people that label names (dingtalk_at_mobiles_from).

@@ -591,7 +591,13 @@ int from_go(const Options &o)
         }
         files.push_back({path, std::move(text)});
     }
-    const dingtalk::GoConversion c = dingtalk::convert_go_template(files);
+    dingtalk::GoConversion c;
+    try {
+        c = dingtalk::convert_go_template(files);
+    } catch (const std::exception &e) {
+        std::cerr << "dingtalk-render: the conversion failed: " << e.what() << "\n";
+        return 1;
+    }
     for (const std::string &p : c.problems) {
         std::cerr << "dingtalk-render: " << p << "\n";
     }

@@ -237,6 +237,26 @@ TEST(GoConvert, FilesThatAreNoTemplateOrTooBig)
         0u);
     EXPECT_EQ(convert(std::string(kMaxGoTemplateBytes + 1, 'x')).problems,
               std::vector<std::string>{"the templates are over 1 MiB together"});
+    // deep nesting and a title that calls templates without end: bounded, and said
+    const auto repeat = [](const std::string &s, int n) {
+        std::string r;
+        for (int i = 0; i < n; ++i) {
+            r += s;
+        }
+        return r;
+    };
+    EXPECT_EQ(convert("{{ define \"ding.link.content\" }}" + repeat("{{ if .Alerts }}", 40000))
+                  .problems.at(0),
+              "t.tmpl line 1: `if .Alerts`: actions nested over 64 deep");
+    const GoConversion wide =
+        convert("{{ define \"ding.link.content\" }}x{{ end }}{{ define \"c\" }}{{ end }}"
+                "{{ define \"b\" }}" +
+                repeat("{{ template \"c\" . }}", 50) + "{{ end }}{{ define \"a\" }}" +
+                repeat("{{ template \"b\" . }}", 50) + "{{ end }}{{ define \"ding.link.title\" }}" +
+                repeat("{{ template \"a\" . }}", 50) + "{{ end }}");
+    ASSERT_FALSE(wide.problems.empty());
+    EXPECT_EQ(wide.problems[0], "t.tmpl line 1: `template \"c\" .`: the title calls templates over "
+                                "1000 times");
     // a later file's define replaces an earlier one, as the Go bridge loads them
     const GoConversion c = convert_go_template(
         {{"a.tmpl", "{{ define \"ding.link.content\" }}{{ template \"x\" . }}{{ end }}"
