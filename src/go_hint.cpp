@@ -57,10 +57,16 @@ bool starts_with(const std::string &s, const char *p)
     return s.rfind(p, 0) == 0;
 }
 
-// A Go field (.Labels.x, .StartsAt, $.CommonLabels.x) as our name; "" when it is none we know.
-std::string field(std::string f)
+std::string field(const std::string &f)
 {
-    if (starts_with(f, "$.")) {
+    return go_field(f);
+}
+
+} // namespace
+
+std::string go_field(std::string f)
+{
+    if (f.rfind("$.", 0) == 0) {
         f.erase(0, 1);
     }
     static const std::pair<const char *, const char *> kMaps[] = {
@@ -70,7 +76,7 @@ std::string field(std::string f)
         {".CommonAnnotations.", "common_annotations."},
         {".GroupLabels.", "group_labels."}};
     for (const auto &[go, ours] : kMaps) {
-        if (starts_with(f, go) && f.find(".SortedPairs") == std::string::npos) {
+        if (f.rfind(go, 0) == 0 && f.find(".SortedPairs") == std::string::npos) {
             return ours + f.substr(std::char_traits<char>::length(go));
         }
     }
@@ -105,6 +111,9 @@ std::string field(std::string f)
     return "";
 }
 
+namespace
+{
+
 // index .Labels "x", len .Alerts.Firing, .StartsAt.Format "L": the value as our name.
 std::string value(const Words &w, std::size_t at)
 {
@@ -129,6 +138,11 @@ std::string value(const Words &w, std::size_t at)
 // if/with CONDITION: the section that is the same condition.
 std::string condition(const Words &w)
 {
+    if (w.size() > 1 && (w[1] == "and" || w[1] == "or" || w[1] == "not")) {
+        return w[1] == "and"   ? "a section inside the other: {{#a}}{{#b}}...{{/b}}{{/a}}"
+               : w[1] == "not" ? "the inverted section: {{^a}}...{{/a}}"
+                               : "a section for each (no section says or)";
+    }
     if (w.size() == 4 && (w[1] == "eq" || w[1] == "ne") && w[2] == ".Status") {
         const std::string s = unquoted(w[3]);
         return std::string("{{") + (w[1] == "eq" ? "#" : "^") + s + "}}...{{/" + s +
@@ -160,42 +174,41 @@ std::string condition(const Words &w)
 }
 
 // The functions Go bridge templates call, by Go's or sprig's name.
+// What a function of go_functions() (or a time's: sprig's date, dateInZone, now) is in ours.
 std::string function(const Words &w)
 {
     const std::string &f = w[0];
-    const std::string v = value(w, w.size() - 1);
-    const std::string inner = v.empty() ? "..." : "{{" + v + "}}";
-    auto args = [&](std::size_t n) {
-        std::string a;
-        for (std::size_t i = 1; i <= n && i < w.size(); ++i) {
-            a += " " + w[i];
+    if (f == "len" || f == "index") {
+        return "{{" + value(w, 0) + "}}";
+    }
+    if ((f == "date" || f == "dateInZone") && w.size() >= 3) {
+        const std::string t = value(w, 2);
+        return t.empty() ? "" : "{{" + t + " " + w[1] + "}}, in dingtalk_timezone";
+    }
+    if (f == "now") {
+        return "{{now \"LAYOUT\"}}";
+    }
+    for (const GoFunction &g : go_functions()) {
+        if (f != g.go) {
+            continue;
         }
-        return a;
-    };
-    const std::pair<const char *, std::string> kFunctions[] = {
-        {"toUpper", "{{#upper}}" + inner + "{{/upper}}"},
-        {"upper", "{{#upper}}" + inner + "{{/upper}}"},
-        {"toLower", "{{#lower}}" + inner + "{{/lower}}"},
-        {"lower", "{{#lower}}" + inner + "{{/lower}}"},
-        {"title", "{{#title_case}}" + inner + "{{/title_case}}"},
-        {"trunc", "{{#trunc" + args(1) + "}}" + inner + "{{/trunc}}"},
-        {"replace", "{{#replace" + args(2) + "}}" + inner + "{{/replace}}"},
-        {"default", "{{#default" + args(1) + "}}" + inner + "{{/default}}"},
-        {"join", "{{#join" + args(1) + "}}...{{/join}} around a list, one item a line"},
-        {"reReplaceAll", "{{#regex_replace" + args(2) + "}}" + inner + "{{/regex_replace}}"},
-        {"regexReplaceAll", "{{#regex_replace" + args(2) + "}}" + inner + "{{/regex_replace}}"},
-        {"urlquery", v.find('.') == std::string::npos
-                         ? "{{#urlencode}}" + inner + "{{/urlencode}}"
-                         : "{{" + v.substr(0, v.find('.')) + "_url" + v.substr(v.find('.')) + "}}"},
-        {"markdown", inner + " (values are escaped for markdown already)"},
-        {"html", inner + " (values are escaped already)"},
-        {"len", "{{" + value(w, 0) + "}}"},
-        {"index", "{{" + value(w, 0) + "}}"},
-    };
-    for (const auto &[go, ours] : kFunctions) {
-        if (f == go) {
-            return ours;
+        const std::string v = value(w, std::min(w.size() - 1, 1 + g.value_at));
+        const std::string inner = v.empty() ? "..." : "{{" + v + "}}";
+        std::string args;
+        for (std::size_t i = 1; i < w.size() && i <= g.args + 1; ++i) {
+            args += i == 1 + g.value_at ? "" : " " + w[i];
         }
+        const std::string ours = g.ours;
+        if (ours.empty()) {
+            return inner + " (values are escaped for markdown already)";
+        }
+        if (ours == "join") {
+            return "{{#join" + args + "}}...{{/join}} around a list, one item a line";
+        }
+        if (ours == "urlencode" && v.find('.') != std::string::npos) {
+            return "{{" + v.substr(0, v.find('.')) + "_url" + v.substr(v.find('.')) + "}}";
+        }
+        return "{{#" + ours + args + "}}" + inner + "{{/" + ours + "}}";
     }
     return "";
 }
@@ -262,6 +275,27 @@ std::string go_hint(const std::string &tag)
     }
     const std::string write = instead(w);
     return write.empty() ? "" : "Go template syntax \"" + s + "\": write " + write;
+}
+
+const std::vector<GoFunction> &go_functions()
+{
+    static const std::vector<GoFunction> kFunctions = {
+        {"toUpper", "upper", 0, 0},
+        {"upper", "upper", 0, 0},
+        {"toLower", "lower", 0, 0},
+        {"lower", "lower", 0, 0},
+        {"title", "title_case", 0, 0},
+        {"trunc", "trunc", 1, 1},
+        {"replace", "replace", 2, 2},
+        {"default", "default", 1, 1},
+        {"reReplaceAll", "regex_replace", 2, 2},
+        {"regexReplaceAll", "regex_replace", 2, 1},
+        {"urlquery", "urlencode", 0, 0},
+        {"markdown", "", 0, 0},
+        {"html", "", 0, 0},
+        {"join", "join", 1, 1},
+    };
+    return kFunctions;
 }
 
 } // namespace dingtalk

@@ -6,6 +6,7 @@
 #include "alert.hpp"
 #include "fold.hpp"
 #include "delivery.hpp"
+#include "go_convert.hpp"
 #include "render.hpp"
 #include "sender.hpp"
 #include "sign.hpp"
@@ -32,6 +33,7 @@ namespace
 
 const char *const kUsage = R"(usage: dingtalk-render [options] [PAYLOAD.json]
        dingtalk-render [options] --fold PAYLOAD.json PAYLOAD.json...
+       dingtalk-render --from-go-template FILE.tmpl [--from-go-template FILE.tmpl]...
 
 Prints the DingTalk request ngx_http_dingtalk_module would send for an Alertmanager webhook
 payload (read from PAYLOAD.json, or stdin); with --fold, the messages it would send for these
@@ -69,6 +71,10 @@ notifications when they wait for the same robot's next slots (dingtalk_fold).
                           error (without it: a warning)
   --fold                  several payloads, folded as the module folds notifications waiting
                           for a robot: one message of as many as fit, then the next
+  --from-go-template FILE prints a prometheus-webhook-dingtalk (Go) template in this module's
+                          template language, with the nginx directives it needs in a block
+                          at its top; on stderr, each construct left out, with its line. May
+                          repeat: files in the Go bridge's order (a later define wins)
   --text                  print only the markdown text, as DingTalk shows it
   --pretty                indent the JSON
   --send URL              POST it to URL, the robot's webhook URL
@@ -82,7 +88,8 @@ notifications when they wait for the same robot's next slots (dingtalk_fold).
   -h, --help              this text
 
 Exit status: 0 done (with --send: DingTalk answered errcode 0), 1 the payload is not an
-Alertmanager notification or the template is bad, 2 usage, 3 the send failed.
+Alertmanager notification or the template is bad, 2 usage, 3 the send failed, 4 (with
+--from-go-template) converted but for the constructs named on stderr.
 )";
 
 std::string read_all(std::istream &in)
@@ -137,6 +144,7 @@ std::string pretty(const std::string &json)
 struct Options {
     std::string zone_name = "Asia/Shanghai", time_layout, template_path, title_template,
                 payload_path;
+    std::vector<std::string> go_templates;  // --from-go-template
     std::vector<std::string> more_payloads; // --fold: the payloads after the first
     bool fold = false;
     std::string send_url, secret, ca_path;
@@ -253,6 +261,8 @@ std::string option(Options &o, const std::string &arg, const std::string &v)
         o.template_path = v;
     } else if (arg == "--title-template") {
         o.title_template = v;
+    } else if (arg == "--from-go-template") {
+        o.go_templates.push_back(v);
     } else if (arg == "--max-alerts" || arg == "--max-body-size" || arg == "--max-messages") {
         char *end = nullptr;
         const unsigned long n = std::strtoul(v.c_str(), &end, 10);
@@ -562,6 +572,48 @@ int render_fold(const Options &o, const std::vector<std::string> &bodies,
     return o.send_url.empty() ? 0 : send(o, out);
 }
 
+// --from-go-template: the Go templates converted; 4 when constructs were left out.
+int from_go(const Options &o)
+{
+    std::vector<dingtalk::GoFile> files;
+    for (const std::string &path : o.go_templates) {
+        std::ifstream in(path, std::ios::binary);
+        std::string text(dingtalk::kMaxGoTemplateBytes + 1, '\0');
+        in.read(&text[0], static_cast<std::streamsize>(text.size()));
+        if (!in && !in.eof()) {
+            std::cerr << "dingtalk-render: cannot read " << path << "\n";
+            return 1;
+        }
+        text.resize(static_cast<std::size_t>(in.gcount()));
+        if (text.size() > dingtalk::kMaxGoTemplateBytes) {
+            std::cerr << "dingtalk-render: " << path << " is over 1 MiB: not a template\n";
+            return 1;
+        }
+        files.push_back({path, std::move(text)});
+    }
+    dingtalk::GoConversion c;
+    try {
+        c = dingtalk::convert_go_template(files);
+    } catch (const std::exception &e) {
+        std::cerr << "dingtalk-render: the conversion failed: " << e.what() << "\n";
+        return 1;
+    }
+    for (const std::string &p : c.problems) {
+        std::cerr << "dingtalk-render: " << p << "\n";
+    }
+    if (c.text.empty()) {
+        return 1;
+    }
+    std::string error;
+    if (!dingtalk::Template::parse(c.text, dingtalk::Template::Kind::text, error)) {
+        std::cerr << "dingtalk-render: the converted template does not load (" << error
+                  << "): a bug of the converter\n";
+        return 1;
+    }
+    std::cout << c.text;
+    return c.problems.empty() ? 0 : 4;
+}
+
 } // namespace
 
 int main(int argc, char **argv)
@@ -574,6 +626,9 @@ int main(int argc, char **argv)
     }
     if (!why.empty()) {
         return usage_error(why);
+    }
+    if (!o.go_templates.empty()) {
+        return from_go(o);
     }
     std::string error;
     const auto zone = zone_of(o, error);

@@ -218,7 +218,8 @@ TEST_F(DeliveryRun, TheBudgetBoundsConnecting)
     const auto start = std::chrono::steady_clock::now();
     d.run(dingtalk_test::in(std::chrono::milliseconds(300))); // what is left of the delivery's time
     EXPECT_EQ(d.report().outcome, Outcome::timeout) << d.report().reason;
-    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+    // well under the 20 s timeout (a wide margin: valgrind on a busy machine took 3.7 s)
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
 }
 
 TEST_F(DeliveryRun, HugeReplyIsRefusedNotBuffered)
