@@ -64,6 +64,12 @@ const char *action_label(std::size_t result)
     return result < kActionResults ? labels[result] : "failed";
 }
 
+const char *expire_label(std::size_t result)
+{
+    static constexpr const char *labels[kExpireResults] = {"expired", "gone", "failed", "full"};
+    return result < kExpireResults ? labels[result] : "failed";
+}
+
 std::size_t duration_slot(std::uint64_t ms)
 {
     std::size_t i = 0;
@@ -159,11 +165,17 @@ std::string to_prometheus(const MetricsSnapshot &m)
     }
     if (m.actions) {
         header(out, "dingtalk_actions_total", "counter",
-               "POSTs of the action location (dingtalk_action), by action and result.");
+               "The action location's POSTs (silence) and what became of its \"until "
+               "resolved\" silences (expire), by result.");
         for (std::size_t i = 0; i < kActionResults; ++i) {
             sample(out, "dingtalk_actions_total",
                    std::string("action=\"silence\",result=\"") + action_label(i) + '"',
                    m.silences[i]);
+        }
+        for (std::size_t i = 0; i < kExpireResults; ++i) {
+            sample(out, "dingtalk_actions_total",
+                   std::string("action=\"expire\",result=\"") + expire_label(i) + '"',
+                   m.expires[i]);
         }
     }
     return out;

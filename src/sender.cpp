@@ -595,6 +595,7 @@ void read_outcome(CURL *h, CURLcode rc, const HttpRequest &req, const char *errb
         // certificate problem). Neither holds the query string; callers redact anyway.
         reply.error = errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc);
         if (rc == CURLE_WRITE_ERROR) {
+            reply.too_large = true;
             reply.error = "reply larger than 64 KiB";
         }
     }

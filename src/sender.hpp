@@ -75,6 +75,7 @@ struct HttpReply {
     // kept-alive connection that closes unanswered after it is a failure, not a resend). With
     // no answer, DingTalk may or may not have posted the message.
     bool whole = false;
+    bool too_large = false;     // the reply was longer than 64 KiB: the transfer was stopped
     std::uint64_t ended_ms = 0; // monotonic_ms() when the exchange ended
 };
 

@@ -59,6 +59,11 @@ HttpRequest request_to(const AlertmanagerApi &api, std::string path, HttpMethod 
 // The reply as JSON when it is a 200 with a JSON body; otherwise result says why.
 Json answer(const HttpReply &reply, SilenceResult &result)
 {
+    if (reply.too_large) {
+        result.too_large = true;
+        result.error = "Alertmanager's answer is larger than the 64 KiB this module reads";
+        return nullptr;
+    }
     if (reply.transport != Transport::ok) {
         result.unreachable = true;
         result.error = std::string("Alertmanager could not be reached (") +
@@ -218,8 +223,13 @@ std::string rfc3339_utc(std::int64_t unix_seconds)
 
 std::string filter_matcher(std::string_view name, std::string_view value)
 {
+    return filter_matcher(name, "=", value);
+}
+
+std::string filter_matcher(std::string_view name, std::string_view op, std::string_view value)
+{
     std::string out(name);
-    out.append("=\"");
+    out.append(op).append("\"");
     for (const char c : value) {
         if (c == '"' || c == '\\') {
             out.push_back('\\');
@@ -283,8 +293,12 @@ SilenceResult find_silences(const AlertmanagerApi &api, const Matchers &matchers
     {
         const std::string state = string_of(json_object_get(s, "status"), "state");
         if ((state == "active" || state == "pending") && same_matchers(s, matchers)) {
-            result.silences.push_back(Silence{string_of(s, "id"), state, string_of(s, "createdBy"),
-                                              string_of(s, "comment"), string_of(s, "endsAt")});
+            result.silences.push_back(Silence{string_of(s, "id"),
+                                              state,
+                                              string_of(s, "createdBy"),
+                                              string_of(s, "comment"),
+                                              string_of(s, "endsAt"),
+                                              {}});
         }
     }
     result.ok = true;
@@ -308,6 +322,78 @@ SilenceResult expire_silence(const AlertmanagerApi &api, std::string_view id)
         return result;
     }
     answer(reply, result); // not 200: says why
+    return result;
+}
+
+SilenceResult get_silence(const AlertmanagerApi &api, std::string_view id)
+{
+    SilenceResult result;
+    if (!valid_silence_id(id)) {
+        result.error = "not a silence id";
+        return result;
+    }
+    const HttpReply reply =
+        http_post(request_to(api, "/api/v2/silence/" + std::string(id), HttpMethod::get));
+    if (reply.transport == Transport::ok && reply.status == 404) {
+        result.ok = true; // none by that id (deleted, or past the retention of expired ones)
+        return result;
+    }
+    const Json json = answer(reply, result);
+    if (!json) {
+        return result;
+    }
+    json_t *list = json_object_get(json.get(), "matchers");
+    if (!json_is_array(list) || json_array_size(list) == 0) {
+        result.error = "Alertmanager's answer is not a silence";
+        return result;
+    }
+    Silence s{string_of(json.get(), "id"),
+              string_of(json_object_get(json.get(), "status"), "state"),
+              string_of(json.get(), "createdBy"),
+              string_of(json.get(), "comment"),
+              string_of(json.get(), "endsAt"),
+              {}};
+    std::size_t i = 0;
+    json_t *m = nullptr;
+    json_array_foreach(list, i, m)
+    {
+        const bool regex = json_is_true(json_object_get(m, "isRegex"));
+        const bool equal = !json_is_false(json_object_get(m, "isEqual")); // absent before 0.22
+        s.filters.push_back(filter_matcher(string_of(m, "name"),
+                                           regex ? (equal ? "=~" : "!~") : (equal ? "=" : "!="),
+                                           string_of(m, "value")));
+    }
+    result.silences.push_back(std::move(s));
+    result.ok = true;
+    return result;
+}
+
+SilenceResult alert_firing(const AlertmanagerApi &api, const std::vector<std::string> &filters,
+                           std::string_view fingerprint)
+{
+    SilenceResult result;
+    std::string query = "?active=true&silenced=true&inhibited=true&unprocessed=true";
+    for (const std::string &f : filters) {
+        query.append("&filter=");
+        append_url_encoded(query, f);
+    }
+    const Json json =
+        answer(http_post(request_to(api, "/api/v2/alerts" + query, HttpMethod::get)), result);
+    if (!json) {
+        return result;
+    }
+    if (!json_is_array(json.get())) {
+        result.error = "Alertmanager's answer is not a list of alerts";
+        return result;
+    }
+    std::size_t i = 0;
+    json_t *a = nullptr;
+    json_array_foreach(json.get(), i, a)
+    {
+        result.firing =
+            result.firing || fingerprint.empty() || string_of(a, "fingerprint") == fingerprint;
+    }
+    result.ok = true;
     return result;
 }
 

@@ -59,14 +59,20 @@ struct Silence {
     std::string created_by;
     std::string comment;
     std::string ends_at; // as Alertmanager wrote it (RFC 3339)
+    // get_silence: its matchers as filters write them (name="v", name=~"v", name!="v" ...)
+    std::vector<std::string> filters;
 };
 
 struct SilenceResult {
     bool ok = false;
     std::string error;             // when !ok: what happened, for the page and the log
     bool unreachable = false;      // nothing was answered (down, timeout): worth a retry later
+    bool too_large = false;        // the answer was over the sender's 64 KiB cap: not read
     std::string id;                // create_silence: the new silence's id
     std::vector<Silence> silences; // find_silences: active or pending ones, exact matchers
+                                   // get_silence: the one asked for; none when Alertmanager
+                                   // has no such silence (404)
+    bool firing = false;           // alert_firing: the alert is among the active ones
 };
 
 SilenceResult create_silence(const AlertmanagerApi &api, const NewSilence &s);
@@ -78,10 +84,22 @@ SilenceResult find_silences(const AlertmanagerApi &api, const Matchers &matchers
 // Expires a silence; one that has expired already counts as done.
 SilenceResult expire_silence(const AlertmanagerApi &api, std::string_view id);
 
+// One silence by id (GET /api/v2/silence/{id}): its state and matchers; no silence in the
+// result (and ok) when Alertmanager knows none by that id.
+SilenceResult get_silence(const AlertmanagerApi &api, std::string_view id);
+
+// Whether an alert that `filters` match still fires (GET /api/v2/alerts, silenced and
+// inhibited ones included: Alertmanager lists an alert until it resolves): the one with this
+// fingerprint, or any when fingerprint is "". Sets result.firing.
+SilenceResult alert_firing(const AlertmanagerApi &api, const std::vector<std::string> &filters,
+                           std::string_view fingerprint);
+
 // RFC 3339 in UTC, to the second: what the API's startsAt and endsAt take.
 std::string rfc3339_utc(std::int64_t unix_seconds);
 
 // A matcher as Alertmanager's filter parameter reads it: name="value", quoted and escaped.
 std::string filter_matcher(std::string_view name, std::string_view value);
+// ... with its operator: "=", "!=", "=~" or "!~".
+std::string filter_matcher(std::string_view name, std::string_view op, std::string_view value);
 
 } // namespace dingtalk

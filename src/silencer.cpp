@@ -91,6 +91,8 @@ ResultPage failure_page(const SilenceResult &r)
     ResultPage p;
     p.heading = "Not silenced";
     p.message = (r.unreachable ? "Alertmanager could not be reached: nothing was changed. "
+                 : r.too_large ? "Alertmanager answered more than this server reads: nothing was "
+                                 "changed. "
                                : "Alertmanager refused the silence: nothing was changed. ") +
                 std::string("Try again later, or silence the alert in Alertmanager.");
     p.details = {{"Reason", r.error}};
@@ -168,6 +170,7 @@ ActionOutcome silence_from_link(const AlertmanagerApi &api, const ActionLink &li
         const Silence &s = found.silences.front();
         out.result = ActionResult::already;
         out.silence_id = s.id;
+        out.until_resolved = link.until_resolved && made_until_resolved(s);
         out.page = {true,
                     "Already silenced",
                     "This alert is silenced already: nothing changed.",
@@ -189,11 +192,18 @@ ActionOutcome silence_from_link(const AlertmanagerApi &api, const ActionLink &li
     }
     out.result = ActionResult::created;
     out.silence_id = made.id;
+    out.until_resolved = link.until_resolved;
     out.page = {true,
                 "Silenced",
                 "Alertmanager silences this alert " + duration_of(link) + ".",
                 {{"Until", rfc3339_utc(n.ends_at)}, {"By", n.created_by}, {"Silence", made.id}}};
     return out;
+}
+
+bool made_until_resolved(const Silence &s)
+{
+    static constexpr std::string_view kComment = "Silenced from DingTalk, until resolved";
+    return s.comment.compare(0, kComment.size(), kComment) == 0;
 }
 
 static_assert(static_cast<std::size_t>(ActionResult::refused) + 1 == kActionResults,

@@ -50,8 +50,11 @@ enum class ActionResult {
 
 struct ActionOutcome {
     ActionResult result = ActionResult::failed;
-    std::string silence_id; // created or already: the silence (an "until resolved" one is kept)
-    std::string error;      // failed: why, for the log
+    std::string silence_id; // created or already: the silence
+    // The silence is an "until resolved" one (made by this link, or found made by such a link
+    // before): the action location keeps it, to expire it once the alert resolves.
+    bool until_resolved = false;
+    std::string error; // failed: why, for the log
     ResultPage page;
 };
 
@@ -59,6 +62,9 @@ struct ActionOutcome {
 // "DingTalk: <name>".
 ActionOutcome silence_from_link(const AlertmanagerApi &api, const ActionLink &link,
                                 const ActionForm &form, std::int64_t now);
+
+// The silence was made by an "until resolved" link (its comment says so).
+bool made_until_resolved(const Silence &s);
 
 // For the metric's label and the log: created, already, failed, refused.
 const char *to_string(ActionResult r);

@@ -1,95 +1,18 @@
 // The action location's POST without nginx: the form, then Alertmanager asked (a stand-in that
 // answers a list of replies, one connection each), then the page.
+#include "mock_sequence.hpp"
 #include "silencer.hpp"
 
 #include <gtest/gtest.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <cstring>
 #include <string>
-#include <thread>
 #include <vector>
 
 using namespace dingtalk;
+using dingtalk_test::MockSequence;
 
 namespace
 {
-
-// Answers the i-th connection with replies[i] (one request each, then closes); keeps the
-// requests' first lines. With fewer replies than connections, the rest are refused.
-class MockSequence
-{
-public:
-    explicit MockSequence(std::vector<std::string> replies) : replies_(std::move(replies))
-    {
-        fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        socklen_t len = sizeof addr;
-        if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0 ||
-            ::listen(fd_, 4) != 0 ||
-            ::getsockname(fd_, reinterpret_cast<sockaddr *>(&addr), &len) != 0) {
-            return;
-        }
-        port_ = ntohs(addr.sin_port);
-        thread_ = std::thread([this] { serve(); });
-    }
-    ~MockSequence()
-    {
-        if (thread_.joinable()) {
-            thread_.join();
-        }
-        ::close(fd_);
-    }
-    std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-    const std::vector<std::string> &requests() const { return requests_; }
-
-private:
-    void serve()
-    {
-        for (const std::string &reply : replies_) {
-            pollfd p{fd_, POLLIN, 0};
-            if (::poll(&p, 1, 3000) <= 0) {
-                return;
-            }
-            const int conn = ::accept(fd_, nullptr, nullptr);
-            std::string in;
-            char buf[8192];
-            while (in.find("\r\n\r\n") == std::string::npos || !whole(in)) {
-                pollfd c{conn, POLLIN, 0};
-                const ssize_t n = ::poll(&c, 1, 3000) > 0 ? ::recv(conn, buf, sizeof buf, 0) : 0;
-                if (n <= 0) {
-                    break;
-                }
-                in.append(buf, static_cast<std::size_t>(n));
-            }
-            requests_.push_back(in);
-            ::send(conn, reply.data(), reply.size(), MSG_NOSIGNAL);
-            ::shutdown(conn, SHUT_RDWR);
-            ::close(conn);
-        }
-    }
-    static bool whole(const std::string &in)
-    {
-        const std::size_t end = in.find("\r\n\r\n");
-        const std::size_t at = in.find("Content-Length: ");
-        const std::size_t length =
-            at == std::string::npos || at > end ? 0 : std::stoul(in.substr(at + 16));
-        return in.size() >= end + 4 + length;
-    }
-
-    std::vector<std::string> replies_;
-    std::vector<std::string> requests_;
-    int fd_ = -1;
-    int port_ = 0;
-    std::thread thread_;
-};
 
 std::string json(int status, const std::string &body)
 {
@@ -199,6 +122,46 @@ TEST_F(Silencer, ALinkUsedTwiceFindsTheSilence)
     EXPECT_EQ(out.page.heading, "Already silenced");
     EXPECT_EQ(out.page.details[0].second, "DingTalk: 李四");
     EXPECT_EQ(am.requests().size(), 1u) << "nothing created";
+}
+
+// "Until resolved": the silence it makes, or one such link made before, is kept (to expire when
+// the alert resolves); a 2-hour silence found by an "until resolved" link is not.
+TEST_F(Silencer, UntilResolvedSilencesAreMarkedToBeKept)
+{
+    ActionLink l = link();
+    l.until_resolved = true;
+    l.seconds = 7 * 86400;
+    {
+        MockSequence am({json(200, "[]"), json(200, R"({"silenceID":"new-1"})")});
+        const ActionOutcome out = silence_from_link(api(am), l, form(), 1'800'000'000);
+        ASSERT_EQ(out.result, ActionResult::created) << out.error;
+        EXPECT_TRUE(out.until_resolved);
+    }
+    for (const auto &[comment, kept] :
+         {std::pair<std::string, bool>{"Silenced from DingTalk, until resolved (at most 7 days)",
+                                       true},
+          {"Silenced from DingTalk, 2 hours", false}}) {
+        MockSequence am({json(200, R"([{"id":"old-1","status":{"state":"active"},)"
+                                   R"("createdBy":"DingTalk","comment":")" +
+                                       comment + R"(","endsAt":"2027-01-15T10:00:00.000Z",)" +
+                                       kMatchers + "}]")});
+        const ActionOutcome out = silence_from_link(api(am), l, form(), 1'800'000'000);
+        ASSERT_EQ(out.result, ActionResult::already);
+        EXPECT_EQ(out.until_resolved, kept) << comment;
+    }
+    MockSequence am({json(200, "[]"), json(200, R"({"silenceID":"new-2"})")});
+    EXPECT_FALSE(silence_from_link(api(am), link(), form(), 1'800'000'000).until_resolved);
+}
+
+// An answer over the sender's 64 KiB cap is not "could not be reached": it was reached.
+TEST_F(Silencer, AnAnswerTooLargeIsToldApart)
+{
+    MockSequence am({json(200, "[" + std::string(70 * 1024, ' ') + "]")});
+    const ActionOutcome out = silence_from_link(api(am), link(), form(), 1'800'000'000);
+    EXPECT_EQ(out.result, ActionResult::failed);
+    EXPECT_EQ(out.page.message.find("could not be reached"), std::string::npos) << out.page.message;
+    EXPECT_NE(out.page.message.find("answered more than this server reads"), std::string::npos);
+    EXPECT_EQ(out.error, "Alertmanager's answer is larger than the 64 KiB this module reads");
 }
 
 TEST_F(Silencer, AlertmanagerDownChangesNothingAndSaysSo)
