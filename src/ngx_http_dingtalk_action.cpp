@@ -129,14 +129,18 @@ struct action_job_t {
     dingtalk::ActionLink link;
     dingtalk::ActionForm form;
     std::int64_t now = 0;
-    dingtalk::ActionOutcome outcome; // written by the thread
-    std::exception_ptr thrown;       // ... or this
+    std::shared_ptr<const dingtalk::Store> store; // dingtalk_store, or null
+    dingtalk::ActionOutcome outcome;              // written by the thread
+    bool stored = false;       // an "until resolved" silence kept in the store too
+    std::string store_error;   // ... or why not
+    std::exception_ptr thrown; // ... or this
 };
 
 struct action_ctx_t {
     ngx_event_t timer; // first (silence_late): the task's deadline; a worker that is shutting
                        // down waits for it
     ngx_http_request_t *r;
+    const dingtalk::Settings *settings;
     ngx_shm_zone_t *zone;
     action_job_t *job;
     bool done;        // the outcome is known: resume() sends its page
@@ -215,6 +219,37 @@ void resume(ngx_http_request_t *r) noexcept
     }
 }
 
+// An "until resolved" silence is kept, to be expired once its alert resolves; when the table
+// is full, the log and the page say it ends at its hard end instead.
+void keep_until_resolved(action_ctx_t *ctx)
+{
+    action_job_t &job = *ctx->job;
+    const dingtalk::KeepResult kept = ngx_http_dingtalk_keep_until_resolved(
+        ctx->zone, job.outcome.silence_id, job.link, *ctx->settings, job.now, job.stored);
+    if (job.store && !job.stored) {
+        ngx_http_dingtalk_store_failed(ctx->zone);
+        ngx_log_error(NGX_LOG_WARN, ctx->r->connection->log, 0,
+                      "dingtalk_store \"%s\" failed: %s; the \"until resolved\" silence %s is "
+                      "kept here, copied to the store at the next check",
+                      job.store->config().shown.c_str(), job.store_error.c_str(),
+                      job.outcome.silence_id.c_str());
+    }
+    if (kept == dingtalk::KeepResult::kept || kept == dingtalk::KeepResult::again) {
+        return;
+    }
+    const std::string end = dingtalk::rfc3339_utc(job.now + job.link.seconds);
+    ngx_log_error(NGX_LOG_WARN, ctx->r->connection->log, 0,
+                  "dingtalk: action silence %s is not kept to be expired when its alert resolves "
+                  "(%s, %uz at most): it ends at its hard end, %s",
+                  job.outcome.silence_id.c_str(),
+                  kept == dingtalk::KeepResult::full ? "the table is full"
+                                                     : "its id or fingerprint cannot be kept",
+                  dingtalk::kMaxUntilResolved, end.c_str());
+    job.outcome.page.message += " This server cannot watch more alerts now: the silence is not "
+                                "lifted when the alert resolves, it ends " +
+                                end + ".";
+}
+
 // The outcome is known (or the pool was full): logged, counted, and the page sent through
 // r->write_event_handler, which is resume() or, when nginx terminated the request meanwhile
 // (the client left), nginx's own finalizer.
@@ -229,6 +264,9 @@ void conclude(action_ctx_t *ctx)
     } else {
         const dingtalk::ActionOutcome &o = job.outcome;
         account(ctx->r, ctx->zone, o.result, alert, o.silence_id, o.error);
+        if (o.until_resolved) {
+            keep_until_resolved(ctx);
+        }
     }
     ctx->done = true;
     ctx->r->write_event_handler(ctx->r);
@@ -240,6 +278,12 @@ void silence_task(void *data, ngx_log_t *) noexcept
     action_job_t *job = *static_cast<action_job_t **>(data);
     try {
         job->outcome = dingtalk::silence_from_link(job->api, job->link, job->form, job->now);
+        if (job->outcome.until_resolved && job->store) { // for the instances sharing it
+            const dingtalk::StoredSilence s{job->outcome.silence_id, job->link.fingerprint,
+                                            job->now + job->link.seconds};
+            job->stored = job->store->keep_silence(dingtalk::alertmanager_identity(job->api.url), s,
+                                                   job->store_error);
+        }
     } catch (...) {
         job->thrown = std::current_exception();
     }
@@ -282,16 +326,6 @@ void silence_late(ngx_event_t *ev) noexcept
 ngx_msec_t task_deadline(const dingtalk::AlertmanagerApi &api)
 {
     return static_cast<ngx_msec_t>(2 * (api.timeout + api.answer_timeout).count()) + kTaskSlack;
-}
-
-dingtalk::AlertmanagerApi api_of(const dingtalk::Settings &s)
-{
-    // dingtalk_proxy and dingtalk_ssl_trusted_certificate are DingTalk's way out: Alertmanager
-    // is reached directly, verified against the system's CAs (docs/design.md).
-    dingtalk::AlertmanagerApi api;
-    api.url = s.alertmanager_url;
-    api.authorization = s.alertmanager_authorization;
-    return api;
 }
 
 // Posts the job to the location's thread pool: NGX_DONE, or the page that says why not.
@@ -346,11 +380,13 @@ ngx_int_t silence(ngx_http_request_t *r, const ngx_http_dingtalk_loc_conf_t *lcf
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
     ctx->r = r;
+    ctx->settings = lcf->settings->get();
     ctx->zone = zone_of(r);
-    ctx->job->api = api_of(**lcf->settings);
+    ctx->job->api = ngx_http_dingtalk_alertmanager_api(**lcf->settings);
     ctx->job->link = std::move(link);
     ctx->job->form = std::move(form);
     ctx->job->now = now;
+    ctx->job->store = (*lcf->settings)->store;
     ngx_http_set_ctx(r, ctx, ngx_http_dingtalk_module);
     return start_task(r, ctx, lcf->thread_pool);
 }
@@ -442,6 +478,16 @@ ngx_int_t post_form(ngx_http_request_t *r)
 }
 
 } // namespace
+
+dingtalk::AlertmanagerApi ngx_http_dingtalk_alertmanager_api(const dingtalk::Settings &s)
+{
+    // dingtalk_proxy and dingtalk_ssl_trusted_certificate are DingTalk's way out: Alertmanager
+    // is reached directly, verified against the system's CAs (docs/design.md).
+    dingtalk::AlertmanagerApi api;
+    api.url = s.alertmanager_url;
+    api.authorization = s.alertmanager_authorization;
+    return api;
+}
 
 ngx_int_t ngx_http_dingtalk_action_handler(ngx_http_request_t *r) noexcept
 {

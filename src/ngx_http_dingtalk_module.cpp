@@ -21,6 +21,7 @@ char *init_main_conf(ngx_conf_t *cf, void *conf) noexcept;
 void *create_loc_conf(ngx_conf_t *cf) noexcept;
 char *merge_loc_conf(ngx_conf_t *cf, void *parent, void *child) noexcept;
 char *set_zone_size(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
+char *set_check_interval(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
 ngx_int_t init_process(ngx_cycle_t *cycle) noexcept;
 void exit_process(ngx_cycle_t *cycle) noexcept;
 
@@ -133,6 +134,9 @@ ngx_command_t ngx_http_dingtalk_commands[] = {
      directive<ngx_http_dingtalk_set_action_key_file>(), kLoc, 0, nullptr},
     {ngx_string("dingtalk_action_durations"), kAny | NGX_CONF_1MORE,
      directive<ngx_http_dingtalk_set_action_durations>(), kLoc, 0, nullptr},
+    {ngx_string("dingtalk_action_check_interval"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
+     set_check_interval, NGX_HTTP_MAIN_CONF_OFFSET,
+     offsetof(ngx_http_dingtalk_main_conf_t, check_interval), nullptr},
     {ngx_string("dingtalk_alertmanager_url"), kAny | NGX_CONF_TAKE1,
      directive<ngx_http_dingtalk_set_string<dingtalk::check_alertmanager_url,
                                             &Settings::alertmanager_url>>(),
@@ -217,6 +221,7 @@ void *create_main_conf(ngx_conf_t *cf) noexcept
         return nullptr;
     }
     mcf->zone_size = NGX_CONF_UNSET_SIZE;
+    mcf->check_interval = NGX_CONF_UNSET_MSEC;
     return mcf;
 }
 
@@ -224,6 +229,7 @@ char *init_main_conf(ngx_conf_t *, void *conf) noexcept
 {
     auto *mcf = static_cast<ngx_http_dingtalk_main_conf_t *>(conf);
     ngx_conf_init_size_value(mcf->zone_size, 1024 * 1024);
+    ngx_conf_init_msec_value(mcf->check_interval, 15000);
     return NGX_CONF_OK;
 }
 
@@ -235,6 +241,19 @@ char *set_zone_size(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept
         static_cast<ngx_http_dingtalk_main_conf_t *>(conf)->zone_size < 16 * ngx_pagesize) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "dingtalk_zone_size must be at least %uz",
                            16 * ngx_pagesize);
+        return conf_error();
+    }
+    return rv;
+}
+
+// dingtalk_action_check_interval: from 1s to 10m ("within a minute" is the promise at 15s).
+char *set_check_interval(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept
+{
+    char *rv = ngx_conf_set_msec_slot(cf, cmd, conf);
+    const ngx_msec_t v = static_cast<ngx_http_dingtalk_main_conf_t *>(conf)->check_interval;
+    if (rv == NGX_CONF_OK && (v < 1000 || v > 600000)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "dingtalk_action_check_interval must be from 1s to 10m");
         return conf_error();
     }
     return rv;
@@ -515,7 +534,8 @@ char *check_action(ngx_conf_t *cf, ngx_http_dingtalk_loc_conf_t *conf)
         ngx_http_conf_get_module_main_conf(cf, ngx_http_dingtalk_module));
     mcf->used = 1; // the zone counts the actions; libcurl is set up
     mcf->actions = true;
-    return NGX_CONF_OK;
+    return ngx_http_dingtalk_add_alertmanager(cf, s, conf->thread_pool) ? NGX_CONF_OK
+                                                                        : conf_error();
 }
 
 char *merge_loc_conf(ngx_conf_t *cf, void *parent, void *child) noexcept
@@ -562,6 +582,7 @@ ngx_int_t init_process(ngx_cycle_t *cycle) noexcept
     if (mcf != nullptr && mcf->zone != nullptr) {
         ngx_http_dingtalk_reset_gauges(mcf->zone);
     }
+    ngx_http_dingtalk_resolved_start(cycle);
     return NGX_OK;
 }
 

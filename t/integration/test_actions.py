@@ -9,6 +9,7 @@ import hmac
 import os
 import json
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -395,3 +396,192 @@ def test_a_graceful_quit_finishes_the_post_in_flight(nginx_factory, mock, alertm
     assert replies and replies[0].status == 200 and "Silenced" in replies[0].body.decode(), \
         replies
     assert len(silences(alertmanager)) == 1
+
+
+# ------------------------------------------------------------------------------------------
+# "until resolved": the module asks Alertmanager whether the alert still fires and expires the
+# silence once it does not (Alertmanager sends no resolved notification for a silenced alert)
+
+
+def iso(t):
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
+
+
+LABELS = {"alertname": "KubePodCrashLooping", "severity": "critical", "namespace": "kube-ops"}
+
+
+def fire(am, pod, ends=None):
+    """The alert of `pod` posted to Alertmanager as Prometheus does (ends: resolved then);
+    its fingerprint."""
+    a = {"labels": {**LABELS, "pod": pod}, "startsAt": iso(START)}
+    if ends is not None:
+        a["endsAt"] = iso(ends)
+    am.post_alerts([a])
+    found = [x for x in am.alerts() if x["labels"].get("pod") == pod]
+    assert ends is not None or found, am.alerts()
+    return found[0]["fingerprint"] if found else None
+
+
+START = time.time() - 60
+
+
+def links_of(ngx, mock, pod, fingerprint):
+    """The alert's links (2 hours, 1 day, until resolved) in the message the module sends."""
+    r = ngx.post("/", notification(alert(pod=pod, fingerprint=fingerprint)))
+    assert r.status == 200, r
+    return re.findall(re.escape(BASE) + r"\?l=([A-Za-z0-9_.-]+)\)", mock.received[-1].text)
+
+
+def silence_from(ngx, token):
+    r = post_form(ngx, {"l": token, "t": form_token(ngx, token), "name": "ops"})
+    assert r.status == 200 and "Silenced" in r.body.decode(), r
+    return re.search(r"[0-9a-f]{8}-[0-9a-f-]{27}", r.body.decode()).group(0)
+
+
+def state_of(am, silence_id):
+    status, text = http_get(am.url + "/api/v2/silence/" + silence_id)
+    assert status == 200, text
+    return json.loads(text)["status"]["state"]
+
+
+def expires(ngx):
+    text = ngx.get("/metrics").body.decode()
+    return {m[0]: int(m[1]) for m in re.findall(
+        r'^dingtalk_actions_total\{action="expire",result="(\w+)"\} (\d+)$', text, re.M)}
+
+
+def with_checks(mock, keys, am_url, interval="1s"):
+    return f"dingtalk_action_check_interval {interval};\n" + with_action(mock, keys, am_url)
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out after {timeout} s: {what}"
+        time.sleep(0.2)
+
+
+def test_an_until_resolved_silence_is_expired_when_its_alert_resolves(nginx_factory, mock,
+                                                                      alertmanager):
+    keys = conf_file("keys", f"k1 {SECRET}\n")
+    ngx = nginx_factory(with_checks(mock, keys, alertmanager.url))
+    until = silence_from(ngx, links_of(ngx, mock, "api-1", fire(alertmanager, "api-1"))[2])
+    two_hours = silence_from(ngx, links_of(ngx, mock, "api-2", fire(alertmanager, "api-2"))[0])
+    time.sleep(2.5)  # checks while both alerts fire: nothing expired
+    assert state_of(alertmanager, until) == "active"
+    assert state_of(alertmanager, two_hours) == "active"
+    assert [a["status"]["state"] for a in alertmanager.alerts()] == ["suppressed"] * 2
+
+    resolved = time.time()
+    fire(alertmanager, "api-1", ends=resolved)
+    fire(alertmanager, "api-2", ends=resolved)
+    wait_for(lambda: state_of(alertmanager, until) == "expired", 60, "the silence expired")
+    took = time.time() - resolved
+    assert took < 60, took
+    time.sleep(2.5)  # more checks: the 2-hour silence is not the module's to lift
+    assert state_of(alertmanager, two_hours) == "active"
+    assert expires(ngx) == {"expired": 1, "gone": 0, "failed": 0, "full": 0}
+    assert f"action expire expired: silence {until}, its alert " in ngx.error_log()
+    print(f"expired {took:.1f} s after the alert resolved (checks every 1 s)")
+
+
+class SwitchableFront:
+    """A TCP front for the Alertmanager that can be 'down': then it closes every connection
+    unanswered, as a restarting Alertmanager behind a Service does."""
+
+    def __init__(self, target_port):
+        self.down = False
+        self.open = []  # the relayed connections: going down closes them (kept-alive ones too)
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, args=(target_port,), daemon=True).start()
+
+    def _serve(self, target_port):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            if self.down:
+                conn.close()
+                continue
+            upstream = socket.create_connection(("127.0.0.1", target_port))
+            self.open += [conn, upstream]
+            threading.Thread(target=relay, args=(conn, upstream), daemon=True).start()
+            threading.Thread(target=relay, args=(upstream, conn), daemon=True).start()
+
+    def go_down(self):
+        self.down = True
+        for s in self.open:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.open = []
+
+    def close(self):
+        self.sock.close()
+
+
+def test_a_check_that_fails_keeps_the_silence_for_the_next(nginx_factory, mock, alertmanager):
+    front = SwitchableFront(alertmanager.port)
+    keys = conf_file("keys", f"k1 {SECRET}\n")
+    ngx = nginx_factory(with_checks(mock, keys, front.url))
+    until = silence_from(ngx, links_of(ngx, mock, "api-3", fire(alertmanager, "api-3"))[2])
+    front.go_down()
+    fire(alertmanager, "api-3", ends=time.time())
+    wait_for(lambda: expires(ngx).get("failed", 0) >= 2, 30, "checks that failed")
+    assert state_of(alertmanager, until) == "active"
+    front.down = False
+    wait_for(lambda: state_of(alertmanager, until) == "expired", 60, "the silence expired")
+    counts = expires(ngx)
+    assert counts["expired"] == 1 and counts["failed"] >= 2, counts
+    log = ngx.error_log()
+    assert f"action expire failed: silence {until}: Alertmanager could not be reached" in log
+    assert log.count("[warn]") >= 1 and f"action expire expired: silence {until}" in log
+    front.close()
+
+
+STORE_PORT = 26397
+
+
+@pytest.fixture
+def store():
+    from test_store import Redis
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server not installed (scripts/install-deps.sh test installs it)")
+    r = Redis(port=STORE_PORT).start()
+    yield r
+    r.kill()
+
+
+def with_store(mock, keys, am_url):
+    return f"dingtalk_store redis://127.0.0.1:{STORE_PORT} timeout=300ms;\n" + \
+        with_checks(mock, keys, am_url)
+
+
+def test_another_instance_expires_it_through_the_store(nginx_factory, mock, alertmanager, store):
+    """dingtalk_store: the instance that made the silence is gone; another one, whose zone never
+    knew it, finds it in the store and expires it once the alert resolves."""
+    keys = conf_file("keys", f"k1 {SECRET}\n")
+    a = nginx_factory(with_store(mock, keys, alertmanager.url))
+    b = nginx_factory(with_store(mock, keys, alertmanager.url))
+    until = silence_from(a, links_of(a, mock, "api-4", fire(alertmanager, "api-4"))[2])
+    a.stop()
+    fire(alertmanager, "api-4", ends=time.time())
+    wait_for(lambda: state_of(alertmanager, until) == "expired", 60, "the silence expired")
+    assert f"action expire expired: silence {until}" in b.error_log()
+    assert expires(b)["expired"] == 1
+
+
+def test_a_store_that_is_down_keeps_the_zones_copy(nginx_factory, mock, alertmanager, store):
+    keys = conf_file("keys", f"k1 {SECRET}\n")
+    ngx = nginx_factory(with_store(mock, keys, alertmanager.url))
+    token = links_of(ngx, mock, "api-5", fire(alertmanager, "api-5"))[2]
+    store.kill()
+    until = silence_from(ngx, token)
+    fire(alertmanager, "api-5", ends=time.time())
+    wait_for(lambda: state_of(alertmanager, until) == "expired", 60, "the silence expired")
+    log = ngx.error_log()
+    assert f'"until resolved" silence {until} is kept here' in log
+    assert f"action expire expired: silence {until}" in log

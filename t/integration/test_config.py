@@ -176,6 +176,19 @@ def test_zone_size_too_small_names_its_line():
     assert f"{ngx.conf_path}:{line_of(ngx, 'dingtalk_zone_size 16k')}" in out, out
 
 
+def test_action_check_interval_is_bounded_and_names_its_line():
+    for value in ("500ms", "11m", "soon"):
+        ngx = Nginx(f"dingtalk_action_check_interval {value};\n" +
+                    location(f"dingtalk; dingtalk_token {TOKEN};"))
+        ok, out = ngx.test_config()
+        assert not ok and "dingtalk_action_check_interval" in out, (value, out)
+        assert f"{ngx.conf_path}:{line_of(ngx, 'dingtalk_action_check_interval')}" in out, out
+    ngx = Nginx("dingtalk_action_check_interval 30s;\n" +
+                location(f"dingtalk; dingtalk_token {TOKEN};"))
+    ok, out = ngx.test_config()
+    assert ok, out
+
+
 def test_one_token_two_names_fails_nginx_t():
     """Finding 16: metrics of one robot under two names changed name with every delivery."""
     ngx = Nginx(f"""
