@@ -280,7 +280,7 @@ void silence_task(void *data, ngx_log_t *) noexcept
         job->outcome = dingtalk::silence_from_link(job->api, job->link, job->form, job->now);
         if (job->outcome.until_resolved && job->store) { // for the instances sharing it
             const dingtalk::StoredSilence s{job->outcome.silence_id, job->link.fingerprint,
-                                            job->now + job->link.seconds};
+                                            job->now + job->link.seconds, job->now};
             job->stored = job->store->keep_silence(dingtalk::alertmanager_identity(job->api.url), s,
                                                    job->store_error);
         }

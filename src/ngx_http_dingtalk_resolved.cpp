@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,8 +26,8 @@ namespace
 // unchecked first), so that a slow Alertmanager cannot keep a thread for long.
 constexpr std::chrono::milliseconds kRoundBudget{20000};
 // How long a round may run before another worker may start one: its budget, then one check's
-// three calls to their timeouts (5 s + 5 s each), and a slack.
-constexpr ngx_msec_t kRoundLease = 20000 + 3 * 10000 + 5000;
+// four calls to their timeouts (5 s + 5 s each), and a slack.
+constexpr ngx_msec_t kRoundLease = 20000 + 4 * 10000 + 5000;
 // The keep-alive of the connection to Alertmanager (the sender's default).
 constexpr time_t kAlertmanagerKeepalive = 60;
 
@@ -120,8 +121,8 @@ void share_round(check_job_t &job, const ngx_http_dingtalk_alertmanager_t *am)
         check_item_t &item = job.items[i];
         if (item.am == am && !item.entry.stored) {
             const dingtalk::UntilResolved &e = item.entry;
-            item.stored_now =
-                am->store->keep_silence(am->identity, {e.id, e.fingerprint, e.hard_end}, error);
+            item.stored_now = am->store->keep_silence(
+                am->identity, {e.id, e.fingerprint, e.hard_end, e.kept_at}, error);
         }
     }
     const dingtalk::StoreRound round =
@@ -136,6 +137,7 @@ void share_round(check_job_t &job, const ngx_http_dingtalk_alertmanager_t *am)
         if (std::none_of(job.items.begin(), job.items.end(), same) &&
             dingtalk::make_entry(s.id, s.fingerprint, am->identity, s.hard_end, item.entry)) {
             item.entry.stored = 1;
+            item.entry.kept_at = s.kept_at;
             job.items.push_back(item);
         }
     }
@@ -154,8 +156,8 @@ void forget_shared(check_job_t &job, const check_item_t &item)
     }
     std::string error;
     const dingtalk::UntilResolved &e = item.entry;
-    if (!item.am->store->forget_silence(item.am->identity, {e.id, e.fingerprint, e.hard_end},
-                                        error)) {
+    if (!item.am->store->forget_silence(item.am->identity,
+                                        {e.id, e.fingerprint, e.hard_end, e.kept_at}, error)) {
         job.store_errors.push_back(error); // the next round finds it gone
     }
 }
@@ -178,7 +180,8 @@ void check_task(void *data, ngx_log_t *) noexcept
                 std::find(down.begin(), down.end(), item.entry.alertmanager) != down.end()) {
                 continue;
             }
-            item.lift = dingtalk::lift_if_resolved(*item.am->api, item.entry);
+            item.lift = dingtalk::lift_if_resolved(*item.am->api, item.entry,
+                                                   static_cast<std::int64_t>(std::time(nullptr)));
             item.done = true;
             if (item.lift.unreachable) {
                 down.push_back(item.entry.alertmanager);
@@ -390,7 +393,7 @@ dingtalk::KeepResult ngx_http_dingtalk_keep_until_resolved(ngx_shm_zone_t *zone,
     const uint64_t identity = dingtalk::alertmanager_identity(s.alertmanager_url);
     ngx_shmtx_lock(&ctx->shpool->mutex);
     const dingtalk::KeepResult kept = dingtalk::keep(ctx->sh->until_resolved, id, link.fingerprint,
-                                                     identity, now + link.seconds, ngx_time());
+                                                     identity, now + link.seconds, now);
     if (stored) {
         dingtalk::stored(ctx->sh->until_resolved, id);
     }

@@ -70,6 +70,7 @@ KeepResult keep(UntilResolvedTable &t, std::string_view id, std::string_view fin
         e->hard_end = std::max(e->hard_end, hard_end);
         return KeepResult::again;
     }
+    made.kept_at = now;
     for (UntilResolved &e : t.entries) {
         if (!used(e)) {
             e = made;
@@ -150,7 +151,7 @@ std::size_t kept(const UntilResolvedTable &t)
         std::count_if(std::begin(t.entries), std::end(t.entries), used));
 }
 
-Lift lift_if_resolved(const AlertmanagerApi &api, const UntilResolved &entry)
+Lift lift_if_resolved(const AlertmanagerApi &api, const UntilResolved &entry, std::int64_t now)
 {
     Lift lift;
     const auto failed = [&lift](const SilenceResult &r) {
@@ -174,6 +175,12 @@ Lift lift_if_resolved(const AlertmanagerApi &api, const UntilResolved &entry)
     }
     if (alerts.firing) {
         lift.result = LiftResult::firing;
+        return lift;
+    }
+    const std::int64_t started = alertmanager_started(api).started;
+    if (started > entry.kept_at && now - started < kAlertsBackSeconds) {
+        lift.result = LiftResult::firing; // not judged: the alert may not be back yet
+        lift.error = "Alertmanager started " + std::to_string(now - started) + " s ago";
         return lift;
     }
     const SilenceResult expired = expire_silence(api, entry.id);

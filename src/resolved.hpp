@@ -28,6 +28,7 @@ struct UntilResolved {
     std::int64_t checked;       // unix seconds of the last check (0: never)
     std::uint32_t failures;     // checks in a row that failed
     std::uint32_t stored;       // 1: in dingtalk_store too (0: to be copied there)
+    std::int64_t kept_at;       // unix seconds when kept here, or by the store's instance
 };
 
 struct UntilResolvedTable {
@@ -88,10 +89,18 @@ struct Lift {
     std::string error;        // failed: why
 };
 
+// After Alertmanager starts, a firing alert is listed again only once Prometheus resends it
+// (resend_delay, 1 minute by default): until then its absence does not mean it resolved.
+constexpr std::int64_t kAlertsBackSeconds = 90;
+
 // Asks Alertmanager whether the entry's alert still fires (the silence's own matchers as the
 // filter, the fingerprint to tell the alert from others they match), and expires the silence
-// when it does not. At most three calls, each bounded by the API's timeouts.
-Lift lift_if_resolved(const AlertmanagerApi &api, const UntilResolved &entry);
+// when it does not. At most four calls, each bounded by the API's timeouts.
+// When the alert is not listed, Alertmanager is asked when it started: one that started after
+// the entry was kept, less than kAlertsBackSeconds before `now` (unix seconds), may not have it
+// back yet, and the silence stays (its status unknown, as when it is larger than the sender
+// reads: it holds the whole configuration, the silence is expired).
+Lift lift_if_resolved(const AlertmanagerApi &api, const UntilResolved &entry, std::int64_t now);
 
 // For the metric's label and the log: firing, expired, gone, failed.
 const char *to_string(LiftResult r);

@@ -1,5 +1,6 @@
 #include "silence.hpp"
 
+#include "alert.hpp"
 #include "sign.hpp"
 
 #include <jansson.h>
@@ -364,6 +365,24 @@ SilenceResult get_silence(const AlertmanagerApi &api, std::string_view id)
                                            string_of(m, "value")));
     }
     result.silences.push_back(std::move(s));
+    result.ok = true;
+    return result;
+}
+
+SilenceResult alertmanager_started(const AlertmanagerApi &api)
+{
+    SilenceResult result;
+    const Json json = answer(http_post(request_to(api, "/api/v2/status", HttpMethod::get)), result);
+    if (!json) {
+        return result;
+    }
+    const auto t = parse_rfc3339(string_of(json.get(), "uptime"));
+    if (!t) {
+        result.error = "Alertmanager's status has no uptime";
+        return result;
+    }
+    result.started =
+        std::chrono::duration_cast<std::chrono::seconds>(t->time_since_epoch()).count();
     result.ok = true;
     return result;
 }

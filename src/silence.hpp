@@ -73,6 +73,7 @@ struct SilenceResult {
                                    // get_silence: the one asked for; none when Alertmanager
                                    // has no such silence (404)
     bool firing = false;           // alert_firing: the alert is among the active ones
+    std::int64_t started = 0;      // alertmanager_started: unix seconds
 };
 
 SilenceResult create_silence(const AlertmanagerApi &api, const NewSilence &s);
@@ -93,6 +94,10 @@ SilenceResult get_silence(const AlertmanagerApi &api, std::string_view id);
 // fingerprint, or any when fingerprint is "". Sets result.firing.
 SilenceResult alert_firing(const AlertmanagerApi &api, const std::vector<std::string> &filters,
                            std::string_view fingerprint);
+
+// When Alertmanager started (GET /api/v2/status, its "uptime"): after a start it lists a
+// firing alert again only once Prometheus resends it. Sets result.started.
+SilenceResult alertmanager_started(const AlertmanagerApi &api);
 
 // RFC 3339 in UTC, to the second: what the API's startsAt and endsAt take.
 std::string rfc3339_utc(std::int64_t unix_seconds);

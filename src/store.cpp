@@ -393,7 +393,7 @@ std::string silences_key(std::uint64_t alertmanager)
 
 std::string member_of(const StoredSilence &s)
 {
-    return s.id + ' ' + s.fingerprint;
+    return s.id + ' ' + s.fingerprint + ' ' + std::to_string(s.kept_at);
 }
 
 StoreRound read_round(const redisReply *r)
@@ -414,11 +414,15 @@ StoreRound read_round(const redisReply *r)
             continue;
         }
         const std::string_view member(m->str, m->len);
-        const std::size_t space = member.find(' ');
+        // "ID FINGERPRINT KEPT_AT" (the fingerprint may be "")
+        const std::size_t space = std::min(member.find(' '), member.size());
+        const std::size_t last = std::max(std::min(member.rfind(' '), member.size()), space);
+        const std::size_t from = std::min(space + 1, last);
         StoredSilence s;
         s.id = std::string(member.substr(0, space));
-        s.fingerprint =
-            space == std::string_view::npos ? "" : std::string(member.substr(space + 1));
+        s.fingerprint = std::string(member.substr(from, last - from));
+        s.kept_at = std::strtoll(
+            std::string(member.substr(std::min(last + 1, member.size()))).c_str(), nullptr, 10);
         s.hard_end = std::strtoll(score->str, nullptr, 10);
         round.silences.push_back(std::move(s));
     }

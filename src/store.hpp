@@ -87,11 +87,13 @@ struct StoreMarks {
 
 // An "until resolved" silence (resolved.hpp) as the store keeps it for every instance that
 // silences in the same Alertmanager: a sorted set per Alertmanager (its identity), member
-// "ID FINGERPRINT", score the hard end (unix seconds); the key expires with the last hard end.
+// "ID FINGERPRINT KEPT_AT", score the hard end (unix seconds); the key expires with the last hard
+// end.
 struct StoredSilence {
     std::string id;
     std::string fingerprint;
     std::int64_t hard_end = 0;
+    std::int64_t kept_at = 0; // unix seconds
 };
 
 // A round of checks, as the store decides it: one instance checks at a time (a lock for

@@ -144,10 +144,11 @@ TEST_F(UntilResolvedCheck, AResolvedAlertsSilenceIsExpired)
 {
     MockSequence am({json(200, silence("active")),
                      json(200, R"([{"fingerprint":"0000000000000001","labels":{}}])"),
+                     json(200, R"({"uptime":"2027-01-15T07:00:00.123Z","config":{}})"),
                      "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"});
-    const Lift lift = lift_if_resolved(api(am), entry("s-1", "3ed2f3b1a2c4d5e6"));
+    const Lift lift = lift_if_resolved(api(am), entry("s-1", "3ed2f3b1a2c4d5e6"), kNow);
     EXPECT_EQ(lift.result, LiftResult::expired) << lift.error;
-    ASSERT_EQ(am.requests().size(), 3u);
+    ASSERT_EQ(am.requests().size(), 4u);
     EXPECT_EQ(am.requests()[0].rfind("GET /api/v2/silence/s-1 ", 0), 0u) << am.requests()[0];
     const std::string &q = am.requests()[1];
     EXPECT_EQ(q.rfind("GET /api/v2/alerts?active=true&silenced=true&inhibited=true&"
@@ -156,15 +157,41 @@ TEST_F(UntilResolvedCheck, AResolvedAlertsSilenceIsExpired)
                       0),
               0u)
         << q;
-    EXPECT_EQ(am.requests()[2].rfind("DELETE /api/v2/silence/s-1 ", 0), 0u);
+    EXPECT_EQ(am.requests()[2].rfind("GET /api/v2/status ", 0), 0u);
+    EXPECT_EQ(am.requests()[3].rfind("DELETE /api/v2/silence/s-1 ", 0), 0u);
     EXPECT_STREQ(to_string(lift.result), "expired");
+}
+
+// After a start, Alertmanager lists a firing alert again only once Prometheus resends it: an
+// alert missing then is not taken for resolved (unless the silence was kept after the start).
+TEST_F(UntilResolvedCheck, AnAlertmanagerJustStartedIsGivenTimeForItsAlerts)
+{
+    const std::string started = R"({"uptime":"2027-01-15T08:00:10.500Z"})"; // kNow + 10
+    MockSequence young({json(200, silence("active")), json(200, "[]"), json(200, started)});
+    const Lift a = lift_if_resolved(api(young), entry("s-1", "f"), kNow + 30);
+    EXPECT_EQ(a.result, LiftResult::firing);
+    EXPECT_EQ(a.error, "Alertmanager started 20 s ago");
+    EXPECT_EQ(young.requests().size(), 3u) << "nothing expired";
+
+    MockSequence settled({json(200, silence("active")), json(200, "[]"), json(200, started),
+                          "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"});
+    EXPECT_EQ(
+        lift_if_resolved(api(settled), entry("s-1", "f"), kNow + 10 + kAlertsBackSeconds).result,
+        LiftResult::expired);
+
+    MockSequence unknown({json(200, silence("active")), json(200, "[]"),
+                          json(200, "{" + std::string(70 * 1024, ' ') + "}"),
+                          "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"});
+    EXPECT_EQ(lift_if_resolved(api(unknown), entry("s-1", "f"), kNow + 30).result,
+              LiftResult::expired)
+        << "a status too large to read (its whole configuration) does not hold the silence";
 }
 
 TEST_F(UntilResolvedCheck, AFiringAlertKeepsItsSilence)
 {
     MockSequence am({json(200, silence("active")),
                      json(200, R"([{"fingerprint":"3ed2f3b1a2c4d5e6","labels":{}}])")});
-    EXPECT_EQ(lift_if_resolved(api(am), entry("s-1", "3ed2f3b1a2c4d5e6")).result,
+    EXPECT_EQ(lift_if_resolved(api(am), entry("s-1", "3ed2f3b1a2c4d5e6"), kNow).result,
               LiftResult::firing);
     EXPECT_EQ(am.requests().size(), 2u) << "nothing expired";
 }
@@ -173,21 +200,21 @@ TEST_F(UntilResolvedCheck, WithoutAFingerprintAnyMatchingAlertFires)
 {
     MockSequence am({json(200, silence("active")),
                      json(200, R"([{"fingerprint":"0000000000000001","labels":{}}])")});
-    EXPECT_EQ(lift_if_resolved(api(am), entry("s-1", "")).result, LiftResult::firing);
+    EXPECT_EQ(lift_if_resolved(api(am), entry("s-1", ""), kNow).result, LiftResult::firing);
 }
 
 TEST_F(UntilResolvedCheck, ASilenceThatEndedIsForgotten)
 {
     MockSequence expired({json(200, silence("expired"))});
-    EXPECT_EQ(lift_if_resolved(api(expired), entry("s-1", "f")).result, LiftResult::gone);
+    EXPECT_EQ(lift_if_resolved(api(expired), entry("s-1", "f"), kNow).result, LiftResult::gone);
     MockSequence unknown({json(404, R"("silence not found")")});
-    EXPECT_EQ(lift_if_resolved(api(unknown), entry("s-1", "f")).result, LiftResult::gone);
+    EXPECT_EQ(lift_if_resolved(api(unknown), entry("s-1", "f"), kNow).result, LiftResult::gone);
 }
 
 TEST_F(UntilResolvedCheck, FailuresKeepTheSilenceAndSayWhy)
 {
     MockSequence refused({json(200, silence("active")), json(500, R"("boom")")});
-    const Lift a = lift_if_resolved(api(refused), entry("s-1", "f"));
+    const Lift a = lift_if_resolved(api(refused), entry("s-1", "f"), kNow);
     EXPECT_EQ(a.result, LiftResult::failed);
     EXPECT_FALSE(a.unreachable);
     EXPECT_EQ(a.error, R"(Alertmanager answered 500: "boom")");
@@ -195,22 +222,23 @@ TEST_F(UntilResolvedCheck, FailuresKeepTheSilenceAndSayWhy)
     MockSequence none({});
     AlertmanagerApi down = api(none);
     down.url = "http://127.0.0.1:1"; // nothing listens there
-    const Lift b = lift_if_resolved(down, entry("s-1", "f"));
+    const Lift b = lift_if_resolved(down, entry("s-1", "f"), kNow);
     EXPECT_EQ(b.result, LiftResult::failed);
     EXPECT_TRUE(b.unreachable);
 
-    MockSequence cannot({json(200, silence("active")), json(200, "[]"), json(500, R"("no")")});
-    EXPECT_EQ(lift_if_resolved(api(cannot), entry("s-1", "f")).result, LiftResult::failed);
+    MockSequence cannot(
+        {json(200, silence("active")), json(200, "[]"), json(200, "{}"), json(500, R"("no")")});
+    EXPECT_EQ(lift_if_resolved(api(cannot), entry("s-1", "f"), kNow).result, LiftResult::failed);
 
     MockSequence large(
         {json(200, silence("active")), json(200, "[" + std::string(70 * 1024, ' ') + "]")});
-    const Lift c = lift_if_resolved(api(large), entry("s-1", "f"));
+    const Lift c = lift_if_resolved(api(large), entry("s-1", "f"), kNow);
     EXPECT_EQ(c.result, LiftResult::failed);
     EXPECT_FALSE(c.unreachable) << "reached: it answered too much";
     EXPECT_EQ(c.error, "Alertmanager's answer is larger than the 64 KiB this module reads");
 
     MockSequence odd({json(200, R"({"id":"s-1"})")});
-    EXPECT_EQ(lift_if_resolved(api(odd), entry("s-1", "f")).error,
+    EXPECT_EQ(lift_if_resolved(api(odd), entry("s-1", "f"), kNow).error,
               "Alertmanager's answer is not a silence");
 }
 

@@ -369,10 +369,11 @@ TEST_F(StoreTest, UntilResolvedSilencesAreSharedAndOneInstanceChecksAtATime)
     Store store(config());
     std::string error;
     const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
-    ASSERT_TRUE(store.keep_silence(7, {"s-1", "3ed2f3b1a2c4d5e6", now + 3600}, error)) << error;
-    ASSERT_TRUE(store.keep_silence(7, {"s-2", "", now + 60}, error)) << error;
-    ASSERT_TRUE(store.keep_silence(7, {"s-old", "f", now - 1}, error)) << error;
-    ASSERT_TRUE(store.keep_silence(8, {"s-other", "f", now + 60}, error)) << error;
+    ASSERT_TRUE(store.keep_silence(7, {"s-1", "3ed2f3b1a2c4d5e6", now + 3600, now - 5}, error))
+        << error;
+    ASSERT_TRUE(store.keep_silence(7, {"s-2", "", now + 60, now}, error)) << error;
+    ASSERT_TRUE(store.keep_silence(7, {"s-old", "f", now - 1, now - 9}, error)) << error;
+    ASSERT_TRUE(store.keep_silence(8, {"s-other", "f", now + 60, now}, error)) << error;
 
     StoreRound a = store.silence_round(7, "1@a", 500);
     ASSERT_EQ(a.kind, StoreRound::mine) << a.error;
@@ -382,6 +383,8 @@ TEST_F(StoreTest, UntilResolvedSilencesAreSharedAndOneInstanceChecksAtATime)
     EXPECT_EQ(a.silences[1].id, "s-1");
     EXPECT_EQ(a.silences[1].fingerprint, "3ed2f3b1a2c4d5e6");
     EXPECT_EQ(a.silences[1].hard_end, now + 3600);
+    EXPECT_EQ(a.silences[1].kept_at, now - 5);
+    EXPECT_EQ(a.silences[0].kept_at, now);
     EXPECT_EQ(store.silence_round(7, "2@b", 500).kind, StoreRound::other);
     EXPECT_EQ(store.silence_round(8, "2@b", 500).kind, StoreRound::mine) << "another Alertmanager";
 
@@ -408,7 +411,7 @@ TEST_F(StoreTest, UntilResolvedSilencesOfAStoreThatIsDownFail)
     c.port = 1;
     Store store(c);
     std::string error;
-    EXPECT_FALSE(store.keep_silence(7, {"s-1", "f", 1}, error));
+    EXPECT_FALSE(store.keep_silence(7, {"s-1", "f", 1, 0}, error));
     EXPECT_FALSE(error.empty());
     EXPECT_EQ(store.silence_round(7, "1@a", 500).kind, StoreRound::failed);
 }
