@@ -485,6 +485,21 @@ def test_an_until_resolved_silence_is_expired_when_its_alert_resolves(nginx_fact
     print(f"expired {took:.1f} s after the alert resolved (checks every 1 s)")
 
 
+def test_the_zone_keeps_them_across_a_reload_and_one_worker_expires_each(nginx_factory, mock,
+                                                                         alertmanager):
+    """Two workers, a reload between the POST and the alert's end: the new workers find the
+    silence in the shared zone, and it is expired once (one worker checks at a time)."""
+    keys = conf_file("keys", f"k1 {SECRET}\n")
+    ngx = nginx_factory(with_checks(mock, keys, alertmanager.url), workers=2)
+    until = silence_from(ngx, links_of(ngx, mock, "api-6", fire(alertmanager, "api-6"))[2])
+    ngx.reload()
+    fire(alertmanager, "api-6", ends=time.time())
+    wait_for(lambda: state_of(alertmanager, until) == "expired", 60, "the silence expired")
+    time.sleep(2.5)
+    assert expires(ngx) == {"expired": 1, "gone": 0, "failed": 0, "full": 0}
+    assert ngx.error_log().count(f"action expire expired: silence {until}") == 1
+
+
 class SwitchableFront:
     """A TCP front for the Alertmanager that can be 'down': then it closes every connection
     unanswered, as a restarting Alertmanager behind a Service does."""
