@@ -408,7 +408,9 @@ void ngx_http_dingtalk_resolved_start(ngx_cycle_t *cycle) noexcept
 {
     auto *mcf = static_cast<ngx_http_dingtalk_main_conf_t *>(
         ngx_http_cycle_get_module_main_conf(cycle, ngx_http_dingtalk_module));
-    if (mcf == nullptr || mcf->zone == nullptr || mcf->alertmanagers == nullptr ||
+    // a cache manager or loader runs init_process too, but has no thread pools to post to
+    const bool worker = ngx_process == NGX_PROCESS_WORKER || ngx_process == NGX_PROCESS_SINGLE;
+    if (!worker || mcf == nullptr || mcf->zone == nullptr || mcf->alertmanagers == nullptr ||
         mcf->alertmanagers->nelts == 0) {
         return;
     }
