@@ -7,14 +7,15 @@ import re
 import urllib.parse
 
 from harness import TOKEN, Nginx, alert, line_of, notification, webhook
-from test_actions import BASE, SECRET, conf_file, decode, with_action
+from test_actions import (AM_TOKEN, BASE, SECRET, alertmanager, conf_file, decode, form_token,
+                          post_form, silences, with_action)
 from test_config import location
 
 SLIDE = "dingtalk://dingtalkclient/page/link?url="
 
 
-def card(mock, keys, extra=""):
-    return with_action(mock, keys).replace(
+def card(mock, keys, extra="", **kw):
+    return with_action(mock, keys, **kw).replace(
         "dingtalk_action_url", f"dingtalk_message_type actioncard; {extra}\n"
         "            dingtalk_action_url", 1)
 
@@ -52,6 +53,21 @@ def test_one_alert_is_a_card_whose_buttons_open_the_confirmation_page(nginx_fact
         body = page.body.decode()
         assert "<h1>静默这条告警？</h1>" in body and f"{words}</button>" in body, body
         assert f'name="l" value="{token}"' in body and "<td>api-7</td>" in body
+
+
+def test_a_buttons_page_silences_the_alert(nginx_factory, mock, alertmanager):
+    keys = conf_file("keys", f"k1 {SECRET}\n")
+    ngx = nginx_factory(card(mock, keys, am_url=alertmanager.url, am_token=AM_TOKEN))
+    assert ngx.post("/", notification(alert(pod="api-7"))).status == 200
+    rec = mock.received[0]
+    assert rec.msgtype == "actionCard" and rec.buttons[1][0] == "静默1天"
+    token = target(rec.buttons[1][1])[len(BASE + "?l="):]
+    r = post_form(ngx, {"l": token, "t": form_token(ngx, token), "name": "王五"})
+    assert r.status == 200 and "<h1 class=\"ok\">已静默</h1>" in r.body.decode(), r
+    made = silences(alertmanager)
+    assert len(made) == 1 and made[0]["createdBy"] == "DingTalk: 王五", made
+    assert "从钉钉静默，1天" in made[0]["comment"]
+    assert token not in ngx.error_log()
 
 
 def test_several_alerts_are_markdown_with_an_action_line_each(nginx_factory, mock):
