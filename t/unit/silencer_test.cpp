@@ -152,13 +152,13 @@ TEST(ActionFormTest, ReadsTheFourFields)
 TEST(ActionFormTest, RefusesWhatThePageCannotSend)
 {
     const std::pair<std::string, std::string> cases[] = {
-        {"l=a&l=b", "the form field \"l\" is broken or twice"},
-        {"l=%zz", "the form field \"l\" is broken or twice"},
-        {"name=%ff", "the name is not UTF-8"},
-        {"comment=a%01b", "the comment holds a control character"},
-        {"name=" + std::string(65, 'x'), "the name is too long"},
-        {"comment=" + std::string(257, 'x'), "the comment is too long"},
-        {"l=" + std::string(kMaxActionForm, 'x'), "the form is larger than 4096 bytes"},
+        {"l=a&l=b", "表单字段“l”损坏或重复"},
+        {"l=%zz", "表单字段“l”损坏或重复"},
+        {"name=%ff", "姓名不是 UTF-8"},
+        {"comment=a%01b", "备注含有控制字符"},
+        {"name=" + std::string(65, 'x'), "姓名过长"},
+        {"comment=" + std::string(257, 'x'), "备注过长"},
+        {"l=" + std::string(kMaxActionForm, 'x'), "表单超过 4096 字节"},
     };
     for (const auto &[body, why] : cases) {
         ActionForm f;
@@ -174,15 +174,14 @@ TEST_F(Silencer, CreatesASilenceWhenNoneIsThere)
     const ActionOutcome out = silence_from_link(api(am), link(), form(), 1'800'000'000);
     ASSERT_EQ(out.result, ActionResult::created) << out.error;
     EXPECT_EQ(out.silence_id, "new-1");
-    EXPECT_EQ(out.page.heading, "Silenced");
-    EXPECT_EQ(out.page.message, "Alertmanager silences this alert 2 hours.");
+    EXPECT_EQ(out.page.heading, "已静默");
+    EXPECT_EQ(out.page.message, "Alertmanager 已静默这条告警，2小时。");
     ASSERT_EQ(am.requests().size(), 2u);
     EXPECT_EQ(am.requests()[0].rfind("GET /api/v2/silences?filter=", 0), 0u);
     const std::string &post = am.requests()[1];
     EXPECT_EQ(post.rfind("POST /api/v2/silences ", 0), 0u);
     EXPECT_NE(post.find(R"("createdBy":"DingTalk: 张三")"), std::string::npos) << post;
-    EXPECT_NE(post.find(R"("comment":"Silenced from DingTalk, 2 hours: swap tonight")"),
-              std::string::npos)
+    EXPECT_NE(post.find(R"("comment":"从钉钉静默，2小时：swap tonight")"), std::string::npos)
         << post;
     EXPECT_NE(post.find(R"("endsAt":"2027-01-15T10:00:00Z")"), std::string::npos) << post;
 }
@@ -196,7 +195,7 @@ TEST_F(Silencer, ALinkUsedTwiceFindsTheSilence)
     const ActionOutcome out = silence_from_link(api(am), link(), form(), 1'800'000'000);
     ASSERT_EQ(out.result, ActionResult::already);
     EXPECT_EQ(out.silence_id, "old-1");
-    EXPECT_EQ(out.page.heading, "Already silenced");
+    EXPECT_EQ(out.page.heading, "已在静默中");
     EXPECT_EQ(out.page.details[0].second, "DingTalk: 李四");
     EXPECT_EQ(am.requests().size(), 1u) << "nothing created";
 }
@@ -209,8 +208,8 @@ TEST_F(Silencer, AlertmanagerDownChangesNothingAndSaysSo)
     const ActionOutcome out = silence_from_link(a, link(), form(), 1'800'000'000);
     EXPECT_EQ(out.result, ActionResult::failed);
     EXPECT_FALSE(out.page.ok);
-    EXPECT_EQ(out.page.heading, "Not silenced");
-    EXPECT_NE(out.page.message.find("could not be reached"), std::string::npos);
+    EXPECT_EQ(out.page.heading, "未静默");
+    EXPECT_NE(out.page.message.find("无法连接 Alertmanager"), std::string::npos);
     EXPECT_EQ(out.error.rfind("Alertmanager could not be reached", 0), 0u) << out.error;
 }
 
@@ -225,8 +224,7 @@ TEST_F(Silencer, ARefusedSilenceIsAFailurePage)
     EXPECT_EQ(out.error, R"(Alertmanager answered 400: "bad matchers")");
     ASSERT_EQ(am.requests().size(), 2u);
     EXPECT_NE(am.requests()[1].find(R"("createdBy":"DingTalk")"), std::string::npos);
-    const std::string comment =
-        R"x("comment":"Silenced from DingTalk, until resolved (at most 7 days)")x";
+    const std::string comment = R"x("comment":"从钉钉静默，直到恢复（最长7天）")x";
     EXPECT_NE(am.requests()[1].find(comment), std::string::npos) << am.requests()[1];
 }
 
