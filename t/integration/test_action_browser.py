@@ -1,7 +1,7 @@
 """Silencing from the chat as the person on call does it (issue #25), in Debian's headless
-Chromium at a phone's size: a firing alert goes through nginx to the DingTalk stand-in, the
-link is taken from the message as DingTalk shows it, the page opens, the button is tapped, and
-the silence is in Debian's real Alertmanager 0.25 with the alert's matchers and end.
+Chromium at a phone's size: a firing alert goes through nginx to the DingTalk stand-in as an
+actionCard, its first button's URL is opened as DingTalk opens it, the page's button is tapped,
+and the silence is in Debian's real Alertmanager 0.25 with the alert's matchers and end.
 
 Screenshots of each page are kept in build/artifacts/action-pages/ (the page, what it answered).
 """
@@ -62,7 +62,8 @@ def with_action(mock, keys, am_url, am_token):
     """A webhook location whose links name this nginx's own action location (the public URL
     users set is the same location behind their proxy)."""
     return webhook(mock, f"""dingtalk_action_url http://127.0.0.1:%PORT%/dingtalk/action;
-            dingtalk_action_key_file {keys};""").replace("location = /static {", f"""
+            dingtalk_action_key_file {keys};
+            dingtalk_message_type actioncard;""").replace("location = /static {", f"""
         location = /dingtalk/action {{
             dingtalk_action;
             dingtalk_action_key_file {keys};
@@ -91,8 +92,10 @@ def test_two_taps_from_the_message_to_a_silence_in_alertmanager(nginx_factory, m
     ngx = nginx_factory(with_action(mock, keys, alertmanager.url, AM_TOKEN))
     r = ngx.post("/", notification(alert(pod="api-7")))
     assert r.status == 200, r
-    links = links_in(mock.received[-1].body.decode())
-    assert len(links) == 3, mock.received[-1].body  # 2 hours, 1 day, until resolved
+    sent = json.loads(mock.received[-1].body)
+    assert sent["msgtype"] == "actionCard", sent  # one firing alert: its links are buttons
+    links = links_in(json.dumps(sent["actionCard"]["btns"]))
+    assert len(links) == 3, sent  # 2 hours, 1 day, until resolved
     assert all(l.startswith(f"http://127.0.0.1:{ngx.port}/dingtalk/action?l=") for l in links)
 
     # tap 1: the link in the message opens the page; nothing is silenced by opening it
