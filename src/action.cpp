@@ -312,6 +312,23 @@ const char *to_string(LinkError e)
     return "unknown";
 }
 
+const char *page_text(LinkError e)
+{
+    switch (e) {
+    case LinkError::none:
+        return "链接有效。";
+    case LinkError::malformed:
+        return "这不是完整的操作链接：复制时可能被截断了。";
+    case LinkError::unknown_key:
+        return "签发这个链接的密钥已不再有效。";
+    case LinkError::altered:
+        return "链接被改动过：签名不符。";
+    case LinkError::expired:
+        return "链接已过期：请使用较新消息里的链接。";
+    }
+    return "链接无效。";
+}
+
 std::string form_token(std::string_view link_token, const ActionKeys &keys, std::int64_t now)
 {
     const ActionKey *key = link_key(link_token, keys);

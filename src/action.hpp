@@ -78,6 +78,8 @@ VerifiedLink verify_link(std::string_view token, const ActionKeys &keys, std::in
 
 // For the page that refuses a link: what is wrong, in a sentence.
 const char *to_string(LinkError e);
+// The same, in Chinese, for the pages people read (to_string is for the log).
+const char *page_text(LinkError e);
 
 // The confirmation page's form token: "ISSUED.TAG", TAG an HMAC (a purpose of its own) of the
 // link's token and the time it was issued, keyed by the key that signed the link. A POST

@@ -79,14 +79,13 @@ std::string refusal(const char *heading, const char *why)
 
 // The confirmation page of a verified link.
 std::string confirmation(const dingtalk::ActionLink &link, std::string_view token,
-                         const dingtalk::ActionKeys &keys, std::int64_t now)
+                         const dingtalk::ActionKeys &keys, std::int64_t now,
+                         const dingtalk::TimeZone &zone)
 {
     dingtalk::ConfirmPage p;
     p.labels = link.matchers;
-    p.duration = link.until_resolved
-                     ? "until resolved (at most " + dingtalk::duration_text(link.seconds) + ")"
-                     : dingtalk::duration_text(link.seconds);
-    p.ends = dingtalk::rfc3339_utc(now + link.seconds);
+    p.duration = dingtalk::silence_duration_text(link.seconds, link.until_resolved);
+    p.ends = dingtalk::page_time(zone, now + link.seconds);
     p.link_token = std::string(token);
     p.form_token = dingtalk::form_token(token, keys, now);
     return dingtalk::confirm_page(p);
@@ -97,7 +96,7 @@ ngx_int_t answer_link(ngx_http_request_t *r, const dingtalk::Settings &s)
     ngx_str_t arg = ngx_null_string;
     if (ngx_http_arg(r, reinterpret_cast<u_char *>(const_cast<char *>("l")), 1, &arg) != NGX_OK) {
         return send_page(r, NGX_HTTP_BAD_REQUEST,
-                         refusal("Link refused", "This address is not a complete action link."));
+                         refusal("链接无效", "这个地址不是完整的操作链接。"));
     }
     const std::string_view token = ngx_http_dingtalk_view(arg);
     const std::int64_t now = ngx_time();
@@ -105,10 +104,9 @@ ngx_int_t answer_link(ngx_http_request_t *r, const dingtalk::Settings &s)
     if (v.error != dingtalk::LinkError::none) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0, "dingtalk: action link refused: %s",
                       dingtalk::to_string(v.error));
-        return send_page(r, NGX_HTTP_FORBIDDEN,
-                         refusal("Link refused", dingtalk::to_string(v.error)));
+        return send_page(r, NGX_HTTP_FORBIDDEN, refusal("链接无效", dingtalk::page_text(v.error)));
     }
-    return send_page(r, NGX_HTTP_OK, confirmation(v.link, token, *s.action_keys, now));
+    return send_page(r, NGX_HTTP_OK, confirmation(v.link, token, *s.action_keys, now, *s.timezone));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -129,8 +127,9 @@ struct action_job_t {
     dingtalk::ActionLink link;
     dingtalk::ActionForm form;
     std::int64_t now = 0;
-    std::shared_ptr<const dingtalk::Store> store; // dingtalk_store, or null
-    dingtalk::ActionOutcome outcome;              // written by the thread
+    std::shared_ptr<const dingtalk::Store> store;   // dingtalk_store, or null
+    std::shared_ptr<const dingtalk::TimeZone> zone; // the pages' times (dingtalk_timezone)
+    dingtalk::ActionOutcome outcome;                // written by the thread
     bool stored = false;       // an "until resolved" silence kept in the store too
     std::string store_error;   // ... or why not
     std::exception_ptr thrown; // ... or this
@@ -192,9 +191,8 @@ ngx_int_t send_outcome(ngx_http_request_t *r, const action_job_t &job)
 {
     if (job.thrown) {
         return send_page(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                         refusal("Not silenced",
-                                 "Something went wrong here: look in Alertmanager whether "
-                                 "the alert is silenced."));
+                         refusal("未静默", "这里出了问题：请在 Alertmanager 中查看这条告警"
+                                           "是否已静默。"));
     }
     const bool failed = job.outcome.result == dingtalk::ActionResult::failed;
     return send_page(r, failed ? NGX_HTTP_BAD_GATEWAY : NGX_HTTP_OK,
@@ -237,7 +235,8 @@ void keep_until_resolved(action_ctx_t *ctx)
     if (kept == dingtalk::KeepResult::kept || kept == dingtalk::KeepResult::again) {
         return;
     }
-    const std::string end = dingtalk::rfc3339_utc(job.now + job.link.seconds);
+    const std::string end =
+        dingtalk::page_time(*ctx->settings->timezone, job.now + job.link.seconds);
     ngx_log_error(NGX_LOG_WARN, ctx->r->connection->log, 0,
                   "dingtalk: action silence %s is not kept to be expired when its alert resolves "
                   "(%s, %uz at most): it ends at its hard end, %s",
@@ -245,9 +244,8 @@ void keep_until_resolved(action_ctx_t *ctx)
                   kept == dingtalk::KeepResult::full ? "the table is full"
                                                      : "its id or fingerprint cannot be kept",
                   dingtalk::kMaxUntilResolved, end.c_str());
-    job.outcome.page.message += " This server cannot watch more alerts now: the silence is not "
-                                "lifted when the alert resolves, it ends " +
-                                end + ".";
+    job.outcome.page.message +=
+        "本服务器现在无法跟踪更多告警：告警恢复时不会解除这个静默，它将在 " + end + " 结束。";
 }
 
 // The outcome is known (or the pool was full): logged, counted, and the page sent through
@@ -277,7 +275,8 @@ void silence_task(void *data, ngx_log_t *) noexcept
     // Only the job's own memory is touched here: no pools, no logs, no request.
     action_job_t *job = *static_cast<action_job_t **>(data);
     try {
-        job->outcome = dingtalk::silence_from_link(job->api, job->link, job->form, job->now);
+        job->outcome =
+            dingtalk::silence_from_link(job->api, job->link, job->form, job->now, *job->zone);
         if (job->outcome.until_resolved && job->store) { // for the instances sharing it
             const dingtalk::StoredSilence s{job->outcome.silence_id, job->link.fingerprint,
                                             job->now + job->link.seconds, job->now};
@@ -347,11 +346,7 @@ ngx_int_t start_task(ngx_http_request_t *r, action_ctx_t *ctx, ngx_thread_pool_t
                       "dingtalk: thread pool queue is full; raise max_queue (or threads) in its "
                       "\"thread_pool\" directive");
         ctx->job->outcome.error = "the thread pool's queue is full";
-        ctx->job->outcome.page = {false,
-                                  "Not silenced",
-                                  "This server is busy: nothing was changed. Try again in a "
-                                  "moment.",
-                                  {}};
+        ctx->job->outcome.page = {false, "未静默", "服务器繁忙：没有做任何更改。请稍后再试。", {}};
         account(r, ctx->zone, dingtalk::ActionResult::failed, alert_name(ctx->job->link), "",
                 ctx->job->outcome.error);
         return send_page(r, NGX_HTTP_SERVICE_UNAVAILABLE,
@@ -387,6 +382,7 @@ ngx_int_t silence(ngx_http_request_t *r, const ngx_http_dingtalk_loc_conf_t *lcf
     ctx->job->form = std::move(form);
     ctx->job->now = now;
     ctx->job->store = (*lcf->settings)->store;
+    ctx->job->zone = (*lcf->settings)->timezone;
     ngx_http_set_ctx(r, ctx, ngx_http_dingtalk_module);
     return start_task(r, ctx, lcf->thread_pool);
 }
@@ -399,8 +395,8 @@ ngx_int_t on_form(ngx_http_request_t *r)
     const dingtalk::ActionKeys &keys = *(*lcf->settings)->action_keys;
     std::string body;
     if (ngx_http_dingtalk_body_size(r) > static_cast<off_t>(dingtalk::kMaxActionForm)) {
-        return refuse(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, "Form refused",
-                      "The form is larger than this page's form can be.");
+        return refuse(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, "表单无效",
+                      "表单超出了本页表单的大小。");
     }
     if (!ngx_http_dingtalk_read_body(r, body)) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -408,18 +404,16 @@ ngx_int_t on_form(ngx_http_request_t *r)
     dingtalk::ActionForm form;
     std::string error;
     if (!dingtalk::parse_action_form(body, form, error)) {
-        error[0] = static_cast<char>(ngx_toupper(error[0]));
-        return refuse(r, NGX_HTTP_BAD_REQUEST, "Form refused", (error + ".").c_str());
+        return refuse(r, NGX_HTTP_BAD_REQUEST, "表单无效", (error + "。").c_str());
     }
     const std::int64_t now = ngx_time();
     dingtalk::VerifiedLink v = dingtalk::verify_link(form.link, keys, now);
     if (v.error != dingtalk::LinkError::none) {
-        return refuse(r, NGX_HTTP_FORBIDDEN, "Link refused", dingtalk::to_string(v.error));
+        return refuse(r, NGX_HTTP_FORBIDDEN, "链接无效", dingtalk::page_text(v.error));
     }
     if (!dingtalk::verify_form_token(form.token, form.link, keys, now, kFormTokenSeconds)) {
-        return refuse(r, NGX_HTTP_FORBIDDEN, "Form refused",
-                      "This form is not the link's page, or was opened too long ago: open the "
-                      "link again.",
+        return refuse(r, NGX_HTTP_FORBIDDEN, "表单无效",
+                      "这个表单不是该链接的页面，或已打开太久：请重新打开链接。",
                       alert_name(v.link));
     }
     return silence(r, lcf, std::move(v.link), std::move(form), now);
@@ -467,11 +461,11 @@ ngx_int_t post_form(ngx_http_request_t *r)
         if (rc != NGX_OK) {
             return rc;
         }
-        return cross  ? refuse(r, NGX_HTTP_FORBIDDEN, "Form refused", cross)
-               : form ? refuse(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, "Form refused",
-                               "The form is larger than this page's form can be.")
-                      : refuse(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE, "Form refused",
-                               "Only this page's form can be posted here.");
+        return cross  ? refuse(r, NGX_HTTP_FORBIDDEN, "表单无效", cross)
+               : form ? refuse(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, "表单无效",
+                               "表单超出了本页表单的大小。")
+                      : refuse(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE, "表单无效",
+                               "这里只接受本页的表单。");
     }
     const ngx_int_t rc = ngx_http_read_client_request_body(r, form_read);
     return rc >= NGX_HTTP_SPECIAL_RESPONSE ? rc : NGX_DONE;
@@ -505,7 +499,7 @@ ngx_int_t ngx_http_dingtalk_action_handler(ngx_http_request_t *r) noexcept
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                           "dingtalk: dingtalk_action without dingtalk_action_key_file");
             return send_page(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                             refusal("Not configured", "This location has no action keys."));
+                             refusal("未配置", "这个地址没有配置操作密钥。"));
         }
         if (r->method & NGX_HTTP_POST) {
             return post_form(r);

@@ -804,3 +804,24 @@ char *ngx_http_dingtalk_set_alertmanager_auth_file(ngx_conf_t *cf, ngx_command_t
     }
     return NGX_CONF_OK;
 }
+
+// dingtalk_message_type markdown | actioncard: which DingTalk message a message that shows one
+// firing alert may be (render.hpp says when it is a card).
+char *ngx_http_dingtalk_set_message_type(ngx_conf_t *cf, ngx_command_t *cmd,
+                                         ngx_http_dingtalk_loc_conf_t *conf)
+{
+    bool *field = ngx_http_dingtalk_claim_field<&dingtalk::Settings::action_card>(conf);
+    if (field == nullptr) {
+        return ngx_http_dingtalk_duplicate();
+    }
+    const std::string_view v = ngx_http_dingtalk_view(ngx_http_dingtalk_arg(cf, 1));
+    if (v != "markdown" && v != "actioncard") {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in \"%V\" directive, it must be \"markdown\" "
+                           "or \"actioncard\"",
+                           &ngx_http_dingtalk_arg(cf, 1), &cmd->name);
+        return conf_error();
+    }
+    *field = v == "actioncard";
+    return NGX_CONF_OK;
+}

@@ -120,6 +120,8 @@ ngx_command_t ngx_http_dingtalk_commands[] = {
      directive<ngx_http_dingtalk_set_hide_labels>(), kLoc, 0, nullptr},
     {ngx_string("dingtalk_silence_link"), kAny | NGX_CONF_FLAG,
      directive<ngx_http_dingtalk_set_flag<&Settings::silence_link>>(), kLoc, 0, nullptr},
+    {ngx_string("dingtalk_message_type"), kAny | NGX_CONF_TAKE1,
+     directive<ngx_http_dingtalk_set_message_type>(), kLoc, 0, nullptr},
     {ngx_string("dingtalk_keyword"), kAny | NGX_CONF_1MORE,
      directive<ngx_http_dingtalk_set_string<dingtalk::check_keyword, &Settings::keyword>>(), kLoc,
      0, nullptr},
@@ -502,6 +504,13 @@ char *check_sender(ngx_conf_t *cf, ngx_http_dingtalk_loc_conf_t *conf)
         ngx_http_conf_get_module_main_conf(cf, ngx_http_dingtalk_module));
     mcf->used = 1;
     mcf->store = mcf->store || (*conf->settings)->store != nullptr;
+    const Settings &s = **conf->settings;
+    if (s.action_card && (s.mentions || !s.mentions_from.empty())) {
+        ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                      "\"dingtalk\" in %V:%ui: a message that mentions someone goes as markdown, "
+                      "not actionCard: DingTalk documents no mentions for actionCard",
+                      &conf->file, conf->line);
+    }
     return check_robot_name(cf, conf);
 }
 

@@ -23,7 +23,7 @@ constexpr std::string_view kStyle =
 
 void open_page(std::string &out, std::string_view title)
 {
-    out.append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+    out.append("<!DOCTYPE html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\">"
                "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
                "<meta name=\"referrer\" content=\"no-referrer\"><title>");
     out.append(html_escape(title));
@@ -56,15 +56,11 @@ void hidden(std::string &out, std::string_view name, std::string_view value)
     out.append(html_escape(value)).append("\">");
 }
 
-void unit(std::string &out, std::int64_t n, const char *one)
+void unit(std::string &out, std::int64_t n, const char *name)
 {
-    if (n <= 0) {
-        return;
+    if (n > 0) {
+        out.append(std::to_string(n)).append(name);
     }
-    if (!out.empty()) {
-        out.push_back(' ');
-    }
-    out.append(std::to_string(n)).append(" ").append(one).append(n == 1 ? "" : "s");
 }
 
 } // namespace
@@ -102,35 +98,42 @@ std::string html_escape(std::string_view s)
 std::string duration_text(std::int64_t seconds)
 {
     std::string out;
-    unit(out, seconds / 86400, "day");
-    unit(out, seconds % 86400 / 3600, "hour");
-    unit(out, seconds % 3600 / 60, "minute");
+    unit(out, seconds / 86400, "天");
+    unit(out, seconds % 86400 / 3600, "小时");
+    unit(out, seconds % 3600 / 60, "分钟");
     if (out.empty()) {
-        unit(out, seconds, "second");
+        unit(out, seconds, "秒");
     }
-    return out.empty() ? "0 seconds" : out;
+    return out.empty() ? "0秒" : out;
+}
+
+std::string silence_duration_text(std::int64_t seconds, bool until_resolved)
+{
+    return until_resolved ? "直到恢复（最长" + duration_text(seconds) + "）"
+                          : duration_text(seconds);
 }
 
 std::string confirm_page(const ConfirmPage &p)
 {
     std::string out;
-    open_page(out, "Silence this alert?");
-    out.append("<h1>Silence this alert?</h1>\n<p>For <b>");
-    out.append(html_escape(p.duration)).append("</b>, until ");
-    out.append(html_escape(p.ends))
-        .append(" at the latest. Alerts with exactly these labels:</p>\n");
+    open_page(out, "静默这条告警？");
+    out.append("<h1>静默这条告警？</h1>\n<p>静默<b>");
+    out.append(html_escape(p.duration)).append("</b>，最晚到 ");
+    out.append(html_escape(p.ends)).append(" 结束。静默的是标签与下表完全相同的告警：</p>\n");
     table(out, p.labels);
-    out.append("<form method=\"post\">");
+    // action "?": the page's own path without its query, so that the link's token (posted in
+    // the form's hidden field) is not in the POST's request line, which nginx logs
+    out.append("<form method=\"post\" action=\"?\">");
     hidden(out, "l", p.link_token);
     hidden(out, "t", p.form_token);
-    out.append("\n<label for=\"name\">Your name</label>"
+    out.append("\n<label for=\"name\">您的姓名</label>"
                "<input id=\"name\" name=\"name\" maxlength=\"")
         .append(std::to_string(kMaxNameBytes))
         .append("\" autocomplete=\"name\">"
-                "\n<label for=\"comment\">Comment</label>"
+                "\n<label for=\"comment\">备注</label>"
                 "<textarea id=\"comment\" name=\"comment\" rows=\"3\" maxlength=\"")
         .append(std::to_string(kMaxCommentBytes))
-        .append("\"></textarea>\n<button type=\"submit\">Silence for ");
+        .append("\"></textarea>\n<button type=\"submit\">静默");
     out.append(html_escape(p.duration)).append("</button></form>\n");
     close_page(out);
     return out;

@@ -1,6 +1,7 @@
 // The pages of the action location (issue #25): the confirmation a link's GET answers, and the
-// result of its POST. One self-contained HTML document each: no script, no external asset, an
-// inline style only, readable on a phone; every value escaped. Knows nothing of nginx.
+// result of its POST, in Chinese as the messages are. One self-contained HTML document each: no
+// script, no external asset, an inline style only, readable on a phone; every value escaped. Knows
+// nothing of nginx.
 #pragma once
 
 #include <cstddef>
@@ -26,22 +27,27 @@ constexpr std::string_view kPageContentType = "text/html; charset=utf-8";
 // &, <, >, " and ' as entities; control characters but tab and newline dropped.
 std::string html_escape(std::string_view s);
 
-// "2 hours", "1 day", "90 minutes", "1 day 6 hours"
+// "2小时", "1天", "1小时30分钟", "1天6小时", "45秒": as the messages write durations.
 std::string duration_text(std::int64_t seconds);
+
+// How long a link's silence lasts, as the pages say it: duration_text(), or for an "until
+// resolved" link "直到恢复（最长7天）".
+std::string silence_duration_text(std::int64_t seconds, bool until_resolved);
 
 using PageLabels = std::vector<std::pair<std::string, std::string>>;
 
 struct ConfirmPage {
     PageLabels labels;      // the link's matchers: which alert
-    std::string duration;   // duration_text(), or "until resolved (at most 7 days)"
+    std::string duration;   // silence_duration_text()
     std::string ends;       // when the silence would end at the latest, as shown
     std::string link_token; // posted back with the form: the POST is bound to it
     std::string form_token; // form_token() of the link
 };
 
-// The form posts to the page's own URL: fields "l" (the link), "t" (the form token), "name"
-// and "comment" (both optional, typed by the person, bounded by maxlength and checked again
-// when posted).
+// The form posts to the page's own path without its query (the link's token stays out of the
+// POST's request line, which nginx writes in its error log): fields "l" (the link), "t" (the form
+// token), "name" and "comment" (both optional, typed by the person, bounded by maxlength and
+// checked again when posted).
 std::string confirm_page(const ConfirmPage &p);
 
 constexpr std::size_t kMaxNameBytes = 64;
@@ -49,7 +55,7 @@ constexpr std::size_t kMaxCommentBytes = 256;
 
 struct ResultPage {
     bool ok = false;     // done (or was done already) or refused
-    std::string heading; // "Silenced", "Already silenced", "Link refused", ...
+    std::string heading; // "已静默", "已在静默中", "链接无效", ...
     std::string message; // a sentence: what was done, or why not
     PageLabels details;  // rows shown under it (silence id, by whom, until when)
 };

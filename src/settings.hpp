@@ -52,6 +52,7 @@ struct Settings {
     std::shared_ptr<const LabelNames> hidden_labels; // dingtalk_hide_labels; null: the default set
     std::string keyword;                             // dingtalk_keyword; "": none
     bool silence_link = true;                        // dingtalk_silence_link
+    bool action_card = false; // dingtalk_message_type actioncard (else markdown)
 
     // Silencing from the chat (issue #25; docs/design.md). Links need an action_url and keys;
     // the action location uses alertmanager_url and its credential.

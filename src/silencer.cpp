@@ -56,16 +56,16 @@ const char *clean_line(std::string &s, std::size_t max)
         char32_t cp = 0;
         const std::size_t n = utf8_length(s, i, cp);
         if (n == 0) {
-            return "is not UTF-8";
+            return "不是 UTF-8";
         }
         if (cp == '\r' || cp == '\n' || cp == '\t') {
             s[i] = ' ';
         } else if (cp < 0x20 || cp == 0x7F) {
-            return "holds a control character";
+            return "含有控制字符";
         }
         i += n;
     }
-    return s.size() > max ? "is too long" : nullptr;
+    return s.size() > max ? "过长" : nullptr;
 }
 
 // The form field's index in ActionForm's order, or -1 for one the page does not have.
@@ -82,20 +82,18 @@ int field_index(std::string_view name)
 
 std::string duration_of(const ActionLink &link)
 {
-    return link.until_resolved ? "until resolved (at most " + duration_text(link.seconds) + ")"
-                               : duration_text(link.seconds);
+    return silence_duration_text(link.seconds, link.until_resolved);
 }
 
 ResultPage failure_page(const SilenceResult &r)
 {
     ResultPage p;
-    p.heading = "Not silenced";
-    p.message = (r.unreachable ? "Alertmanager could not be reached: nothing was changed. "
-                 : r.too_large ? "Alertmanager answered more than this server reads: nothing was "
-                                 "changed. "
-                               : "Alertmanager refused the silence: nothing was changed. ") +
-                std::string("Try again later, or silence the alert in Alertmanager.");
-    p.details = {{"Reason", r.error}};
+    p.heading = "未静默";
+    p.message = (r.unreachable ? "无法连接 Alertmanager：没有做任何更改。"
+                 : r.too_large ? "Alertmanager 的回答超过了本服务器读取的上限：没有做任何更改。"
+                               : "Alertmanager 拒绝了这个静默：没有做任何更改。") +
+                std::string("请稍后再试，或在 Alertmanager 中静默这条告警。");
+    p.details = {{"原因", r.error}};
     return p;
 }
 
@@ -104,7 +102,7 @@ ResultPage failure_page(const SilenceResult &r)
 bool parse_action_form(std::string_view body, ActionForm &form, std::string &error)
 {
     if (body.size() > kMaxActionForm) {
-        error = "the form is larger than 4096 bytes";
+        error = "表单超过 4096 字节";
         return false;
     }
     std::string *fields[] = {&form.link, &form.token, &form.name, &form.comment};
@@ -119,15 +117,15 @@ bool parse_action_form(std::string_view body, ActionForm &form, std::string &err
             continue;
         }
         if (seen[i] || !form_decode(pair.substr(std::min(eq + 1, pair.size())), *fields[i])) {
-            error = "the form field \"" + std::string(pair.substr(0, eq)) + "\" is broken or twice";
+            error = "表单字段“" + std::string(pair.substr(0, eq)) + "”损坏或重复";
             return false;
         }
         seen[i] = true;
     }
     const char *name = clean_line(form.name, kMaxNameBytes);
     const char *comment = clean_line(form.comment, kMaxCommentBytes);
-    error = name      ? std::string("the name ") + name
-            : comment ? std::string("the comment ") + comment
+    error = name      ? std::string("姓名") + name
+            : comment ? std::string("备注") + comment
                       : std::string();
     return error.empty();
 }
@@ -147,7 +145,7 @@ bool is_form_type(std::string_view content_type)
 const char *cross_site(std::string_view origin, std::string_view fetch_site, std::string_view host)
 {
     if (!fetch_site.empty() && fetch_site != "same-origin" && fetch_site != "none") {
-        return "the form was posted from another site (Sec-Fetch-Site)";
+        return "表单来自其他网站（Sec-Fetch-Site）";
     }
     if (origin.empty() || origin == "null") {
         return nullptr;
@@ -158,11 +156,29 @@ const char *cross_site(std::string_view origin, std::string_view fetch_site, std
     const bool same = !authority.empty() && authority.size() == host.size() &&
                       std::equal(authority.begin(), authority.end(), host.begin(),
                                  [](char a, char b) { return ascii_lower(a) == ascii_lower(b); });
-    return same ? nullptr : "the form was posted from another site (Origin)";
+    return same ? nullptr : "表单来自其他网站（Origin）";
 }
 
+std::string page_time(const TimeZone &zone, std::int64_t unix_seconds)
+{
+    return zone.format(TimePoint(std::chrono::seconds(unix_seconds)));
+}
+
+namespace
+{
+
+// Alertmanager's endsAt ("2027-01-15T10:00:00.000Z") as the pages show times; as it came when
+// it is no RFC 3339 time.
+std::string shown_end(const TimeZone &zone, const std::string &ends_at)
+{
+    const std::optional<TimePoint> t = parse_rfc3339(ends_at);
+    return t ? zone.format(*t) : ends_at;
+}
+
+} // namespace
+
 ActionOutcome silence_from_link(const AlertmanagerApi &api, const ActionLink &link,
-                                const ActionForm &form, std::int64_t now)
+                                const ActionForm &form, std::int64_t now, const TimeZone &zone)
 {
     ActionOutcome out;
     const SilenceResult found = find_silences(api, link.matchers);
@@ -171,10 +187,11 @@ ActionOutcome silence_from_link(const AlertmanagerApi &api, const ActionLink &li
         out.result = ActionResult::already;
         out.silence_id = s.id;
         out.until_resolved = link.until_resolved && made_until_resolved(s);
-        out.page = {true,
-                    "Already silenced",
-                    "This alert is silenced already: nothing changed.",
-                    {{"By", s.created_by}, {"Until", s.ends_at}, {"Comment", s.comment}}};
+        out.page = {
+            true,
+            "已在静默中",
+            "这条告警已经在静默中：没有做任何更改。",
+            {{"创建者", s.created_by}, {"截止", shown_end(zone, s.ends_at)}, {"备注", s.comment}}};
         return out;
     }
     NewSilence n;
@@ -182,8 +199,8 @@ ActionOutcome silence_from_link(const AlertmanagerApi &api, const ActionLink &li
     n.starts_at = now;
     n.ends_at = now + link.seconds;
     n.created_by = form.name.empty() ? "DingTalk" : "DingTalk: " + form.name;
-    n.comment = "Silenced from DingTalk, " + duration_of(link) +
-                (form.comment.empty() ? "" : ": " + form.comment);
+    n.comment = "从钉钉静默，" + duration_of(link) +
+                (form.comment.empty() ? "" : std::string("：") + form.comment);
     const SilenceResult made = found.ok ? create_silence(api, n) : found;
     if (!made.ok) {
         out.error = made.error;
@@ -193,16 +210,19 @@ ActionOutcome silence_from_link(const AlertmanagerApi &api, const ActionLink &li
     out.result = ActionResult::created;
     out.silence_id = made.id;
     out.until_resolved = link.until_resolved;
-    out.page = {true,
-                "Silenced",
-                "Alertmanager silences this alert " + duration_of(link) + ".",
-                {{"Until", rfc3339_utc(n.ends_at)}, {"By", n.created_by}, {"Silence", made.id}}};
+    out.page = {
+        true,
+        "已静默",
+        "Alertmanager 已静默这条告警，" + duration_of(link) + "。",
+        {{"截止", page_time(zone, n.ends_at)}, {"创建者", n.created_by}, {"静默 ID", made.id}}};
     return out;
 }
 
 bool made_until_resolved(const Silence &s)
 {
-    static constexpr std::string_view kComment = "Silenced from DingTalk, until resolved";
+    // the comment silence_from_link writes for an "until resolved" link:
+    // "从钉钉静默，直到恢复（最长7天）"
+    static constexpr std::string_view kComment = "从钉钉静默，直到恢复";
     return s.comment.compare(0, kComment.size(), kComment) == 0;
 }
 

@@ -7,6 +7,7 @@
 #include "action.hpp"
 #include "page.hpp"
 #include "silence.hpp"
+#include "timezone.hpp"
 
 #include <cstdint>
 #include <string>
@@ -59,9 +60,12 @@ struct ActionOutcome {
 };
 
 // Silences the alert the (verified) link names for its duration from `now`, created by
-// "DingTalk: <name>".
+// "DingTalk: <name>". The page shows times in `zone` (the location's dingtalk_timezone).
 ActionOutcome silence_from_link(const AlertmanagerApi &api, const ActionLink &link,
-                                const ActionForm &form, std::int64_t now);
+                                const ActionForm &form, std::int64_t now, const TimeZone &zone);
+
+// A time as the pages show it: in the location's dingtalk_timezone ("2026-11-24 00:04:05 +08:00").
+std::string page_time(const TimeZone &zone, std::int64_t unix_seconds);
 
 // The silence was made by an "until resolved" link (its comment says so).
 bool made_until_resolved(const Silence &s);

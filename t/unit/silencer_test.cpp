@@ -29,6 +29,16 @@ ActionLink link()
     return l;
 }
 
+// The pages' times are in the location's dingtalk_timezone.
+const TimeZone &shanghai()
+{
+    static const TimeZone zone = [] {
+        std::string error;
+        return *TimeZone::find("Asia/Shanghai", error);
+    }();
+    return zone;
+}
+
 ActionForm form(std::string name = "张三", std::string comment = "swap tonight")
 {
     ActionForm f;
@@ -75,13 +85,13 @@ TEST(ActionFormTest, ReadsTheFourFields)
 TEST(ActionFormTest, RefusesWhatThePageCannotSend)
 {
     const std::pair<std::string, std::string> cases[] = {
-        {"l=a&l=b", "the form field \"l\" is broken or twice"},
-        {"l=%zz", "the form field \"l\" is broken or twice"},
-        {"name=%ff", "the name is not UTF-8"},
-        {"comment=a%01b", "the comment holds a control character"},
-        {"name=" + std::string(65, 'x'), "the name is too long"},
-        {"comment=" + std::string(257, 'x'), "the comment is too long"},
-        {"l=" + std::string(kMaxActionForm, 'x'), "the form is larger than 4096 bytes"},
+        {"l=a&l=b", "表单字段“l”损坏或重复"},
+        {"l=%zz", "表单字段“l”损坏或重复"},
+        {"name=%ff", "姓名不是 UTF-8"},
+        {"comment=a%01b", "备注含有控制字符"},
+        {"name=" + std::string(65, 'x'), "姓名过长"},
+        {"comment=" + std::string(257, 'x'), "备注过长"},
+        {"l=" + std::string(kMaxActionForm, 'x'), "表单超过 4096 字节"},
     };
     for (const auto &[body, why] : cases) {
         ActionForm f;
@@ -94,18 +104,19 @@ TEST(ActionFormTest, RefusesWhatThePageCannotSend)
 TEST_F(Silencer, CreatesASilenceWhenNoneIsThere)
 {
     MockSequence am({json(200, "[]"), json(200, R"({"silenceID":"new-1"})")});
-    const ActionOutcome out = silence_from_link(api(am), link(), form(), 1'800'000'000);
+    const ActionOutcome out = silence_from_link(api(am), link(), form(), 1'800'000'000, shanghai());
     ASSERT_EQ(out.result, ActionResult::created) << out.error;
     EXPECT_EQ(out.silence_id, "new-1");
-    EXPECT_EQ(out.page.heading, "Silenced");
-    EXPECT_EQ(out.page.message, "Alertmanager silences this alert 2 hours.");
+    EXPECT_EQ(out.page.heading, "已静默");
+    EXPECT_EQ(out.page.message, "Alertmanager 已静默这条告警，2小时。");
+    ASSERT_FALSE(out.page.details.empty());
+    EXPECT_EQ(out.page.details[0].second, "2027-01-15 18:00:00 +08:00");
     ASSERT_EQ(am.requests().size(), 2u);
     EXPECT_EQ(am.requests()[0].rfind("GET /api/v2/silences?filter=", 0), 0u);
     const std::string &post = am.requests()[1];
     EXPECT_EQ(post.rfind("POST /api/v2/silences ", 0), 0u);
     EXPECT_NE(post.find(R"("createdBy":"DingTalk: 张三")"), std::string::npos) << post;
-    EXPECT_NE(post.find(R"("comment":"Silenced from DingTalk, 2 hours: swap tonight")"),
-              std::string::npos)
+    EXPECT_NE(post.find(R"("comment":"从钉钉静默，2小时：swap tonight")"), std::string::npos)
         << post;
     EXPECT_NE(post.find(R"("endsAt":"2027-01-15T10:00:00Z")"), std::string::npos) << post;
 }
@@ -116,11 +127,12 @@ TEST_F(Silencer, ALinkUsedTwiceFindsTheSilence)
                                R"("createdBy":"DingTalk: 李四","comment":"c",)"
                                R"("endsAt":"2027-01-15T10:00:00.000Z",)" +
                                    kMatchers + "}]")});
-    const ActionOutcome out = silence_from_link(api(am), link(), form(), 1'800'000'000);
+    const ActionOutcome out = silence_from_link(api(am), link(), form(), 1'800'000'000, shanghai());
     ASSERT_EQ(out.result, ActionResult::already);
     EXPECT_EQ(out.silence_id, "old-1");
-    EXPECT_EQ(out.page.heading, "Already silenced");
+    EXPECT_EQ(out.page.heading, "已在静默中");
     EXPECT_EQ(out.page.details[0].second, "DingTalk: 李四");
+    EXPECT_EQ(out.page.details[1].second, "2027-01-15 18:00:00 +08:00") << "in dingtalk_timezone";
     EXPECT_EQ(am.requests().size(), 1u) << "nothing created";
 }
 
@@ -133,34 +145,40 @@ TEST_F(Silencer, UntilResolvedSilencesAreMarkedToBeKept)
     l.seconds = 7 * 86400;
     {
         MockSequence am({json(200, "[]"), json(200, R"({"silenceID":"new-1"})")});
-        const ActionOutcome out = silence_from_link(api(am), l, form(), 1'800'000'000);
+        const ActionOutcome out = silence_from_link(api(am), l, form(), 1'800'000'000, shanghai());
         ASSERT_EQ(out.result, ActionResult::created) << out.error;
         EXPECT_TRUE(out.until_resolved);
+        ASSERT_EQ(am.requests().size(), 2u);
+        // the comment the module writes is the one it recognises below
+        EXPECT_NE(
+            am.requests()[1].find(R"("comment":"从钉钉静默，直到恢复（最长7天）：swap tonight")"),
+            std::string::npos)
+            << am.requests()[1];
     }
     for (const auto &[comment, kept] :
-         {std::pair<std::string, bool>{"Silenced from DingTalk, until resolved (at most 7 days)",
-                                       true},
-          {"Silenced from DingTalk, 2 hours", false}}) {
+         {std::pair<std::string, bool>{"从钉钉静默，直到恢复（最长7天）：换盘", true},
+          {"从钉钉静默，2小时", false}}) {
         MockSequence am({json(200, R"([{"id":"old-1","status":{"state":"active"},)"
                                    R"("createdBy":"DingTalk","comment":")" +
                                        comment + R"(","endsAt":"2027-01-15T10:00:00.000Z",)" +
                                        kMatchers + "}]")});
-        const ActionOutcome out = silence_from_link(api(am), l, form(), 1'800'000'000);
+        const ActionOutcome out = silence_from_link(api(am), l, form(), 1'800'000'000, shanghai());
         ASSERT_EQ(out.result, ActionResult::already);
         EXPECT_EQ(out.until_resolved, kept) << comment;
     }
     MockSequence am({json(200, "[]"), json(200, R"({"silenceID":"new-2"})")});
-    EXPECT_FALSE(silence_from_link(api(am), link(), form(), 1'800'000'000).until_resolved);
+    EXPECT_FALSE(
+        silence_from_link(api(am), link(), form(), 1'800'000'000, shanghai()).until_resolved);
 }
 
 // An answer over the sender's 64 KiB cap is not "could not be reached": it was reached.
 TEST_F(Silencer, AnAnswerTooLargeIsToldApart)
 {
     MockSequence am({json(200, "[" + std::string(70 * 1024, ' ') + "]")});
-    const ActionOutcome out = silence_from_link(api(am), link(), form(), 1'800'000'000);
+    const ActionOutcome out = silence_from_link(api(am), link(), form(), 1'800'000'000, shanghai());
     EXPECT_EQ(out.result, ActionResult::failed);
-    EXPECT_EQ(out.page.message.find("could not be reached"), std::string::npos) << out.page.message;
-    EXPECT_NE(out.page.message.find("answered more than this server reads"), std::string::npos);
+    EXPECT_EQ(out.page.message.find("无法连接"), std::string::npos) << out.page.message;
+    EXPECT_NE(out.page.message.find("超过了本服务器读取的上限"), std::string::npos);
     EXPECT_EQ(out.error, "Alertmanager's answer is larger than the 64 KiB this module reads");
 }
 
@@ -169,11 +187,11 @@ TEST_F(Silencer, AlertmanagerDownChangesNothingAndSaysSo)
     MockSequence am({}); // refuses nothing, answers nothing: closed at once
     AlertmanagerApi a = api(am);
     a.url = "http://127.0.0.1:1"; // nothing listens there
-    const ActionOutcome out = silence_from_link(a, link(), form(), 1'800'000'000);
+    const ActionOutcome out = silence_from_link(a, link(), form(), 1'800'000'000, shanghai());
     EXPECT_EQ(out.result, ActionResult::failed);
     EXPECT_FALSE(out.page.ok);
-    EXPECT_EQ(out.page.heading, "Not silenced");
-    EXPECT_NE(out.page.message.find("could not be reached"), std::string::npos);
+    EXPECT_EQ(out.page.heading, "未静默");
+    EXPECT_NE(out.page.message.find("无法连接 Alertmanager"), std::string::npos);
     EXPECT_EQ(out.error.rfind("Alertmanager could not be reached", 0), 0u) << out.error;
 }
 
@@ -183,13 +201,13 @@ TEST_F(Silencer, ARefusedSilenceIsAFailurePage)
     ActionLink l = link();
     l.until_resolved = true;
     l.seconds = 7 * 86400;
-    const ActionOutcome out = silence_from_link(api(am), l, form("", ""), 1'800'000'000);
+    const ActionOutcome out =
+        silence_from_link(api(am), l, form("", ""), 1'800'000'000, shanghai());
     EXPECT_EQ(out.result, ActionResult::failed);
     EXPECT_EQ(out.error, R"(Alertmanager answered 400: "bad matchers")");
     ASSERT_EQ(am.requests().size(), 2u);
     EXPECT_NE(am.requests()[1].find(R"("createdBy":"DingTalk")"), std::string::npos);
-    const std::string comment =
-        R"x("comment":"Silenced from DingTalk, until resolved (at most 7 days)")x";
+    const std::string comment = R"x("comment":"从钉钉静默，直到恢复（最长7天）")x";
     EXPECT_NE(am.requests()[1].find(comment), std::string::npos) << am.requests()[1];
 }
 
