@@ -1115,8 +1115,9 @@ private:
     {
         const std::string key =
             go + "\n" + std::to_string(static_cast<int>(c.dot)) + c.name + (c.in_alert ? "+" : "");
-        auto [it, fresh] = names_.emplace(key, "");
-        if (fresh) {
+        const auto inserted = names_.emplace(key, "");
+        const auto it = inserted.first;
+        if (inserted.second) {
             std::string name;
             for (const char ch : go) {
                 name += std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' ? ch : '_';
