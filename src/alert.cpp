@@ -130,7 +130,7 @@ public:
     }
 
     bool time_value(const sj::dom::element &v, std::string_view key, Where w,
-                    std::optional<TimePoint> &out)
+                    std::optional<TimePoint> &out, Offset &written)
     {
         std::string_view s;
         if (!string_value(v, key, w, s)) {
@@ -139,7 +139,7 @@ public:
         if (s.empty()) {
             return true;
         }
-        auto t = parse_rfc3339(s);
+        auto t = parse_rfc3339(s, &written);
         if (!t) {
             return fail(w.path(key), "is not an RFC 3339 time");
         }
@@ -162,7 +162,9 @@ public:
             return labels_value(v, key, w, into);
         }
         if (key == "startsAt" || key == "endsAt") {
-            return time_value(v, key, w, key == "startsAt" ? out.starts_at : out.ends_at);
+            const bool starts = key == "startsAt";
+            return time_value(v, key, w, starts ? out.starts_at : out.ends_at,
+                              starts ? out.starts_at_offset : out.ends_at_offset);
         }
         if (key == "generatorURL" || key == "fingerprint") {
             std::string *into = !keep                  ? nullptr
@@ -391,7 +393,7 @@ const char *to_string(Status s)
     return s == Status::firing ? "firing" : "resolved";
 }
 
-std::optional<TimePoint> parse_rfc3339(std::string_view s)
+std::optional<TimePoint> parse_rfc3339(std::string_view s, Offset *written)
 {
     // 2006-01-02T15:04:05[.999999999](Z|+07:00)
     const int year = digits(s, 0, 4), month = digits(s, 5, 2), day = digits(s, 8, 2);
@@ -444,6 +446,9 @@ std::optional<TimePoint> parse_rfc3339(std::string_view s)
         return std::nullopt;
     }
 
+    if (written != nullptr) {
+        *written = offset;
+    }
     // A leap second (:60) is shown as the second before it; nobody reads alerts that closely.
     const auto t = TimePoint(date::sys_days(ymd)) + std::chrono::hours(hour) +
                    std::chrono::minutes(minute) + std::chrono::seconds(second > 59 ? 59 : second) +

@@ -22,6 +22,9 @@ using Labels = std::map<std::string, std::string, std::less<>>;
 // digits are dropped (messages show seconds).
 using TimePoint = std::chrono::time_point<std::chrono::system_clock, std::chrono::microseconds>;
 
+// Minutes east of UTC.
+using Offset = std::chrono::minutes;
+
 enum class Status { firing, resolved };
 
 struct Alert {
@@ -30,6 +33,8 @@ struct Alert {
     Labels annotations;
     std::optional<TimePoint> starts_at;
     std::optional<TimePoint> ends_at; // empty for Alertmanager's "0001-01-01T00:00:00Z"
+    Offset starts_at_offset{0};       // the UTC offset each time was written with ("+08:00")
+    Offset ends_at_offset{0};
     std::string generator_url;
     std::string fingerprint;
 };
@@ -81,7 +86,7 @@ ParseResult parse_notification(std::string_view body, const ParseLimits &limits 
 
 // RFC 3339 with any number of fractional digits and a Z or +hh:mm offset. Year 1 (Go's zero
 // time) parses fine; callers decide what it means.
-std::optional<TimePoint> parse_rfc3339(std::string_view text);
+std::optional<TimePoint> parse_rfc3339(std::string_view text, Offset *offset = nullptr);
 
 const char *to_string(Status s);
 

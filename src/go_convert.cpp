@@ -1,6 +1,7 @@
 #include "go_convert.hpp"
 
 #include "go_hint.hpp"
+#include "timezone.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -459,7 +460,8 @@ struct Ref {
     Kind kind = Kind::none;
     std::string name;   // ours: labels.x, firing, labels (a map), starts_at, firing_count
     std::string layout; // time: as written ("2006-01-02"); "" for time.String()
-    std::string zone;   // time: "UTC" (.Format), "Local" (.Local.Format, sprig date) or a name
+    std::string
+        zone; // time: TimeZone::kAsSent (.Format), "Local" (.Local.Format, sprig date) or a name
     bool group = false; // scalar: the notification's (its status), not an alert's
 };
 
@@ -520,7 +522,7 @@ Ref from_table(const std::string &chain)
     } else if (ours == "starts_at" || ours == "ends_at") {
         r.kind = Ref::Kind::time;
         r.name = ours;
-        r.zone = chain.find(".Local") != npos ? "Local" : "UTC";
+        r.zone = chain.find(".Local") != npos ? "Local" : std::string(TimeZone::kAsSent);
         r.layout = ends_with(chain, ".Format") ? "?" : ""; // "?": the method's argument
     } else if (!ours.empty()) {
         r.kind = Ref::Kind::scalar;
@@ -1115,8 +1117,9 @@ private:
     {
         const std::string key =
             go + "\n" + std::to_string(static_cast<int>(c.dot)) + c.name + (c.in_alert ? "+" : "");
-        auto [it, fresh] = names_.emplace(key, "");
-        if (fresh) {
+        const auto inserted = names_.emplace(key, "");
+        const auto it = inserted.first;
+        if (inserted.second) {
             std::string name;
             for (const char ch : go) {
                 name += std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' ? ch : '_';

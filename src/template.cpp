@@ -757,12 +757,12 @@ public:
         case kStartsAtDate:
         case kStartsAtTime:
         case kStartsAtRfc3339:
-            return time(a.starts_at, k - kStartsAt);
+            return time(a.starts_at, a.starts_at_offset, k - kStartsAt);
         case kEndsAt:
         case kEndsAtDate:
         case kEndsAtTime:
         case kEndsAtRfc3339:
-            return time(ends, k - kEndsAt);
+            return time(ends, a.ends_at_offset, k - kEndsAt);
         case kDuration:
         case kDurationShort:
             return duration(a, k == kDuration);
@@ -832,15 +832,14 @@ private:
     }
 
     // starts_at, starts_at_date, starts_at_time, starts_at_rfc3339 (form 0 to 3); "-" unknown.
-    mu::data time(const std::optional<TimePoint> &t, int form) const
+    mu::data time(const std::optional<TimePoint> &t, Offset sent, int form) const
     {
-        static const TimeZone::Form forms[] = {TimeZone::Form::date, TimeZone::Form::date,
+        static const TimeZone::Form forms[] = {TimeZone::Form::date_time, TimeZone::Form::date,
                                                TimeZone::Form::time, TimeZone::Form::rfc3339};
         if (!t) {
             return mu::data("-");
         }
-        return mu::data(form == 0 ? in_.timezone->format(*t)
-                                  : in_.timezone->format(*t, forms[form]));
+        return mu::data(in_.timezone->format(*t, forms[form], sent));
     }
 
     // How long it lasted (resolved) or has lasted so far (firing); "-" when the times are
@@ -1118,15 +1117,15 @@ private:
     // starts_at "LAYOUT" (an alert's), ends_at "LAYOUT" (a resolved alert's, else "-"), now.
     const mu::data *time(const TemplateCall &c) const
     {
-        const auto shown = [&](const std::optional<TimePoint> &t) {
+        const auto shown = [&](const std::optional<TimePoint> &t, Offset sent) {
             return mu::data(!t         ? std::string("-")
-                            : c.layout ? in_.timezone->format(*t, *c.layout)
-                                       : in_.timezone->format(*t));
+                            : c.layout ? in_.timezone->format(*t, *c.layout, sent)
+                                       : in_.timezone->format(*t, TimeZone::Form::date_time, sent));
         };
         if (c.time == "now") {
             const auto [it, added] = cache_.nows.try_emplace(c.layout ? c.layout->text() : "");
             if (added) {
-                it->second = shown(in_.now);
+                it->second = shown(in_.now, Offset(0));
             }
             return &it->second;
         }
@@ -1144,7 +1143,8 @@ private:
                      .emplace(std::make_pair(kAlertKeys + ends, layout),
                               shown(!ends                          ? a.starts_at
                                     : a.status == Status::resolved ? a.ends_at
-                                                                   : std::nullopt))
+                                                                   : std::nullopt,
+                                    ends ? a.ends_at_offset : a.starts_at_offset))
                      .first;
         }
         return &it->second;

@@ -9,6 +9,9 @@ namespace dingtalk
 
 std::optional<TimeZone> TimeZone::find(std::string_view name, std::string &error)
 {
+    if (name == kAsSent) {
+        return TimeZone(nullptr, std::string(name));
+    }
     try {
         const date::time_zone *tz = date::locate_zone(name);
         return TimeZone(tz, std::string(name));
@@ -42,17 +45,27 @@ std::string &add_padded(std::string &out, long n, std::size_t width)
 
 } // namespace
 
-LocalTime TimeZone::local(TimePoint t) const
+LocalTime TimeZone::local(TimePoint t, Offset sent) const
 {
     const auto *tz = static_cast<const date::time_zone *>(tz_);
     const auto secs = date::floor<std::chrono::seconds>(t);
-    const auto info = tz->get_info(secs);
-    const auto local = date::local_seconds((secs + info.offset).time_since_epoch());
+    LocalTime l;
+    std::chrono::seconds offset = sent;
+    if (tz != nullptr) {
+        const auto info = tz->get_info(secs);
+        offset = info.offset;
+        l.abbr = info.abbrev;
+    } else if (sent.count() == 0) {
+        l.abbr = "UTC";
+    } else { // as Go names a zone known only by its offset: "+0800"
+        const auto m = sent.count() < 0 ? -sent.count() : sent.count();
+        add_padded(l.abbr += sent.count() < 0 ? '-' : '+', m / 60 * 100 + m % 60, 4);
+    }
+    const auto local = date::local_seconds((secs + offset).time_since_epoch());
     const auto day = date::floor<date::days>(local);
     const date::year_month_day ymd(day);
     const date::hh_mm_ss<std::chrono::seconds> hms(local - day);
     const date::year_month_day jan1(ymd.year() / date::January / 1);
-    LocalTime l;
     l.year = int(ymd.year());
     l.month = unsigned(ymd.month());
     l.day = unsigned(ymd.day());
@@ -62,22 +75,21 @@ LocalTime TimeZone::local(TimePoint t) const
     l.weekday = date::weekday(day).c_encoding();
     l.yearday = unsigned((day - date::local_days(jan1)).count()) + 1;
     l.micros = std::uint32_t((t - secs).count());
-    l.offset = long(info.offset.count());
-    l.abbr = info.abbrev;
+    l.offset = long(offset.count());
     return l;
 }
 
-std::string TimeZone::format(TimePoint t, const GoLayout &layout) const
+std::string TimeZone::format(TimePoint t, const GoLayout &layout, Offset sent) const
 {
-    return layout.format(local(t));
+    return layout.format(local(t, sent));
 }
 
-std::string TimeZone::format(TimePoint t, Form form) const
+std::string TimeZone::format(TimePoint t, Form form, Offset sent) const
 {
     if (form == Form::date_time && layout_) {
-        return format(t, *layout_);
+        return format(t, *layout_, sent);
     }
-    const LocalTime l = local(t);
+    const LocalTime l = local(t, sent);
     const long off_min = l.offset / 60;
     const long abs_off = off_min < 0 ? -off_min : off_min;
 

@@ -146,8 +146,12 @@ AlertView make_view(const Alert &a, const TimeZone &tz, Escape esc, const LabelN
     }
     v.detail = detail ? esc(*detail, kMaxDetail) : kNone;
     v.has_detail = detail != nullptr;
-    v.starts_at = a.starts_at ? tz.format(*a.starts_at) : kNone;
-    v.ends_at = a.status == Status::resolved && a.ends_at ? tz.format(*a.ends_at) : kNone;
+    using Form = TimeZone::Form;
+    v.starts_at =
+        a.starts_at ? tz.format(*a.starts_at, Form::date_time, a.starts_at_offset) : kNone;
+    v.ends_at = a.status == Status::resolved && a.ends_at
+                    ? tz.format(*a.ends_at, Form::date_time, a.ends_at_offset)
+                    : kNone;
 
     std::string others;
     for (const auto &kv : a.labels) {

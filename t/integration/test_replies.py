@@ -157,7 +157,10 @@ def test_full_thread_pool_queue_is_503(nginx_factory, mock):
     for t in threads:
         t.join()
     statuses = sorted(r.status for r in results)
-    assert statuses.count(200) >= 2 and 503 in statuses, statuses
+    # one thread, a queue of one: which tasks find it full depends on timing (a send posted
+    # just before the thread takes the queued task is refused too), so at least one is
+    # delivered, and some are refused
+    assert 200 in statuses and 503 in statuses, statuses
     busy = [r for r in results if r.status == 503]
     assert all(int(r.headers["retry-after"]) > 0 for r in busy)
     assert 'thread pool "dingtalk" queue is full' in ngx.error_log()

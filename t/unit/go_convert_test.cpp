@@ -144,7 +144,7 @@ TEST(GoConvert, TimesAndTheirZone)
               std::string::npos)
         << c.text;
     ASSERT_EQ(c.directives.size(), 1u);
-    EXPECT_EQ(c.directives[0], "dingtalk_timezone UTC \"2006-01-02 15:04\";");
+    EXPECT_EQ(c.directives[0], "dingtalk_timezone as_sent \"2006-01-02 15:04\";");
     const GoConversion local = convert(
         "{{ define \"ding.link.content\" }}{{ range .Alerts }}{{ .EndsAt.Local.Format \"15:04\" }}"
         "{{ .StartsAt | date \"15:04\" }}{{ end }}{{ end }}");
@@ -159,7 +159,7 @@ TEST(GoConvert, TimesAndTheirZone)
         "\n{{ .StartsAt.Format \"15:04\" }}{{ end }}{{ end }}");
     ASSERT_EQ(both.problems.size(), 1u);
     EXPECT_EQ(both.problems[0], "t.tmpl line 2: `.StartsAt.Format \"15:04\"`: times in two time "
-                                "zones (Local, UTC): dingtalk_timezone sets one");
+                                "zones (Local, as_sent): dingtalk_timezone sets one");
 }
 
 TEST(GoConvert, DefinesBecomeBlocksAndTheTitleADirective)

@@ -117,3 +117,31 @@ TEST(TimeZone, CopiesFormatTheSame)
     EXPECT_EQ(copy.format(utc("2026-07-15T12:00:00Z")), "2026-07-15 14:00:00 +02:00");
     EXPECT_EQ(copy.name(), "Europe/Berlin");
 }
+
+// as_sent: each time with the offset it was written with, as Go's .StartsAt.Format prints it
+// (the Go bridge's users on hosts in Asia/Shanghai see +08:00 times in their local time).
+TEST(TimeZone, AsSentShowsEachTimeWithTheOffsetItWasWrittenWith)
+{
+    std::string error;
+    std::optional<TimeZone> sent = TimeZone::find("as_sent", error);
+    ASSERT_TRUE(sent.has_value()) << error;
+    Offset east{}, west{}, utc_{};
+    const auto t1 = parse_rfc3339("2026-11-24T00:09:35.5+08:00", &east);
+    const auto t2 = parse_rfc3339("2026-11-23T11:09:35-05:00", &west);
+    const auto t3 = parse_rfc3339("2026-11-23T16:09:35Z", &utc_);
+    ASSERT_TRUE(t1 && t2 && t3);
+    EXPECT_EQ(east, Offset(480));
+    EXPECT_EQ(west, Offset(-300));
+    EXPECT_EQ(utc_, Offset(0));
+    EXPECT_EQ(sent->format(*t1, TimeZone::Form::date_time, east), "2026-11-24 00:09:35 +08:00");
+    EXPECT_EQ(sent->format(*t2, TimeZone::Form::date_time, west), "2026-11-23 11:09:35 -05:00");
+    EXPECT_EQ(sent->format(*t3), "2026-11-23 16:09:35 +00:00");
+    const auto layout = GoLayout::parse("2006-01-02 15:04:05 MST", error);
+    ASSERT_TRUE(layout) << error;
+    EXPECT_EQ(sent->format(*t1, *layout, east), "2026-11-24 00:09:35 +0800");
+    EXPECT_EQ(sent->format(*t3, *layout, utc_), "2026-11-23 16:09:35 UTC");
+    // An IANA zone ignores the offset written: the same instant in its own time.
+    const std::optional<TimeZone> ny = TimeZone::find("America/New_York", error);
+    ASSERT_TRUE(ny.has_value()) << error;
+    EXPECT_EQ(ny->format(*t1, TimeZone::Form::date_time, east), "2026-11-23 11:09:35 -05:00");
+}
