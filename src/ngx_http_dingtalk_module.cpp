@@ -457,6 +457,20 @@ char *check_robot_name(ngx_conf_t *cf, ngx_http_dingtalk_loc_conf_t *conf)
 }
 
 // A setting that only the whole configuration can check; "" when fine.
+// dingtalk_timezone's default where none is set: messages and the action pages show times in it.
+std::string default_timezone(Settings &s)
+{
+    if (!s.timezone) {
+        std::string error;
+        auto tz = dingtalk::TimeZone::find(kDefaultTimeZone, error);
+        if (!tz) {
+            return error;
+        }
+        s.timezone = std::make_shared<const dingtalk::TimeZone>(std::move(*tz));
+    }
+    return "";
+}
+
 std::string check_settings(Settings &s)
 {
     if (s.timeout.count() == 0) {
@@ -468,15 +482,7 @@ std::string check_settings(Settings &s)
                " messages dingtalk_rate_limit allows at once: such a notification could never be "
                "sent";
     }
-    if (!s.timezone) {
-        std::string error;
-        auto tz = dingtalk::TimeZone::find(kDefaultTimeZone, error);
-        if (!tz) {
-            return error;
-        }
-        s.timezone = std::make_shared<const dingtalk::TimeZone>(std::move(*tz));
-    }
-    return "";
+    return default_timezone(s);
 }
 
 // What only a sending location needs: sound settings, a token, a thread pool.
@@ -522,6 +528,11 @@ char *check_action(ngx_conf_t *cf, ngx_http_dingtalk_loc_conf_t *conf)
         ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module));
     if (clcf->handler != ngx_http_dingtalk_action_handler) {
         return NGX_CONF_OK;
+    }
+    if (const std::string why = default_timezone(**conf->settings); !why.empty()) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "\"dingtalk_action\" in location \"%V\": %s",
+                      &clcf->name, why.c_str());
+        return conf_error();
     }
     const Settings &s = **conf->settings;
     const char *missing = !s.action_keys || s.action_keys->empty() ? "dingtalk_action_key_file"

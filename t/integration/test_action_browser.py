@@ -105,6 +105,7 @@ def test_two_taps_from_the_message_to_a_silence_in_alertmanager(nginx_factory, m
     assert silences(alertmanager) == [], "opening the page silenced"
     page = phone.page_source
     assert "KubePodCrashLooping" in page and "api-7" in page, page
+    assert "+08:00" in page, "the end is in dingtalk_timezone (Asia/Shanghai by default)"
     width = phone.execute_script("return document.documentElement.scrollWidth")
     assert width <= PHONE["width"], f"the page scrolls sideways on a phone ({width} px)"
     button = phone.find_element("css selector", "form button[type=submit], form button")

@@ -436,7 +436,7 @@ def links_of(ngx, mock, pod, fingerprint):
 
 def silence_from(ngx, token):
     r = post_form(ngx, {"l": token, "t": form_token(ngx, token), "name": "ops"})
-    assert r.status == 200 and "Silenced" in r.body.decode(), r
+    assert r.status == 200 and "已静默" in r.body.decode(), r
     return re.search(r"[0-9a-f]{8}-[0-9a-f-]{27}", r.body.decode()).group(0)
 
 
