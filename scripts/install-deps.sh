@@ -7,7 +7,7 @@ build=(make g++ nginx nginx-dev libjansson-dev libcurl4-openssl-dev libssl-dev
        libhowardhinnant-date-dev libkainjow-mustache-dev libsimdjson-dev libhiredis-dev libre2-dev tzdata ca-certificates)
 tests=(libgtest-dev python3 python3-pytest python3-yaml openssl curl clang-format clang-tidy valgrind clang golang-go
        libclang-rt-14-dev procps util-linux prometheus prometheus-alertmanager tinyproxy
-       redis-server)
+       redis-server chromium chromium-driver python3-selenium fonts-wqy-microhei)
 
 bench=(wrk libnginx-mod-http-echo libbenchmark-dev python3 openssl procps redis-server)
 # make image / image-test: Debian's podman (with runc: crun cannot run in some sandboxes;

@@ -57,6 +57,19 @@ std::size_t errcode_slot(long errcode)
     return static_cast<std::size_t>(it - kKnownErrcodes.begin()); // "other" when not found
 }
 
+const char *action_label(std::size_t result)
+{
+    static constexpr const char *labels[kActionResults] = {"created", "already", "failed",
+                                                           "refused"};
+    return result < kActionResults ? labels[result] : "failed";
+}
+
+const char *expire_label(std::size_t result)
+{
+    static constexpr const char *labels[kExpireResults] = {"expired", "gone", "failed", "full"};
+    return result < kExpireResults ? labels[result] : "failed";
+}
+
 std::size_t duration_slot(std::uint64_t ms)
 {
     std::size_t i = 0;
@@ -149,6 +162,21 @@ std::string to_prometheus(const MetricsSnapshot &m)
         header(out, "dingtalk_store_up", "gauge",
                "1 while dingtalk_store answers, 0 while the robots use their fallback window.");
         sample(out, "dingtalk_store_up", "", m.store_up ? 1 : 0);
+    }
+    if (m.actions) {
+        header(out, "dingtalk_actions_total", "counter",
+               "The action location's POSTs (silence) and what became of its \"until "
+               "resolved\" silences (expire), by result.");
+        for (std::size_t i = 0; i < kActionResults; ++i) {
+            sample(out, "dingtalk_actions_total",
+                   std::string("action=\"silence\",result=\"") + action_label(i) + '"',
+                   m.silences[i]);
+        }
+        for (std::size_t i = 0; i < kExpireResults; ++i) {
+            sample(out, "dingtalk_actions_total",
+                   std::string("action=\"expire\",result=\"") + expire_label(i) + '"',
+                   m.expires[i]);
+        }
     }
     return out;
 }

@@ -42,6 +42,20 @@ constexpr std::array<long, 9> kKnownErrcodes = {0,      -1,     130101, 310000, 
 constexpr std::size_t kErrcodeSlots = kKnownErrcodes.size() + 1;
 std::size_t errcode_slot(long errcode);
 
+// The action location's results (silencer.hpp's ActionResult, in its order), as
+// dingtalk_actions_total{action="silence",result=...} counts them.
+constexpr std::size_t kActionResults = 4;
+const char *action_label(std::size_t result);
+
+// What became of the "until resolved" silences the action location keeps (resolved.hpp), as
+// dingtalk_actions_total{action="expire",result=...} counts them: expired (the alert resolved),
+// gone (the silence had ended or was expired by someone else: forgotten), failed (a check that
+// could not say: kept for the next), full (the zone's table was full: not kept, the silence
+// ends at its hard end).
+enum class ExpireCount { expired, gone, failed, full };
+constexpr std::size_t kExpireResults = 4;
+const char *expire_label(std::size_t result);
+
 // Upper bounds (seconds) of the delivery duration histogram; +Inf is implied.
 constexpr std::array<double, 10> kDurationBuckets = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 std::size_t duration_slot(std::uint64_t ms); // kDurationBuckets.size() for +Inf
@@ -65,6 +79,9 @@ struct MetricsSnapshot {
     bool store = false; // dingtalk_store is used: its two series are shown
     std::uint64_t store_errors = 0;
     bool store_up = true;
+    bool actions = false; // some location has dingtalk_action: its series are shown
+    std::array<std::uint64_t, kActionResults> silences{};
+    std::array<std::uint64_t, kExpireResults> expires{};
 };
 
 std::string to_prometheus(const MetricsSnapshot &m);

@@ -12,6 +12,8 @@
 #include "metrics.hpp"
 #include "ratelimit.hpp"
 #include "settings.hpp"
+#include "resolved.hpp"
+#include "silencer.hpp"
 
 #include <exception>
 #include <memory>
@@ -34,12 +36,24 @@ struct ngx_http_dingtalk_named_robot_t {
     ngx_uint_t line;
 };
 
+// An Alertmanager that action locations silence in: its "until resolved" silences are checked
+// with its API, from a task of its (first) location's thread pool.
+struct ngx_http_dingtalk_alertmanager_t {
+    uint64_t identity; // dingtalk::alertmanager_identity(url)
+    dingtalk::AlertmanagerApi *api;
+    ngx_thread_pool_t *pool;
+    const dingtalk::Store *store; // dingtalk_store: its silences are shared there too; or null
+};
+
 struct ngx_http_dingtalk_main_conf_t {
     ngx_shm_zone_t *zone; // the shared zone: robots' send windows and the metrics of all workers
     size_t zone_size;
-    ngx_flag_t used;    // some location has "dingtalk" or "dingtalk_metrics"
-    ngx_array_t *named; // of ngx_http_dingtalk_named_robot_t
-    bool store;         // some location sends with dingtalk_store: its metrics are shown
+    ngx_flag_t used;            // some location has "dingtalk" or "dingtalk_metrics"
+    ngx_array_t *named;         // of ngx_http_dingtalk_named_robot_t
+    bool store;                 // some location sends with dingtalk_store: its metrics are shown
+    bool actions;               // some location has dingtalk_action: its metric is shown
+    ngx_msec_t check_interval;  // dingtalk_action_check_interval
+    ngx_array_t *alertmanagers; // of ngx_http_dingtalk_alertmanager_t, one per identity
 };
 
 // Copies one field of the settings (the one a directive sets) from one level to another.
@@ -114,6 +128,15 @@ inline void ngx_http_dingtalk_fault(const char *) {}
 // handlers
 ngx_int_t ngx_http_dingtalk_handler(ngx_http_request_t *r) noexcept;
 ngx_int_t ngx_http_dingtalk_metrics_handler(ngx_http_request_t *r) noexcept;
+ngx_int_t ngx_http_dingtalk_action_handler(ngx_http_request_t *r) noexcept; // dingtalk_action
+
+// The whole request body, from memory or the temp file (its size checked before); false, and
+// logged, on a short read.
+bool ngx_http_dingtalk_read_body(ngx_http_request_t *r, std::string &out);
+off_t ngx_http_dingtalk_body_size(ngx_http_request_t *r); // what was read of it
+// A header of the request by name (nginx 1.22 keeps no field for Origin); null when absent.
+const ngx_table_elt_t *ngx_http_dingtalk_request_header(ngx_http_request_t *r,
+                                                        std::string_view name);
 
 // A small JSON reply, with Retry-After when retry_after (seconds) is more than 0.
 ngx_int_t ngx_http_dingtalk_send_json(ngx_http_request_t *r, ngx_uint_t status,
@@ -130,6 +153,23 @@ struct ngx_http_dingtalk_robot_t {
 // in the end, whatever happens. false: nothing started (out of memory), the caller answers.
 bool ngx_http_dingtalk_deliver(ngx_http_request_t *r, ngx_http_dingtalk_robot_t *robot,
                                dingtalk::Target target, std::string body);
+
+// "until resolved" silences (ngx_http_dingtalk_resolved.cpp). The action location's Alertmanager
+// as its settings say (reached directly: DingTalk's proxy and CAs do not apply).
+dingtalk::AlertmanagerApi ngx_http_dingtalk_alertmanager_api(const dingtalk::Settings &s);
+// An Alertmanager an action location uses, for the checks (at configuration time).
+bool ngx_http_dingtalk_add_alertmanager(ngx_conf_t *cf, const dingtalk::Settings &s,
+                                        ngx_thread_pool_t *pool);
+// Keeps a silence the action location made or found "until resolved" in the shared zone
+// (counted when the table is full).
+// stored: the POST's task kept it in dingtalk_store too.
+dingtalk::KeepResult ngx_http_dingtalk_keep_until_resolved(ngx_shm_zone_t *zone,
+                                                           const std::string &id,
+                                                           const dingtalk::ActionLink &link,
+                                                           const dingtalk::Settings &s,
+                                                           std::int64_t now, bool stored);
+// The worker's check timer, armed when some location has dingtalk_action.
+void ngx_http_dingtalk_resolved_start(ngx_cycle_t *cycle) noexcept;
 
 // A delivery left its connection to DingTalk idle, to be closed `keepalive` seconds from now
 // unless used again: the worker's sweep timer is set to look by then.
@@ -239,7 +279,9 @@ void ngx_http_dingtalk_count_delivery(ngx_shm_zone_t *zone, const u_char *key,
                                       ngx_msec_t duration_ms);
 void ngx_http_dingtalk_count_answer(ngx_shm_zone_t *zone, long errcode); // every attempt's
 void ngx_http_dingtalk_count_retry(ngx_shm_zone_t *zone);
+void ngx_http_dingtalk_count_action(ngx_shm_zone_t *zone, dingtalk::ActionResult result);
 void ngx_http_dingtalk_count_held(ngx_shm_zone_t *zone);
+void ngx_http_dingtalk_count_expire(ngx_shm_zone_t *zone, dingtalk::ExpireCount result);
 void ngx_http_dingtalk_gauge(ngx_shm_zone_t *zone, ngx_http_dingtalk_gauge_e which, int delta);
 // dingtalk_store as this instance's workers see it: whether the robots use their fallback
 // window (the store is down, or warming: emptied, or back from an outage, less than a PERIOD

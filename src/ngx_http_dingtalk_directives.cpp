@@ -5,7 +5,9 @@
 
 #include "ngx_http_dingtalk_directives.hpp"
 
+#include "action.hpp"
 #include "sign.hpp"
+#include "silence.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -691,5 +693,135 @@ char *ngx_http_dingtalk_set_metrics(ngx_conf_t *cf, ngx_command_t *, ngx_http_di
     auto *mcf = static_cast<ngx_http_dingtalk_main_conf_t *>(
         ngx_http_conf_get_module_main_conf(cf, ngx_http_dingtalk_module));
     mcf->used = 1; // the zone the counters live in
+    return NGX_CONF_OK;
+}
+
+// dingtalk_action: this location answers the action links (issue #25).
+char *ngx_http_dingtalk_set_action(ngx_conf_t *cf, ngx_command_t *, ngx_http_dingtalk_loc_conf_t *)
+{
+    auto *clcf = static_cast<ngx_http_core_loc_conf_t *>(
+        ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module));
+    clcf->handler = ngx_http_dingtalk_action_handler;
+    return NGX_CONF_OK;
+}
+
+// dingtalk_action_key_file FILE: the keys that sign action links ("ID SECRET" lines; the first
+// signs, all verify). Read here, by the master; no key ever reaches a log.
+char *ngx_http_dingtalk_set_action_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
+                                            ngx_http_dingtalk_loc_conf_t *conf)
+{
+    auto *field = ngx_http_dingtalk_claim_field<&dingtalk::Settings::action_keys>(conf);
+    if (field == nullptr) {
+        return ngx_http_dingtalk_duplicate();
+    }
+    const ngx_str_t &file = ngx_http_dingtalk_arg(cf, 1);
+    std::string text, error;
+    if (!read_conf_file(cf, cmd->name, file, text, kMaxTokenFile * 16)) {
+        return conf_error();
+    }
+    auto keys = std::make_shared<dingtalk::ActionKeys>();
+    if (!keys->add_file(text, error)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%V: \"%V\" %s", &cmd->name, &file, error.c_str());
+        return conf_error();
+    }
+    *field = std::move(keys);
+    return NGX_CONF_OK;
+}
+
+namespace
+{
+
+// One duration of dingtalk_action_durations, in seconds: from a minute to a year.
+bool action_duration(ngx_str_t v, std::chrono::seconds &out)
+{
+    const ngx_msec_t t = ngx_parse_time(&v, 1);
+    if (t == static_cast<ngx_msec_t>(NGX_ERROR) || t < 60 || t > 365 * 86400) {
+        return false;
+    }
+    out = std::chrono::seconds(t);
+    return true;
+}
+
+} // namespace
+
+// dingtalk_action_durations TIME... [resolved=TIME|resolved=off]: a link for each duration, and
+// one "until resolved" with that hard end (off: none).
+char *ngx_http_dingtalk_set_action_durations(ngx_conf_t *cf, ngx_command_t *cmd,
+                                             ngx_http_dingtalk_loc_conf_t *conf)
+{
+    auto *durations = ngx_http_dingtalk_claim_field<&dingtalk::Settings::action_durations>(conf);
+    auto *resolved =
+        ngx_http_dingtalk_claim_field<&dingtalk::Settings::action_until_resolved>(conf);
+    if (durations == nullptr || resolved == nullptr) {
+        return ngx_http_dingtalk_duplicate();
+    }
+    durations->clear();
+    for (ngx_uint_t i = 1; i < cf->args->nelts; ++i) {
+        ngx_str_t v = ngx_http_dingtalk_arg(cf, i);
+        const bool until = v.len > 9 && ngx_strncmp(v.data, "resolved=", 9) == 0;
+        std::chrono::seconds d{0};
+        if (until && i + 1 == cf->args->nelts && ngx_http_dingtalk_view(v).substr(9) == "off") {
+            *resolved = d;
+            continue;
+        }
+        if (until) {
+            v.data += 9;
+            v.len -= 9;
+        }
+        if ((until && i + 1 != cf->args->nelts) || !action_duration(v, d) ||
+            (!until && durations->size() == 4)) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "%V: invalid \"%V\": up to 4 times from 1m to 365d, then "
+                               "resolved=TIME or resolved=off last",
+                               &cmd->name, &ngx_http_dingtalk_arg(cf, i));
+            return conf_error();
+        }
+        (until ? *resolved : durations->emplace_back()) = d;
+    }
+    return NGX_CONF_OK;
+}
+
+// dingtalk_alertmanager_bearer_file / _basic_file FILE: how the action location authenticates
+// to Alertmanager's API. The credential is kept as the Authorization value, never logged.
+char *ngx_http_dingtalk_set_alertmanager_auth_file(ngx_conf_t *cf, ngx_command_t *cmd,
+                                                   ngx_http_dingtalk_loc_conf_t *conf)
+{
+    auto *field =
+        ngx_http_dingtalk_claim_field<&dingtalk::Settings::alertmanager_authorization>(conf);
+    if (field == nullptr) {
+        return const_cast<char *>("is duplicate (one of the bearer and basic files)");
+    }
+    const auto kind = *static_cast<const ngx_http_dingtalk_auth_e *>(cmd->post);
+    const ngx_str_t &file = ngx_http_dingtalk_arg(cf, 1);
+    std::string text, error;
+    if (!read_conf_file(cf, cmd->name, file, text, kMaxTokenFile)) {
+        return conf_error();
+    }
+    if (!dingtalk::authorization_from_file(text, kind == ngx_http_dingtalk_auth_e::basic, *field,
+                                           error)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%V: \"%V\" %s", &cmd->name, &file, error.c_str());
+        return conf_error();
+    }
+    return NGX_CONF_OK;
+}
+
+// dingtalk_message_type markdown | actioncard: which DingTalk message a message that shows one
+// firing alert may be (render.hpp says when it is a card).
+char *ngx_http_dingtalk_set_message_type(ngx_conf_t *cf, ngx_command_t *cmd,
+                                         ngx_http_dingtalk_loc_conf_t *conf)
+{
+    bool *field = ngx_http_dingtalk_claim_field<&dingtalk::Settings::action_card>(conf);
+    if (field == nullptr) {
+        return ngx_http_dingtalk_duplicate();
+    }
+    const std::string_view v = ngx_http_dingtalk_view(ngx_http_dingtalk_arg(cf, 1));
+    if (v != "markdown" && v != "actioncard") {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in \"%V\" directive, it must be \"markdown\" "
+                           "or \"actioncard\"",
+                           &ngx_http_dingtalk_arg(cf, 1), &cmd->name);
+        return conf_error();
+    }
+    *field = v == "actioncard";
     return NGX_CONF_OK;
 }

@@ -197,7 +197,12 @@ NGX_HTTP_DINGTALK_PARSER(ngx_http_dingtalk_set_severity_style);
 NGX_HTTP_DINGTALK_PARSER(ngx_http_dingtalk_set_mention);
 NGX_HTTP_DINGTALK_PARSER(ngx_http_dingtalk_set_auth_file);
 NGX_HTTP_DINGTALK_PARSER(ngx_http_dingtalk_set_hide_labels);
+NGX_HTTP_DINGTALK_PARSER(ngx_http_dingtalk_set_message_type);
 NGX_HTTP_DINGTALK_PARSER(ngx_http_dingtalk_set_metrics);
+NGX_HTTP_DINGTALK_PARSER(ngx_http_dingtalk_set_action);
+NGX_HTTP_DINGTALK_PARSER(ngx_http_dingtalk_set_action_key_file);
+NGX_HTTP_DINGTALK_PARSER(ngx_http_dingtalk_set_action_durations);
+NGX_HTTP_DINGTALK_PARSER(ngx_http_dingtalk_set_alertmanager_auth_file);
 
 #undef NGX_HTTP_DINGTALK_PARSER
 

@@ -99,9 +99,9 @@ ngx_int_t refuse_early(ngx_http_request_t *r, ngx_uint_t status, const char *rea
     return send_json(r, status, dingtalk::reply_json(false, reason), header, value);
 }
 
-// The whole body, from memory or the temp file. Its size was checked against
-// dingtalk_max_body_size before.
-bool read_body(ngx_http_request_t *r, std::string &out)
+} // namespace
+
+bool ngx_http_dingtalk_read_body(ngx_http_request_t *r, std::string &out)
 {
     if (r->request_body == nullptr) {
         return true;
@@ -127,7 +127,7 @@ bool read_body(ngx_http_request_t *r, std::string &out)
     return true;
 }
 
-off_t body_size(ngx_http_request_t *r)
+off_t ngx_http_dingtalk_body_size(ngx_http_request_t *r)
 {
     off_t size = 0;
     for (ngx_chain_t *cl = r->request_body ? r->request_body->bufs : nullptr; cl; cl = cl->next) {
@@ -135,6 +135,9 @@ off_t body_size(ngx_http_request_t *r)
     }
     return size;
 }
+
+namespace
+{
 
 // 413 for a body over dingtalk_max_body_size, before any of it is copied or parsed.
 ngx_int_t too_large(ngx_http_request_t *r, off_t size, size_t max)
@@ -245,7 +248,7 @@ ngx_http_dingtalk_robot_t *robot_of(ngx_http_request_t *r, const ngx_http_dingta
 void start_delivery(ngx_http_request_t *r, const ngx_http_dingtalk_loc_conf_t *lcf)
 {
     std::string body;
-    if (!read_body(r, body)) {
+    if (!ngx_http_dingtalk_read_body(r, body)) {
         refuse(r, NGX_HTTP_INTERNAL_SERVER_ERROR, "could not read the request body",
                dingtalk::Ending::internal);
         return;
@@ -278,7 +281,7 @@ void body_handler(ngx_http_request_t *r) noexcept
             return;
         }
         const std::size_t max = (*lcf->settings)->limits.max_body_bytes;
-        const off_t size = body_size(r);
+        const off_t size = ngx_http_dingtalk_body_size(r);
         if (size > static_cast<off_t>(max)) {
             ngx_http_finalize_request(r, too_large(r, size, max));
             return;
@@ -296,8 +299,10 @@ void body_handler(ngx_http_request_t *r) noexcept
     }
 }
 
-// A header of the request by name (nginx 1.22 keeps no field for Origin).
-const ngx_table_elt_t *request_header(ngx_http_request_t *r, std::string_view name)
+} // namespace
+
+const ngx_table_elt_t *ngx_http_dingtalk_request_header(ngx_http_request_t *r,
+                                                        std::string_view name)
 {
     const ngx_list_part_t *part = &r->headers_in.headers.part;
     for (; part != nullptr; part = part->next) {
@@ -311,6 +316,9 @@ const ngx_table_elt_t *request_header(ngx_http_request_t *r, std::string_view na
     }
     return nullptr;
 }
+
+namespace
+{
 
 bool is_json(const ngx_table_elt_t *type)
 {
@@ -344,7 +352,7 @@ ngx_int_t gatekeeper(ngx_http_request_t *r, const dingtalk::Settings &s)
                                 s.auth->wants_basic() ? &basic : &bearer);
         }
     }
-    if (request_header(r, "Origin") != nullptr) {
+    if (ngx_http_dingtalk_request_header(r, "Origin") != nullptr) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "dingtalk: a request with an Origin header (a web page); answered 403");
         return refuse_early(r, NGX_HTTP_FORBIDDEN,
@@ -450,6 +458,7 @@ ngx_int_t ngx_http_dingtalk_metrics_handler(ngx_http_request_t *r) noexcept
         dingtalk::MetricsSnapshot snapshot =
             mcf->zone ? ngx_http_dingtalk_snapshot(mcf->zone) : dingtalk::MetricsSnapshot();
         snapshot.store = mcf->store;
+        snapshot.actions = mcf->actions;
         const std::string text = dingtalk::to_prometheus(snapshot);
         static const ngx_str_t type = ngx_string("text/plain; version=0.0.4; charset=utf-8");
         return send_body(r, NGX_HTTP_OK, type, text);

@@ -7,6 +7,7 @@
 
 #include "sender.hpp"
 #include "sign.hpp"
+#include "silence.hpp"
 
 #include <cstdlib>
 #include <string>
@@ -20,6 +21,7 @@ char *init_main_conf(ngx_conf_t *cf, void *conf) noexcept;
 void *create_loc_conf(ngx_conf_t *cf) noexcept;
 char *merge_loc_conf(ngx_conf_t *cf, void *parent, void *child) noexcept;
 char *set_zone_size(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
+char *set_check_interval(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
 ngx_int_t init_process(ngx_cycle_t *cycle) noexcept;
 void exit_process(ngx_cycle_t *cycle) noexcept;
 
@@ -118,9 +120,35 @@ ngx_command_t ngx_http_dingtalk_commands[] = {
      directive<ngx_http_dingtalk_set_hide_labels>(), kLoc, 0, nullptr},
     {ngx_string("dingtalk_silence_link"), kAny | NGX_CONF_FLAG,
      directive<ngx_http_dingtalk_set_flag<&Settings::silence_link>>(), kLoc, 0, nullptr},
+    {ngx_string("dingtalk_message_type"), kAny | NGX_CONF_TAKE1,
+     directive<ngx_http_dingtalk_set_message_type>(), kLoc, 0, nullptr},
     {ngx_string("dingtalk_keyword"), kAny | NGX_CONF_1MORE,
      directive<ngx_http_dingtalk_set_string<dingtalk::check_keyword, &Settings::keyword>>(), kLoc,
      0, nullptr},
+
+    // silencing from the chat (issue #25)
+    {ngx_string("dingtalk_action"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
+     directive<ngx_http_dingtalk_set_action>(), kLoc, 0, nullptr},
+    {ngx_string("dingtalk_action_url"), kAny | NGX_CONF_TAKE1,
+     directive<ngx_http_dingtalk_set_string<dingtalk::check_action_url, &Settings::action_url>>(),
+     kLoc, 0, nullptr},
+    {ngx_string("dingtalk_action_key_file"), kAny | NGX_CONF_TAKE1,
+     directive<ngx_http_dingtalk_set_action_key_file>(), kLoc, 0, nullptr},
+    {ngx_string("dingtalk_action_durations"), kAny | NGX_CONF_1MORE,
+     directive<ngx_http_dingtalk_set_action_durations>(), kLoc, 0, nullptr},
+    {ngx_string("dingtalk_action_check_interval"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
+     set_check_interval, NGX_HTTP_MAIN_CONF_OFFSET,
+     offsetof(ngx_http_dingtalk_main_conf_t, check_interval), nullptr},
+    {ngx_string("dingtalk_alertmanager_url"), kAny | NGX_CONF_TAKE1,
+     directive<ngx_http_dingtalk_set_string<dingtalk::check_alertmanager_url,
+                                            &Settings::alertmanager_url>>(),
+     kLoc, 0, nullptr},
+    {ngx_string("dingtalk_alertmanager_bearer_file"), kAny | NGX_CONF_TAKE1,
+     directive<ngx_http_dingtalk_set_alertmanager_auth_file>(), kLoc, 0,
+     const_cast<ngx_http_dingtalk_auth_e *>(&ngx_http_dingtalk_auth_bearer)},
+    {ngx_string("dingtalk_alertmanager_basic_file"), kAny | NGX_CONF_TAKE1,
+     directive<ngx_http_dingtalk_set_alertmanager_auth_file>(), kLoc, 0,
+     const_cast<ngx_http_dingtalk_auth_e *>(&ngx_http_dingtalk_auth_basic)},
 
     // whom it mentions
     {ngx_string("dingtalk_at_mobiles"), kAny | NGX_CONF_1MORE,
@@ -195,6 +223,7 @@ void *create_main_conf(ngx_conf_t *cf) noexcept
         return nullptr;
     }
     mcf->zone_size = NGX_CONF_UNSET_SIZE;
+    mcf->check_interval = NGX_CONF_UNSET_MSEC;
     return mcf;
 }
 
@@ -202,6 +231,7 @@ char *init_main_conf(ngx_conf_t *, void *conf) noexcept
 {
     auto *mcf = static_cast<ngx_http_dingtalk_main_conf_t *>(conf);
     ngx_conf_init_size_value(mcf->zone_size, 1024 * 1024);
+    ngx_conf_init_msec_value(mcf->check_interval, 15000);
     return NGX_CONF_OK;
 }
 
@@ -213,6 +243,19 @@ char *set_zone_size(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept
         static_cast<ngx_http_dingtalk_main_conf_t *>(conf)->zone_size < 16 * ngx_pagesize) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "dingtalk_zone_size must be at least %uz",
                            16 * ngx_pagesize);
+        return conf_error();
+    }
+    return rv;
+}
+
+// dingtalk_action_check_interval: from 1s to 10m ("within a minute" is the promise at 15s).
+char *set_check_interval(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept
+{
+    char *rv = ngx_conf_set_msec_slot(cf, cmd, conf);
+    const ngx_msec_t v = static_cast<ngx_http_dingtalk_main_conf_t *>(conf)->check_interval;
+    if (rv == NGX_CONF_OK && (v < 1000 || v > 600000)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "dingtalk_action_check_interval must be from 1s to 10m");
         return conf_error();
     }
     return rv;
@@ -414,6 +457,20 @@ char *check_robot_name(ngx_conf_t *cf, ngx_http_dingtalk_loc_conf_t *conf)
 }
 
 // A setting that only the whole configuration can check; "" when fine.
+// dingtalk_timezone's default where none is set: messages and the action pages show times in it.
+std::string default_timezone(Settings &s)
+{
+    if (!s.timezone) {
+        std::string error;
+        auto tz = dingtalk::TimeZone::find(kDefaultTimeZone, error);
+        if (!tz) {
+            return error;
+        }
+        s.timezone = std::make_shared<const dingtalk::TimeZone>(std::move(*tz));
+    }
+    return "";
+}
+
 std::string check_settings(Settings &s)
 {
     if (s.timeout.count() == 0) {
@@ -425,15 +482,7 @@ std::string check_settings(Settings &s)
                " messages dingtalk_rate_limit allows at once: such a notification could never be "
                "sent";
     }
-    if (!s.timezone) {
-        std::string error;
-        auto tz = dingtalk::TimeZone::find(kDefaultTimeZone, error);
-        if (!tz) {
-            return error;
-        }
-        s.timezone = std::make_shared<const dingtalk::TimeZone>(std::move(*tz));
-    }
-    return "";
+    return default_timezone(s);
 }
 
 // What only a sending location needs: sound settings, a token, a thread pool.
@@ -461,7 +510,52 @@ char *check_sender(ngx_conf_t *cf, ngx_http_dingtalk_loc_conf_t *conf)
         ngx_http_conf_get_module_main_conf(cf, ngx_http_dingtalk_module));
     mcf->used = 1;
     mcf->store = mcf->store || (*conf->settings)->store != nullptr;
+    const Settings &s = **conf->settings;
+    if (s.action_card && (s.mentions || !s.mentions_from.empty())) {
+        ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                      "\"dingtalk\" in %V:%ui: a message that mentions someone goes as markdown, "
+                      "not actionCard: DingTalk documents no mentions for actionCard",
+                      &conf->file, conf->line);
+    }
     return check_robot_name(cf, conf);
+}
+
+// A location with dingtalk_action needs keys to check its links with and an Alertmanager to
+// silence in (set there or around it), and a thread pool to ask it from.
+char *check_action(ngx_conf_t *cf, ngx_http_dingtalk_loc_conf_t *conf)
+{
+    auto *clcf = static_cast<ngx_http_core_loc_conf_t *>(
+        ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module));
+    if (clcf->handler != ngx_http_dingtalk_action_handler) {
+        return NGX_CONF_OK;
+    }
+    if (const std::string why = default_timezone(**conf->settings); !why.empty()) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "\"dingtalk_action\" in location \"%V\": %s",
+                      &clcf->name, why.c_str());
+        return conf_error();
+    }
+    const Settings &s = **conf->settings;
+    const char *missing = !s.action_keys || s.action_keys->empty() ? "dingtalk_action_key_file"
+                          : s.alertmanager_url.empty()             ? "dingtalk_alertmanager_url"
+                                                                   : nullptr;
+    if (missing != nullptr) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "\"dingtalk_action\" in location \"%V\" needs %s",
+                      &clcf->name, missing);
+        return conf_error();
+    }
+    if (conf->thread_pool == nullptr) {
+        ngx_str_set(&conf->thread_pool_name, "default");
+        conf->thread_pool = ngx_thread_pool_add(cf, &conf->thread_pool_name);
+        if (conf->thread_pool == nullptr) {
+            return conf_error();
+        }
+    }
+    auto *mcf = static_cast<ngx_http_dingtalk_main_conf_t *>(
+        ngx_http_conf_get_module_main_conf(cf, ngx_http_dingtalk_module));
+    mcf->used = 1; // the zone counts the actions; libcurl is set up
+    mcf->actions = true;
+    return ngx_http_dingtalk_add_alertmanager(cf, s, conf->thread_pool) ? NGX_CONF_OK
+                                                                        : conf_error();
 }
 
 char *merge_loc_conf(ngx_conf_t *cf, void *parent, void *child) noexcept
@@ -472,7 +566,7 @@ char *merge_loc_conf(ngx_conf_t *cf, void *parent, void *child) noexcept
         ngx_http_dingtalk_fault("merge");
         inherit_into_limit_except(cf, prev, conf);
         merge_values(prev, conf);
-        return conf->enable ? check_sender(cf, conf) : NGX_CONF_OK;
+        return conf->enable ? check_sender(cf, conf) : check_action(cf, conf);
     } catch (...) {
         return conf_failed(cf, "merging the configuration");
     }
@@ -508,6 +602,7 @@ ngx_int_t init_process(ngx_cycle_t *cycle) noexcept
     if (mcf != nullptr && mcf->zone != nullptr) {
         ngx_http_dingtalk_reset_gauges(mcf->zone);
     }
+    ngx_http_dingtalk_resolved_start(cycle);
     return NGX_OK;
 }
 

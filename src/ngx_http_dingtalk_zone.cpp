@@ -174,6 +174,13 @@ void carry_over(zone_ctx_t *ctx, zone_ctx_t *old, ngx_log_t *log)
     m.store_errors = o.store_errors;
     m.store_down = o.store_down;
     m.store_warm_until = o.store_warm_until;
+    for (std::size_t i = 0; i < dingtalk::kActionResults; ++i) {
+        m.silences[i] = o.silences[i];
+    }
+    for (std::size_t i = 0; i < dingtalk::kExpireResults; ++i) {
+        m.expires[i] = o.expires[i];
+    }
+    ctx->sh->until_resolved = old->sh->until_resolved;
     ctx->sh->next_send_id = old->sh->next_send_id;
 
     ngx_uint_t copied = 0, left = 0;
@@ -403,6 +410,16 @@ void ngx_http_dingtalk_count_retry(ngx_shm_zone_t *zone)
     add(&metrics_of(zone)->retries, 1);
 }
 
+void ngx_http_dingtalk_count_action(ngx_shm_zone_t *zone, dingtalk::ActionResult result)
+{
+    add(&metrics_of(zone)->silences[static_cast<std::size_t>(result)], 1);
+}
+
+void ngx_http_dingtalk_count_expire(ngx_shm_zone_t *zone, dingtalk::ExpireCount result)
+{
+    add(&metrics_of(zone)->expires[static_cast<std::size_t>(result)], 1);
+}
+
 void ngx_http_dingtalk_count_held(ngx_shm_zone_t *zone)
 {
     add(&metrics_of(zone)->held, 1);
@@ -534,6 +551,12 @@ dingtalk::MetricsSnapshot ngx_http_dingtalk_snapshot(ngx_shm_zone_t *zone)
     s.held = m->held;
     s.store_errors = m->store_errors;
     s.store_up = m->store_down == 0;
+    for (std::size_t i = 0; i < dingtalk::kActionResults; ++i) {
+        s.silences[i] = m->silences[i];
+    }
+    for (std::size_t i = 0; i < dingtalk::kExpireResults; ++i) {
+        s.expires[i] = m->expires[i];
+    }
     for (ngx_uint_t i = 0; i < NGX_MAX_PROCESSES; ++i) {
         s.tasks_in_flight += m->tasks_in_flight[i];
         s.waiting += m->waiting[i];

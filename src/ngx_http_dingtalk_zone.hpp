@@ -6,6 +6,8 @@
 
 #include "ngx_http_dingtalk.hpp"
 
+#include "resolved.hpp"
+
 // Counters every worker adds to without a lock, with atomic adds (as nginx's status module
 // keeps its own). Gauges are kept per worker process slot, so that a worker that dies with
 // deliveries in flight leaves nothing behind: the worker that takes its slot starts at zero.
@@ -19,6 +21,8 @@ struct zone_metrics_t {
     ngx_atomic_t store_errors;     // dingtalk_store calls that failed
     ngx_atomic_t store_down;       // 1: the store failed last, the fallback window applies
     ngx_atomic_t store_warm_until; // the store was emptied: the fallback applies too until then
+    ngx_atomic_t silences[dingtalk::kActionResults]; // the action location's POSTs, by result
+    ngx_atomic_t expires[dingtalk::kExpireResults];  // its "until resolved" silences, by end
     ngx_atomic_t tasks_in_flight[NGX_MAX_PROCESSES];
     ngx_atomic_t waiting[NGX_MAX_PROCESSES];
 };
@@ -34,6 +38,11 @@ struct zone_shared_t {
     ngx_queue_t records_lru; // most recently used first
     ngx_queue_t room;        // notifications waiting to be folded (ngx_http_dingtalk_room.cpp)
     uint64_t room_seq;       // their order of arrival
+    // "until resolved" silences (ngx_http_dingtalk_resolved.cpp), and when the next check of
+    // them is due / until when the one running may take (one worker checks at a time)
+    dingtalk::UntilResolvedTable until_resolved;
+    uint64_t resolved_due_ms;
+    uint64_t resolved_lease_ms;
 };
 
 struct zone_ctx_t {

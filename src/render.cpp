@@ -1,5 +1,7 @@
 #include "render.hpp"
 
+#include "action.hpp"
+#include "sign.hpp"
 #include "text.hpp"
 #include "view.hpp"
 
@@ -18,10 +20,90 @@ void add_line(std::string &b, std::string_view title, std::string_view value)
     b.append("**").append(title).append("**: ").append(value).append("\n\n");
 }
 
-std::string builtin_block(const AlertView &v, const std::string &silence)
+// A firing alert's action links (issue #25): "2小时", "1天", "直到恢复", each a signed link to
+// dingtalk_action_url naming the alert by its shown labels. None without an action URL and keys
+// (the default), for a resolved alert, or when the labels make a link too long.
+std::vector<LinkView> action_links(const Alert &a, const Settings &s, const LabelNames &hidden,
+                                   TimePoint now)
+{
+    if (s.action_url.empty() || !s.action_keys || s.action_keys->empty() ||
+        a.status != Status::firing) {
+        return {};
+    }
+    ActionLink link;
+    for (const auto &[name, value] : a.labels) {
+        if (std::find(hidden.begin(), hidden.end(), name) == hidden.end()) {
+            link.matchers.emplace_back(name, value);
+        }
+    }
+    link.fingerprint = a.fingerprint;
+    link.expires =
+        std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count() +
+        kActionLinkSeconds;
+    std::vector<LinkView> links;
+    const auto add = [&](std::chrono::seconds d, bool until, const std::string &label) {
+        link.seconds = d.count();
+        link.until_resolved = until;
+        std::string error;
+        const auto token = encode_link(link, *s.action_keys, error);
+        if (token) {
+            links.push_back({label, action_url(s.action_url, *token)});
+        }
+        return token.has_value();
+    };
+    for (const std::chrono::seconds d : s.action_durations) {
+        if (!add(d, false, duration_words(d))) {
+            return {};
+        }
+    }
+    if (s.action_until_resolved.count() > 0 && !add(s.action_until_resolved, true, "直到恢复")) {
+        return {};
+    }
+    return links;
+}
+
+// The built-in layout's line of them: "**静默**: [2小时](…) · [1天](…) · [直到恢复](…)", or "".
+std::string action_line(const std::vector<LinkView> &links)
+{
+    std::string line;
+    for (const LinkView &l : links) {
+        line.append(line.empty() ? "**静默**: " : " · ").append("[").append(l.label);
+        line.append("](").append(l.url).append(")");
+    }
+    return line.empty() ? "" : line + "\n\n";
+}
+
+// A URL DingTalk opens in its side panel on the desktop (in its own browser on phones), as its
+// "message link" page documents: a plain https URL opens the system's browser on the desktop.
+std::string side_panel_url(const std::string &url)
+{
+    return "dingtalk://dingtalkclient/page/link?url=" + url_encode(url) + "&pc_slide=true";
+}
+
+// The buttons of an actionCard that shows this one firing alert: "静默2小时"... then "处理手册"
+// (its runbook_url annotation) when it has one; none when it has neither.
+std::vector<CardButton> card_buttons(const AlertView &v)
+{
+    std::vector<CardButton> buttons;
+    for (const LinkView &l : v.silence_links) {
+        buttons.push_back({"静默" + l.label, side_panel_url(l.url)});
+    }
+    const auto runbook = v.alert->annotations.find("runbook_url");
+    if (runbook != v.alert->annotations.end()) {
+        const std::string url = safe_link_url(runbook->second);
+        if (!url.empty()) {
+            buttons.push_back({"处理手册", side_panel_url(url)});
+        }
+    }
+    return buttons;
+}
+
+std::string builtin_block(const AlertView &v, const std::string &silence,
+                          const std::string &actions)
 {
     std::string b;
-    b.reserve(256 + v.detail.size() + v.other_labels.size() + v.link.size() + silence.size());
+    b.reserve(256 + v.detail.size() + v.other_labels.size() + v.link.size() + silence.size() +
+              actions.size());
     if (v.has_severity) {
         add_line(b, "告警级别", v.severity);
     }
@@ -54,6 +136,7 @@ std::string builtin_block(const AlertView &v, const std::string &silence)
     if (!v.link.empty() || !silence.empty()) {
         b += "\n\n";
     }
+    b += actions;
     return b;
 }
 
@@ -198,10 +281,14 @@ public:
     {
         while (blocks_.size() <= i) {
             const AlertView &v = view(blocks_.size());
-            blocks_.push_back(builtin_block(v, v.alert->status == Status::firing ? v.silence : ""));
+            const bool firing = v.alert->status == Status::firing;
+            blocks_.push_back(builtin_block(v, firing ? v.silence : "", ""));
         }
         return blocks_[i];
     }
+
+    // The built-in layout's action line of alert i, after its block unless they are buttons.
+    std::string actions(std::size_t i) { return action_line(view(i).silence_links); }
 
     TemplateCache text_cache, title_cache;
 
@@ -212,6 +299,7 @@ private:
             const Alert &a = *order_[views.size()];
             views.push_back(make_view(a, *s_.timezone, esc, hidden_));
             views.back().silence = s_.silence_link ? silence_link_of(n_, a, hidden_) : "";
+            views.back().silence_links = action_links(a, s_, hidden_, now_);
         }
         return views[i];
     }
@@ -255,7 +343,7 @@ public:
     {
         std::string t;
         if (s_.title_template) {
-            TemplateInput in = input(k, true);
+            TemplateInput in = input(k, true, card_alert(k) != nullptr);
             in.part.clear(); // added below, whatever the template makes of the title
             t = *s_.title_template->render(in, shown_.title_cache);
         }
@@ -289,13 +377,43 @@ public:
         return page_.last ? total() - page_.begin - k + n_.not_kept() : 0;
     }
 
-    // Text with k alerts of the page, mentions not yet added; nothing when watch stopped the
-    // template's render.
-    std::optional<std::string> body(std::size_t k, RenderWatch *watch = nullptr)
+    // dingtalk_message_type actioncard: the view of the one firing alert a message with k
+    // alerts of the page shows, when that message is a card (the alert has links for buttons,
+    // and the message mentions nobody: DingTalk documents no "at" for actionCard); else null.
+    const AlertView *card_alert(std::size_t k)
     {
+        if (!s_.action_card || !opt_.at.empty() || k == 0 ||
+            shown_.alert(page_.begin).status != Status::firing ||
+            (k > 1 && shown_.alert(page_.begin + 1).status == Status::firing)) {
+            return nullptr; // firing first: the first alert, and not the second
+        }
+        const AlertView &v = shown_.view(page_.begin);
+        return card_buttons(v).empty() ? nullptr : &v;
+    }
+
+    // The request of a message with k alerts of the page: an actionCard with the buttons of its
+    // one firing alert (card_alert), else markdown mentioning `at` (the caller's: a plan counts
+    // the first message's mentions on every page).
+    std::string request(const std::string &title, const std::string &text, std::size_t k,
+                        const Mentions &at)
+    {
+        const AlertView *one = card_alert(k);
+        if (one == nullptr) {
+            return request_body(title, text, at);
+        }
+        const std::vector<CardButton> buttons = card_buttons(*one);
+        return card_request_body(title, text, buttons, buttons.size() <= kSideBySideButtons);
+    }
+
+    // Text with k alerts of the page, mentions not yet added; nothing when watch stopped the
+    // template's render. markdown: as a markdown message would show it, whatever the message is.
+    std::optional<std::string> body(std::size_t k, RenderWatch *watch = nullptr,
+                                    bool markdown = false)
+    {
+        const bool card = !markdown && card_alert(k) != nullptr;
         if (s_.text_template) {
             std::optional<std::string> t =
-                s_.text_template->render(input(k, false), shown_.text_cache, watch);
+                s_.text_template->render(input(k, false, card), shown_.text_cache, watch);
             if (t) {
                 // Blank lines collapse into one: markdown gives them no meaning.
                 collapse_blank_lines(*t);
@@ -313,6 +431,7 @@ public:
                 t += "---\n\n";
             }
             t += shown_.block(i);
+            t += card ? "" : shown_.actions(i); // a card's buttons are its one alert's links
         }
         const std::string more = page_.last ? omitted_line(n_, not_shown(k)) : "";
         t += more.empty() ? "" : more + "\n\n";
@@ -339,7 +458,7 @@ public:
     }
 
 private:
-    TemplateInput input(std::size_t k, bool plain)
+    TemplateInput input(std::size_t k, bool plain, bool card = false)
     {
         TemplateInput in;
         in.n = &n_;
@@ -355,6 +474,7 @@ private:
         in.styles = s_.styles ? s_.styles.get() : &Styles::defaults();
         in.now = shown_.now();
         in.silence_links = s_.silence_link;
+        in.buttons = card;
         return in;
     }
 
@@ -448,7 +568,7 @@ std::optional<std::size_t> fit_builtin(Composer &c, const RenderOptions &opt, Me
         m.title = c.title(k);
         m.body = *c.body(k);
         m.text = with_closing(m.body, opt);
-        m.request_body = request_body(m.title, m.text, opt.at);
+        m.request_body = c.request(m.title, m.text, k, opt.at);
         return m.request_body.size() <= max;
     };
 
@@ -637,7 +757,7 @@ private:
         t.title = c_.title(k);
         t.body = std::move(*body);
         t.text = std::move(text);
-        t.request_body = request_body(t.title, t.text, opt_.at);
+        t.request_body = c_.request(t.title, t.text, k, opt_.at);
         if (t.request_body.size() > max) {
             return false;
         }
@@ -650,12 +770,16 @@ private:
     Learned &learned_;
 };
 
-// What a message with k alerts of the composer's page covers.
+// What a message with k alerts of the composer's page covers. The body of a card is kept as a
+// markdown message shows it (its action line in the text): dingtalk_fold makes markdown of it.
 void cover(Composer &c, std::size_t k, Message &m)
 {
     m.shown = k;
     m.omitted = c.not_shown(k);
     m.alerts = c.covered(k);
+    if (c.card_alert(k) != nullptr) {
+        m.body = c.body(k, nullptr, true).value_or(m.body);
+    }
 }
 
 // The most alerts of the composer's page that fit, with m the message that shows them; nothing
@@ -848,7 +972,7 @@ std::vector<Message> render_messages(const Notification &n, const RenderOptions 
         Message m;
         m.title = c.title(plan[i].second);
         m.text = c.text(plan[i].second);
-        m.request_body = request_body(m.title, m.text, i == 0 ? opt.at : rest.at);
+        m.request_body = c.request(m.title, m.text, plan[i].second, i == 0 ? opt.at : rest.at);
         cover(c, plan[i].second, m);
         out.push_back(std::move(m));
     }

@@ -40,6 +40,13 @@ struct Message {
     std::vector<std::size_t> alerts; // positions in n.alerts it shows, or counts in "N more"
 };
 
+// dingtalk_message_type actioncard: a message that shows exactly one firing alert (resolved ones
+// aside) and mentions nobody goes as DingTalk's actionCard, that alert's action links (and its
+// runbook_url) as buttons opening in DingTalk's side panel on the desktop, and no action line in
+// its text; every other message, and one whose alert has no link for a button, is markdown.
+// Buttons side by side ("btnOrientation":"1") up to this many, else stacked.
+constexpr std::size_t kSideBySideButtons = 3;
+
 Message render_message(const Notification &n, const RenderOptions &opt);
 
 // The text as a message ends it: the mentions of opt.at it does not name, then the robot's

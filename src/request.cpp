@@ -158,4 +158,25 @@ std::string request_body(const std::string &title, const std::string &text, cons
     return out;
 }
 
+std::string card_request_body(const std::string &title, const std::string &text,
+                              const std::vector<CardButton> &buttons, bool side_by_side)
+{
+    std::string out;
+    out.reserve(96 + title.size() + text.size() + text.size() / 8 + buttons.size() * 256);
+    out += R"({"msgtype":"actionCard","actionCard":{"title":)";
+    append_json_string(out, title);
+    out += R"(,"text":)";
+    append_json_string(out, text);
+    out += side_by_side ? R"(,"btnOrientation":"1")" : R"(,"btnOrientation":"0")";
+    for (std::size_t i = 0; i < buttons.size(); ++i) {
+        out += i == 0 ? R"(,"btns":[{"title":)" : R"(,{"title":)";
+        append_json_string(out, buttons[i].title);
+        out += R"(,"actionURL":)";
+        append_json_string(out, buttons[i].url);
+        out += '}';
+    }
+    out += buttons.empty() ? "}}" : "]}}";
+    return out;
+}
+
 } // namespace dingtalk

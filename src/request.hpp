@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace dingtalk
 {
@@ -18,6 +19,19 @@ constexpr std::size_t kMaxRequestBytes = 19500;
 // {"msgtype":"markdown","markdown":{"title":...,"text":...},"at":{...}}. Every string in it
 // must be valid UTF-8 (values are sanitized when rendered), so that this is valid JSON.
 std::string request_body(const std::string &title, const std::string &text, const Mentions &at);
+
+// One button of an actionCard message: its title and the URL it opens.
+struct CardButton {
+    std::string title;
+    std::string url;
+};
+
+// {"msgtype":"actionCard","actionCard":{"title":...,"text":...,"btnOrientation":"0"|"1",
+// "btns":[{"title":...,"actionURL":...},...]}} (dingtalk_message_type actioncard, issue #25;
+// used by the renderer next). No "at": DingTalk documents mentions for text and markdown only.
+// side_by_side: "1", else "0" (stacked). No buttons: a card without "btns".
+std::string card_request_body(const std::string &title, const std::string &text,
+                              const std::vector<CardButton> &buttons, bool side_by_side);
 
 // Bytes the string takes inside a JSON string literal as jansson writes it.
 std::size_t json_escaped_size(std::string_view s);

@@ -506,7 +506,24 @@ bool share_trust_store(CURL *h, X509_STORE *store)
     return true;
 }
 
-// Everything the handle needs for one POST; the pointers must outlive curl_easy_perform.
+void set_method(CURL *h, const HttpRequest &req, Upload *upload)
+{
+    if (req.method != HttpMethod::post) {
+        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+        if (req.method == HttpMethod::del) {
+            curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "DELETE");
+        }
+        return;
+    }
+    curl_easy_setopt(h, CURLOPT_POST, 1L);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
+    curl_easy_setopt(h, CURLOPT_READFUNCTION, read_body);
+    curl_easy_setopt(h, CURLOPT_READDATA, upload);
+    curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, rewind_body);
+    curl_easy_setopt(h, CURLOPT_SEEKDATA, upload);
+}
+
+// Everything the handle needs for one request; the pointers must outlive curl_easy_perform.
 void set_options(CURL *h, const HttpRequest &req, X509_STORE *store, curl_slist *headers,
                  char *errbuf, std::string *body, Upload *upload)
 {
@@ -536,12 +553,7 @@ void set_options(CURL *h, const HttpRequest &req, X509_STORE *store, curl_slist 
     curl_easy_setopt(h, CURLOPT_MAXAGE_CONN, static_cast<long>(req.keepalive.count()));
     curl_easy_setopt(h, CURLOPT_FORBID_REUSE, req.keepalive.count() > 0 ? 0L : 1L);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(h, CURLOPT_POST, 1L);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
-    curl_easy_setopt(h, CURLOPT_READFUNCTION, read_body);
-    curl_easy_setopt(h, CURLOPT_READDATA, upload);
-    curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, rewind_body);
-    curl_easy_setopt(h, CURLOPT_SEEKDATA, upload);
+    set_method(h, req, upload);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "ngx_http_dingtalk_module");
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, body);
@@ -583,6 +595,7 @@ void read_outcome(CURL *h, CURLcode rc, const HttpRequest &req, const char *errb
         // certificate problem). Neither holds the query string; callers redact anyway.
         reply.error = errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc);
         if (rc == CURLE_WRITE_ERROR) {
+            reply.too_large = true;
             reply.error = "reply larger than 64 KiB";
         }
     }
@@ -626,10 +639,14 @@ HttpReply http_post(const HttpRequest &req)
     const Lease lease{h, store, req.keepalive};
     curl_easy_reset(h); // keeps the connection and the share: that is the point of reusing it
 
-    std::unique_ptr<curl_slist, SlistDeleter> headers(
-        curl_slist_append(nullptr, "Content-Type: application/json; charset=utf-8"));
+    std::unique_ptr<curl_slist, SlistDeleter> headers(curl_slist_append(
+        nullptr, req.method == HttpMethod::post ? "Content-Type: application/json; charset=utf-8"
+                                                : "Accept: application/json"));
     // Without this curl waits up to a second for "100 Continue" on bodies over 1 KiB.
     curl_slist_append(headers.get(), "Expect:");
+    if (!req.authorization.empty()) {
+        curl_slist_append(headers.get(), ("Authorization: " + req.authorization).c_str());
+    }
 
     char errbuf[CURL_ERROR_SIZE] = {0};
     Upload upload{req.body};

@@ -30,9 +30,14 @@ std::optional<Proxy> parse_proxy(std::string_view url, std::string &error);
 // The URL with its user:password@ (if any) replaced by "***@".
 std::string hide_credentials(std::string_view url);
 
+enum class HttpMethod { post, get, del }; // del: DELETE, with no body
+
 struct HttpRequest {
     std::string url;
-    std::string_view body;                    // the caller's, for the whole call: not copied
+    HttpMethod method = HttpMethod::post;
+    std::string_view body; // the caller's, for the whole call: not copied (POST only)
+    // An Authorization header's value ("" = none): Alertmanager's credential. Never logged.
+    std::string authorization;
     std::chrono::milliseconds timeout{10000}; // to connect and send the request
     // Then, once the whole request went out, to wait for the answer: until it comes, DingTalk
     // may post the message, so nothing is sent again meanwhile.
@@ -70,12 +75,14 @@ struct HttpReply {
     // kept-alive connection that closes unanswered after it is a failure, not a resend). With
     // no answer, DingTalk may or may not have posted the message.
     bool whole = false;
+    bool too_large = false;     // the reply was longer than 64 KiB: the transfer was stopped
     std::uint64_t ended_ms = 0; // monotonic_ms() when the exchange ended
 };
 
 // Milliseconds of CLOCK_MONOTONIC: the clock nginx's timers (ngx_current_msec) run on.
 std::uint64_t monotonic_ms();
 
+// One request, a POST of a JSON body unless req.method says otherwise.
 HttpReply http_post(const HttpRequest &req);
 
 // libcurl's and jansson's set-up (OpenSSL's through libcurl), for the process that forks the

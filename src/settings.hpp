@@ -3,6 +3,7 @@
 // and the renderer. A new directive is a field here, a parser, a merge line and its use.
 #pragma once
 
+#include "action.hpp"
 #include "alert.hpp"
 #include "auth.hpp"
 #include "mention.hpp"
@@ -51,6 +52,17 @@ struct Settings {
     std::shared_ptr<const LabelNames> hidden_labels; // dingtalk_hide_labels; null: the default set
     std::string keyword;                             // dingtalk_keyword; "": none
     bool silence_link = true;                        // dingtalk_silence_link
+    bool action_card = false; // dingtalk_message_type actioncard (else markdown)
+
+    // Silencing from the chat (issue #25; docs/design.md). Links need an action_url and keys;
+    // the action location uses alertmanager_url and its credential.
+    std::string action_url;                        // dingtalk_action_url; "": no action links
+    std::shared_ptr<const ActionKeys> action_keys; // dingtalk_action_key_file
+    std::vector<std::chrono::seconds> action_durations{std::chrono::hours(2),
+                                                       std::chrono::hours(24)}; // ..._durations
+    std::chrono::seconds action_until_resolved{std::chrono::hours(24 * 7)};     // 0: no such link
+    std::string alertmanager_url;           // dingtalk_alertmanager_url
+    std::string alertmanager_authorization; // dingtalk_alertmanager_*_file; never logged
 
     // Whom it mentions.
     std::shared_ptr<const std::vector<MentionRule>> mentions; // dingtalk_at_*; null: nobody

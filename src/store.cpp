@@ -115,6 +115,30 @@ redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) + tonumber(ARGV[3]))
 return {'mine', 0, m, table.concat(states)}
 )lua";
 
+// KEYS: the Alertmanager's silences. ARGV: hard end (unix s), member.
+const char kKeepSilence[] = R"lua(
+local now = tonumber(redis.call('TIME')[1])
+local ends = tonumber(ARGV[1])
+redis.call('ZADD', KEYS[1], ends, ARGV[2])
+if ends > now and redis.call('TTL', KEYS[1]) < ends - now then
+  redis.call('EXPIRE', KEYS[1], ends - now)
+end
+return 1
+)lua";
+
+// KEYS: the Alertmanager's silences, its round's lock. ARGV: owner, lease ms, at most.
+const char kSilenceRound[] = R"lua(
+local now = tonumber(redis.call('TIME')[1])
+if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', tonumber(ARGV[2])) then
+  return {'other'}
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local out = {'mine'}
+local kept = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[3]) - 1, 'WITHSCORES')
+for i = 1, #kept do out[#out + 1] = kept[i] end
+return out
+)lua";
+
 std::string sha1_hex(const char *text)
 {
     unsigned char md[SHA_DIGEST_LENGTH];
@@ -338,6 +362,8 @@ StoreReservation read_reservation(const redisReply *r, std::string member)
 const std::string kReserveSha = sha1_hex(kReserve);
 const std::string kSettleSha = sha1_hex(kSettle);
 const std::string kClaimSha = sha1_hex(kClaim);
+const std::string kKeepSilenceSha = sha1_hex(kKeepSilence);
+const std::string kSilenceRoundSha = sha1_hex(kSilenceRound);
 
 // How long the store keeps a record: once every alert is posted, for a second replica's copy
 // (Alertmanager's peers wait 15 s each) and no longer, so that repeat_interval's reminders are
@@ -355,6 +381,53 @@ std::string hex(uint64_t v)
 std::string record_key(const std::string &prefix, uint64_t notification)
 {
     return prefix + ":n:" + hex(notification);
+}
+
+// Enough for the shared zone's table of every instance, and bounded.
+constexpr std::size_t kMaxStoredSilences = 1024;
+
+std::string silences_key(std::uint64_t alertmanager)
+{
+    return "dingtalk:silences:" + hex(alertmanager);
+}
+
+std::string member_of(const StoredSilence &s)
+{
+    return s.id + ' ' + s.fingerprint + ' ' + std::to_string(s.kept_at);
+}
+
+StoreRound read_round(const redisReply *r)
+{
+    StoreRound round;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+        r->element[0]->type != REDIS_REPLY_STRING) {
+        round.error = "unexpected reply to the silences script";
+        return round;
+    }
+    if (std::string_view(r->element[0]->str, r->element[0]->len) == "other") {
+        round.kind = StoreRound::other;
+        return round;
+    }
+    for (std::size_t i = 1; i + 1 < r->elements; i += 2) {
+        const redisReply *m = r->element[i], *score = r->element[i + 1];
+        if (m->type != REDIS_REPLY_STRING || score->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+        const std::string_view member(m->str, m->len);
+        // "ID FINGERPRINT KEPT_AT" (the fingerprint may be "")
+        const std::size_t space = std::min(member.find(' '), member.size());
+        const std::size_t last = std::max(std::min(member.rfind(' '), member.size()), space);
+        const std::size_t from = std::min(space + 1, last);
+        StoredSilence s;
+        s.id = std::string(member.substr(0, space));
+        s.fingerprint = std::string(member.substr(from, last - from));
+        s.kept_at = std::strtoll(
+            std::string(member.substr(std::min(last + 1, member.size()))).c_str(), nullptr, 10);
+        s.hard_end = std::strtoll(score->str, nullptr, 10);
+        round.silences.push_back(std::move(s));
+    }
+    round.kind = StoreRound::mine;
+    return round;
 }
 
 Posted posted_of(char c)
@@ -466,6 +539,53 @@ StoreClaim Store::claim(const unsigned char robot[16], std::uint64_t notificatio
         StoreClaim res;
         res.error = e.what();
         return res;
+    }
+}
+
+bool Store::keep_silence(std::uint64_t alertmanager, const StoredSilence &s,
+                         std::string &error) const noexcept
+{
+    try {
+        return run_script(config_, kKeepSilence, kKeepSilenceSha,
+                          {silences_key(alertmanager), std::to_string(s.hard_end), member_of(s)}, 1,
+                          error) != nullptr;
+    } catch (const std::exception &e) {
+        error = e.what();
+        return false;
+    }
+}
+
+bool Store::forget_silence(std::uint64_t alertmanager, const StoredSilence &s,
+                           std::string &error) const noexcept
+{
+    try {
+        redisContext *c = connection(config_, error);
+        if (c == nullptr) {
+            return false;
+        }
+        Reply r = command(c, {"ZREM", silences_key(alertmanager), member_of(s)});
+        return check(r, error);
+    } catch (const std::exception &e) {
+        error = e.what();
+        return false;
+    }
+}
+
+StoreRound Store::silence_round(std::uint64_t alertmanager, const std::string &owner,
+                                std::uint64_t lease_ms) const noexcept
+{
+    try {
+        const std::string key = silences_key(alertmanager);
+        StoreRound round;
+        Reply r = run_script(config_, kSilenceRound, kSilenceRoundSha,
+                             {key, key + ":round", owner, std::to_string(lease_ms),
+                              std::to_string(kMaxStoredSilences)},
+                             2, round.error);
+        return r ? read_round(r.get()) : round;
+    } catch (const std::exception &e) {
+        StoreRound round;
+        round.error = e.what();
+        return round;
     }
 }
 

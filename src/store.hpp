@@ -85,6 +85,29 @@ struct StoreMarks {
     std::vector<StoreMark> records;
 };
 
+// An "until resolved" silence (resolved.hpp) as the store keeps it for every instance that
+// silences in the same Alertmanager: a sorted set per Alertmanager (its identity), member
+// "ID FINGERPRINT KEPT_AT", score the hard end (unix seconds); the key expires with the last hard
+// end.
+struct StoredSilence {
+    std::string id;
+    std::string fingerprint;
+    std::int64_t hard_end = 0;
+    std::int64_t kept_at = 0; // unix seconds
+};
+
+// A round of checks, as the store decides it: one instance checks at a time (a lock for
+// lease_ms), with every silence the instances kept (those past their hard end dropped).
+struct StoreRound {
+    enum Kind {
+        mine,   // this instance checks now: silences
+        other,  // another instance does
+        failed, // the store did not answer in time, or wrongly (error says what)
+    } kind = failed;
+    std::vector<StoredSilence> silences;
+    std::string error;
+};
+
 class Store
 {
 public:
@@ -106,6 +129,17 @@ public:
     StoreClaim claim(const unsigned char robot[16], std::uint64_t notification,
                      const std::vector<std::uint64_t> &alerts, const std::string &owner,
                      std::uint64_t lease_ms) const noexcept;
+
+    // Keeps an "until resolved" silence of this Alertmanager for every instance. false: the
+    // store failed (error says what).
+    bool keep_silence(std::uint64_t alertmanager, const StoredSilence &s,
+                      std::string &error) const noexcept;
+    // Forgets it (expired, or gone).
+    bool forget_silence(std::uint64_t alertmanager, const StoredSilence &s,
+                        std::string &error) const noexcept;
+    // The round of checks of this Alertmanager's silences, for `owner` (an instance).
+    StoreRound silence_round(std::uint64_t alertmanager, const std::string &owner,
+                             std::uint64_t lease_ms) const noexcept;
 
 private:
     StoreConfig config_;

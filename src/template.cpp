@@ -62,7 +62,7 @@ const std::vector<std::string> kNames = [] {
         "receiver", "group_key", "external_url", "alertmanager_url", "has_alertmanager_url",
         "silence_url", "has_silence_url", "mentions", "has_mentions", "emoji", "color", "alerts",
         "firing", "resolved", "has_firing", "has_resolved", "shown", "omitted", "truncated",
-        "truncated_alerts", "more_count", "more", "has_more",
+        "truncated_alerts", "more_count", "more", "has_more", "has_buttons",
         // functions
         "urlencode", "strip_port", "upper", "lower",
         // each alert
@@ -72,8 +72,11 @@ const std::vector<std::string> kNames = [] {
         "starts_at", "starts_at_date", "starts_at_time", "starts_at_rfc3339", "ends_at",
         "ends_at_date", "ends_at_time", "ends_at_rfc3339", "duration", "duration_short",
         "other_labels", "has_other_labels", "generator_url", "has_generator_url", "fingerprint",
+        "silence_links", "has_silence_links",
         // in a list of labels
-        "name", "value", "name_is"};
+        "name", "value", "name_is",
+        // in silence_links
+        "label", "url"};
     for (const auto &m : kMaps) {
         for (const char *form : {"", "_url", "_link", "_raw"}) {
             names.push_back(m.first + form);
@@ -571,7 +574,7 @@ enum AlertKey {
     kTargetLabel, kTargetTitle, kHasTarget, kStartsAt, kStartsAtDate, kStartsAtTime,
     kStartsAtRfc3339, kEndsAt, kEndsAtDate, kEndsAtTime, kEndsAtRfc3339, kDuration,
     kDurationShort, kOtherLabels, kHasOtherLabels, kGeneratorUrl, kHasGeneratorUrl, kSilenceUrl,
-    kHasSilenceUrl, kFingerprint,
+    kHasSilenceUrl, kFingerprint, kSilenceLinks, kHasSilenceLinks,
     kLabels, kLabelsUrl, kLabelsLink, kLabelsRaw, kLabelList,
     kAnnotations, kAnnotationsUrl, kAnnotationsLink, kAnnotationsRaw, kAnnotationList,
     kAlertKeys
@@ -583,6 +586,7 @@ const char *const kAlertKeyNames[kAlertKeys] = {
     "starts_at_time", "starts_at_rfc3339", "ends_at", "ends_at_date", "ends_at_time",
     "ends_at_rfc3339", "duration", "duration_short", "other_labels", "has_other_labels",
     "generator_url", "has_generator_url", "silence_url", "has_silence_url", "fingerprint",
+    "silence_links", "has_silence_links",
     "labels", "labels_url", "labels_link", "labels_raw", "label_list",
     "annotations", "annotations_url", "annotations_link", "annotations_raw", "annotation_list"};
 // clang-format on
@@ -599,12 +603,13 @@ bool is_object_form(int k)
 // clang-format off
 enum MessageKey {
     kTitle, kMentions, kHasMentions,
-    kShown, kOmitted, kTruncated, kTruncatedAlerts, kMoreCount, kMore, kHasMore,
+    kShown, kOmitted, kTruncated, kTruncatedAlerts, kMoreCount, kMore, kHasMore, kHasButtons,
     kMessageKeys
 };
 const char *const kMessageKeyNames[kMessageKeys] = {
     "title", "mentions", "has_mentions",
-    "shown", "omitted", "truncated", "truncated_alerts", "more_count", "more", "has_more"};
+    "shown", "omitted", "truncated", "truncated_alerts", "more_count", "more", "has_more",
+    "has_buttons"};
 // clang-format on
 
 // What an alert's place in a list says: index and first; in `alerts` also the rest.
@@ -691,6 +696,7 @@ public:
         const std::string more = esc_ == plain_line ? plain_line(line, kMaxTitle * 2) : line;
         d.emplace_back(more);
         d.emplace_back(!more.empty());
+        d.emplace_back(in_.buttons);
         return d;
     }
 
@@ -774,6 +780,18 @@ public:
             return mu::data(!v.silence.empty());
         case kFingerprint:
             return mu::data(esc_(a.fingerprint, kMaxValue));
+        case kSilenceLinks: {
+            mu::data list{mu::data::type::list};
+            for (const LinkView &l : v.silence_links) {
+                mu::data item;
+                item.set("label", l.label);
+                item.set("url", l.url);
+                list.push_back(item);
+            }
+            return list;
+        }
+        case kHasSilenceLinks:
+            return mu::data(!v.silence_links.empty());
         case kLabelList:
             return map_list(a.labels, esc_, uses("name_is"));
         case kAnnotationList:
@@ -1390,7 +1408,7 @@ std::optional<std::string> Template::render(const TemplateInput &in, TemplateCac
 bool Template::varies_by_page() const
 {
     for (const char *name : {"alerts", "firing", "resolved", "shown", "omitted", "truncated",
-                             "truncated_alerts", "more_count", "more", "has_more"}) {
+                             "truncated_alerts", "more_count", "more", "has_more", "has_buttons"}) {
         if (used_.count(name) != 0) {
             return true;
         }

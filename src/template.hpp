@@ -42,6 +42,7 @@ struct TemplateInput {
     bool silence_links = true; // dingtalk_silence_link: off empties silence_url
     std::string part;          // " (2/3)" in one of several messages, else ""
     bool last_part = true;     // only the last of several says what is not shown
+    bool buttons = false;      // an actionCard: its one firing alert's silence_links are buttons
 };
 
 // Watches a render as its text comes out, and may stop it: render_messages tries several runs of
@@ -50,7 +51,7 @@ struct TemplateInput {
 // message of the same notification that starts at the same alert and has the same part label
 // and mentions: the same until it reaches an alert the other does not show, or looks up a value
 // that depends on how many alerts a message shows or whether it is the last (shown, omitted,
-// more, has_more, more_count, truncated, truncated_alerts).
+// more, has_more, more_count, truncated, truncated_alerts, has_buttons).
 class RenderWatch
 {
 public:

@@ -15,6 +15,12 @@
 namespace dingtalk
 {
 
+// A link a message shows with its own words: "2小时" and its URL.
+struct LinkView {
+    std::string label;
+    std::string url;
+};
+
 // One alert, every text markdown-safe.
 struct AlertView {
     const Alert *alert = nullptr;
@@ -30,6 +36,9 @@ struct AlertView {
     std::string other_labels; // "k=v, k=v" of the labels not shown above nor hidden, or ""
     std::string link;         // generatorURL when http(s), or ""
     std::string silence;      // a new silence for this alert (silence_link_of), or ""
+    std::vector<LinkView>
+        silence_links; // dingtalk_action_url's signed links ("2小时", "1天",
+                       // "直到恢复"): firing alerts, once the URL and keys are set
     bool has_severity = false, has_alertname = false, has_namespace = false, has_detail = false;
 };
 

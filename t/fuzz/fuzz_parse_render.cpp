@@ -233,7 +233,22 @@ bool check_request(const dingtalk::Message &m, std::size_t max_bytes)
     json_error_t error;
     json_t *root = json_loads(m.request_body.c_str(), JSON_REJECT_DUPLICATES, &error);
     check(root != nullptr);
-    const json_t *markdown = json_object_get(root, "markdown");
+    // dingtalk_message_type actioncard: a card has title and text as markdown has, buttons
+    // (each a title and a URL, six at most) and never "at"
+    const bool card = json_object_get(root, "actionCard") != nullptr;
+    const json_t *markdown = json_object_get(root, card ? "actionCard" : "markdown");
+    if (card) {
+        check(std::string_view(json_string_value(json_object_get(root, "msgtype"))) ==
+              "actionCard");
+        check(json_object_get(root, "at") == nullptr && json_object_size(root) == 2);
+        const json_t *btns = json_object_get(markdown, "btns");
+        check(json_is_array(btns) && json_array_size(btns) >= 1 && json_array_size(btns) <= 6);
+        for (std::size_t i = 0; i < json_array_size(btns); ++i) {
+            const json_t *b = json_array_get(btns, i);
+            check(json_string_length(json_object_get(b, "title")) > 0);
+            check(json_string_length(json_object_get(b, "actionURL")) > 0);
+        }
+    }
     const json_t *title = json_object_get(markdown, "title");
     const json_t *text = json_object_get(markdown, "text");
     check(json_is_string(json_object_get(root, "msgtype")));
@@ -309,6 +324,17 @@ void check_messages(const dingtalk::Notification &n, const Choice &c)
         s.keyword = "prodalert";
     }
     s.silence_link = (flags & 16) == 0;
+    if ((c.b[0] / (text_templates.size() + 1)) & 1) { // actionCard, with action links
+        static const auto keys = [] {
+            auto k = std::make_shared<dingtalk::ActionKeys>();
+            std::string error;
+            check(k->add_file("k1 0123456789abcdef0123456789abcdef\n", error));
+            return k;
+        }();
+        s.action_card = true;
+        s.action_keys = keys;
+        s.action_url = "https://hook.example.com/dingtalk/action";
+    }
 
     dingtalk::RenderOptions opt;
     opt.settings = &s;
@@ -338,7 +364,16 @@ void check_messages(const dingtalk::Notification &n, const Choice &c)
     for (std::size_t i = 0; i < ms.size(); ++i) {
         const dingtalk::Message &m = ms[i];
         const bool at = check_request(m, opt.max_request_bytes);
-        check(at == (i == 0 && !opt.at.empty())); // only the first mentions anyone
+        const bool card = m.request_body.rfind(R"({"msgtype":"actionCard")", 0) == 0;
+        check(at == (i == 0 && !opt.at.empty() && !card)); // only the first mentions anyone
+        if (card) {                                        // one firing alert, no mentions
+            check(i > 0 || opt.at.empty());
+            std::size_t firing = 0;
+            for (std::size_t k = 0; k < m.shown; ++k) {
+                firing += n.alerts[m.alerts[k]].status == dingtalk::Status::firing ? 1 : 0;
+            }
+            check(firing == 1);
+        }
         check(s.keyword.empty() || m.text.find(s.keyword) != std::string::npos);
         if (ms.size() > 1 || opt.messages_before > 0) {
             const std::size_t of = opt.messages_before + ms.size();

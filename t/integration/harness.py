@@ -130,14 +130,85 @@ class Received:
         # "close" when the mock read it (DingTalk processed it and the answer was lost).
         self.posted_at = None
         self.stalled = False  # it arrived while the mock was stalled
+        self.invalid = body_error(self.json)  # why DingTalk would refuse the body, or None
+
+    @property
+    def msgtype(self):
+        return self.json["msgtype"]
+
+    @property
+    def message(self):
+        """The markdown (or actionCard) object: its title and text."""
+        return self.json["actionCard" if self.json.get("msgtype") == "actionCard" else "markdown"]
 
     @property
     def title(self):
-        return self.json["markdown"]["title"]
+        return self.message["title"]
 
     @property
     def text(self):
-        return self.json["markdown"]["text"]
+        return self.message["text"]
+
+    @property
+    def buttons(self):
+        """An actionCard's (title, actionURL) pairs; [] for markdown."""
+        if self.json.get("msgtype") != "actionCard":
+            return []
+        return [(b["title"], b["actionURL"]) for b in self.message.get("btns", [])]
+
+
+def body_error(doc):
+    """Why DingTalk's robot API would not take this body as a markdown or actionCard message
+    (its documented fields, their types, nothing else), or None. The real API answers such a
+    body with an errcode; the stand-in refuses it the same way, so a test sees it."""
+    def strings(obj, names):
+        return all(isinstance(obj.get(n), str) for n in names)
+
+    if not isinstance(doc, dict):
+        return "not a JSON object"
+    kind = doc.get("msgtype")
+    if kind == "markdown":
+        if not set(doc) <= {"msgtype", "markdown", "at"}:
+            return f"unknown fields {sorted(set(doc) - {'msgtype', 'markdown', 'at'})}"
+        md = doc.get("markdown")
+        if not isinstance(md, dict) or set(md) != {"title", "text"} or not strings(md, md):
+            return "markdown needs exactly title and text, strings"
+        at = doc.get("at", {})
+        if not isinstance(at, dict) or not set(at) <= {"atMobiles", "atUserIds", "isAtAll"} or \
+                not all(isinstance(at.get(k, []), list) and
+                        all(isinstance(v, str) for v in at.get(k, []))
+                        for k in ("atMobiles", "atUserIds")) or \
+                not isinstance(at.get("isAtAll", False), bool):
+            return "at: atMobiles and atUserIds lists of strings, isAtAll a boolean"
+        return None
+    if kind == "actionCard":
+        if set(doc) != {"msgtype", "actionCard"}:
+            return f"an actionCard message has msgtype and actionCard only, not {sorted(doc)}"
+        card = doc["actionCard"]
+        if not isinstance(card, dict):
+            return "actionCard is not an object"
+        keys = set(card) - {"btnOrientation"}
+        if keys == {"title", "text", "singleTitle", "singleURL"}:
+            if not strings(card, keys):
+                return "title, text, singleTitle and singleURL are strings"
+        elif keys == {"title", "text", "btns"}:
+            if not strings(card, ("title", "text")):
+                return "title and text are strings"
+            btns = card["btns"]
+            if not isinstance(btns, list) or not btns:
+                return "btns is a list of buttons, not empty"
+            for b in btns:
+                if not isinstance(b, dict) or set(b) != {"title", "actionURL"} or \
+                        not strings(b, ("title", "actionURL")) or not b["title"] or \
+                        not b["actionURL"]:
+                    return f"a button has exactly title and actionURL, strings: {b}"
+        else:
+            return f"an actionCard has title, text and btns (or singleTitle and singleURL), " \
+                f"not {sorted(card)}"
+        if card.get("btnOrientation", "0") not in ("0", "1"):
+            return "btnOrientation is \"0\" or \"1\""
+        return None
+    return f"msgtype {kind!r} is not one the module sends"
 
 
 class MockDingTalk:
@@ -200,6 +271,9 @@ class MockDingTalk:
                     answer = mock._chaos(answer)
                     answer = mock._limit(rec, answer)
                     answer = mock._keywords(rec, answer)
+                    if rec.invalid:  # as DingTalk: a body it cannot read is refused
+                        answer = {"status": 200, "body": {"errcode": 40035,
+                                                          "errmsg": "缺少参数 " + rec.invalid}}
                     rec.answer = answer
                     rec.at = time.time()
                     rec.stalled = not mock._running.is_set()
@@ -255,7 +329,8 @@ class MockDingTalk:
     def _keywords(self, rec, answer):
         if not self.keywords or answer.get("body", self.OK) != self.OK:
             return answer
-        text = ((rec.json or {}).get("markdown") or {}).get("text", "")
+        text = ((rec.json or {}).get("markdown") or (rec.json or {}).get("actionCard") or
+                {}).get("text", "")
         if any(k in text for k in self.keywords):
             return answer
         msg = "keywords not in content, more: [https://ding-doc.dingtalk.com/doc#/serverapi2/qf2nxq]"

@@ -54,6 +54,17 @@ BAD = [
     ("dingtalk_max_alerts many;", "dingtalk_max_alerts", "invalid number"),
     ("dingtalk_max_body_size lots;", "dingtalk_max_body_size", "invalid value"),
     ("dingtalk_token_file /dev/zero;", "dingtalk_token_file", "larger than 4096 bytes"),
+    # silencing from the chat (issue #25)
+    ("dingtalk_action_url ftp://hook.example.com/a;", "dingtalk_action_url", "http:// or https://"),
+    ("dingtalk_action_url https://hook.example.com/a(b);", "dingtalk_action_url", "markdown link"),
+    ("dingtalk_action_key_file /etc/hostname;", "dingtalk_action_key_file", "line 1:"),
+    ("dingtalk_action_key_file /nonexistent/keys;", "dingtalk_action_key_file", "cannot open"),
+    ("dingtalk_action_durations 10s;", "dingtalk_action_durations", "from 1m to 365d"),
+    ("dingtalk_action_durations 2h resolved=1d 3h;", "dingtalk_action_durations", "last"),
+    ("dingtalk_alertmanager_url http://admin:pw@am:9093;", "dingtalk_alertmanager_url",
+     "must not hold credentials"),
+    ("dingtalk_alertmanager_basic_file /etc/hostname;", "dingtalk_alertmanager_basic_file",
+     "expected user:password"),
 ]
 
 
@@ -165,6 +176,19 @@ def test_zone_size_too_small_names_its_line():
     assert f"{ngx.conf_path}:{line_of(ngx, 'dingtalk_zone_size 16k')}" in out, out
 
 
+def test_action_check_interval_is_bounded_and_names_its_line():
+    for value in ("500ms", "11m", "soon"):
+        ngx = Nginx(f"dingtalk_action_check_interval {value};\n" +
+                    location(f"dingtalk; dingtalk_token {TOKEN};"))
+        ok, out = ngx.test_config()
+        assert not ok and "dingtalk_action_check_interval" in out, (value, out)
+        assert f"{ngx.conf_path}:{line_of(ngx, 'dingtalk_action_check_interval')}" in out, out
+    ngx = Nginx("dingtalk_action_check_interval 30s;\n" +
+                location(f"dingtalk; dingtalk_token {TOKEN};"))
+    ok, out = ngx.test_config()
+    assert ok, out
+
+
 def test_one_token_two_names_fails_nginx_t():
     """Finding 16: metrics of one robot under two names changed name with every delivery."""
     ngx = Nginx(f"""
@@ -250,3 +274,35 @@ def test_the_example_config_passes_nginx_t():
                        capture_output=True, text=True, env=env)
     shutil.rmtree(d, ignore_errors=True)
     assert p.returncode == 0, p.stderr
+
+
+def test_dingtalk_action_without_keys_fails_nginx_t_naming_the_location():
+    ngx = Nginx("""
+    server {
+        listen 127.0.0.1:%PORT%;
+        location = /dingtalk/action {
+            dingtalk_action;
+        }
+    }
+""")
+    ok, out = ngx.test_config()
+    assert not ok, out
+    assert '"dingtalk_action" in location "/dingtalk/action" needs dingtalk_action_key_file' in out
+
+
+def test_dingtalk_action_without_alertmanager_fails_nginx_t_naming_the_location(tmp_path):
+    keys = tmp_path / "keys"
+    keys.write_text("k1 0123456789abcdef0123456789abcdef-config\n")
+    ngx = Nginx(f"""
+    server {{
+        listen 127.0.0.1:%PORT%;
+        location = /dingtalk/action {{
+            dingtalk_action;
+            dingtalk_action_key_file {keys};
+        }}
+    }}
+""")
+    ok, out = ngx.test_config()
+    assert not ok, out
+    assert ('"dingtalk_action" in location "/dingtalk/action" needs dingtalk_alertmanager_url'
+            in out)

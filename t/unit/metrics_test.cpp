@@ -73,3 +73,26 @@ TEST(Metrics, StoreSeriesOnlyWithAStore)
     EXPECT_NE(text.find("# TYPE dingtalk_store_up gauge\ndingtalk_store_up 0\n"), std::string::npos)
         << text;
 }
+
+// dingtalk_actions_total only where a location has dingtalk_action: a series per result, each
+// named as the action location's log line names it.
+TEST(Metrics, ActionSeriesOnlyWithAnActionLocation)
+{
+    MetricsSnapshot m;
+    EXPECT_EQ(to_prometheus(m).find("dingtalk_actions"), std::string::npos);
+    m.actions = true;
+    m.silences = {3, 1, 2, 5};
+    m.expires = {4, 6, 7, 8};
+    const std::string text = to_prometheus(m);
+    EXPECT_NE(text.find("# TYPE dingtalk_actions_total counter\n"
+                        "dingtalk_actions_total{action=\"silence\",result=\"created\"} 3\n"
+                        "dingtalk_actions_total{action=\"silence\",result=\"already\"} 1\n"
+                        "dingtalk_actions_total{action=\"silence\",result=\"failed\"} 2\n"
+                        "dingtalk_actions_total{action=\"silence\",result=\"refused\"} 5\n"
+                        "dingtalk_actions_total{action=\"expire\",result=\"expired\"} 4\n"
+                        "dingtalk_actions_total{action=\"expire\",result=\"gone\"} 6\n"
+                        "dingtalk_actions_total{action=\"expire\",result=\"failed\"} 7\n"
+                        "dingtalk_actions_total{action=\"expire\",result=\"full\"} 8\n"),
+              std::string::npos)
+        << text;
+}

@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -358,4 +360,58 @@ TEST_F(StoreTest, AClaimOfAStoreThatIsDownFails)
     StoreClaim r = Store(c).claim(robot_, 1, {11}, "host-a:1", 60000);
     EXPECT_EQ(r.kind, StoreClaim::failed);
     EXPECT_FALSE(r.error.empty());
+}
+
+// "Until resolved" silences shared by the instances: kept with their hard end (the key expires
+// with the last), one instance's round at a time, forgotten once expired.
+TEST_F(StoreTest, UntilResolvedSilencesAreSharedAndOneInstanceChecksAtATime)
+{
+    Store store(config());
+    std::string error;
+    const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
+    ASSERT_TRUE(store.keep_silence(7, {"s-1", "3ed2f3b1a2c4d5e6", now + 3600, now - 5}, error))
+        << error;
+    ASSERT_TRUE(store.keep_silence(7, {"s-2", "", now + 60, now}, error)) << error;
+    ASSERT_TRUE(store.keep_silence(7, {"s-old", "f", now - 1, now - 9}, error)) << error;
+    ASSERT_TRUE(store.keep_silence(8, {"s-other", "f", now + 60, now}, error)) << error;
+
+    StoreRound a = store.silence_round(7, "1@a", 500);
+    ASSERT_EQ(a.kind, StoreRound::mine) << a.error;
+    ASSERT_EQ(a.silences.size(), 2u) << "past its hard end: dropped";
+    EXPECT_EQ(a.silences[0].id, "s-2");
+    EXPECT_EQ(a.silences[0].fingerprint, "");
+    EXPECT_EQ(a.silences[1].id, "s-1");
+    EXPECT_EQ(a.silences[1].fingerprint, "3ed2f3b1a2c4d5e6");
+    EXPECT_EQ(a.silences[1].hard_end, now + 3600);
+    EXPECT_EQ(a.silences[1].kept_at, now - 5);
+    EXPECT_EQ(a.silences[0].kept_at, now);
+    EXPECT_EQ(store.silence_round(7, "2@b", 500).kind, StoreRound::other);
+    EXPECT_EQ(store.silence_round(8, "2@b", 500).kind, StoreRound::mine) << "another Alertmanager";
+
+    ASSERT_TRUE(store.forget_silence(7, a.silences[1], error)) << error;
+    std::this_thread::sleep_for(std::chrono::milliseconds(550));
+    StoreRound b = store.silence_round(7, "2@b", 500);
+    ASSERT_EQ(b.kind, StoreRound::mine) << "the lock ran out";
+    ASSERT_EQ(b.silences.size(), 1u);
+    EXPECT_EQ(b.silences[0].id, "s-2");
+    const std::string ttl =
+        "redis-cli -p " + std::to_string(kPort) + " TTL dingtalk:silences:0000000000000007";
+    FILE *p = popen(ttl.c_str(), "r");
+    char out[32] = {0};
+    ASSERT_NE(p, nullptr);
+    ASSERT_NE(fgets(out, sizeof out, p), nullptr);
+    pclose(p);
+    EXPECT_GT(std::atoi(out), 3500) << "the key lives until the last hard end";
+    EXPECT_LE(std::atoi(out), 3600);
+}
+
+TEST_F(StoreTest, UntilResolvedSilencesOfAStoreThatIsDownFail)
+{
+    StoreConfig c = config();
+    c.port = 1;
+    Store store(c);
+    std::string error;
+    EXPECT_FALSE(store.keep_silence(7, {"s-1", "f", 1, 0}, error));
+    EXPECT_FALSE(error.empty());
+    EXPECT_EQ(store.silence_round(7, "1@a", 500).kind, StoreRound::failed);
 }
