@@ -17,7 +17,8 @@ import pytest
 
 from alertmanager_harness import http_get
 from harness import REPO, alert, notification, webhook
-from test_actions import AM_TOKEN, SECRET, alertmanager, conf_file, silences  # noqa: F401
+from test_actions import (AM_TOKEN, SECRET, alertmanager, conf_file, fire,  # noqa: F401
+                          silences, state_of, wait_for)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -58,10 +59,10 @@ def screenshot(driver, name):
     return path
 
 
-def with_action(mock, keys, am_url, am_token):
+def with_action(mock, keys, am_url, am_token, check_interval="15s"):
     """A webhook location whose links name this nginx's own action location (the public URL
     users set is the same location behind their proxy)."""
-    return webhook(mock, f"""dingtalk_action_url http://127.0.0.1:%PORT%/dingtalk/action;
+    return f"dingtalk_action_check_interval {check_interval};\n" + webhook(mock, f"""dingtalk_action_url http://127.0.0.1:%PORT%/dingtalk/action;
             dingtalk_action_key_file {keys};
             dingtalk_message_type actioncard;""").replace("location = /static {", f"""
         location = /dingtalk/action {{
@@ -141,3 +142,42 @@ def test_two_taps_from_the_message_to_a_silence_in_alertmanager(nginx_factory, m
     assert len(silences(alertmanager)) == 1
     status, text = http_get(alertmanager.url + "/api/v2/alerts?silenced=true")
     assert status == 200 and json.loads(text) == [], "no alert was posted to Alertmanager"
+
+
+def tap_the_button(phone):
+    """Taps the page's one button and waits for the page it answers."""
+    phone.find_element("css selector", "form button").click()
+    for _ in range(100):
+        if phone.execute_script("return document.readyState") == "complete" and \
+                'name="t"' not in phone.page_source:
+            return
+        time.sleep(0.1)
+
+
+def test_until_resolved_from_the_chat_is_lifted_when_the_alert_resolves(nginx_factory, mock,
+                                                                        alertmanager, phone):
+    keys = conf_file("keys", f"k1 {SECRET}\n")
+    ngx = nginx_factory(with_action(mock, keys, alertmanager.url, AM_TOKEN, "1s"))
+    fingerprint = fire(alertmanager, "api-9")  # firing in Alertmanager, as Prometheus sent it
+    r = ngx.post("/", notification(alert(pod="api-9", fingerprint=fingerprint)))
+    assert r.status == 200, r
+    buttons = json.loads(mock.received[-1].body)["actionCard"]["btns"]
+    assert [b["title"] for b in buttons] == ["静默2小时", "静默1天", "静默直到恢复"], buttons
+    phone.get(links_in(json.dumps(buttons))[2])
+    screenshot(phone, "confirm-until-resolved")
+    assert "直到恢复" in phone.page_source
+    tap_the_button(phone)
+    screenshot(phone, "silenced-until-resolved")
+    made = silences(alertmanager)
+    assert len(made) == 1 and made[0]["id"] in phone.page_source, made
+    silence = made[0]["id"]
+    time.sleep(2.5)  # checks while the alert fires: the silence stays
+    assert state_of(alertmanager, silence) == "active"
+
+    resolved = time.time()
+    fire(alertmanager, "api-9", ends=resolved)  # Prometheus: resolved
+    wait_for(lambda: state_of(alertmanager, silence) == "expired", 60, "the silence lifted")
+    assert time.time() - resolved < 60
+    phone.get(links_in(json.dumps(buttons))[2])  # the link again: a GET makes no new silence
+    assert "直到恢复" in phone.page_source
+    assert silences(alertmanager) == []
