@@ -138,6 +138,27 @@ char *ngx_http_dingtalk_arguments(ngx_conf_t *cf, ngx_command_t *cmd, ngx_uint_t
     return conf_error();
 }
 
+namespace
+{
+
+// A location has one content handler: dingtalk, dingtalk_metrics and dingtalk_action exclude
+// each other and any other module's set before them (the last would win, silently, and the
+// checks of the others would not run).
+char *set_content_handler(ngx_conf_t *cf, ngx_http_handler_pt handler)
+{
+    auto *clcf = static_cast<ngx_http_core_loc_conf_t *>(
+        ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module));
+    if (clcf->handler != nullptr) {
+        return const_cast<char *>(
+            "is one content handler too many: this location already has one (dingtalk, "
+            "dingtalk_metrics, dingtalk_action or another module's): give each its own location");
+    }
+    clcf->handler = handler;
+    return NGX_CONF_OK;
+}
+
+} // namespace
+
 // dingtalk: this location receives Alertmanager's webhooks.
 char *ngx_http_dingtalk_set_enable(ngx_conf_t *cf, ngx_command_t *,
                                    ngx_http_dingtalk_loc_conf_t *conf)
@@ -148,11 +169,7 @@ char *ngx_http_dingtalk_set_enable(ngx_conf_t *cf, ngx_command_t *,
     conf->enable = 1;
     conf->file = cf->conf_file->file.name;
     conf->line = cf->conf_file->line;
-
-    auto *clcf = static_cast<ngx_http_core_loc_conf_t *>(
-        ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module));
-    clcf->handler = ngx_http_dingtalk_handler;
-    return NGX_CONF_OK;
+    return set_content_handler(cf, ngx_http_dingtalk_handler);
 }
 
 // dingtalk_token VALUE: the robot's access_token, or variables evaluated per request.
@@ -687,9 +704,9 @@ char *ngx_http_dingtalk_set_hide_labels(ngx_conf_t *cf, ngx_command_t *,
 // dingtalk_metrics: this location shows the metrics of every worker.
 char *ngx_http_dingtalk_set_metrics(ngx_conf_t *cf, ngx_command_t *, ngx_http_dingtalk_loc_conf_t *)
 {
-    auto *clcf = static_cast<ngx_http_core_loc_conf_t *>(
-        ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module));
-    clcf->handler = ngx_http_dingtalk_metrics_handler;
+    if (char *rv = set_content_handler(cf, ngx_http_dingtalk_metrics_handler); rv != NGX_CONF_OK) {
+        return rv;
+    }
     auto *mcf = static_cast<ngx_http_dingtalk_main_conf_t *>(
         ngx_http_conf_get_module_main_conf(cf, ngx_http_dingtalk_module));
     mcf->used = 1; // the zone the counters live in
@@ -699,10 +716,7 @@ char *ngx_http_dingtalk_set_metrics(ngx_conf_t *cf, ngx_command_t *, ngx_http_di
 // dingtalk_action: this location answers the action links (issue #25).
 char *ngx_http_dingtalk_set_action(ngx_conf_t *cf, ngx_command_t *, ngx_http_dingtalk_loc_conf_t *)
 {
-    auto *clcf = static_cast<ngx_http_core_loc_conf_t *>(
-        ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module));
-    clcf->handler = ngx_http_dingtalk_action_handler;
-    return NGX_CONF_OK;
+    return set_content_handler(cf, ngx_http_dingtalk_action_handler);
 }
 
 // dingtalk_action_key_file FILE: the keys that sign action links ("ID SECRET" lines; the first

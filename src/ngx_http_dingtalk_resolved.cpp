@@ -96,17 +96,27 @@ bool claim(round_t &round, std::size_t &n)
         n = dingtalk::due(sh->until_resolved, ngx_time(), round.due);
         mine = true;
         sh->resolved_lease_ms = now + kRoundLease;
+        sh->resolved_lease_pid = ngx_pid;
     }
     ngx_shmtx_unlock(&ctx->shpool->mutex);
     return mine;
 }
 
-void release_lease(round_t &round)
+// Ends (or, while this worker's round runs, renews) the lease, only if it is still this
+// worker's: a round that outlived it must not end another worker's.
+void hold_lease(round_t &round, bool renew)
 {
     zone_ctx_t *ctx = zone_ctx(round);
     ngx_shmtx_lock(&ctx->shpool->mutex);
-    ctx->sh->resolved_lease_ms = 0;
+    if (ctx->sh->resolved_lease_pid == ngx_pid) {
+        ctx->sh->resolved_lease_ms = renew ? ngx_http_dingtalk_now_ms() + kRoundLease : 0;
+    }
     ngx_shmtx_unlock(&ctx->shpool->mutex);
+}
+
+void release_lease(round_t &round)
+{
+    hold_lease(round, false);
 }
 
 // In the thread: dingtalk_store's part of the round for one Alertmanager. What only this
@@ -214,7 +224,9 @@ void update_table(round_t &round, const check_job_t &job)
                               r == dingtalk::LiftResult::failed, now);
         }
     }
-    ctx->sh->resolved_lease_ms = 0;
+    if (ctx->sh->resolved_lease_pid == ngx_pid) {
+        ctx->sh->resolved_lease_ms = 0;
+    }
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 }
 
@@ -341,6 +353,8 @@ void check_timer(ngx_event_t *ev) noexcept
     try {
         if (round.job == nullptr) {
             start_round(round);
+        } else {
+            hold_lease(round, true); // still running (a queue, a slow Alertmanager or Redis)
         }
     } catch (...) {
         release_lease(round);

@@ -43,6 +43,7 @@ struct zone_shared_t {
     dingtalk::UntilResolvedTable until_resolved;
     uint64_t resolved_due_ms;
     uint64_t resolved_lease_ms;
+    ngx_pid_t resolved_lease_pid; // the worker whose round holds the lease (renewed while it runs)
 };
 
 struct zone_ctx_t {

@@ -119,20 +119,21 @@ std::string confirm_page(const ConfirmPage &p)
     open_page(out, "静默这条告警？");
     out.append("<h1>静默这条告警？</h1>\n<p>静默<b>");
     out.append(html_escape(p.duration)).append("</b>，最晚到 ");
-    out.append(html_escape(p.ends)).append(" 结束。静默的是标签与下表完全相同的告警：</p>\n");
+    out.append(html_escape(p.ends)).append(" 结束。静默的是带有下表全部标签的告警：</p>\n");
     table(out, p.labels);
     // action "?": the page's own path without its query, so that the link's token (posted in
     // the form's hidden field) is not in the POST's request line, which nginx logs
     out.append("<form method=\"post\" action=\"?\">");
     hidden(out, "l", p.link_token);
     hidden(out, "t", p.form_token);
+    // maxlength counts characters, the caps bytes: a Chinese character is three of them
     out.append("\n<label for=\"name\">您的姓名</label>"
                "<input id=\"name\" name=\"name\" maxlength=\"")
-        .append(std::to_string(kMaxNameBytes))
+        .append(std::to_string(kMaxNameBytes / 3))
         .append("\" autocomplete=\"name\">"
                 "\n<label for=\"comment\">备注</label>"
                 "<textarea id=\"comment\" name=\"comment\" rows=\"3\" maxlength=\"")
-        .append(std::to_string(kMaxCommentBytes))
+        .append(std::to_string(kMaxCommentBytes / 3))
         .append("\"></textarea>\n<button type=\"submit\">静默");
     out.append(html_escape(p.duration)).append("</button></form>\n");
     close_page(out);

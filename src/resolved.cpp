@@ -168,8 +168,7 @@ Lift lift_if_resolved(const AlertmanagerApi &api, const UntilResolved &entry, st
         lift.result = LiftResult::gone; // expired by hand, by its end, or by another instance
         return lift;
     }
-    const SilenceResult alerts =
-        alert_firing(api, silence.silences.front().filters, entry.fingerprint);
+    const SilenceResult alerts = alert_firing(api, silence.silences.front().filters);
     if (!alerts.ok) {
         return failed(alerts);
     }
@@ -177,7 +176,11 @@ Lift lift_if_resolved(const AlertmanagerApi &api, const UntilResolved &entry, st
         lift.result = LiftResult::firing;
         return lift;
     }
-    const std::int64_t started = alertmanager_started(api).started;
+    const SilenceResult status = alertmanager_started(api);
+    if (!status.ok && !status.too_large) {
+        return failed(status); // not known whether it just started: asked again next round
+    }
+    const std::int64_t started = status.ok ? status.started : 0;
     if (started > entry.kept_at && now - started < kAlertsBackSeconds) {
         lift.result = LiftResult::firing; // not judged: the alert may not be back yet
         lift.error = "Alertmanager started " + std::to_string(now - started) + " s ago";

@@ -22,7 +22,7 @@ constexpr std::size_t kMaxUntilResolved = 128;
 
 struct UntilResolved {
     char id[64];                // the silence's id; "" for a free slot
-    char fingerprint[32];       // the alert's (Alertmanager's fingerprint); "" for any alert
+    char fingerprint[32];       // the alert the link named (for the log); "" if none
     std::uint64_t alertmanager; // alertmanager_identity() of the location's URL
     std::int64_t hard_end;      // unix seconds: forgotten then, whatever happened
     std::int64_t checked;       // unix seconds of the last check (0: never)
@@ -93,13 +93,14 @@ struct Lift {
 // (resend_delay, 1 minute by default): until then its absence does not mean it resolved.
 constexpr std::int64_t kAlertsBackSeconds = 90;
 
-// Asks Alertmanager whether the entry's alert still fires (the silence's own matchers as the
-// filter, the fingerprint to tell the alert from others they match), and expires the silence
-// when it does not. At most four calls, each bounded by the API's timeouts.
-// When the alert is not listed, Alertmanager is asked when it started: one that started after
-// the entry was kept, less than kAlertsBackSeconds before `now` (unix seconds), may not have it
-// back yet, and the silence stays (its status unknown, as when it is larger than the sender
-// reads: it holds the whole configuration, the silence is expired).
+// Asks Alertmanager whether an alert the silence silences still fires (the silence's own
+// matchers as the filter: while any does, the silence is still doing what it was made for),
+// and expires the silence when none does. At most four calls, each bounded by the API's
+// timeouts. When none is listed, Alertmanager is asked when it started: one that started after
+// the entry was kept, less than kAlertsBackSeconds before `now` (unix seconds), may not have
+// its firing alerts back yet, and the silence stays. A status that cannot be had keeps it too
+// (asked again next round), but one larger than the sender reads (it holds the whole
+// configuration) does not.
 Lift lift_if_resolved(const AlertmanagerApi &api, const UntilResolved &entry, std::int64_t now);
 
 // For the metric's label and the log: firing, expired, gone, failed.

@@ -90,10 +90,8 @@ SilenceResult expire_silence(const AlertmanagerApi &api, std::string_view id);
 SilenceResult get_silence(const AlertmanagerApi &api, std::string_view id);
 
 // Whether an alert that `filters` match still fires (GET /api/v2/alerts, silenced and
-// inhibited ones included: Alertmanager lists an alert until it resolves): the one with this
-// fingerprint, or any when fingerprint is "". Sets result.firing.
-SilenceResult alert_firing(const AlertmanagerApi &api, const std::vector<std::string> &filters,
-                           std::string_view fingerprint);
+// inhibited ones included: Alertmanager lists an alert until it resolves). Sets result.firing.
+SilenceResult alert_firing(const AlertmanagerApi &api, const std::vector<std::string> &filters);
 
 // When Alertmanager started (GET /api/v2/status, its "uptime"): after a start it lists a
 // firing alert again only once Prometheus resends it. Sets result.started.

@@ -93,7 +93,8 @@ ResultPage failure_page(const SilenceResult &r)
                  : r.too_large ? "Alertmanager 的回答超过了本服务器读取的上限：没有做任何更改。"
                                : "Alertmanager 拒绝了这个静默：没有做任何更改。") +
                 std::string("请稍后再试，或在 Alertmanager 中静默这条告警。");
-    p.details = {{"原因", r.error}};
+    // r.error (Alertmanager's address, its answer) goes to the log only: whoever holds a link
+    // sees the page
     return p;
 }
 

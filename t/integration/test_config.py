@@ -290,6 +290,25 @@ def test_dingtalk_action_without_keys_fails_nginx_t_naming_the_location():
     assert '"dingtalk_action" in location "/dingtalk/action" needs dingtalk_action_key_file' in out
 
 
+def test_two_content_handlers_in_one_location_fail_nginx_t():
+    for first, second in (("dingtalk;", "dingtalk_action;"), ("dingtalk_action;", "dingtalk;"),
+                          ("dingtalk_metrics;", "dingtalk;"), ("dingtalk_action;", "dingtalk_action;")):
+        ngx = Nginx(f"""
+    server {{
+        listen 127.0.0.1:%PORT%;
+        location = /both {{
+            {first}
+            {second}
+        }}
+    }}
+""")
+        ok, out = ngx.test_config()
+        assert not ok, (first, second, out)
+        name = second.rstrip(";")
+        assert re.search(rf'"{name}" directive is one content handler too many: this location '
+                         r'already has one .* in \S+nginx\.conf:\d+', out), out
+
+
 def test_dingtalk_action_without_alertmanager_fails_nginx_t_naming_the_location(tmp_path):
     keys = tmp_path / "keys"
     keys.write_text("k1 0123456789abcdef0123456789abcdef-config\n")

@@ -110,8 +110,8 @@ TEST(ConfirmPageTest, TheFormPostsTheLinkAndItsTokenToItself)
               std::string::npos);
     EXPECT_NE(page.find("<input type=\"hidden\" name=\"t\" value=\"1000.CCCC\">"),
               std::string::npos);
-    EXPECT_NE(page.find("name=\"name\" maxlength=\"64\""), std::string::npos);
-    EXPECT_NE(page.find("name=\"comment\" rows=\"3\" maxlength=\"256\""), std::string::npos);
+    EXPECT_NE(page.find("name=\"name\" maxlength=\"21\""), std::string::npos);
+    EXPECT_NE(page.find("name=\"comment\" rows=\"3\" maxlength=\"85\""), std::string::npos);
     EXPECT_NE(page.find("<th>instance</th><td>db-1:9100</td>"), std::string::npos);
     EXPECT_NE(page.find("<button type=\"submit\">静默2小时</button>"), std::string::npos);
     EXPECT_NE(page.find("<html lang=\"zh-CN\">"), std::string::npos);

@@ -138,12 +138,11 @@ TEST(UntilResolvedTable, AlertmanagersAreKnownByTheirUrl)
         << "stable across processes and builds (FNV-1a)";
 }
 
-// Resolved: the silence's own matchers ask for the alert (silenced ones included); the alert
-// with the fingerprint is not there, so the silence is expired.
+// Resolved: the silence's own matchers ask for the alerts it silences (silenced ones
+// included); none is listed, so the silence is expired.
 TEST_F(UntilResolvedCheck, AResolvedAlertsSilenceIsExpired)
 {
-    MockSequence am({json(200, silence("active")),
-                     json(200, R"([{"fingerprint":"0000000000000001","labels":{}}])"),
+    MockSequence am({json(200, silence("active")), json(200, "[]"),
                      json(200, R"({"uptime":"2027-01-15T07:00:00.123Z","config":{}})"),
                      "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"});
     const Lift lift = lift_if_resolved(api(am), entry("s-1", "3ed2f3b1a2c4d5e6"), kNow);
@@ -196,11 +195,14 @@ TEST_F(UntilResolvedCheck, AFiringAlertKeepsItsSilence)
     EXPECT_EQ(am.requests().size(), 2u) << "nothing expired";
 }
 
-TEST_F(UntilResolvedCheck, WithoutAFingerprintAnyMatchingAlertFires)
+// The silence covers every alert its matchers match (the link names the shown labels): while
+// another of them fires, it is kept, though the link's own alert resolved.
+TEST_F(UntilResolvedCheck, AnyAlertTheSilenceMatchesKeepsIt)
 {
     MockSequence am({json(200, silence("active")),
                      json(200, R"([{"fingerprint":"0000000000000001","labels":{}}])")});
-    EXPECT_EQ(lift_if_resolved(api(am), entry("s-1", ""), kNow).result, LiftResult::firing);
+    EXPECT_EQ(lift_if_resolved(api(am), entry("s-1", "3ed2f3b1a2c4d5e6"), kNow).result,
+              LiftResult::firing);
 }
 
 TEST_F(UntilResolvedCheck, ASilenceThatEndedIsForgotten)
@@ -229,6 +231,10 @@ TEST_F(UntilResolvedCheck, FailuresKeepTheSilenceAndSayWhy)
     MockSequence cannot(
         {json(200, silence("active")), json(200, "[]"), json(200, "{}"), json(500, R"("no")")});
     EXPECT_EQ(lift_if_resolved(api(cannot), entry("s-1", "f"), kNow).result, LiftResult::failed);
+    EXPECT_EQ(cannot.requests().size(), 3u) << "when it started is not known: nothing expired";
+    MockSequence status({json(200, silence("active")), json(200, "[]"), json(403, R"("no")")});
+    EXPECT_EQ(lift_if_resolved(api(status), entry("s-1", "f"), kNow).result, LiftResult::failed);
+    EXPECT_EQ(status.requests().size(), 3u) << "a status refused: nothing expired";
 
     MockSequence large(
         {json(200, silence("active")), json(200, "[" + std::string(70 * 1024, ' ') + "]")});

@@ -193,6 +193,9 @@ TEST_F(Silencer, AlertmanagerDownChangesNothingAndSaysSo)
     EXPECT_EQ(out.page.heading, "未静默");
     EXPECT_NE(out.page.message.find("无法连接 Alertmanager"), std::string::npos);
     EXPECT_EQ(out.error.rfind("Alertmanager could not be reached", 0), 0u) << out.error;
+    // the address and the details go to the log, not to whoever holds a link
+    EXPECT_TRUE(out.page.details.empty());
+    EXPECT_EQ(out.page.message.find("127.0.0.1"), std::string::npos);
 }
 
 TEST_F(Silencer, ARefusedSilenceIsAFailurePage)
