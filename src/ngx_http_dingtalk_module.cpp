@@ -485,6 +485,16 @@ std::string check_settings(Settings &s)
     return default_timezone(s);
 }
 
+// nginx's "default" thread pool where the location names none (dingtalk_thread_pool).
+bool default_thread_pool(ngx_conf_t *cf, ngx_http_dingtalk_loc_conf_t *conf)
+{
+    if (conf->thread_pool == nullptr) {
+        ngx_str_set(&conf->thread_pool_name, "default");
+        conf->thread_pool = ngx_thread_pool_add(cf, &conf->thread_pool_name);
+    }
+    return conf->thread_pool != nullptr;
+}
+
 // What only a sending location needs: sound settings, a token, a thread pool.
 char *check_sender(ngx_conf_t *cf, ngx_http_dingtalk_loc_conf_t *conf)
 {
@@ -499,12 +509,8 @@ char *check_sender(ngx_conf_t *cf, ngx_http_dingtalk_loc_conf_t *conf)
             return rv;
         }
     }
-    if (conf->thread_pool == nullptr) {
-        ngx_str_set(&conf->thread_pool_name, "default");
-        conf->thread_pool = ngx_thread_pool_add(cf, &conf->thread_pool_name);
-        if (conf->thread_pool == nullptr) {
-            return conf_error();
-        }
+    if (!default_thread_pool(cf, conf)) {
+        return conf_error();
     }
     auto *mcf = static_cast<ngx_http_dingtalk_main_conf_t *>(
         ngx_http_conf_get_module_main_conf(cf, ngx_http_dingtalk_module));
@@ -543,12 +549,8 @@ char *check_action(ngx_conf_t *cf, ngx_http_dingtalk_loc_conf_t *conf)
                       &clcf->name, missing);
         return conf_error();
     }
-    if (conf->thread_pool == nullptr) {
-        ngx_str_set(&conf->thread_pool_name, "default");
-        conf->thread_pool = ngx_thread_pool_add(cf, &conf->thread_pool_name);
-        if (conf->thread_pool == nullptr) {
-            return conf_error();
-        }
+    if (!default_thread_pool(cf, conf)) {
+        return conf_error();
     }
     auto *mcf = static_cast<ngx_http_dingtalk_main_conf_t *>(
         ngx_http_conf_get_module_main_conf(cf, ngx_http_dingtalk_module));
